@@ -1,0 +1,190 @@
+"""The ``bench`` command line: pairs, fetch, run, report, check.
+
+Every expected failure is a :class:`BenchError`, printed as one line with a hint and a non-zero exit
+code; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from bench.errors import BenchError
+
+log = logging.getLogger("bench")
+
+EXIT_ERROR = 2
+
+
+def _setup_logging(verbose: int, quiet: bool) -> None:
+    level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    for noisy in ("urllib3", "filelock", "httpx"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+    if not verbose:
+        # ir_datasets logs each failed download attempt itself; offline, bench's one error line says it all
+        import ir_datasets.util.download
+
+        ir_datasets.util.download._logger.logger().setLevel(logging.ERROR)
+
+
+@click.group()
+@click.option("--debug", is_flag=True, help="Show the traceback of an error.")
+@click.option("-v", "--verbose", count=True, help="More log output.")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
+@click.version_option(package_name="bench")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool, verbose: int, quiet: bool) -> None:
+    """bench: cross-lingual retrieval benchmarks for low-resource languages."""
+    ctx.obj = {"debug": debug}
+    _setup_logging(verbose, quiet)
+
+
+@cli.command("pairs")
+def pairs_cmd() -> None:
+    """List the pairs: languages, collection, sizes, and whether the data is available here."""
+    from bench.pairs import all_pairs
+
+    rows = [("pair", "queries", "docs", "collection", "#queries", "#docs", "data here", "note")]
+    for p in all_pairs():
+        rows.append((
+            p.name, p.query_lang, p.doc_lang, p.dataset_id,
+            str(p.expected_queries or "-"), str(p.expected_docs or "-"),
+            "yes" if p.is_available() else ("no" if p.offline else "needs internet"),
+            "tuning only" if p.tuning else ("low-resource" if p.low_resource else "high-resource"),
+        ))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+
+
+@cli.command("fetch")
+@click.option("--pair", "pair_name", required=True, help="Pair whose data to fetch, e.g. sw-en.")
+@click.option("--to", "to_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Also write the files as a mirror directory (for an air-gapped machine).")
+def fetch_cmd(pair_name: str, to_dir: Path | None) -> None:
+    """Fetch (and verify) every public file a pair needs."""
+    from bench.pairs import get_pair, remote_files
+    from bench.store import export_mirror, fetch
+
+    pair = get_pair(pair_name)
+    remotes = remote_files(pair)
+    if not remotes:
+        if to_dir:
+            raise BenchError(f"{pair.name} is downloaded by ir_datasets ({pair.dataset_id}), not by bench",
+                             "--to mirrors bench's own files; copy ~/.ir_datasets to the other machine instead")
+        collection = pair.collection()  # ir_datasets downloads on first use
+        click.echo(f"{pair.name}: {len(collection.queries)} queries, {collection.docs_count} documents")
+        return
+    for remote in remotes:
+        fetch(remote)
+    click.echo(f"{pair.name}: {len(remotes)} files verified (sha256) in {os.environ.get('BENCH_HOME') or '~/.cache/bench'}")
+    if to_dir:
+        export_mirror(remotes, to_dir)
+        click.echo(f"mirror written to {to_dir} (use it with BENCH_MIRROR={to_dir})")
+
+
+@cli.command("run")
+@click.option("--pair", "pair_name", help="A built-in pair, e.g. sw-en (see `bench pairs`).")
+@click.option("--pair-file", type=click.Path(path_type=Path), help="A pair defined in a YAML/TOML file.")
+@click.option("--systems", "systems_list", help="Comma-separated systems (default: every system that applies).")
+@click.option("--depth", default=1000, show_default=True, help="Documents retrieved per query.")
+@click.option("--seed", default=0, show_default=True, help="Seed of everything random.")
+@click.option("--runs", "runs_root", default="runs", show_default=True, type=click.Path(path_type=Path))
+@click.option("--reports", "reports_dir", default="reports", show_default=True, type=click.Path(path_type=Path))
+@click.option("--no-report", is_flag=True, help="Write the runs only.")
+def run_cmd(pair_name, pair_file, systems_list, depth, seed, runs_root, reports_dir, no_report) -> None:
+    """Run systems on a pair, score them with ir-measures, and write runs and a report."""
+    from bench.runner import run_systems
+    from bench.systems import default_systems, parse_systems
+
+    pair = _resolve_pair(pair_name, pair_file)
+    if depth < 1:
+        raise BenchError(f"--depth must be positive, got {depth}", "e.g. --depth 1000")
+    started = time.perf_counter()
+    systems = parse_systems(systems_list)
+    if systems is None:
+        has_translations = all(q.translation for q in pair.collection().queries)
+        systems = default_systems(has_translations)
+    results = run_systems(pair, systems, runs_root, depth=depth, seed=seed)
+    _echo_table(pair.name, results)
+    if not no_report:
+        from bench.report import write_pair_report
+
+        for path in write_pair_report(pair.name, runs_root, reports_dir):
+            click.echo(f"wrote {path}")
+    click.echo(f"done in {time.perf_counter() - started:.1f} s")
+
+
+def _resolve_pair(pair_name: str | None, pair_file: Path | None):
+    from bench.pairs import get_pair
+
+    if bool(pair_name) == bool(pair_file):
+        raise BenchError("give exactly one of --pair and --pair-file", "e.g. bench run --pair sw-en")
+    if pair_file:
+        from bench.collections.local import load_pair_file
+
+        return load_pair_file(pair_file)
+    return get_pair(pair_name)
+
+
+def _echo_table(pair: str, results) -> None:
+    if not results:
+        return
+    measures = list(results[0].means)
+    width = max(len(r.system) for r in results)
+    click.echo(f"\n{pair}")
+    click.echo("system".ljust(width) + "".join(f"{m:>10}" for m in measures) + f"{'time (s)':>10}")
+    for r in results:
+        click.echo(r.system.ljust(width) + "".join(f"{r.means[m]:>10.4f}" for m in measures) + f"{r.wall_time_s:>10.1f}")
+
+
+@cli.command("report")
+@click.option("--runs", "runs_root", default="runs", show_default=True, type=click.Path(path_type=Path))
+@click.option("--reports", "reports_dir", default="reports", show_default=True, type=click.Path(path_type=Path))
+def report_cmd(runs_root: Path, reports_dir: Path) -> None:
+    """Rebuild every pair's report and the leaderboard from the stored runs."""
+    from bench.report import write_leaderboard, write_pair_report
+    from bench.runs import load_runs
+
+    pairs = sorted({r.pair for r in load_runs(runs_root)})
+    if not pairs:
+        raise BenchError(f"no complete runs under {runs_root}", "run `bench run --pair sw-en` first")
+    for pair in pairs:
+        for path in write_pair_report(pair, runs_root, reports_dir):
+            click.echo(f"wrote {path}")
+    for path in write_leaderboard(runs_root, reports_dir):
+        click.echo(f"wrote {path}")
+
+
+def main() -> None:
+    """Console entry point: one line per error, non-zero exit, traceback only with --debug."""
+    debug = "--debug" in sys.argv[1:]
+    try:
+        cli.main(standalone_mode=False)
+    except BenchError as exc:
+        if debug:
+            raise
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_ERROR)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted: finished runs are kept, unfinished ones left nothing behind", err=True)
+        sys.exit(130)
+    except SystemExit:
+        raise
+    except Exception as exc:  # a bug, not bad input: say so in one line, traceback with --debug
+        if debug:
+            raise
+        click.echo(f"error: unexpected {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", err=True)
+        sys.exit(1)

@@ -1,0 +1,95 @@
+"""The pair registry: ``QQ-DD`` names one evaluation collection (queries in QQ, documents in DD)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bench.collections import Collection
+from bench.registry import Registry
+
+DEFAULT_MEASURES = ("AP", "nDCG@10", "RR@10", "R@100", "R@1000")
+
+
+@dataclass(frozen=True)
+class Pair:
+    name: str
+    query_lang: str
+    doc_lang: str
+    dataset_id: str
+    description: str
+    low_resource: bool = True
+    offline: bool = False  # True when bench builds the collection from files it can mirror
+    bitext: tuple[str, ...] = ()  # names of parallel corpora (see bench.bitext)
+    measures: tuple[str, ...] = DEFAULT_MEASURES
+    expected_queries: int | None = None
+    expected_docs: int | None = None
+    tuning: bool = False  # a tuning collection: never reported as a result
+    files: dict = field(default_factory=dict, compare=False)  # pair files: resolved local paths
+
+    @property
+    def foreign_lang(self) -> str:
+        return self.query_lang if self.doc_lang == "en" else self.doc_lang
+
+    def collection(self) -> Collection:
+        return Collection(self.dataset_id)
+
+    def is_available(self) -> bool:
+        """True when every input is cached or mirrored, without touching the network."""
+        if self.files:
+            return all(p.exists() for p in self.files.values())
+        if not self.offline:
+            return False
+        from bench.store import is_available
+
+        return all(is_available(rf) for rf in remote_files(self))
+
+
+PAIRS: Registry[Pair] = Registry("pair")
+
+
+def _afriqa(lang: str, split: str, queries: int | None, bitext: tuple[str, ...], tuning=False) -> Pair:
+    name = f"{lang}-en" if split == "test" else f"{lang}-en-{split}"
+    return Pair(
+        name, lang, "en", f"afriqa/{lang}-en/{split}",
+        f"AfriQA {split}: {lang} questions over English Wikipedia gold passages",
+        offline=True, bitext=bitext, expected_queries=queries, expected_docs=5414, tuning=tuning,
+    )
+
+
+for _pair in (
+    _afriqa("sw", "test", 294, ("lafand-en-swa", "tico19-en-sw", "ntrex-swa", "tatoeba-swh")),
+    _afriqa("ha", "test", 300, ("lafand-en-hau", "tico19-en-ha", "ntrex-hau")),
+    _afriqa("yo", "test", 254, ("lafand-en-yor", "ntrex-yor")),
+    _afriqa("ha", "dev", None, ("lafand-en-hau", "tico19-en-ha", "ntrex-hau"), tuning=True),
+    _afriqa("yo", "train", None, ("lafand-en-yor", "ntrex-yor"), tuning=True),
+):
+    PAIRS.register(_pair.name, _pair)
+
+# The seed study's CLIRMatrix pairs: English queries over bi139-base test1 (downloaded by ir_datasets).
+for _lang, _low in (("sw", True), ("yo", True), ("tl", True), ("mr", True), ("fi", False), ("de", False), ("fr", False)):
+    PAIRS.register(
+        f"en-{_lang}",
+        Pair(f"en-{_lang}", "en", _lang, f"clirmatrix/{_lang}/bi139-base/en/test1",
+             f"CLIRMatrix bi139-base test1: English queries over {_lang} Wikipedia", low_resource=_low),
+    )
+PAIRS.register(
+    "en-sw-wikiclir",
+    Pair("en-sw-wikiclir", "en", "sw", "wikiclir/sw", "WikiCLIR: English queries over Swahili Wikipedia"),
+)
+
+
+def get_pair(name: str) -> Pair:
+    return PAIRS.get(name)
+
+
+def all_pairs() -> list[Pair]:
+    return [PAIRS.get(n) for n in PAIRS]
+
+
+def remote_files(pair: Pair) -> list:
+    """Every public file the pair's collection is built from (empty when ir_datasets downloads it)."""
+    if pair.dataset_id.startswith("afriqa/"):
+        from bench.collections import afriqa
+
+        return afriqa.files_for(pair.dataset_id)
+    return []

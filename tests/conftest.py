@@ -1,0 +1,40 @@
+"""Shared fixtures: a private BENCH_HOME per test, the offline mirror, no model hub."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_MIRROR = ROOT.parent / "shared" / "mirror"
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+if not os.environ.get("BENCH_MIRROR") and DEFAULT_MIRROR.is_dir():
+    os.environ["BENCH_MIRROR"] = str(DEFAULT_MIRROR)
+
+
+@pytest.fixture
+def bench_home(tmp_path, monkeypatch) -> Path:
+    """A fresh, empty BENCH_HOME for one test."""
+    home = tmp_path / "bench-home"
+    monkeypatch.setenv("BENCH_HOME", str(home))
+    return home
+
+
+@pytest.fixture(scope="session")
+def shared_home(tmp_path_factory) -> Path:
+    """One BENCH_HOME for the integration tests of a session, so indexes and embeddings are reused."""
+    return Path(os.environ.get("BENCH_TEST_HOME") or tmp_path_factory.mktemp("bench-home-shared"))
+
+
+@pytest.fixture
+def real_data(shared_home, monkeypatch) -> Path:
+    """Integration tests read the mirrored public data through the store (skip only if it is absent)."""
+    mirror = os.environ.get("BENCH_MIRROR")
+    if not mirror or not Path(mirror).is_dir():
+        pytest.skip("no mirror: set BENCH_MIRROR to run the integration tests")
+    monkeypatch.setenv("BENCH_HOME", str(shared_home))
+    return Path(mirror)

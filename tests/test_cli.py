@@ -1,0 +1,106 @@
+"""The CLI's contract for bad input: one line on stderr, a non-zero exit, nothing half-written."""
+
+import shutil
+import sys
+import urllib.error
+from pathlib import Path
+
+import pytest
+
+from bench import cli, store
+
+TINY = Path(__file__).parent / "data" / "tiny-pair"
+
+
+def run_main(monkeypatch, capsys, *args) -> tuple[int, str, str]:
+    monkeypatch.setattr(sys, "argv", ["bench", *args])
+    try:
+        cli.main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_unknown_pair_suggests_the_closest(monkeypatch, capsys, bench_home):
+    code, _, err = run_main(monkeypatch, capsys, "run", "--pair", "sw-n")
+    assert code == 2
+    assert err.strip() == "error: unknown pair 'sw-n' (did you mean sw-en?)"
+
+
+def test_unknown_system_suggests_the_closest(monkeypatch, capsys, bench_home):
+    code, _, err = run_main(monkeypatch, capsys, "run", "--pair-file", str(TINY / "pair.yaml"), "--systems", "bm52")
+    assert code == 2 and "unknown system 'bm52'" in err and "bm25" in err
+
+
+def test_malformed_pair_file_is_one_line(monkeypatch, capsys, tmp_path, bench_home):
+    shutil.copytree(TINY, tmp_path / "p")
+    (tmp_path / "p" / "qrels.txt").write_text("q1 0 d1\n")
+    code, _, err = run_main(monkeypatch, capsys, "run", "--pair-file", str(tmp_path / "p" / "pair.yaml"))
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "qrels.txt:1" in err
+
+
+def test_offline_without_mirror(monkeypatch, capsys, tmp_path, bench_home):
+    monkeypatch.delenv("BENCH_MIRROR", raising=False)
+    monkeypatch.setattr(store.urllib.request, "urlopen",
+                        lambda url, timeout: (_ for _ in ()).throw(urllib.error.URLError("no network")))
+    code, _, err = run_main(monkeypatch, capsys, "run", "--pair", "sw-en", "--runs", str(tmp_path / "runs"))
+    assert code == 2
+    assert "cannot download https://raw.githubusercontent.com/masakhane-io/afriqa/" in err and "BENCH_MIRROR" in err
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "runs").exists()
+
+
+def test_corrupt_mirror_file_is_refused_and_nothing_is_kept(monkeypatch, capsys, tmp_path, bench_home):
+    from bench.collections import afriqa
+
+    mirror = tmp_path / "mirror"
+    remotes = afriqa.files_for("afriqa/sw-en/test")
+    real = Path(__import__("os").environ.get("BENCH_MIRROR") or "/nonexistent")
+    if not real.is_dir():
+        pytest.skip("needs the mirror")
+    for rf in remotes:
+        (mirror / rf.mirror_path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(real / rf.mirror_path, mirror / rf.mirror_path)
+    bad = remotes[0]
+    with open(mirror / bad.mirror_path, "a") as f:
+        f.write("\n")
+    monkeypatch.setenv("BENCH_MIRROR", str(mirror))
+    code, _, err = run_main(monkeypatch, capsys, "fetch", "--pair", "sw-en")
+    assert code == 2 and "sha256 mismatch" in err and len(err.strip().splitlines()) == 1
+    assert not store.cached_path(bad).exists()
+
+
+def test_pair_and_pair_file_are_exclusive(monkeypatch, capsys, bench_home):
+    code, _, err = run_main(monkeypatch, capsys, "run", "--pair", "sw-en", "--pair-file", "x.yaml")
+    assert code == 2 and "exactly one of --pair and --pair-file" in err
+
+
+def test_clirmatrix_offline_is_one_clear_line(monkeypatch, capsys, tmp_path, bench_home):
+    monkeypatch.setenv("IR_DATASETS_HOME", str(tmp_path / "ird"))
+    import requests
+
+    def refuse(*args, **kwargs):  # behave as offline even on a machine with internet
+        raise requests.exceptions.ConnectionError("Failed to resolve 'www.cs.jhu.edu'")
+
+    monkeypatch.setattr(requests, "get", refuse)
+    code, _, err = run_main(monkeypatch, capsys, "run", "--pair", "en-sw", "--systems", "bm25")
+    assert code == 2
+    assert err.strip().splitlines()[-1].startswith("error: cannot load the data of clirmatrix/sw/bi139-base/en/test1")
+    assert "needs the internet" in err
+
+
+def test_pairs_lists_languages_and_availability(monkeypatch, capsys, bench_home):
+    code, out, _ = run_main(monkeypatch, capsys, "pairs")
+    assert code == 0
+    sw = next(line for line in out.splitlines() if line.startswith("sw-en "))
+    assert sw.split()[:6] == ["sw-en", "sw", "en", "afriqa/sw-en/test", "294", "5414"]
+    assert next(line for line in out.splitlines() if line.startswith("en-fi ")).split()[1:3] == ["en", "fi"]
+
+
+def test_fetch_to_writes_a_mirror(monkeypatch, capsys, tmp_path, real_data):
+    code, out, _ = run_main(monkeypatch, capsys, "fetch", "--pair", "sw-en", "--to", str(tmp_path / "m"))
+    assert code == 0
+    assert (tmp_path / "m" / "MANIFEST.tsv").exists()
+    assert (tmp_path / "m" / "masakhane-io+afriqa/data/queries/swa/queries.afriqa.swa.en.test.json").exists()
