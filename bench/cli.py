@@ -98,11 +98,15 @@ def fetch_cmd(pair_name: str, to_dir: Path | None) -> None:
 @click.option("--runs", "runs_root", default="runs", show_default=True, type=click.Path(path_type=Path))
 @click.option("--reports", "reports_dir", default="reports", show_default=True, type=click.Path(path_type=Path))
 @click.option("--no-report", is_flag=True, help="Write the runs only.")
-def run_cmd(pair_name, pair_file, systems_list, depth, seed, runs_root, reports_dir, no_report) -> None:
+@click.option("--profile", type=click.Choice(["full", "ci"]), default="full", show_default=True,
+              help="ci: every system on sw-en (unless --pair is given) with short training budgets.")
+def run_cmd(pair_name, pair_file, systems_list, depth, seed, runs_root, reports_dir, no_report, profile) -> None:
     """Run systems on a pair, score them with ir-measures, and write runs and a report."""
     from bench.runner import run_systems
     from bench.systems import default_systems, parse_systems
 
+    if profile == "ci" and not pair_name and not pair_file:
+        pair_name = "sw-en"
     pair = _resolve_pair(pair_name, pair_file)
     if depth < 1:
         raise BenchError(f"--depth must be positive, got {depth}", "e.g. --depth 1000")
@@ -111,7 +115,7 @@ def run_cmd(pair_name, pair_file, systems_list, depth, seed, runs_root, reports_
     if systems is None:
         has_translations = all(q.translation for q in pair.collection().queries)
         systems = default_systems(has_translations)
-    results = run_systems(pair, systems, runs_root, depth=depth, seed=seed)
+    results = run_systems(pair, systems, runs_root, depth=depth, seed=seed, options={"profile": profile})
     _echo_table(pair.name, results)
     if not no_report:
         from bench.report import write_pair_report
@@ -160,6 +164,32 @@ def report_cmd(runs_root: Path, reports_dir: Path) -> None:
             click.echo(f"wrote {path}")
     for path in write_leaderboard(runs_root, reports_dir):
         click.echo(f"wrote {path}")
+
+
+@cli.command("check")
+@click.option("--expected", "expected_path", default="reports/expected.yaml", show_default=True,
+              type=click.Path(path_type=Path), help="Expected scores (pair -> system -> measure).")
+@click.option("--runs", "runs_root", default="runs", show_default=True, type=click.Path(path_type=Path))
+@click.option("--update", is_flag=True, help="Rewrite the expected scores from the runs (review the diff).")
+@click.option("--pair", "pairs", multiple=True, help="With --update: only these pairs.")
+def check_cmd(expected_path: Path, runs_root: Path, update: bool, pairs: tuple[str, ...]) -> None:
+    """Compare the latest runs with the expected scores: OK, OKISH or FAIL per row; exit 1 on any FAIL."""
+    from bench import regress
+
+    if update:
+        changes = regress.update(expected_path, runs_root, pairs=list(pairs) or None)
+        for c in changes:
+            old = "new" if c.old is None else f"{c.old:.4f}"
+            click.echo(f"{c.pair}  {c.system}  {c.measure}: {old} -> {c.new:.4f}")
+        click.echo(f"{expected_path}: {len(changes)} rows changed")
+        return
+    verdicts = regress.check(expected_path, runs_root)
+    for v in verdicts:
+        click.echo(v.line())
+    click.echo(regress.summary(verdicts))
+    code = regress.exit_code(verdicts)
+    if code:
+        sys.exit(code)
 
 
 def main() -> None:

@@ -83,21 +83,25 @@ class StoredRun:
 
 
 def load_run(path: Path) -> StoredRun | None:
-    """A stored run, or None when the directory is incomplete (an interrupted run)."""
-    if not is_complete(path) or not (path / MANIFEST_FILE).exists():
+    """A stored run, or None when it is incomplete (interrupted) or damaged (files lost or unreadable)."""
+    if not is_complete(path):
         return None
-    manifest = json.loads((path / MANIFEST_FILE).read_text())
-    table = pd.read_csv(path / PER_QUERY_FILE, dtype={"query_id": str, "measure": str, "value": float})
-    return StoredRun(manifest["pair"], manifest["system"], path, manifest, table)
+    try:
+        manifest = json.loads((path / MANIFEST_FILE).read_text())
+        table = pd.read_csv(path / PER_QUERY_FILE, dtype={"query_id": str, "measure": str, "value": float})
+        return StoredRun(manifest["pair"], manifest["system"], path, manifest, table)
+    except (OSError, ValueError, KeyError) as exc:
+        log.warning("run %s is damaged: %s", path, exc)
+        return None
 
 
 def load_runs(runs_root: Path, pair: str | None = None) -> list[StoredRun]:
-    """Every complete run under ``runs_root`` (optionally of one pair), sorted by pair and system."""
+    """Every complete, readable run under ``runs_root`` (optionally of one pair), by pair and system."""
     found = []
-    for manifest in sorted(runs_root.glob(f"{pair or '*'}/*/{MANIFEST_FILE}")):
-        stored = load_run(manifest.parent)
+    for path in sorted(p for p in Path(runs_root).glob(f"{pair or '*'}/*") if p.is_dir() and not p.name.startswith(".")):
+        stored = load_run(path)
         if stored is None:
-            log.warning("skipping incomplete run %s", manifest.parent)
+            log.warning("skipping incomplete or damaged run %s", path)
             continue
         found.append(stored)
     return found

@@ -19,8 +19,11 @@ if not os.environ.get("BENCH_MIRROR") and DEFAULT_MIRROR.is_dir():
 @pytest.fixture
 def bench_home(tmp_path, monkeypatch) -> Path:
     """A fresh, empty BENCH_HOME for one test."""
+    from bench.collections import forget_loaded
+
     home = tmp_path / "bench-home"
     monkeypatch.setenv("BENCH_HOME", str(home))
+    forget_loaded()
     return home
 
 

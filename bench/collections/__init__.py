@@ -139,6 +139,16 @@ def lazy_dataset(dataset_id: str) -> LazyDataset | None:
     return _LAZY.get(dataset_id)
 
 
+def forget_loaded() -> None:
+    """Forget the records parsed in this process, so the next use reads the store again
+    (for a process that changes BENCH_HOME or BENCH_MIRROR, such as a test suite)."""
+    from bench.collections import afriqa
+
+    for lazy in _LAZY.values():
+        lazy.__dict__.pop("records", None)
+    afriqa._corpus.cache_clear()
+
+
 def register_builtin() -> None:
     """Register bench's own collections (idempotent; called before any ir_datasets.load)."""
     from bench.collections import afriqa

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from functools import lru_cache
 from pathlib import Path
 
 from bench.collections import Doc, LazyDataset, Query, Records, lazy_dataset, register_dataset
@@ -134,15 +135,16 @@ def build_queries(
     return queries, qrels, notes
 
 
+@lru_cache(maxsize=1)
+def _corpus() -> tuple[list[Doc], dict[tuple[str, str], str]]:
+    """The shared English corpus (one parse per process, whichever pairs are loaded)."""
+    return build_corpus([row for rf in corpus_files() for row in _read_jsonl(fetch(rf))])
+
+
 def load(lang: str, split: str) -> Records:
     lang3 = LANG3[lang]
-    corpus_remotes = corpus_files()
-    sources = {}
-    gold_rows_all: list[dict] = []
-    for rf in corpus_remotes:
-        gold_rows_all.extend(_read_jsonl(fetch(rf)))
-        sources[rf.path] = rf.sha256
-    docs, doc_ids = build_corpus(gold_rows_all)
+    sources = {rf.path: rf.sha256 for rf in corpus_files()}
+    docs, doc_ids = _corpus()
     qf, gf = query_file(lang3, split), gold_file(lang3, split)
     sources[qf.path] = qf.sha256
     queries, qrels, notes = build_queries(_read_jsonl(fetch(qf)), _read_jsonl(fetch(gf)), doc_ids)

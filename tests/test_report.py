@@ -1,0 +1,206 @@
+"""bench.report: per-pair reports and the leaderboard from synthetic runs written with bench.runs."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench import report
+from bench.errors import BenchError
+from bench.runs import write_run
+from bench.store import COMPLETE_MARKER
+
+N_RESAMPLES = 1000
+
+
+def make_run(root, pair: str, system: str, values: dict[str, list[float]], **manifest) -> None:
+    """A complete run whose per-query table holds ``values`` (measure → value per query q00, q01, ...)."""
+    rows = [(f"q{i:02d}", m, float(v)) for m, vs in values.items() for i, v in enumerate(vs)]
+    table = pd.DataFrame(rows, columns=["query_id", "measure", "value"])
+    first = values[next(iter(values))]
+    run = {f"q{i:02d}": {"d1": 1.0} for i in range(len(first))}
+    write_run(root, pair, system, run, table, {
+        "pair": pair, "system": system, "spec": {"system": system}, "dataset_id": f"test/{pair}",
+        "data": {"qrels.tsv": "a" * 64}, "models": {}, "measures": table.groupby("measure")["value"].mean().to_dict(),
+        "n_queries": len(first), "versions": {"numpy": np.__version__}, "seed": 0, "wall_time_s": 1.5,
+        "started_at": "2025-03-04T05:06:07Z", "commit": "abcdef1234567890", "depth": 1000, **manifest,
+    }, 1000)
+
+
+@pytest.fixture
+def runs(tmp_path):
+    """sw-en with bm25, mdense and a clearly better optical (30 queries), as runs/ beside reports/."""
+    root = tmp_path / "runs"
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.1, 0.6, 30)
+    make_run(root, "sw-en", "bm25", {"AP": base, "nDCG@10": base + 0.05})
+    make_run(root, "sw-en", "optical", {"AP": base + 0.3, "nDCG@10": base + 0.3})
+    noise = rng.normal(0, 0.05, 30)
+    make_run(root, "sw-en", "mdense", {"AP": np.clip(base + noise, 0, 1), "nDCG@10": np.clip(base + 0.05 + noise, 0, 1)},
+             models={"encoder": "0123456789abcdef0123"})
+    return root
+
+
+def test_pair_report_tables(runs, tmp_path):
+    reports = tmp_path / "reports"
+    paths = report.write_pair_report("sw-en", runs, reports, n_resamples=N_RESAMPLES)
+    assert [p.name for p in paths] == ["sw-en.perquery.csv", "sw-en.md", "sw-en.html"]
+    md = (reports / "sw-en.md").read_text()
+    per_query = pd.read_csv(reports / "sw-en.perquery.csv", dtype={"query_id": str})
+    ap = per_query[per_query["measure"] == "AP"].groupby("system")["value"].mean()
+
+    rows = {}
+    for line in md.splitlines():
+        if line.startswith("| "):  # the effectiveness table comes first
+            rows.setdefault(line.split("|")[1].strip(), line)
+    # systems in DESIGN order, the baseline marked, mean to 3 decimals, bold best, † on optical only
+    assert [s for s in rows if s in ("bm25 (baseline)", "mdense", "optical")] == ["bm25 (baseline)", "mdense", "optical"]
+    assert f"{ap['bm25']:.3f} [" in rows["bm25 (baseline)"]
+    assert f"**{ap['optical']:.3f}** † [" in rows["optical"]
+    assert "Holm-corrected across the 2 systems compared" in md
+    comparison = [line for line in md.splitlines() if line.startswith("| optical | MAP |")]
+    assert comparison and "| +0.300 | 30/0/0 |" in comparison[0] and comparison[0].endswith("| 1.0e-03 | 0.0e+00 | 0.002 † |")  # (0+1)/(1000+1); Holm × 2
+    assert "## Per-query differences: optical − bm25 (MAP)" in md
+    assert "optical is better on 30, worse on 0 and tied on 0 of 30 queries (mean difference +0.300)" in md
+    assert "runs/sw-en/bm25" in md and "abcdef123456" in md and "encoder 0123456789ab" in md
+    assert "numpy " + np.__version__ in md
+
+
+def test_pair_report_per_query_csv_is_long_form(runs, tmp_path):
+    report.write_pair_report("sw-en", runs, tmp_path / "reports", n_resamples=N_RESAMPLES)
+    table = pd.read_csv(tmp_path / "reports" / "sw-en.perquery.csv", dtype={"query_id": str})
+    assert list(table.columns) == ["pair", "system", "query_id", "measure", "value"]
+    assert len(table) == 3 * 2 * 30 and set(table["pair"]) == {"sw-en"}
+    assert table["system"].unique().tolist() == ["bm25", "mdense", "optical"]
+    stored = pd.read_csv(runs / "sw-en" / "optical" / "perquery.csv", dtype={"query_id": str})
+    mine = table[table["system"] == "optical"][["query_id", "measure", "value"]].reset_index(drop=True)
+    pd.testing.assert_frame_equal(mine, stored)
+
+
+def test_pair_report_html_is_self_contained(runs, tmp_path):
+    report.write_pair_report("sw-en", runs, tmp_path / "reports", n_resamples=N_RESAMPLES)
+    html = (tmp_path / "reports" / "sw-en.html").read_text()
+    images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
+    assert len(images) == 2  # the bar chart and the per-query differences
+    assert all(base64.b64decode(img)[:8] == b"\x89PNG\r\n\x1a\n" for img in images)
+    assert not re.search(r"https?://|<script|<link|@import|url\(", html)
+    assert html.count("<img") == 2 and "<style>" in html
+    assert '<span class="sig">†</span>' in html and "all 30 differences" in html
+
+
+def test_default_baseline_and_explicit_baseline(tmp_path):
+    root = tmp_path / "runs"
+    make_run(root, "sw-en", "optical", {"AP": [0.5, 0.6, 0.7]})
+    make_run(root, "sw-en", "mdense", {"AP": [0.4, 0.4, 0.4]})
+    built = report.build_pair_report("sw-en", root, n_resamples=N_RESAMPLES)
+    assert built.systems == ["mdense", "optical"] and built.baseline == "mdense"  # no bm25: the first system
+    assert report.build_pair_report("sw-en", root, "optical", n_resamples=N_RESAMPLES).baseline == "optical"
+    with pytest.raises(BenchError, match="baseline 'bm25' has no complete run on sw-en"):
+        report.build_pair_report("sw-en", root, "bm25")
+    with pytest.raises(BenchError, match="no complete run of pair ha-en"):
+        report.write_pair_report("ha-en", root, tmp_path / "reports")
+
+
+def test_single_system_report(tmp_path):
+    root = tmp_path / "runs"
+    make_run(root, "sw-en", "bm25", {"AP": [0.2, 0.4], "nDCG@10": [0.3, 0.5]})
+    report.write_pair_report("sw-en", root, tmp_path / "reports", n_resamples=N_RESAMPLES)
+    md = (tmp_path / "reports" / "sw-en.md").read_text()
+    assert "| bm25 | 0.300 [0.200, 0.400] | 0.400 [0.300, 0.500] |" in md.replace("**", "")
+    assert "no comparison" in md and "Against the baseline" not in md
+    assert (tmp_path / "reports" / "sw-en.html").read_text().count("<img") == 1
+
+
+def test_rebuild_after_a_run_is_deleted_half_way(runs, tmp_path, caplog):
+    reports = tmp_path / "reports"
+    report.write_pair_report("sw-en", runs, reports, n_resamples=N_RESAMPLES)
+    (runs / "sw-en" / "optical" / COMPLETE_MARKER).unlink()  # interrupted: no completion marker
+    (runs / "sw-en" / "mdense" / "perquery.csv").unlink()  # damaged: a file is gone
+    report.write_pair_report("sw-en", runs, reports, n_resamples=N_RESAMPLES)
+    md = (reports / "sw-en.md").read_text()
+    assert "| bm25 |" in md and "optical" not in md and "mdense" not in md
+    assert set(pd.read_csv(reports / "sw-en.perquery.csv")["system"]) == {"bm25"}
+    assert "mdense is damaged" in caplog.text
+    assert "skipping incomplete or damaged run" in caplog.text and "sw-en/optical" in caplog.text
+    shutil.rmtree(runs / "sw-en" / "bm25")
+    with pytest.raises(BenchError):
+        report.write_pair_report("sw-en", runs, reports)
+    assert "| bm25 |" in (reports / "sw-en.md").read_text()  # the previous report is intact
+
+
+def test_failed_render_leaves_previous_report(runs, tmp_path, monkeypatch):
+    reports = tmp_path / "reports"
+    report.write_pair_report("sw-en", runs, reports, n_resamples=N_RESAMPLES)
+    before = {p.name: p.read_bytes() for p in reports.iterdir()}
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("interrupted")
+
+    monkeypatch.setattr("bench.plots.difference_chart", broken)
+    with pytest.raises(RuntimeError):
+        report.write_pair_report("sw-en", runs, reports, n_resamples=N_RESAMPLES)
+    assert {p.name: p.read_bytes() for p in reports.iterdir()} == before  # and no temporary files left
+
+
+# --- leaderboard ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def board_runs(tmp_path):
+    root = tmp_path / "runs"
+    make_run(root, "sw-en", "bm25", {"AP": [0.2, 0.4], "nDCG@10": [0.3, 0.5], "R@100": [1, 1]})
+    make_run(root, "sw-en", "optical", {"AP": [0.4, 0.6], "nDCG@10": [0.5, 0.7]})
+    make_run(root, "ha-en", "bm25", {"AP": [0.1, 0.2, 0.3], "nDCG@10": [0.2, 0.2, 0.2]})
+    make_run(root, "en-fi", "bm25", {"AP": [0.9], "nDCG@10": [0.9]})  # not low-resource
+    make_run(root, "ha-en-dev", "bm25", {"AP": [0.7], "nDCG@10": [0.7]})  # tuning: never reported
+    return root
+
+
+def test_leaderboard_json_values(board_runs, tmp_path):
+    paths = report.write_leaderboard(board_runs, tmp_path / "reports")
+    assert [p.name for p in paths] == ["leaderboard.json", "leaderboard.md", "leaderboard.html"]
+    data = json.loads((tmp_path / "reports" / "leaderboard.json").read_text())
+    assert [p["pair"] for p in data["pairs"]] == ["sw-en", "ha-en", "en-fi"]  # registry order, no tuning pair
+    assert data["low_resource_pairs"] == ["sw-en", "ha-en"] and data["systems"] == ["bm25", "optical"]
+    entry = {(e["pair"], e["system"]): e for e in data["entries"]}
+    assert entry[("sw-en", "bm25")]["scores"] == {"AP": pytest.approx(0.3), "nDCG@10": pytest.approx(0.4)}
+    assert entry[("ha-en", "bm25")]["scores"]["AP"] == pytest.approx(0.2)
+    assert entry[("sw-en", "optical")]["run"] == "runs/sw-en/optical"
+    assert entry[("sw-en", "optical")]["commit"] == "abcdef1234567890"
+    assert entry[("sw-en", "optical")]["started_at"] == "2025-03-04T05:06:07Z"
+    assert entry[("ha-en", "bm25")]["n_queries"] == 3
+    # bm25: (0.3 + 0.2) / 2 over sw-en and ha-en (en-fi and ha-en-dev excluded); optical lacks ha-en
+    assert data["low_resource_mean"]["bm25"] == {"AP": pytest.approx(0.25), "nDCG@10": pytest.approx(0.3), "missing_pairs": []}
+    assert data["low_resource_mean"]["optical"] == {"AP": None, "nDCG@10": None, "missing_pairs": ["ha-en"]}
+
+
+def test_leaderboard_markdown_and_html(board_runs, tmp_path):
+    report.write_leaderboard(board_runs, tmp_path / "reports")
+    md = (tmp_path / "reports" / "leaderboard.md").read_text()
+    assert "| system | sw-en MAP | sw-en nDCG@10 | ha-en MAP | ha-en nDCG@10 | en-fi MAP | en-fi nDCG@10 |" in md
+    assert "| bm25 | 0.300 | 0.400 | 0.200 | 0.200 | 0.900 | 0.900 | 0.250 | 0.300 |" in md
+    assert "| optical | 0.500 | 0.600 | — | — | — | — | — | — |" in md
+    assert "ha-en-dev" not in md and "| sw-en | optical | runs/sw-en/optical |" in md
+    html = (tmp_path / "reports" / "leaderboard.html").read_text()
+    assert "0.250" in html and "runs/sw-en/optical" in html and not re.search(r"https?://|<script|<link", html)
+
+
+def test_leaderboard_after_a_run_is_deleted_half_way(board_runs, tmp_path):
+    (board_runs / "ha-en" / "bm25" / COMPLETE_MARKER).unlink()
+    report.write_leaderboard(board_runs, tmp_path / "reports")
+    data = json.loads((tmp_path / "reports" / "leaderboard.json").read_text())
+    assert ("ha-en", "bm25") not in {(e["pair"], e["system"]) for e in data["entries"]}
+    assert data["low_resource_pairs"] == ["sw-en"]
+    assert data["low_resource_mean"]["optical"]["AP"] == pytest.approx(0.5)
+
+
+def test_empty_leaderboard(tmp_path):
+    report.write_leaderboard(tmp_path / "runs", tmp_path / "reports")
+    data = json.loads((tmp_path / "reports" / "leaderboard.json").read_text())
+    assert data["entries"] == [] and "No complete runs." in (tmp_path / "reports" / "leaderboard.md").read_text()
