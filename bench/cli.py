@@ -100,7 +100,10 @@ def fetch_cmd(pair_name: str, to_dir: Path | None) -> None:
 @click.option("--no-report", is_flag=True, help="Write the runs only.")
 @click.option("--profile", type=click.Choice(["full", "ci"]), default="full", show_default=True,
               help="ci: every system on sw-en (unless --pair is given) with short training budgets.")
-def run_cmd(pair_name, pair_file, systems_list, depth, seed, runs_root, reports_dir, no_report, profile) -> None:
+@click.option("--bitext-noise", type=click.FloatRange(0.0, 1.0), default=0.0, show_default=True,
+              help="Fraction of the bitext replaced by misaligned pairs (seeded) for trained systems.")
+def run_cmd(pair_name, pair_file, systems_list, depth, seed, runs_root, reports_dir, no_report, profile,
+            bitext_noise) -> None:
     """Run systems on a pair, score them with ir-measures, and write runs and a report."""
     from bench.runner import run_systems
     from bench.systems import default_systems, parse_systems
@@ -115,7 +118,8 @@ def run_cmd(pair_name, pair_file, systems_list, depth, seed, runs_root, reports_
     if systems is None:
         has_translations = all(q.translation for q in pair.collection().queries)
         systems = default_systems(has_translations)
-    results = run_systems(pair, systems, runs_root, depth=depth, seed=seed, options={"profile": profile})
+    options = {"profile": profile, "bitext_noise": bitext_noise}
+    results = run_systems(pair, systems, runs_root, depth=depth, seed=seed, options=options)
     _echo_table(pair.name, results)
     if not no_report:
         from bench.report import write_pair_report

@@ -87,9 +87,16 @@ def all_pairs() -> list[Pair]:
 
 
 def remote_files(pair: Pair) -> list:
-    """Every public file the pair's collection is built from (empty when ir_datasets downloads it)."""
+    """Every public file the pair needs: its collection's (unless ir_datasets downloads it), its
+    bitext, and the FLORES-200 devtest of its foreign language (to evaluate translation only)."""
+    from bench.bitext import sources
+
+    files = []
     if pair.dataset_id.startswith("afriqa/"):
         from bench.collections import afriqa
 
-        return afriqa.files_for(pair.dataset_id)
-    return []
+        files += afriqa.files_for(pair.dataset_id)
+    files += sources.remote_files(pair.bitext)
+    if pair.bitext:
+        files += sources.remote_files([sources.flores_devtest(pair.foreign_lang)])
+    return list(dict.fromkeys(files))

@@ -108,3 +108,6 @@ def test_fetch_to_writes_a_mirror(monkeypatch, capsys, tmp_path, real_data):
     assert code == 0
     assert (tmp_path / "m" / "MANIFEST.tsv").exists()
     assert (tmp_path / "m" / "masakhane-io+afriqa/data/queries/swa/queries.afriqa.swa.en.test.json").exists()
+    assert (tmp_path / "m" / "masakhane-io+lafand-mt/data/text_files/en-swa/train.swa").exists()  # bitext
+    manifest = (tmp_path / "m" / "MANIFEST.tsv").read_text().splitlines()
+    assert len(manifest) == 1 + 31  # header + AfriQA (22) + LAFAND, TICO-19, NTREX, Tatoeba, FLORES (9)
