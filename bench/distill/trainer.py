@@ -1,0 +1,471 @@
+"""Training an OPTICAL (or sentence-distilled) student on bitext, as a cached, resumable artifact.
+
+The checkpoint lives in ``BENCH_HOME/checkpoints/<fingerprint>``, keyed by the configuration, the
+bitext fingerprint and the fingerprints of teacher and initial student, and is built atomically
+(:func:`bench.store.cached_build`): only a finished training gets the completion marker. While it
+trains, a partial state (trainable weights, optimizer, scheduler, step, RNG states, loss curve) is
+saved every ``save_every`` steps to ``BENCH_HOME/checkpoints-work/<fingerprint>/state.pt``; a later
+call with the same inputs resumes from it and ends with the same weights as an uninterrupted run
+(the data order is a pure function of seed and step, and the torch RNG that drives dropout is saved).
+
+Checkpoint layout: ``student/`` (a transformers model + tokenizer directory), ``projection.pt`` when
+teacher and student widths differ, ``optical.json`` (configuration, fingerprints, timings),
+``loss.csv`` and ``loss.png``.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import logging
+import random
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from bench import models
+from bench.distill.optical import MARGINALS, idf_table, ot_loss, tokenize
+from bench.distill.sentence import mean_pool, sentence_loss
+from bench.errors import BenchError
+from bench.store import artifact_dir, atomic_file, bench_home, cached_build, fingerprint, is_complete
+
+log = logging.getLogger(__name__)
+
+TRAIN_VERSION = 1  # bump when a change to this module changes what training produces
+KIND = "checkpoints"
+STATE_FILE = "state.pt"
+CURVE_FIELDS = ("step", "loss", "ot", "sentence", "anchor", "lr")
+POOLER_MODELS = {"bert", "roberta", "xlm-roberta", "camembert"}  # their unused pooler is not saved: skip it
+
+
+@dataclass(frozen=True)
+class OpticalConfig:
+    """Everything that determines a trained student besides the bitext and the two models' weights.
+
+    The default is plain OPTICAL with the multilingual encoder's own English side as the teacher;
+    for the MiniLM teacher use ``teacher="all-minilm-l6-v2", teacher_prefix=""``.
+    """
+
+    teacher: str = "multilingual-e5-small"  # model spec (bench.models); its weights' fingerprint keys too
+    student: str = "multilingual-e5-small"
+    teacher_prefix: str = "query: "
+    student_prefix: str = "query: "
+    epsilon: float = 0.05
+    iterations: int = 50
+    marginals: str = "uniform"  # "uniform" | "idf" (over the bitext, per side)
+    tau: float | None = None  # KL relaxation of the marginals (unbalanced OT); None = balanced
+    w_ot: float = 1.0
+    w_sent: float = 0.0
+    anchor: float = 0.0  # weight of ||θ − θ₀||² over trainable weights (keeps the student near its start)
+    lr: float = 5e-5
+    weight_decay: float = 0.01
+    warmup: float = 0.1  # fraction of the steps with a linearly rising learning rate, then linear decay
+    max_grad_norm: float = 1.0
+    batch_size: int = 32
+    bucket: int = 16  # batches per length-sorted chunk of an epoch (1: plain random batches)
+    steps: int = 450
+    max_length: int = 128
+    freeze_embeddings: bool = True  # word embeddings only
+    seed: int = 0
+    noise: float = 0.0  # misaligned fraction of the bitext (applied by bench.bitext; recorded here)
+
+    def __post_init__(self):
+        if self.marginals not in MARGINALS:
+            raise BenchError(f"unknown marginals {self.marginals!r}", f"use one of {', '.join(MARGINALS)}")
+        if self.w_ot < 0 or self.w_sent < 0 or self.w_ot + self.w_sent == 0:
+            raise BenchError("loss weights must be >= 0 and not both 0", "set w_ot and/or w_sent")
+        if self.epsilon <= 0 or self.iterations < 1 or (self.tau is not None and self.tau <= 0):
+            raise BenchError("epsilon and tau must be > 0, iterations >= 1", "check the OPTICAL configuration")
+        if min(self.steps, self.batch_size, self.bucket) < 1 or not (0 <= self.warmup < 1 and 0 <= self.noise < 1):
+            raise BenchError("steps, batch_size and bucket must be >= 1, warmup and noise in [0, 1)",
+                             "check the configuration")
+
+
+SDISTILL = OpticalConfig(w_ot=0.0, w_sent=1.0)  # the sentence-level ablation
+
+
+@dataclass
+class Net:
+    """A model with its tokenizer and fingerprint: what training needs of teacher and student."""
+
+    model: Any  # transformers PreTrainedModel returning last_hidden_state
+    tokenizer: Any  # a fast tokenizer (offsets are used to mask the prefix)
+    fingerprint: str
+    conventions: models.Conventions | None = None
+
+    @classmethod
+    def from_ref(cls, ref: models.ModelRef) -> "Net":
+        model, tokenizer = models.load(ref)
+        return cls(model, tokenizer, ref.fingerprint, ref.conventions)
+
+    @classmethod
+    def resolve(cls, spec: str) -> "Net":
+        return cls.from_ref(models.resolve(spec))
+
+
+@dataclass
+class Student:
+    """A trained student loaded back: model, tokenizer, optional projection, and its optical.json."""
+
+    model: Any
+    tokenizer: Any
+    projection: torch.nn.Linear | None
+    meta: dict = field(default_factory=dict)
+
+
+def checkpoint_key(config: OpticalConfig, bitext_fingerprint: str, teacher_fp: str, student_fp: str) -> dict:
+    return {"artifact": "optical", "version": TRAIN_VERSION, "config": asdict(config),
+            "bitext": bitext_fingerprint, "teacher": teacher_fp, "student": student_fp}
+
+
+def checkpoint_dir(config: OpticalConfig, bitext_fingerprint: str, teacher_fp: str, student_fp: str) -> Path:
+    """Where the checkpoint for these inputs lives (complete or not: see :func:`bench.store.is_complete`)."""
+    return artifact_dir(KIND, checkpoint_key(config, bitext_fingerprint, teacher_fp, student_fp))
+
+
+def train(config: OpticalConfig, bitext_pairs: Sequence[tuple[str, str]], bitext_fingerprint: str,
+          teacher: Net, student_init: Net, *, save_every: int = 50, progress: bool = True,
+          callback: Callable[[int, dict], None] | None = None, plot: bool = True) -> Path:
+    """Train (or reuse) the student for ``config`` on ``(foreign, english)`` pairs; return the checkpoint dir.
+
+    ``callback(step, record)`` is called after every step with its loss record. Neither
+    ``teacher.model`` nor ``student_init.model`` is modified: the student trains on a copy.
+    """
+    if not bitext_pairs:
+        raise BenchError("no bitext to train on", "check the pair's bitext (bench fetch, bitext TSV)")
+    key = checkpoint_key(config, bitext_fingerprint, teacher.fingerprint, student_init.fingerprint)
+    work = bench_home() / f"{KIND}-work" / fingerprint(key)
+
+    def build(tmp: Path) -> None:
+        _Run(config, bitext_pairs, teacher, student_init, work, fingerprint(key)).fit(
+            tmp, save_every=save_every, progress=progress, callback=callback, plot=plot)
+
+    path = cached_build(KIND, key, build)
+    shutil.rmtree(work, ignore_errors=True)
+    return path
+
+
+def train_specs(config: OpticalConfig, bitext_pairs: Sequence[tuple[str, str]], bitext_fingerprint: str,
+                **kwargs) -> Path:
+    """:func:`train` with teacher and student resolved from the config's model specs (bench.models).
+
+    A finished checkpoint is returned without loading either model.
+    """
+    teacher, student = models.resolve(config.teacher), models.resolve(config.student)
+    path = checkpoint_dir(config, bitext_fingerprint, teacher.fingerprint, student.fingerprint)
+    if is_complete(path):
+        return path
+    return train(config, bitext_pairs, bitext_fingerprint, Net.from_ref(teacher), Net.from_ref(student), **kwargs)
+
+
+def load_student(path: Path) -> Student:
+    """Load a finished checkpoint (a directory returned by :func:`train`) in eval mode."""
+    from transformers import AutoModel, AutoTokenizer
+
+    path = Path(path)
+    if not is_complete(path):
+        raise BenchError(f"{path} is not a finished OPTICAL checkpoint", "train it again (bench train optical)")
+    config = json.loads((path / "student" / "config.json").read_text())
+    extra = {"add_pooling_layer": False} if config.get("model_type") in POOLER_MODELS else {}
+    model = AutoModel.from_pretrained(path / "student", **extra).eval()
+    tokenizer = AutoTokenizer.from_pretrained(path / "student")
+    projection = None
+    if (path / "projection.pt").exists():
+        weight = torch.load(path / "projection.pt", weights_only=True)["weight"]
+        projection = torch.nn.Linear(weight.shape[1], weight.shape[0], bias=False)
+        projection.weight.data.copy_(weight)
+        projection.eval()
+    return Student(model, tokenizer, projection, json.loads((path / "optical.json").read_text()))
+
+
+def student_ref(path: Path) -> models.ModelRef:
+    """The trained student as a :class:`bench.models.ModelRef`, usable by the dense retriever.
+
+    Only for students without a projection (teacher and student of the same width).
+    """
+    path = Path(path)
+    meta = json.loads((path / "optical.json").read_text())
+    if meta["projection"]:
+        raise BenchError("this student has a projection layer the dense encoder does not apply",
+                         "use load_student() and apply .projection to the token states")
+    conventions = models.Conventions(**meta["conventions"])
+    return models.ModelRef(f"optical:{path.name}", path / "student", models.model_fingerprint(path / "student"),
+                           conventions)
+
+
+# --- the training run ----------------------------------------------------------------------------------
+
+
+class BatchPlan:
+    """The pair indices of every step: a pure function of the lengths, batch size, bucket and seed.
+
+    Each epoch is a seeded permutation cut into chunks of ``bucket`` batches; inside a chunk the
+    pairs are sorted by length before being cut into batches (less padding, the slow part of a CPU
+    step), and the epoch's batches are then shuffled. The last batch of an epoch may be smaller.
+    """
+
+    def __init__(self, lengths: Sequence[int], batch_size: int, seed: int, bucket: int = 1):
+        self.lengths = np.asarray(lengths, dtype=np.int64)
+        self.batch_size, self.seed, self.bucket = batch_size, seed, max(1, bucket)
+        n, chunk = len(self.lengths), batch_size * self.bucket
+        self.per_epoch = sum(-(-min(chunk, n - s) // batch_size) for s in range(0, n, chunk))
+        self._epoch: tuple[int, list[list[int]]] | None = None
+
+    def rows(self, step: int) -> list[int]:
+        epoch, i = divmod(step, self.per_epoch)
+        if self._epoch is None or self._epoch[0] != epoch:
+            self._epoch = (epoch, self._batches(epoch))
+        return self._epoch[1][i]
+
+    def _batches(self, epoch: int) -> list[list[int]]:
+        rng = np.random.default_rng([self.seed, epoch])
+        perm = rng.permutation(len(self.lengths))
+        chunk, bs = self.batch_size * self.bucket, self.batch_size
+        batches = []
+        for start in range(0, len(perm), chunk):
+            part = perm[start:start + chunk]
+            if self.bucket > 1:
+                part = part[np.argsort(-self.lengths[part], kind="stable")]
+            batches += [part[i:i + bs].tolist() for i in range(0, len(part), bs)]
+        return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def lr_factor(step: int, steps: int, warmup: float) -> float:
+    """Linear warm-up over ``warmup·steps`` steps, then linear decay to zero at ``steps``."""
+    w = int(round(warmup * steps))
+    if step < w:
+        return (step + 1) / w
+    return max(0.0, (steps - step) / max(1, steps - w))
+
+
+class _Run:
+    """One training: models, tokens, optimizer; :meth:`fit` runs or resumes it into a directory."""
+
+    def __init__(self, config: OpticalConfig, pairs, teacher: Net, student_init: Net, work: Path, key_fp: str):
+        self.config, self.teacher, self.student_init = config, teacher, student_init
+        self.work, self.key_fp = work, key_fp
+        c = config
+        random.seed(c.seed)
+        np.random.seed(c.seed)
+        torch.manual_seed(c.seed)
+        torch.set_num_threads(models.threads())
+        foreign, english = [f for f, _ in pairs], [e for _, e in pairs]
+        self.n = len(pairs)
+        self.t_tok = tokenize(teacher.tokenizer, english, c.teacher_prefix, c.max_length)
+        self.s_tok = tokenize(student_init.tokenizer, foreign, c.student_prefix, c.max_length)
+        lengths = [len(t) + len(f) for t, f in zip(self.t_tok.ids, self.s_tok.ids)]
+        self.plan = BatchPlan(lengths, c.batch_size, c.seed, c.bucket)
+        self.t_idf = self.s_idf = None
+        if c.marginals == "idf":
+            self.t_idf = idf_table(self.t_tok, teacher.model.config.vocab_size)
+            self.s_idf = idf_table(self.s_tok, student_init.model.config.vocab_size)
+
+        self.student = copy.deepcopy(student_init.model)
+        self.student.train()
+        for p in self.student.parameters():
+            p.requires_grad_(True)
+        if c.freeze_embeddings:
+            self.student.get_input_embeddings().weight.requires_grad_(False)
+        d_s, d_t = self.student.config.hidden_size, teacher.model.config.hidden_size
+        self.projection = torch.nn.Linear(d_s, d_t, bias=False) if d_s != d_t else None
+        self.trainable = {n: p for n, p in self.student.named_parameters() if p.requires_grad}
+        params = list(self.trainable.values()) + (list(self.projection.parameters()) if self.projection else [])
+        self.start = {n: p.detach().clone() for n, p in self.trainable.items()} if c.anchor > 0 else {}
+        groups = [{"params": [p for p in params if p.dim() >= 2]},  # no weight decay on biases and LayerNorms
+                  {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+        self.optimizer = torch.optim.AdamW(groups, lr=c.lr, weight_decay=c.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(s, c.steps, c.warmup))
+        self.params = params
+        self.step, self.curve = 0, []
+
+    # -- one step --
+
+    def loss(self, rows: list[int]) -> tuple[torch.Tensor, dict]:
+        c = self.config
+        tb, sb = self.t_tok.batch(rows, self.t_idf), self.s_tok.batch(rows, self.s_idf)
+        self.teacher.model.eval()
+        with torch.no_grad():
+            t_states = self.teacher.model(input_ids=tb["input_ids"],
+                                          attention_mask=tb["attention_mask"]).last_hidden_state
+        s_states = self.student(input_ids=sb["input_ids"], attention_mask=sb["attention_mask"]).last_hidden_state
+        if self.projection is not None:
+            s_states = self.projection(s_states)
+        total = s_states.new_zeros(())
+        parts = {"ot": 0.0, "sentence": 0.0, "anchor": 0.0}
+        if c.w_ot > 0:
+            per_pair, _ = ot_loss(t_states, s_states, tb["keep"], sb["keep"], teacher_weights=tb.get("weights"),
+                                  student_weights=sb.get("weights"), epsilon=c.epsilon, iterations=c.iterations,
+                                  tau=c.tau)
+            ot = per_pair.mean()
+            total = total + c.w_ot * ot
+            parts["ot"] = ot.item()
+        if c.w_sent > 0:
+            sent = sentence_loss(mean_pool(s_states, sb["attention_mask"]),
+                                 mean_pool(t_states, tb["attention_mask"])).mean()
+            total = total + c.w_sent * sent
+            parts["sentence"] = sent.item()
+        if c.anchor > 0:
+            drift = sum(((p - self.start[n]) ** 2).sum() for n, p in self.trainable.items())
+            total = total + c.anchor * drift
+            parts["anchor"] = drift.item()
+        return total, parts
+
+    def fit(self, out: Path, *, save_every: int, progress: bool, callback, plot: bool) -> None:
+        from tqdm import tqdm
+
+        c = self.config
+        resumed = self._resume()
+        log.info("training %s student: %d pairs, %d steps of %d, %d trainable weights%s", self.describe(),
+                 self.n, c.steps, c.batch_size, sum(p.numel() for p in self.params),
+                 f", resuming at step {self.step}" if resumed else "")
+        began = time.monotonic()
+        running = None
+        with tqdm(total=c.steps, initial=self.step, desc=f"training {self.describe()}", unit="step",
+                  disable=not progress, mininterval=1.0) as bar:
+            while self.step < c.steps:
+                total, parts = self.loss(self.plan.rows(self.step))
+                self.optimizer.zero_grad(set_to_none=True)
+                total.backward()
+                if c.max_grad_norm > 0:
+                    torch.nn.utils.clip_grad_norm_(self.params, c.max_grad_norm)
+                lr = self.scheduler.get_last_lr()[0]
+                self.optimizer.step()
+                self.scheduler.step()
+                self.step += 1
+                record = {"step": self.step, "loss": total.item(), **parts, "lr": lr}
+                self.curve.append(record)
+                running = record["loss"] if running is None else 0.9 * running + 0.1 * record["loss"]
+                bar.set_postfix(loss=f"{running:.4f}")
+                bar.update(1)
+                if save_every > 0 and self.step % save_every == 0 and self.step < c.steps:
+                    self._save_state()
+                if callback is not None:
+                    callback(self.step, record)
+        self._write(out, time.monotonic() - began, resumed, plot)
+
+    def describe(self) -> str:
+        c = self.config
+        return "sdistill" if c.w_ot == 0 else "optical"
+
+    # -- partial state --
+
+    def _save_state(self) -> None:
+        state = {
+            "key": self.key_fp, "step": self.step, "curve": self.curve,
+            "trainable": {n: p.detach().clone() for n, p in self.trainable.items()},
+            "projection": self.projection.state_dict() if self.projection is not None else None,
+            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "torch_rng": torch.get_rng_state(), "python_rng": random.getstate(),
+            "numpy_rng": _numpy_state_out(np.random.get_state()),
+        }
+        with atomic_file(self.work / STATE_FILE) as tmp:
+            torch.save(state, tmp)
+        log.debug("saved training state at step %d", self.step)
+
+    def _resume(self) -> bool:
+        path = self.work / STATE_FILE
+        if not path.exists():
+            return False
+        try:
+            state = torch.load(path, weights_only=True)
+        except Exception as exc:  # a state we cannot read is only lost time: start over
+            log.warning("ignoring unreadable training state %s: %s", path, exc)
+            return False
+        if state.get("key") != self.key_fp:
+            return False
+        with torch.no_grad():
+            for n, value in state["trainable"].items():
+                self.trainable[n].copy_(value)
+        if self.projection is not None:
+            self.projection.load_state_dict(state["projection"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"])
+        random.setstate(state["python_rng"])
+        np.random.set_state(_numpy_state_in(state["numpy_rng"]))
+        self.step, self.curve = int(state["step"]), list(state["curve"])
+        return True
+
+    # -- the finished checkpoint --
+
+    def _write(self, out: Path, seconds: float, resumed: bool, plot: bool) -> None:
+        c = self.config
+        self.student.eval()
+        self.student.save_pretrained(out / "student")
+        self.student_init.tokenizer.save_pretrained(out / "student")
+        if self.projection is not None:
+            torch.save({"weight": self.projection.weight.detach().clone()}, out / "projection.pt")
+        write_curve(self.curve, out / "loss.csv")
+        if plot:
+            (out / "loss.png").write_bytes(curve_png(self.curve, self.describe()))
+        conventions = self.student_init.conventions or models.Conventions(query_prefix=c.student_prefix)
+        meta = {
+            "system": self.describe(), "config": asdict(c), "teacher_fingerprint": self.teacher.fingerprint,
+            "student_init_fingerprint": self.student_init.fingerprint, "pairs": self.n, "steps": self.step,
+            "final_loss": self.curve[-1]["loss"] if self.curve else None,
+            "seconds_last_session": round(seconds, 1), "resumed": resumed,
+            "projection": self.projection is not None, "conventions": asdict(conventions),
+            "versions": {"torch": torch.__version__, "transformers": _version("transformers")},
+        }
+        (out / "optical.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
+        log.info("trained %s student in %.0f s (final loss %.4f)", self.describe(), seconds, meta["final_loss"] or 0.0)
+
+
+def _numpy_state_out(state: tuple) -> tuple:
+    name, keys, pos, has_gauss, gauss = state
+    return (name, torch.from_numpy(np.asarray(keys, dtype=np.int64)), int(pos), int(has_gauss), float(gauss))
+
+
+def _numpy_state_in(state: tuple) -> tuple:
+    name, keys, pos, has_gauss, gauss = state
+    return (name, keys.numpy().astype(np.uint32), pos, has_gauss, gauss)
+
+
+def _version(dist: str) -> str:
+    from importlib.metadata import version
+
+    return version(dist)
+
+
+def write_curve(curve: list[dict], path: Path) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=CURVE_FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(curve)
+
+
+def read_curve(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return [{k: (int(v) if k == "step" else float(v)) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def curve_png(curve: list[dict], title: str) -> bytes:
+    """The loss curve (per step, and a moving average) as PNG bytes."""
+    import io
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    steps = np.array([r["step"] for r in curve])
+    loss = np.array([r["loss"] for r in curve])
+    fig = Figure(figsize=(6, 3.5))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.plot(steps, loss, color="#9ecae1", linewidth=0.8, label="loss")
+    window = max(1, len(loss) // 20)
+    if len(loss) >= window > 1:
+        smooth = np.convolve(loss, np.ones(window) / window, mode="valid")
+        ax.plot(steps[window - 1:], smooth, color="#1f77b4", label=f"mean of {window}")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_title(title)
+    ax.legend()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight", metadata={"Software": None})
+    return buffer.getvalue()

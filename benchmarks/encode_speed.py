@@ -1,0 +1,105 @@
+"""Encoding speed of bench against a plain transformers loop, and the time of a fully cached run.
+
+    HF_HUB_OFFLINE=1 BENCH_MIRROR=../shared/mirror python benchmarks/encode_speed.py [--limit 400] [--runs]
+
+1. The same AfriQA passages (a seeded sample of ``--limit``) are encoded, in the same process and
+   with the same loaded model and thread count, by ``bench.retrieve.dense.Encoder`` and by the plain
+   loop below (the model card's recipe: batches of 32 in corpus order, pad to the longest, mean
+   pooling, L2 norm), and by the same loop over the passages sorted by length (what is left is
+   bench's own overhead). Prints passages/s of each and the ratios (higher is better for bench).
+2. With ``--runs``: ``bench run --pair sw-en --systems mdense`` twice in a fresh BENCH_HOME (the
+   first converts the model and encodes the corpus, the second finds everything cached) and prints
+   the ratio of their wall times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import torch
+
+from bench import models
+from bench.pairs import get_pair
+from bench.retrieve import dense
+
+
+def plain_loop(model, tokenizer, texts: list[str], batch_size: int = 32, max_length: int = 512) -> np.ndarray:
+    """The straightforward transformers recipe, written out here on purpose (no bench code)."""
+    out = []
+    with torch.inference_mode():
+        for start in range(0, len(texts), batch_size):
+            batch = tokenizer(["passage: " + t for t in texts[start:start + batch_size]], padding=True,
+                              truncation=True, max_length=max_length, return_tensors="pt")
+            hidden = model(**batch).last_hidden_state
+            mask = batch["attention_mask"].unsqueeze(-1).float()
+            pooled = (hidden * mask).sum(1) / mask.sum(1)
+            out.append(torch.nn.functional.normalize(pooled, dim=-1).numpy())
+    return np.concatenate(out)
+
+
+def encode_speed(limit: int, seed: int, model_spec: str) -> None:
+    passages = [d.default_text() for d in get_pair("sw-en").collection().iter_docs()]
+    texts = random.Random(seed).sample(passages, min(limit, len(passages))) if limit else passages
+    encoder = dense.Encoder(models.resolve(model_spec))
+    model, tokenizer = encoder.loaded
+    torch.set_num_threads(models.threads())
+    encoder.encode(texts[:8], "doc")  # warm-up, for both
+    t0 = time.perf_counter()
+    plain = plain_loop(model, tokenizer, texts, max_length=encoder.max_length)
+    t_plain = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    ours = encoder.encode(texts, "doc").vectors
+    t_bench = time.perf_counter() - t0
+    by_length = sorted(texts, key=lambda t: -len(tokenizer("passage: " + t, truncation=True)["input_ids"]))
+    t0 = time.perf_counter()
+    plain_loop(model, tokenizer, by_length, max_length=encoder.max_length)
+    t_sorted = time.perf_counter() - t0
+    agreement = float(np.min(np.sum(plain * ours, axis=1)))
+    print(f"passages: {len(texts)}  threads: {models.threads()}  model: {model_spec}")
+    print(f"plain loop, corpus order:   {len(texts) / t_plain:6.2f} passages/s ({t_plain:.1f} s)")
+    print(f"plain loop, sorted by length: {len(texts) / t_sorted:4.2f} passages/s ({t_sorted:.1f} s)")
+    print(f"bench Encoder:              {len(texts) / t_bench:6.2f} passages/s ({t_bench:.1f} s)")
+    print(f"ratio bench / plain loop:   {t_plain / t_bench:.3f}   (min cosine between the two: {agreement:.6f})")
+    print(f"ratio bench / sorted plain: {t_sorted / t_bench:.3f}   (the harness's own overhead)")
+
+
+def cached_run_ratio(home: str | None) -> None:
+    env = dict(os.environ, BENCH_HOME=home or tempfile.mkdtemp(prefix="bench-home-cold-"))
+    runs = tempfile.mkdtemp(prefix="bench-runs-")
+    cmd = ["bench", "run", "--pair", "sw-en", "--systems", "mdense", "--no-report", "--runs", runs]
+    times = []
+    for attempt in ("first", "second"):
+        t0 = time.perf_counter()
+        subprocess.run(cmd, env=env, check=True)
+        times.append(time.perf_counter() - t0)
+        print(f"{attempt} `{' '.join(cmd[:6])}`: {times[-1]:.1f} s (BENCH_HOME={env['BENCH_HOME']})", flush=True)
+    print(f"ratio second / first: {times[1] / times[0]:.3f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--limit", type=int, default=400, help="passages to encode (0: the whole corpus)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--model", default="multilingual-e5-small")
+    parser.add_argument("--runs", action="store_true", help="also time a first and a cached second bench run")
+    parser.add_argument("--home", help="BENCH_HOME for --runs (default: a fresh temporary directory)")
+    parser.add_argument("--skip-encode", action="store_true", help="only the --runs part")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    if not args.skip_encode:
+        encode_speed(args.limit, args.seed, args.model)
+    if args.runs:
+        cached_run_ratio(args.home)
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

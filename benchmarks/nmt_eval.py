@@ -1,0 +1,67 @@
+"""NMT (issue 4): train the pair's MT model, score it on FLORES-200 devtest, and measure bm25-nmt /
+nmt-dense against bm25 (and the oracles) by MAP.
+
+    HF_HUB_OFFLINE=1 BENCH_MIRROR=/work/shared/mirror BENCH_HOME=/tmp/bench-home-nmt \
+        python benchmarks/nmt_eval.py sw-en [--mt-model DIR_OR_ID] [--systems bm25,bm25-nmt,nmt-dense]
+
+Prints the training record (bench-mt.json: steps, minutes, peak memory), FLORES chrF/BLEU, and one
+line per system; nothing is written outside BENCH_HOME.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import resource
+import time
+
+from bench.evaluate import aggregate, per_query
+from bench.pairs import get_pair
+from bench.systems import RunContext, get_system
+from bench.translate import flores, mt_train, nmt
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("pair")
+    parser.add_argument("--mt-model", help="evaluate this seq2seq model instead of training the default one")
+    parser.add_argument("--systems", default="bm25,bm25-nmt,nmt-dense,oracle-bm25,oracle-dense")
+    parser.add_argument("--no-flores", action="store_true")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    pair = get_pair(args.pair)
+    t = time.time()
+    path = args.mt_model or mt_train.train_mt(pair)
+    ref = nmt.resolve(path)
+    print(f"mt model: {ref.path} (fingerprint {ref.fingerprint}), ready in {time.time() - t:.0f} s", flush=True)
+    meta = ref.path / "bench-mt.json"
+    if meta.exists():
+        record = json.loads(meta.read_text())
+        print("training record:", json.dumps({k: record[k] for k in (
+            "steps", "epochs", "stopped_by", "train_minutes", "total_minutes", "peak_rss_mb", "final")}), flush=True)
+    if not args.no_flores:
+        t = time.time()
+        scores = flores.evaluate(ref, pair.query_lang, nmt.DecodeParams())
+        print(f"FLORES-200 devtest {pair.query_lang}->en: chrF {scores['chrF']:.2f} BLEU {scores['BLEU']:.2f} "
+              f"({scores['sentences']} sentences, {time.time() - t:.0f} s) {scores['chrF_signature']} | "
+              f"{scores['BLEU_signature']}", flush=True)
+    coll = pair.collection()
+    options = {"mt_model": str(ref.path)} if args.mt_model else {}
+    for name in args.systems.split(","):
+        t = time.time()
+        ctx = RunContext(pair, coll, options=dict(options))
+        run = get_system(name).run(ctx)
+        means = aggregate(per_query(run, coll.qrels, ["AP", "nDCG@10", "R@100"]))
+        print(f"{pair.name}\t{name}\tMAP={means['AP']:.4f}\tnDCG@10={means['nDCG@10']:.4f}\t"
+              f"R@100={means['R@100']:.4f}\t({time.time() - t:.0f} s)", flush=True)
+        if name in ("bm25-nmt",):
+            queries = nmt.translate_queries(ctx.foreign_queries()[:5], ref, pair.query_lang, "en",
+                                            nmt.DecodeParams(**{k: v for k, v in ctx.artifacts["mt_model"]["decode"].items()}))
+            for (qid, text), (_, tr) in zip(ctx.foreign_queries()[:5], queries):
+                print(f"  {qid}: {text!r} -> {tr!r}")
+    print(f"peak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,184 @@
+"""NMT: translation with any HF seq2seq model (cached, batched, deterministic) and `train mt` on a tiny bitext."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+from bench.translate import flores, nmt  # noqa: E402
+
+SENTENCES = ["a b c", "d e", "f", "a a b b c c d", "e f a", "c"]
+WORDS = ["<pad>", "<s>", "</s>", "<unk>", *"abcdefghijklmnopqrstuvwxyz", "habari", "yako", "asante", "sana",
+         "ninapenda", "chai", "mbwa", "wangu", "ni", "mkubwa", "kwaheri", "rafiki"]
+
+
+def tiny_tokenizer(words=WORDS):
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from tokenizers.processors import TemplateProcessing
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.post_processor = TemplateProcessing(single="<s> $A </s>", special_tokens=[("<s>", 1), ("</s>", 2)])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", bos_token="<s>", eos_token="</s>",
+                                   unk_token="<unk>", cls_token="<s>", sep_token="</s>")
+
+
+@pytest.fixture
+def tiny_marian(tmp_path):
+    from transformers import MarianConfig, MarianMTModel
+
+    torch.manual_seed(0)
+    config = MarianConfig(vocab_size=len(WORDS), d_model=16, encoder_layers=1, decoder_layers=1,
+                          encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=32,
+                          decoder_ffn_dim=32, max_position_embeddings=64, pad_token_id=0, eos_token_id=2,
+                          decoder_start_token_id=0, forced_eos_token_id=2)
+    path = tmp_path / "tiny-marian"
+    MarianMTModel(config).save_pretrained(path)
+    tiny_tokenizer().save_pretrained(path)
+    return path
+
+
+def test_translate_is_cached_ordered_and_deterministic(bench_home, tiny_marian, monkeypatch):
+    params = nmt.DecodeParams(num_beams=2, max_new_tokens=6, batch_size=2)
+    first = nmt.translate(SENTENCES, tiny_marian, "sw", "en", params)
+    assert len(first) == len(SENTENCES) and all(isinstance(t, str) for t in first)
+
+    # batching (length-sorted, batch of 2) keeps the input order: same as one text at a time
+    ref = nmt.resolve(tiny_marian)
+    one_by_one = [nmt.translate_uncached([s], ref, "sw", "en", params)[0] for s in SENTENCES]
+    assert first == one_by_one
+    # deterministic: an uncached run gives the same output
+    assert nmt.translate_uncached(SENTENCES, ref, "sw", "en", params) == first
+
+    # cached: the second call does not run the model
+    def boom(*args, **kwargs):
+        raise AssertionError("the model ran although the translations are cached")
+
+    monkeypatch.setattr(nmt, "translate_uncached", boom)
+    assert nmt.translate(SENTENCES, tiny_marian, "sw", "en", params) == first
+    with pytest.raises(AssertionError):  # other texts or parameters are a cache miss
+        nmt.translate(SENTENCES[:2], tiny_marian, "sw", "en", params)
+    with pytest.raises(AssertionError):
+        nmt.translate(SENTENCES, tiny_marian, "sw", "en", nmt.DecodeParams(num_beams=1, max_new_tokens=6))
+
+
+def test_fingerprint_changes_with_weights(bench_home, tiny_marian):
+    from safetensors.torch import load_file, save_file
+
+    before = nmt.resolve(tiny_marian).fingerprint
+    weights = load_file(tiny_marian / "model.safetensors")
+    name = next(iter(weights))
+    weights[name] = weights[name] + 1
+    save_file(weights, tiny_marian / "model.safetensors", metadata={"format": "pt"})
+    assert nmt.resolve(tiny_marian).fingerprint != before
+
+
+def test_unknown_model_is_one_line_error(bench_home, tmp_path):
+    from bench.errors import BenchError
+
+    with pytest.raises(BenchError):
+        nmt.resolve(str(tmp_path / "missing" / "model"))
+
+
+def test_language_codes_for_multilingual_tokenizers():
+    class Nllb:
+        src_lang = "eng_Latn"
+
+        def get_vocab(self):
+            return {"swh_Latn": 5, "eng_Latn": 6}
+
+    class M2M:
+        src_lang = "en"
+
+        def get_vocab(self):
+            return {"__sw__": 7, "__en__": 8}
+
+    assert nmt.language_codes(Nllb(), "sw", "en") == ("swh_Latn", 6)
+    assert nmt.language_codes(M2M(), "sw", "en") == ("__sw__", 8)
+    assert nmt.language_codes(tiny_tokenizer(), "sw", "en") == (None, None)
+
+
+def test_flores_score_perfect_and_worse():
+    refs = ["The cat sat on the mat.", "It is raining today."]
+    perfect = flores.score(refs, refs)
+    assert perfect["chrF"] == pytest.approx(100.0) and perfect["BLEU"] == pytest.approx(100.0)
+    worse = flores.score(["A dog.", "Sun."], refs)
+    assert worse["chrF"] < 50 and "chrF2" in worse["chrF_signature"] or "nc:6" in worse["chrF_signature"]
+
+
+# --- training -----------------------------------------------------------------------------------
+
+BITEXT = [
+    ("habari yako", "how are you"),
+    ("asante sana", "thank you very much"),
+    ("ninapenda chai", "i like tea"),
+    ("mbwa wangu ni mkubwa", "my dog is big"),
+    ("kwaheri rafiki", "goodbye friend"),
+] * 4
+
+
+@pytest.fixture
+def tiny_encoder(tmp_path):
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(WORDS), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=32, max_position_embeddings=64, pad_token_id=0)
+    path = tmp_path / "tiny-encoder"
+    BertModel(config, add_pooling_layer=False).save_pretrained(path)
+    tiny_tokenizer().save_pretrained(path)
+    return path
+
+
+def test_tiny_training_overfits_and_is_a_standard_seq2seq_model(bench_home, tiny_encoder):
+    from bench.translate.mt_train import MtConfig, train_on_bitext
+
+    config = MtConfig(encoder=str(tiny_encoder), encoder_layer=1, vocab_size=40, d_model=32, layers=1, heads=2,
+                      ffn=64, dropout=0.0, label_smoothing=0.0, lr=3e-3, warmup=10, max_steps=200,
+                      batch_tokens=200, max_minutes=600, dev_size=2, eval_every=100, eval_sentences=2)
+    path = train_on_bitext(BITEXT, "tiny-bitext", config, seed=0)
+    assert (path / "config.json").exists() and (path / "target_tokenizer" / "tokenizer.json").exists()
+    curve = (path / "curve.csv").read_text().splitlines()
+    assert curve[0].startswith("step,") and len(curve) == 3  # header + steps 100, 200
+    assert (path / "curve.png").exists()
+    meta = json.loads((path / "bench-mt.json").read_text())
+    assert meta["steps"] == 200 and meta["stopped_by"] == "max_steps" and meta["peak_rss_mb"] > 0
+
+    greedy = nmt.DecodeParams(num_beams=1, max_new_tokens=40)
+    sources = ["habari yako", "mbwa wangu ni mkubwa", "kwaheri rafiki"]
+    got = nmt.translate(sources, path, "sw", "en", greedy)
+    assert got == ["how are you", "my dog is big", "goodbye friend"]
+    beam = nmt.translate(sources, path, "sw", "en", nmt.DecodeParams(num_beams=3, max_new_tokens=40))
+    assert beam == got
+
+    # the same input is not trained again
+    assert train_on_bitext(BITEXT, "tiny-bitext", config, seed=0) == path
+
+
+def test_config_rejects_unknown_options():
+    from bench.errors import BenchError
+    from bench.translate.mt_train import MtConfig
+
+    assert MtConfig.from_dict({"layers": 2}).layers == 2
+    with pytest.raises(BenchError, match="unknown MT training option"):
+        MtConfig.from_dict({"layerz": 2})
+
+
+def test_nmt_systems_translate_queries_with_the_given_model(bench_home, tiny_marian):
+    from types import SimpleNamespace
+
+    from bench.collections import Query
+    from bench.systems import RunContext, _nmt_queries, get_system
+
+    assert get_system("bm25-nmt").spec["query"] == "nmt" and get_system("nmt-dense").spec["query"] == "nmt"
+    pair = SimpleNamespace(name="sw-en", query_lang="sw", doc_lang="en")
+    coll = SimpleNamespace(queries=[Query("q1", "a b c"), Query("q2", "d e")])
+    ctx = RunContext(pair, coll, options={"mt_model": str(tiny_marian)})
+    translated = _nmt_queries(ctx)
+    assert [qid for qid, _ in translated] == ["q1", "q2"]
+    assert ctx.artifacts["mt_model"]["fingerprint"] == nmt.resolve(tiny_marian).fingerprint

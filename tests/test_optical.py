@@ -1,0 +1,329 @@
+"""OPTICAL loss and trainer on tiny random BERT models: gradients, masks, determinism, resume, cache."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from tokenizers import Tokenizer
+from tokenizers.models import WordLevel
+from tokenizers.pre_tokenizers import Whitespace
+from tokenizers.processors import TemplateProcessing
+from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+
+from bench.distill import (
+    SDISTILL, Net, OpticalConfig, checkpoint_dir, cosine_cost, load_student, ot_loss, sentence_loss, sinkhorn,
+    student_ref, train,
+)
+from bench.distill.optical import idf_table, tokenize
+from bench.distill.trainer import BatchPlan, lr_factor, read_curve
+from bench.errors import BenchError
+from bench.store import is_complete
+
+FOREIGN = "habari ya asubuhi leo ni siku nzuri sana mimi ninapenda kusoma vitabu watoto wanacheza nje".split()
+ENGLISH = "good morning today is a very nice day i love reading books the children play outside".split()
+SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "query", ":"]
+
+
+def tiny_tokenizer(words: list[str]) -> PreTrainedTokenizerFast:
+    vocab = {w: i for i, w in enumerate(SPECIALS + sorted(set(words)))}
+    tok = Tokenizer(WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = Whitespace()
+    tok.post_processor = TemplateProcessing(single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]",
+                                   cls_token="[CLS]", sep_token="[SEP]")
+
+
+def tiny_net(words: list[str], seed: int, hidden: int = 32, name: str = "net") -> Net:
+    tokenizer = tiny_tokenizer(words)
+    torch.manual_seed(seed)
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=hidden, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=37, max_position_embeddings=64, pad_token_id=0)
+    model = BertModel(config, add_pooling_layer=False).eval()
+    return Net(model, tokenizer, f"{name}-{seed}-{hidden}")
+
+
+def bitext(n: int = 24, seed: int = 0) -> list[tuple[str, str]]:
+    rng = np.random.default_rng(seed)
+    pairs = []
+    for _ in range(n):
+        idx = rng.choice(len(FOREIGN), size=int(rng.integers(2, 7)), replace=False)
+        pairs.append((" ".join(FOREIGN[i] for i in idx), " ".join(ENGLISH[i] for i in idx)))
+    return pairs
+
+
+PAIRS = bitext()
+TINY = OpticalConfig(teacher="tiny-en", student="tiny-sw", steps=6, batch_size=4, lr=1e-3, warmup=0.34,
+                     max_length=16, iterations=20, w_sent=0.5)
+
+
+@pytest.fixture(autouse=True)
+def one_thread(monkeypatch):
+    """Tiny models train faster on one thread on a shared machine; restore torch's setting afterwards."""
+    before = torch.get_num_threads()
+    monkeypatch.setenv("BENCH_THREADS", "1")
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def nets():
+    return tiny_net(ENGLISH, seed=1, name="teacher"), tiny_net(FOREIGN, seed=2, name="student")
+
+
+def weights(path) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in load_student(path).model.state_dict().items()}
+
+
+def same_weights(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+# --- the loss ------------------------------------------------------------------------------------------
+
+
+def _states(seed: int, batch=3, n=6, m=5, d=8):
+    gen = torch.Generator().manual_seed(seed)
+    t = torch.randn(batch, n, d, generator=gen, dtype=torch.float64)
+    s = torch.randn(batch, m, d, generator=gen, dtype=torch.float64, requires_grad=True)
+    mask_t = torch.ones(batch, n, dtype=torch.bool)
+    mask_s = torch.ones(batch, m, dtype=torch.bool)
+    mask_t[0, -2:] = False
+    mask_s[1, 0] = False
+    return t, s, mask_t, mask_s
+
+
+def test_ot_loss_is_frobenius_product_and_gradient_holds_plan_constant():
+    t, s, mask_t, mask_s = _states(0)
+    loss, plan = ot_loss(t, s, mask_t, mask_s, epsilon=0.05, iterations=100)
+    cost = cosine_cost(t, s)
+    assert not plan.requires_grad
+    assert torch.allclose(loss, (plan * cost).sum((-2, -1)), atol=1e-12)
+    (grad,) = torch.autograd.grad(loss.sum(), s)
+    s2 = s.detach().clone().requires_grad_(True)
+    (expected,) = torch.autograd.grad((plan.detach() * cosine_cost(t, s2)).sum(), s2)
+    assert torch.allclose(grad, expected, atol=1e-12)
+    assert grad[1, 0].abs().max() == 0  # a masked student token receives no gradient
+
+
+def test_envelope_theorem_plan_is_gradient_of_entropic_ot_value():
+    """d/dC [min_P <P,C> + ε KL(P | a⊗b)] = P*: the detached plan gives the exact gradient."""
+    rng = np.random.default_rng(0)
+    n, m, eps = 5, 4, 0.1
+    cost = torch.tensor(rng.random((n, m)))
+    a, b = torch.full((n,), 1 / n, dtype=torch.float64), torch.full((m,), 1 / m, dtype=torch.float64)
+
+    def value(c):
+        p = sinkhorn(c, epsilon=eps, iterations=2000)
+        return float((p * c).sum() + eps * (p * torch.log(p / (a[:, None] * b[None, :]))).sum())
+
+    plan = sinkhorn(cost, epsilon=eps, iterations=2000)
+    direction = torch.tensor(rng.standard_normal((n, m)))
+    h = 1e-5
+    numeric = (value(cost + h * direction) - value(cost - h * direction)) / (2 * h)
+    assert abs(numeric - float((plan * direction).sum())) < 1e-7
+
+
+def test_ot_loss_prefers_aligned_translation():
+    t = torch.randn(1, 6, 8, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    aligned = t[:, torch.randperm(6)]
+    unrelated = torch.randn_like(t)
+    full = torch.ones(1, 6, dtype=torch.bool)
+    good, _ = ot_loss(t, aligned, full, full, epsilon=0.05, iterations=50)
+    bad, _ = ot_loss(t, unrelated, full, full, epsilon=0.05, iterations=50)
+    assert float(good) < 0.05 < float(bad)
+
+
+def test_sentence_loss():
+    x = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+    y = torch.tensor([[3.0, 0.0], [1.0, 0.0]])
+    assert torch.allclose(sentence_loss(x, y), torch.tensor([0.0, 1.0]))
+
+
+# --- tokens --------------------------------------------------------------------------------------------
+
+
+def test_tokenize_masks_special_and_prefix_tokens():
+    tok = tiny_tokenizer(ENGLISH)
+    side = tokenize(tok, ["good morning", "books"], "query: ", max_length=16)
+    assert tok.convert_ids_to_tokens(side.ids[0]) == ["[CLS]", "query", ":", "good", "morning", "[SEP]"]
+    assert side.keep[0].tolist() == [False, False, False, True, True, False]
+    batch = side.batch([0, 1])
+    assert batch["attention_mask"].tolist() == [[1] * 6, [1] * 5 + [0]]
+    assert batch["keep"].tolist() == [[False, False, False, True, True, False], [False] * 3 + [True] + [False] * 2]
+    plain = tokenize(tok, ["good morning"], "", max_length=16)
+    assert plain.keep[0].tolist() == [False, True, True, False]
+
+
+def test_idf_weights_rare_tokens_more():
+    tok = tiny_tokenizer(ENGLISH)
+    side = tokenize(tok, ["good morning", "good day", "good books"], "query: ", max_length=16)
+    idf = idf_table(side, len(tok))
+    good, books = tok.convert_tokens_to_ids(["good", "books"])
+    assert idf[books] > idf[good] > 0
+    assert idf[good] == pytest.approx(np.log(4 / 4) + 1)
+    weights = side.batch([2], idf)["weights"][0]
+    assert weights[side.keep[2].tolist().index(True)] == pytest.approx(idf[good])
+    assert float(weights[0]) == 0.0  # special tokens carry no weight
+
+
+# --- the trainer ---------------------------------------------------------------------------------------
+
+
+def test_batch_plan_is_seeded_epochs_of_length_buckets():
+    lengths = np.random.default_rng(0).integers(3, 60, size=50)
+    plan = BatchPlan(lengths, batch_size=4, seed=0, bucket=3)
+    assert plan.per_epoch == 13  # 4 chunks of 12 pairs (3 batches each) + a last chunk of 2 pairs
+    epochs = [[plan.rows(s) for s in range(e * 13, (e + 1) * 13)] for e in range(2)]
+    for batches in epochs:  # every pair exactly once per epoch
+        assert sorted(sum(batches, [])) == list(range(50))
+    assert epochs[0] != epochs[1]
+    assert [BatchPlan(lengths, 4, 0, 3).rows(s) for s in range(26)] == sum(epochs, [])
+    assert [BatchPlan(lengths, 4, 1, 3).rows(s) for s in range(13)] != epochs[0]
+
+    def padding(p):
+        return sum(len(r) * lengths[r].max() - lengths[r].sum() for r in (p.rows(s) for s in range(13)))
+
+    assert padding(plan) < padding(BatchPlan(lengths, 4, 0, bucket=1))
+    small = BatchPlan([5, 6, 7], batch_size=4, seed=0)
+    assert small.per_epoch == 1 and sorted(small.rows(0)) == sorted(small.rows(1)) == [0, 1, 2]
+
+
+def test_lr_schedule_warms_up_then_decays():
+    factors = [lr_factor(s, 10, 0.2) for s in range(10)]
+    assert factors[:3] == [0.5, 1.0, 1.0] and factors[-1] == pytest.approx(1 / 8)
+    assert all(x >= y for x, y in zip(factors[1:], factors[2:]))
+
+
+def test_train_writes_checkpoint_and_reuses_it(bench_home, nets):
+    teacher, student = nets
+    before = {k: v.clone() for k, v in student.model.state_dict().items()}
+    path = train(TINY, PAIRS, "bitext-fp", teacher, student, progress=False, save_every=2)
+    assert is_complete(path) and path == checkpoint_dir(TINY, "bitext-fp", teacher.fingerprint, student.fingerprint)
+    assert same_weights(before, student.model.state_dict())  # the initial student is not touched
+    trained = load_student(path)
+    assert not same_weights(before, trained.model.state_dict())
+    # frozen word embeddings stay equal, the rest moved
+    emb = "embeddings.word_embeddings.weight"
+    assert torch.equal(trained.model.state_dict()[emb], before[emb])
+    assert trained.projection is None
+    curve = read_curve(path / "loss.csv")
+    assert [r["step"] for r in curve] == list(range(1, 7))
+    assert all(r["ot"] > 0 and r["sentence"] > 0 for r in curve)
+    assert all(r["loss"] == pytest.approx(r["ot"] + 0.5 * r["sentence"], rel=1e-5) for r in curve)
+    assert (path / "loss.png").read_bytes()[:4] == b"\x89PNG"
+    meta = json.loads((path / "optical.json").read_text())
+    assert meta["steps"] == 6 and meta["config"]["w_sent"] == 0.5 and meta["system"] == "optical"
+    assert not (bench_home / "checkpoints-work").exists() or not any((bench_home / "checkpoints-work").iterdir())
+    # a second call reuses the finished checkpoint without training
+    calls = []
+    again = train(TINY, PAIRS, "bitext-fp", teacher, student, progress=False, callback=lambda s, r: calls.append(s))
+    assert again == path
+    assert calls == []
+    ref = student_ref(path)
+    assert ref.conventions.query_prefix == "query: " and ref.path == path / "student"
+
+
+def test_same_seed_same_weights_other_seed_differs(bench_home, tmp_path, monkeypatch, nets):
+    teacher, student = nets
+    first = weights(train(TINY, PAIRS, "fp", teacher, student, progress=False, plot=False))
+    monkeypatch.setenv("BENCH_HOME", str(tmp_path / "other-home"))  # a fresh cache: really train again
+    again = weights(train(TINY, PAIRS, "fp", teacher, student, progress=False, plot=False))
+    assert same_weights(first, again)
+    other = weights(train(OpticalConfig(**{**TINY.__dict__, "seed": 1}), PAIRS, "fp", teacher, student,
+                          progress=False, plot=False))
+    assert not same_weights(first, other)
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_resume_after_interruption_gives_the_same_weights(bench_home, tmp_path, monkeypatch, nets):
+    teacher, student = nets
+    config = OpticalConfig(**{**TINY.__dict__, "marginals": "idf", "tau": 1.0})
+
+    def stop_at_5(step, record):
+        if step == 5:
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        train(config, PAIRS, "fp", teacher, student, progress=False, plot=False, save_every=2, callback=stop_at_5)
+    path = checkpoint_dir(config, "fp", teacher.fingerprint, student.fingerprint)
+    assert not is_complete(path)  # no completion marker for an unfinished training
+    steps = []
+    resumed = train(config, PAIRS, "fp", teacher, student, progress=False, plot=False, save_every=2,
+                    callback=lambda s, r: steps.append(s))
+    assert steps == [5, 6]  # picked up after the state saved at step 4
+    meta = json.loads((resumed / "optical.json").read_text())
+    assert meta["resumed"] is True
+    assert [r["step"] for r in read_curve(resumed / "loss.csv")] == list(range(1, 7))
+
+    monkeypatch.setenv("BENCH_HOME", str(tmp_path / "uninterrupted"))
+    straight = train(config, PAIRS, "fp", teacher, student, progress=False, plot=False, save_every=2)
+    assert same_weights(weights(resumed), weights(straight))
+    assert read_curve(resumed / "loss.csv") == read_curve(straight / "loss.csv")
+
+
+def test_projection_when_widths_differ_and_teacher_is_frozen(bench_home):
+    teacher = tiny_net(ENGLISH, seed=1, hidden=16, name="teacher")
+    student = tiny_net(FOREIGN, seed=2, hidden=32, name="student")
+    teacher_before = {k: v.clone() for k, v in teacher.model.state_dict().items()}
+    path = train(TINY, PAIRS, "fp", teacher, student, progress=False, plot=False)
+    trained = load_student(path)
+    assert trained.projection is not None and tuple(trained.projection.weight.shape) == (16, 32)
+    assert same_weights(teacher_before, teacher.model.state_dict())
+    with pytest.raises(BenchError):
+        student_ref(path)
+
+
+def test_sdistill_and_unfrozen_embeddings(bench_home, nets):
+    teacher, student = nets
+    config = OpticalConfig(**{**SDISTILL.__dict__, "steps": 3, "batch_size": 4, "lr": 1e-3,
+                              "freeze_embeddings": False, "anchor": 0.1})
+    path = train(config, PAIRS, "fp", teacher, student, progress=False, plot=False)
+    curve = read_curve(path / "loss.csv")
+    assert all(r["ot"] == 0 and r["sentence"] > 0 for r in curve)
+    assert curve[0]["anchor"] == 0 and curve[-1]["anchor"] > 0
+    emb = "embeddings.word_embeddings.weight"
+    assert not torch.equal(load_student(path).model.state_dict()[emb], student.model.state_dict()[emb])
+    assert json.loads((path / "optical.json").read_text())["system"] == "sdistill"
+
+
+def test_config_validation_and_fingerprint_changes(nets):
+    teacher, student = nets
+    with pytest.raises(BenchError):
+        OpticalConfig(marginals="tfidf")
+    with pytest.raises(BenchError):
+        OpticalConfig(w_ot=0.0, w_sent=0.0)
+    base = checkpoint_dir(TINY, "fp", "t", "s")
+    assert checkpoint_dir(OpticalConfig(**{**TINY.__dict__, "epsilon": 0.1}), "fp", "t", "s") != base
+    assert checkpoint_dir(TINY, "other-bitext", "t", "s") != base
+    assert checkpoint_dir(TINY, "fp", "t2", "s") != base
+    with pytest.raises(BenchError):
+        train(TINY, [], "fp", teacher, student)
+
+
+def test_train_specs_resolves_models_and_skips_loading_when_trained(bench_home, tmp_path, monkeypatch, nets):
+    from bench import models
+    from bench.distill import train_specs
+
+    refs = {}
+    for name, net in zip(("tiny-en", "tiny-sw"), nets):
+        net.model.save_pretrained(tmp_path / name)
+        net.tokenizer.save_pretrained(tmp_path / name)
+        refs[name] = models.ModelRef(name, tmp_path / name, models.model_fingerprint(tmp_path / name),
+                                     models.Conventions(query_prefix="query: "))
+    monkeypatch.setattr(models, "resolve", lambda spec: refs[spec])
+    config = OpticalConfig(**{**TINY.__dict__, "steps": 2})
+    path = train_specs(config, PAIRS, "fp", progress=False, plot=False)
+    assert is_complete(path)
+    assert path == checkpoint_dir(config, "fp", refs["tiny-en"].fingerprint, refs["tiny-sw"].fingerprint)
+
+    def no_loading(ref):
+        raise AssertionError("a trained checkpoint must not load the models")
+
+    monkeypatch.setattr(models, "load", no_loading)
+    assert train_specs(config, PAIRS, "fp") == path
