@@ -100,7 +100,7 @@ def fetch_cmd(pair_name: str, to_dir: Path | None) -> None:
 @click.option("--no-report", is_flag=True, help="Write the runs only.")
 @click.option("--profile", type=click.Choice(["full", "ci"]), default="full", show_default=True,
               help="ci: every system on sw-en (unless --pair is given) with short training budgets.")
-@click.option("--bitext-noise", type=click.FloatRange(0.0, 1.0), default=0.0, show_default=True,
+@click.option("--bitext-noise", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.0, show_default=True,
               help="Fraction of the bitext replaced by misaligned pairs (seeded) for trained systems.")
 def run_cmd(pair_name, pair_file, systems_list, depth, seed, runs_root, reports_dir, no_report, profile,
             bitext_noise) -> None:
@@ -115,6 +115,10 @@ def run_cmd(pair_name, pair_file, systems_list, depth, seed, runs_root, reports_
         raise BenchError(f"--depth must be positive, got {depth}", "e.g. --depth 1000")
     started = time.perf_counter()
     systems = parse_systems(systems_list)
+    if systems is None and profile == "ci":
+        from bench.systems import CI_SYSTEMS
+
+        systems = parse_systems(",".join(CI_SYSTEMS))
     if systems is None:
         has_translations = all(q.translation for q in pair.collection().queries)
         systems = default_systems(has_translations)
@@ -194,6 +198,44 @@ def check_cmd(expected_path: Path, runs_root: Path, update: bool, pairs: tuple[s
     code = regress.exit_code(verdicts)
     if code:
         sys.exit(code)
+
+
+@cli.group("train")
+def train_group() -> None:
+    """Train models on a pair's bitext (cached by fingerprint; an interrupted training resumes)."""
+
+
+@train_group.command("mt")
+@click.option("--pair", "pair_name", required=True, help="e.g. sw-en")
+@click.option("--seed", default=0, show_default=True)
+def train_mt_cmd(pair_name: str, seed: int) -> None:
+    """Train the pair's foreign→English translation model (used by bm25-nmt and nmt-dense)."""
+    from bench.pairs import get_pair
+    from bench.translate.mt_train import train_mt
+
+    click.echo(f"model: {train_mt(get_pair(pair_name), seed=seed)}")
+
+
+@train_group.command("optical")
+@click.option("--pair", "pair_name", required=True, help="e.g. sw-en")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--steps", type=click.IntRange(1), help="Training steps (default: the configuration's).")
+@click.option("--sentence-only", is_flag=True, help="The sdistill ablation: the sentence-level term alone.")
+@click.option("--bitext-noise", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.0, show_default=True)
+def train_optical_cmd(pair_name: str, seed: int, steps: int | None, sentence_only: bool, bitext_noise: float) -> None:
+    """Distil the multilingual student from the English teacher on the pair's bitext (OPTICAL)."""
+    from dataclasses import replace
+
+    from bench.bitext import load_bitext
+    from bench.distill import SDISTILL, OpticalConfig, train_specs
+    from bench.pairs import get_pair
+
+    pair = get_pair(pair_name)
+    config = replace(SDISTILL if sentence_only else OpticalConfig(), seed=seed, noise=bitext_noise)
+    if steps:
+        config = replace(config, steps=steps)
+    bitext = load_bitext(pair, noise=bitext_noise, seed=seed)
+    click.echo(f"checkpoint: {train_specs(config, bitext.pairs, bitext.fingerprint)}")
 
 
 def main() -> None:

@@ -80,9 +80,20 @@ def parse_systems(value: str | None) -> list[System] | None:
     return [get_system(n) for n in dict.fromkeys(names)]
 
 
+# Systems that train a model on first use (up to an hour on 2 cores): run only when named.
+TRAIN_ON_DEMAND = ("bm25-nmt", "nmt-dense")
+# The `ci` profile: every system that runs in minutes on sw-en (the regression check of MAP).
+CI_SYSTEMS = ("bm25", "oracle-bm25", "bm25-psq", "mdense", "mdense-maxsim", "oracle-dense")
+
+
 def default_systems(has_translations: bool) -> list[System]:
-    """Every registered system, less the oracles where the collection has no translated queries."""
-    return [SYSTEMS.get(n) for n in SYSTEMS if has_translations or not SYSTEMS.get(n).needs_translation]
+    """Every registered system, less the oracles where the collection has no translated queries and
+    the systems that would first train a model (name those with --systems)."""
+    chosen = [n for n in SYSTEMS if n not in TRAIN_ON_DEMAND]
+    if TRAIN_ON_DEMAND:
+        log.info("not run by default (they train an MT model on first use): %s; name them with --systems",
+                 ", ".join(TRAIN_ON_DEMAND))
+    return [SYSTEMS.get(n) for n in chosen if has_translations or not SYSTEMS.get(n).needs_translation]
 
 
 # --- BM25 (bench.retrieve.bm25) -----------------------------------------------------------------
