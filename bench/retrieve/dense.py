@@ -96,12 +96,7 @@ class Encoder:
                    disable=len(texts) < 256, mininterval=2.0)
         with torch.inference_mode(), bar:
             for rows in length_batches([len(x) for x in ids], self.batch_tokens, self.max_batch):
-                width = max(len(ids[i]) for i in rows)
-                input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-                mask = torch.zeros((len(rows), width), dtype=torch.long)
-                for j, i in enumerate(rows):
-                    input_ids[j, :len(ids[i])] = torch.tensor(ids[i])
-                    mask[j, :len(ids[i])] = 1
+                input_ids, mask = pad_batch(ids, rows, pad_id)
                 hidden = model(input_ids=input_ids, attention_mask=mask).last_hidden_state
                 vectors[rows] = self._pool(hidden, mask).numpy()
                 if token_states:
@@ -138,6 +133,19 @@ def _kept_tokens(batch, prefix_chars: int) -> list[np.ndarray]:
             keep &= starts >= prefix_chars
         out.append(keep)
     return out
+
+
+def pad_batch(ids: Sequence[Sequence[int]], rows: Sequence[int], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The token ids of ``rows`` right-padded to the longest, and their attention mask."""
+    import torch
+
+    width = max(len(ids[i]) for i in rows)
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for j, i in enumerate(rows):
+        input_ids[j, :len(ids[i])] = torch.tensor(ids[i])
+        mask[j, :len(ids[i])] = 1
+    return input_ids, mask
 
 
 def length_batches(lengths: Sequence[int], batch_tokens: int, max_batch: int) -> list[list[int]]:

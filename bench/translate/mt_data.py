@@ -87,7 +87,7 @@ def encode_states(encoder_ref: models.ModelRef, layer: int, max_length: int, tex
     import torch
     from tqdm import tqdm
 
-    from bench.retrieve.dense import length_batches
+    from bench.retrieve.dense import length_batches, pad_batch
 
     model, tokenizer = models.load(encoder_ref)
     torch.set_num_threads(models.threads())
@@ -98,12 +98,7 @@ def encode_states(encoder_ref: models.ModelRef, layer: int, max_length: int, tex
     with torch.inference_mode(), tqdm(total=len(texts), desc="source states", unit="sent", mininterval=5.0,
                                       disable=len(texts) < 256) as bar:
         for rows in length_batches([len(x) for x in ids], batch_tokens, 128):
-            width = max(len(ids[i]) for i in rows)
-            input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(rows), width), dtype=torch.long)
-            for j, i in enumerate(rows):
-                input_ids[j, :len(ids[i])] = torch.tensor(ids[i])
-                mask[j, :len(ids[i])] = 1
+            input_ids, mask = pad_batch(ids, rows, pad)
             hidden = _layer_output(model, input_ids, mask, layer)
             hidden = hidden.to(torch.float16).numpy()
             for j, i in enumerate(rows):
