@@ -101,21 +101,28 @@ def default_systems(has_translations: bool) -> list[System]:
 
 @register("bm25", "Lucene BM25 on the untranslated query (the floor)", {"retriever": "bm25"})
 def bm25_raw(ctx: RunContext) -> Run:
+    return _bm25_search(ctx, ctx.foreign_queries())
+
+
+def _bm25_index(ctx: RunContext):
+    """The pair's cached Lucene index, recorded in the run's manifest."""
     from bench.retrieve import bm25
 
     index = bm25.build_index(ctx.collection, ctx.pair.doc_lang)
     ctx.artifacts["index"] = index.name
-    return bm25.search(index, ctx.foreign_queries(), ctx.pair.doc_lang, ctx.depth)
+    return index
+
+
+def _bm25_search(ctx: RunContext, queries: list[tuple[str, str]]) -> Run:
+    from bench.retrieve import bm25
+
+    return bm25.search(_bm25_index(ctx), queries, ctx.pair.doc_lang, ctx.depth)
 
 
 @register("oracle-bm25", "Lucene BM25 on the human English translation of the query (ceiling)",
           {"retriever": "bm25", "query": "human-translation"}, needs_translation=True)
 def bm25_oracle(ctx: RunContext) -> Run:
-    from bench.retrieve import bm25
-
-    index = bm25.build_index(ctx.collection, ctx.pair.doc_lang)
-    ctx.artifacts["index"] = index.name
-    return bm25.search(index, ctx.translated_queries(), ctx.pair.doc_lang, ctx.depth)
+    return _bm25_search(ctx, ctx.translated_queries())
 
 
 
@@ -199,9 +206,7 @@ def bm25_psq(ctx: RunContext) -> Run:
         qid: psq_query(text, table, config, source_lang=ctx.pair.query_lang, target_lang=ctx.pair.doc_lang)
         for qid, text in ctx.foreign_queries()
     }
-    index = bm25.build_index(ctx.collection, ctx.pair.doc_lang)
-    ctx.artifacts["index"] = index.name
-    return bm25.search_weighted(index, queries, ctx.depth)
+    return bm25.search_weighted(_bm25_index(ctx), queries, ctx.depth)
 
 
 # --- NMT query translation (bench.translate.nmt, bench.translate.mt_train) ----------------------------
@@ -253,12 +258,7 @@ def _nmt_queries(ctx: RunContext) -> list[tuple[str, str]]:
 @register("bm25-nmt", "Lucene BM25 on the NMT-translated query",
           {"retriever": "bm25", "query": "nmt", "mt_model": "bench train mt (default)", "decode": NMT_DECODE})
 def bm25_nmt(ctx: RunContext) -> Run:
-    from bench.retrieve import bm25
-
-    queries = _nmt_queries(ctx)
-    index = bm25.build_index(ctx.collection, ctx.pair.doc_lang)
-    ctx.artifacts["index"] = index.name
-    return bm25.search(index, queries, ctx.pair.doc_lang, ctx.depth)
+    return _bm25_search(ctx, _nmt_queries(ctx))
 
 
 @register("nmt-dense", "the NMT pipeline: NMT-translated query, English dense retriever (the OPTICAL teacher)",
