@@ -219,23 +219,50 @@ def train_mt_cmd(pair_name: str, seed: int) -> None:
 @train_group.command("optical")
 @click.option("--pair", "pair_name", required=True, help="e.g. sw-en")
 @click.option("--seed", default=0, show_default=True)
-@click.option("--steps", type=click.IntRange(1), help="Training steps (default: the configuration's).")
+@click.option("--steps", type=click.IntRange(1), help="Training steps (default: the recipe's).")
 @click.option("--sentence-only", is_flag=True, help="The sdistill ablation: the sentence-level term alone.")
 @click.option("--bitext-noise", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.0, show_default=True)
 def train_optical_cmd(pair_name: str, seed: int, steps: int | None, sentence_only: bool, bitext_noise: float) -> None:
-    """Distil the multilingual student from the English teacher on the pair's bitext (OPTICAL)."""
+    """Distil the multilingual student from the English teacher on the pair's bitext (the recipe of the
+    `optical` system, or of `sdistill` with --sentence-only)."""
     from dataclasses import replace
 
-    from bench.bitext import load_bitext
-    from bench.distill import SDISTILL, OpticalConfig, train_specs
+    from bench.distill.recipes import RECIPES, trained_student
     from bench.pairs import get_pair
 
-    pair = get_pair(pair_name)
-    config = replace(SDISTILL if sentence_only else OpticalConfig(), seed=seed, noise=bitext_noise)
+    config = RECIPES["sdistill" if sentence_only else "optical"]
     if steps:
         config = replace(config, steps=steps)
-    bitext = load_bitext(pair, noise=bitext_noise, seed=seed)
-    click.echo(f"checkpoint: {train_specs(config, bitext.pairs, bitext.fingerprint)}")
+    checkpoint, _ = trained_student(get_pair(pair_name), config, noise=bitext_noise, seed=seed)
+    click.echo(f"checkpoint: {checkpoint}")
+
+
+@cli.group("sweep")
+def sweep_group() -> None:
+    """Run systems across a range of a setting and tabulate and plot the effect."""
+
+
+@sweep_group.command("noise")
+@click.option("--pair", "pair_name", required=True, help="e.g. sw-en")
+@click.option("--rates", default="0,0.2,0.4", show_default=True, help="Fractions of misaligned bitext pairs.")
+@click.option("--systems", "systems_list", help="Comma-separated trained systems (default: every system that "
+              "learns from the bitext).")
+@click.option("--steps", type=click.IntRange(1), help="Training steps of the distilled students (default: the recipe's).")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--runs", "runs_root", default="runs/sweep-noise", show_default=True, type=click.Path(path_type=Path))
+@click.option("--reports", "reports_dir", default="reports", show_default=True, type=click.Path(path_type=Path))
+def sweep_noise_cmd(pair_name, rates, systems_list, steps, seed, runs_root, reports_dir) -> None:
+    """Retrain every trained system at each noise rate; write <pair>.noise.{csv,md,png}."""
+    from bench.sweep import default_systems, noise_sweep, parse_rates
+
+    rate_list = parse_rates(rates)
+    pair = _resolve_pair(pair_name, None)
+    systems, references = default_systems(systems_list)
+    options = {"distill_steps": steps} if steps else {}
+    started = time.perf_counter()
+    for path in noise_sweep(pair, rate_list, systems, references, runs_root, reports_dir, seed=seed, options=options):
+        click.echo(f"wrote {path}")
+    click.echo(f"done in {time.perf_counter() - started:.1f} s")
 
 
 def main() -> None:

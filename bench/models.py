@@ -302,6 +302,8 @@ def resolve(spec: str) -> ModelRef:
         path = packaged.directory()
         return ModelRef(spec, path, model_fingerprint(path), packaged.conventions)
     local = Path(spec).expanduser()
+    if (local / "optical.json").is_file():
+        return distilled_student(local)
     if local.is_dir():
         return ModelRef(spec, local, model_fingerprint(local), infer_conventions(spec, local))
     if local.exists() or spec.startswith((".", "/", "~")) or spec.count("/") > 1:
@@ -325,6 +327,18 @@ def _hub_snapshot(repo_id: str) -> Path:
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
         raise BenchError(f"cannot get model {repo_id!r} from the Hugging Face hub or its local cache: {reason}",
                          HUB_HINT) from exc
+
+
+def distilled_student(checkpoint: Path) -> ModelRef:
+    """A finished OPTICAL/sdistill checkpoint (bench.distill) as a model: its ``student/`` directory,
+    with the conventions of the encoder it started from (prefixes, pooling)."""
+    meta = json.loads((checkpoint / "optical.json").read_text())
+    if meta.get("projection"):
+        raise BenchError(f"the student in {checkpoint} has a projection layer the dense encoder does not apply",
+                         "train it with a teacher of the student's width")
+    student = checkpoint / "student"
+    return ModelRef(f"{meta.get('system', 'optical')}:{checkpoint.name}", student, model_fingerprint(student),
+                    Conventions(**meta["conventions"]))
 
 
 def infer_conventions(spec: str, path: Path) -> Conventions:

@@ -66,3 +66,24 @@ def difference_chart(diffs: pd.Series, title: str) -> bytes:
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     return _png(fig)
+
+
+def rate_chart(table: pd.DataFrame, measure_label: str, references: dict[str, float] | None = None) -> bytes:
+    """One line per system of ``value`` against ``rate`` (columns system, rate, value); references
+    (systems that do not depend on the rate) as dashed horizontal lines."""
+    fig = Figure(figsize=(6.5, 4.0))
+    ax = fig.add_subplot()
+    colors = iter(PALETTE * 3)
+    for system, rows in table.groupby("system", sort=False):
+        rows = rows.sort_values("rate")
+        ax.plot(rows["rate"], rows["value"], marker="o", color=next(colors), label=system)
+    for name, value in (references or {}).items():
+        ax.axhline(value, linestyle="--", linewidth=1.0, color=next(colors), label=f"{name} (no bitext)")
+    ax.set_xlabel("fraction of misaligned bitext pairs")
+    ax.set_ylabel(measure_label)
+    ax.set_xticks(sorted(table["rate"].unique()))
+    ax.grid(alpha=0.3)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False, fontsize=9)
+    return _png(fig)

@@ -30,12 +30,21 @@ from bench.store import atomic_file, fingerprint
 
 log = logging.getLogger(__name__)
 
-SYSTEM_ORDER = ["bm25", "bm25-psq", "bm25-nmt", "nmt-dense", "mdense", "mdense-maxsim", "sdistill", "optical",
+SYSTEM_ORDER = ["bm25", "bm25-psq", "bm25-nmt", "nmt-dense", "mdense", "mdense-maxsim", "sdistill", "sdistill-maxsim",
+                "optical", "optical-maxsim", "mdense-hybrid", "optical-hybrid",
                 "oracle-bm25", "oracle-dense"]
 MEASURE_ORDER = ["AP", "nDCG@10", "RR@10", "R@100", "R@1000"]
 LEADERBOARD_MEASURES = ["AP", "nDCG@10"]
 LABELS = {"AP": "MAP"}
 DEFAULT_BASELINE = "bm25"
+# The study's questions (issue 6), asked whenever both systems ran: what distillation buys over the
+# zero-shot encoder under the same scoring, what the OT term adds over sentence-level distillation,
+# and how the distilled students compare with the NMT pipeline and with each other's scoring.
+HEAD_TO_HEAD = [("optical", "mdense"), ("optical-maxsim", "mdense-maxsim"), ("sdistill", "mdense"),
+                ("sdistill-maxsim", "mdense-maxsim"), ("optical", "sdistill"), ("optical-maxsim", "sdistill-maxsim"),
+                ("optical", "mdense-maxsim"), ("optical-maxsim", "mdense"), ("optical", "nmt-dense"),
+                ("optical-maxsim", "nmt-dense"), ("optical", "bm25-psq"), ("optical-maxsim", "bm25-psq"),
+                ("optical-hybrid", "mdense-hybrid"), ("optical-hybrid", "optical-maxsim"), ("optical-hybrid", "bm25-psq")]
 PROVENANCE_NOTE = ("data: fingerprint of the run's input files and their sha256 (the manifest's data field); models: name "
                    "and fingerprint of each model used; commit: the git commit bench ran from.")
 PER_QUERY_COLUMNS = ["pair", "system", "query_id", "measure", "value"]
@@ -68,7 +77,7 @@ def _source(run: StoredRun, base: Path) -> str:
         return run.path.as_posix()
 
 
-def _write_all(paths: list[Path], contents: list[str]) -> None:
+def write_texts(paths: list[Path], contents: list[str]) -> None:
     """Each file atomically (an interrupted write leaves the previous version)."""
     for path, text in zip(paths, contents):
         with atomic_file(path) as tmp:
@@ -94,6 +103,7 @@ class PairReport:
     primary: str
     best: str | None = None
     diffs: pd.Series | None = None  # per-query difference best − baseline on the primary measure
+    head_to_head: pd.DataFrame | None = None  # bench.stats.head_to_head over the HEAD_TO_HEAD pairs that ran
     generated_at: str = field(default_factory=lambda: datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
 
     def row(self, system: str, measure: str) -> pd.Series | None:
@@ -136,7 +146,25 @@ def build_pair_report(pair: str, runs_root: Path, baseline: str | None = None, *
         report.best = max(candidates, key=lambda s: report.row(s, report.primary)["mean"])
         paired = stats.paired_values(per_query, report.best, baseline, report.primary)
         report.diffs = (paired["system"] - paired["other"]).sort_values(ascending=False, kind="stable")
+    asked = [(a, b) for a, b in HEAD_TO_HEAD if a in by_system and b in by_system]
+    if asked:
+        report.head_to_head = stats.head_to_head(per_query, asked, report.primary, n_resamples=n_resamples, seed=seed)
     return report
+
+
+def head_to_head_rows(report: PairReport) -> list[list[str]]:
+    """The head-to-head table as text cells (system, reference, means, Δ, w/t/l, p-values)."""
+    if report.head_to_head is None:
+        return []
+    return [[r["system"], r["reference"], fmt(r["mean"]), fmt(r["reference_mean"]), f"{r['delta']:+.3f}",
+             f"{r['wins']}/{r['ties']}/{r['losses']}", fmt_p(r["p_randomization"]), fmt_p(r["p_ttest"]),
+             fmt_p(r["p_holm"]) + (" †" if r["significant"] else "")] for _, r in report.head_to_head.iterrows()]
+
+
+HEAD_TO_HEAD_HEADER = ["system", "reference", "system mean", "reference mean", "Δ", "wins/ties/losses",
+                       "p randomization", "p t-test", "p Holm"]
+HEAD_TO_HEAD_NOTE = ("Paired over the queries both systems answer; two-sided p-values; Holm adjusts the "
+                     "randomization p-values over the comparisons in this table; † p Holm < 0.05.")
 
 
 def fmt(x, digits: int = 3) -> str:
@@ -187,7 +215,7 @@ def provenance_rows(report: PairReport, base: Path) -> list[dict[str, str]]:
     return rows
 
 
-def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
+def md_table(header: list[str], rows: list[list[str]]) -> list[str]:
     esc = [[str(c).replace("|", "\\|") for c in row] for row in [header, *rows]]
     return ["| " + " | ".join(esc[0]) + " |", "|" + "|".join(" --- " for _ in header) + "|",
             *("| " + " | ".join(r) + " |" for r in esc[1:])]
@@ -225,7 +253,7 @@ def _md_comparison(report: PairReport) -> list[str]:
              fmt_p(r["p_randomization"]), fmt_p(r["p_ttest"]), fmt_p(r["p_holm"]) + (" †" if r["significant"] else "")]
             for r in compared_rows(report)]
     out = [significance_note(report), "", f"## Against the baseline ({report.baseline})", ""]
-    out += _md_table(["system", "measure", "Δ mean", "wins/ties/losses", "p randomization", "p t-test", "p Holm"], rows)
+    out += md_table(["system", "measure", "Δ mean", "wins/ties/losses", "p randomization", "p t-test", "p Holm"], rows)
     out += ["", "Δ: mean per-query difference, system − baseline. p-values are two-sided; Holm adjusts the "
             "randomization p-values per measure.", ""]
     d = report.diffs
@@ -256,16 +284,19 @@ def render_markdown(report: PairReport, base: Path) -> str:
             mean, interval, sig = effectiveness_cells(report, system, measure, best)
             cells.append(f"{mean}{' †' if sig else ''} {interval}".strip())
         rows.append([f"{system} (baseline)" if system == report.baseline else system, *cells])
-    out += _md_table(["system", *(label(m) for m in report.measures)], rows)
+    out += md_table(["system", *(label(m) for m in report.measures)], rows)
     out += ["", f"Mean over queries with a {stats.CONFIDENCE:.0%} percentile bootstrap interval; "
             "bold: best per measure."]
     if report.baseline is not None:
         out += _md_comparison(report)
     else:
         out += ["", "Only one system has a complete run: no comparison.", ""]
+    if report.head_to_head is not None:
+        out += [f"## Head to head ({label(report.primary)})", "", *md_table(HEAD_TO_HEAD_HEADER, head_to_head_rows(report)),
+                "", HEAD_TO_HEAD_NOTE, ""]
     prov = provenance_rows(report, base)
     versions = ", ".join(f"{k} {v}" for k, v in versions_summary(report.runs).items()) or "not recorded"
-    out += ["## Provenance", "", *_md_table(list(prov[0]), [list(r.values()) for r in prov]), "",
+    out += ["## Provenance", "", *md_table(list(prov[0]), [list(r.values()) for r in prov]), "",
             PROVENANCE_NOTE, "", f"Package versions: {versions}", ""]
     return "\n".join(out)
 
@@ -281,7 +312,7 @@ def write_pair_report(pair: str, runs_root: Path, reports_dir: Path, baseline: s
     paths = [reports_dir / f"{pair}.perquery.csv", reports_dir / f"{pair}.md", reports_dir / f"{pair}.html"]
     contents = [report.per_query.to_csv(index=False, lineterminator="\n"), render_markdown(report, base),
                 render_pair_html(report, base)]
-    _write_all(paths, contents)
+    write_texts(paths, contents)
     return paths
 
 
@@ -343,13 +374,13 @@ def render_leaderboard_markdown(data: dict) -> str:
         rows.append([system, *cells])
     out = ["# Leaderboard", "", f"Generated {data['generated_at']} from the latest complete run of every system on "
            "every reported pair (tuning pairs are never reported).", ""]
-    out += _md_table(header, rows) if rows else ["No complete runs."]
+    out += md_table(header, rows) if rows else ["No complete runs."]
     out += ["", f"Low-resource mean: the mean over {', '.join(low) or 'no pairs'}; — when a system lacks a run on "
             "one of them.", ""]
     desc = [f"- **{p['pair']}**{' (low-resource)' if p['low_resource'] else ''}: "
             f"{p['description'] or 'unregistered pair'}" for p in data["pairs"]]
     out += ["## Pairs", "", *desc, "", "## Sources", ""]
-    out += _md_table(["pair", "system", "run", "started (UTC)", "commit", "dataset", "queries"], [
+    out += md_table(["pair", "system", "run", "started (UTC)", "commit", "dataset", "queries"], [
         [e["pair"], e["system"], e["run"], e["started_at"] or "—", (e["commit"] or "unknown")[:12],
          e["dataset_id"] or "—", str(e["n_queries"])] for e in data["entries"]])
     return "\n".join(out) + "\n"
@@ -364,5 +395,5 @@ def write_leaderboard(runs_root: Path, reports_dir: Path) -> list[Path]:
     paths = [reports_dir / "leaderboard.json", reports_dir / "leaderboard.md", reports_dir / "leaderboard.html"]
     contents = [json.dumps(data, indent=2, ensure_ascii=False) + "\n", render_leaderboard_markdown(data),
                 render_leaderboard_html(data)]
-    _write_all(paths, contents)
+    write_texts(paths, contents)
     return paths

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from bench import plots, stats
 from bench.report import (
-    LABELS, PROVENANCE_NOTE, PairReport, best_means, compared_rows, diff_counts, effectiveness_cells, fmt, fmt_p,
-    label, provenance_rows, significance_note, versions_summary,
+    HEAD_TO_HEAD_HEADER, HEAD_TO_HEAD_NOTE, LABELS, PROVENANCE_NOTE, PairReport, best_means, compared_rows, diff_counts, effectiveness_cells, fmt, fmt_p,
+    head_to_head_rows, label, provenance_rows, significance_note, versions_summary,
 )
 
 CSS = """
@@ -116,6 +116,10 @@ def render_pair_html(report: PairReport, base: Path) -> str:
         body.append(f'<p class="note">Every per-query value, long form: <code>{e(report.pair)}.perquery.csv</code>.</p>')
     else:
         body.append('<p class="note">Only one system has a complete run: no comparison.</p>')
+    if report.head_to_head is not None:
+        body.append(f"<h2>Head to head ({e(label(report.primary))})</h2>")
+        body.append(_table(HEAD_TO_HEAD_HEADER, [[e(c) for c in r] for r in head_to_head_rows(report)], text_cols=2))
+        body.append(f'<p class="note">{e(HEAD_TO_HEAD_NOTE)}</p>')
     body.append("<h2>Provenance</h2>")
     prov = provenance_rows(report, base)
     body.append(_table([e(k) for k in prov[0]], [[e(v) for v in r.values()] for r in prov], text_cols=len(prov[0]),

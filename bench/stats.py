@@ -119,6 +119,36 @@ def paired_values(per_query: pd.DataFrame, system: str, other: str, measure: str
     return joined.sort_index()
 
 
+HEAD_TO_HEAD_COLUMNS = ["system", "reference", "measure", "n", "mean", "reference_mean", "delta", "wins", "ties",
+                        "losses", "p_randomization", "p_ttest", "p_holm", "significant"]
+
+
+def head_to_head(
+    per_query: pd.DataFrame, pairs: Sequence[tuple[str, str]], measure: str, *,
+    n_resamples: int = N_RESAMPLES, seed: int = 0, alpha: float = ALPHA,
+) -> pd.DataFrame:
+    """Chosen (system, reference) comparisons on one measure, on the queries both have.
+
+    Holm adjusts the randomization p-values over this family of comparisons (not per baseline, as
+    :func:`compare` does): these are the questions a study asks of its systems, such as whether a
+    distilled student beats the zero-shot encoder under the same scoring.
+    """
+    rows = []
+    for system, reference in pairs:
+        paired = paired_values(per_query, system, reference, measure)
+        a, b = paired["system"].to_numpy(), paired["other"].to_numpy()
+        wins, ties, losses = wins_ties_losses(a, b)
+        rows.append({"system": system, "reference": reference, "measure": measure, "n": int(a.size),
+                     "mean": float(a.mean()) if a.size else np.nan, "reference_mean": float(b.mean()) if b.size else np.nan,
+                     "delta": float(np.mean(a - b)) if a.size else np.nan, "wins": wins, "ties": ties, "losses": losses,
+                     "p_randomization": randomization_test(a, b, n_resamples=n_resamples, seed=seed),
+                     "p_ttest": paired_ttest(a, b)})
+    for row, adjusted in zip(rows, holm(r["p_randomization"] for r in rows)):
+        row["p_holm"] = float(adjusted)
+        row["significant"] = bool(adjusted < alpha)
+    return pd.DataFrame(rows, columns=HEAD_TO_HEAD_COLUMNS)
+
+
 def compare(
     per_query: pd.DataFrame, baseline: str | None, measures: Sequence[str] | None = None, *,
     n_resamples: int = N_RESAMPLES, seed: int = 0, alpha: float = ALPHA, confidence: float = CONFIDENCE,

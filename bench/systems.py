@@ -82,8 +82,11 @@ def parse_systems(value: str | None) -> list[System] | None:
 
 # Systems that train a model on first use (up to an hour on 2 cores): run only when named.
 TRAIN_ON_DEMAND = ("bm25-nmt", "nmt-dense")
-# The `ci` profile: every system that runs in minutes on sw-en (the regression check of MAP).
-CI_SYSTEMS = ("bm25", "oracle-bm25", "bm25-psq", "mdense", "mdense-maxsim", "oracle-dense")
+# The `ci` profile: every system that runs in minutes on sw-en (the regression check of MAP); the
+# distilled students train for CI_DISTILL_STEPS steps only.
+CI_SYSTEMS = ("bm25", "oracle-bm25", "bm25-psq", "mdense", "mdense-maxsim", "oracle-dense", "sdistill",
+              "sdistill-maxsim", "optical", "optical-maxsim")
+CI_DISTILL_STEPS = 30
 
 
 def default_systems(has_translations: bool) -> list[System]:
@@ -135,16 +138,22 @@ def _dense(ctx: RunContext, query_spec: str, doc_spec: str, queries, scoring: st
     """Options: ``rerank`` (a system whose top ``rerank_depth`` documents are rescored), ``max_length``."""
     from bench.retrieve import dense
 
-    from dataclasses import replace
-
     first_stage = None
     if ctx.options.get("rerank"):
         options = {k: v for k, v in ctx.options.items() if k not in ("rerank", "rerank_depth")}
-        inner = replace(ctx, options=options, artifacts={})
-        first_stage = get_system(ctx.options["rerank"]).run(inner)
-        ctx.artifacts["first_stage"] = {"system": ctx.options["rerank"], **inner.artifacts}
+        first_stage = _component(ctx, ctx.options["rerank"], "first_stage", options)
     return dense.retrieve(ctx, query_spec, doc_spec, queries, scoring, first_stage,
                           int(ctx.options.get("rerank_depth", 100)))
+
+
+def _component(ctx: RunContext, system: str, role: str, options: dict | None = None) -> Run:
+    """Run another system as part of this one; its manifest artifacts go under ``artifacts[role]``."""
+    from dataclasses import replace
+
+    inner = replace(ctx, options=dict(ctx.options if options is None else options), artifacts={})
+    run = get_system(system).run(inner)
+    ctx.artifacts[role] = {"system": system, **inner.artifacts}
+    return run
 
 
 def _encoder(ctx: RunContext) -> str:
@@ -267,3 +276,103 @@ def bm25_nmt(ctx: RunContext) -> Run:
 def nmt_dense(ctx: RunContext) -> Run:
     # the same retrieval as oracle-dense, with machine instead of human translations: passages are shared
     return _dense(ctx, _teacher(ctx), _teacher(ctx), _nmt_queries(ctx), "mean")
+
+
+# --- distilled students (bench.distill): OPTICAL and its sentence-level ablation ---------------------
+
+
+def _distilled(ctx: RunContext, recipe: str, scoring: str) -> Run:
+    """The student of ``recipe`` (trained on the pair's bitext on first use) on the foreign side, the
+    teacher on the English side.
+
+    Options: ``bitext_noise``; ``distill_steps`` (overrides the recipe's budget; the ``ci`` profile
+    uses :data:`CI_DISTILL_STEPS`); ``encoder`` and ``teacher`` (model specs replacing the recipe's).
+    """
+    from dataclasses import replace
+
+    from bench.distill.recipes import RECIPES, describe, for_pair, trained_student
+
+    if "en" not in (ctx.pair.query_lang, ctx.pair.doc_lang) or ctx.pair.query_lang == ctx.pair.doc_lang:
+        raise BenchError(f"{recipe} needs English on exactly one side of the pair, not {ctx.pair.name}",
+                         "the student is distilled from an English teacher on foreign-English bitext")
+    config = RECIPES[recipe]
+    if ctx.options.get("encoder"):  # another multilingual encoder: the student, and the teacher unless one is given
+        config = replace(config, student=ctx.options["encoder"], teacher=_teacher(ctx))
+    steps = ctx.options.get("distill_steps") or (CI_DISTILL_STEPS if ctx.options.get("profile") == "ci" else None)
+    if steps:
+        config = replace(config, steps=int(steps))
+    config = for_pair(config, ctx.pair)
+    checkpoint, bitext = trained_student(ctx.pair, config, noise=float(ctx.options.get("bitext_noise") or 0.0),
+                                         seed=ctx.seed)
+    ctx.artifacts["bitext"] = bitext.manifest()
+    ctx.artifacts["student"] = {"recipe": recipe, "config": describe(config), "checkpoint": checkpoint.name,
+                                "training": _training_summary(checkpoint)}
+    student, teacher = str(checkpoint), config.teacher
+    if ctx.pair.query_lang == "en":  # English queries over foreign documents: the student encodes the documents
+        return _dense(ctx, teacher, student, ctx.foreign_queries(), scoring)
+    return _dense(ctx, student, teacher, ctx.foreign_queries(), scoring)
+
+
+def _training_summary(checkpoint) -> dict:
+    import json
+
+    meta = json.loads((checkpoint / "optical.json").read_text())
+    return {k: meta.get(k) for k in ("pairs", "steps", "final_loss", "seconds_last_session", "resumed")}
+
+
+_DISTILL_SPEC = {"retriever": "dense", "teacher": DEFAULT_ENCODER, "student": DEFAULT_ENCODER, "trained_on": "pair bitext"}
+
+
+@register("sdistill", "student distilled from the teacher by the sentence-level term alone (mean pooling)",
+          {**_DISTILL_SPEC, "recipe": "sdistill", "scoring": "mean"})
+def sdistill(ctx: RunContext) -> Run:
+    return _distilled(ctx, "sdistill", "mean")
+
+
+@register("sdistill-maxsim", "the sentence-distilled student scored by late interaction (MaxSim)",
+          {**_DISTILL_SPEC, "recipe": "sdistill", "scoring": "maxsim"})
+def sdistill_maxsim(ctx: RunContext) -> Run:
+    return _distilled(ctx, "sdistill", "maxsim")
+
+
+@register("optical", "OPTICAL: student distilled from the teacher by optimal-transport token alignment (mean pooling)",
+          {**_DISTILL_SPEC, "recipe": "optical", "scoring": "mean"})
+def optical(ctx: RunContext) -> Run:
+    return _distilled(ctx, "optical", "mean")
+
+
+@register("optical-maxsim", "the OPTICAL student scored by late interaction (MaxSim over token states)",
+          {**_DISTILL_SPEC, "recipe": "optical", "scoring": "maxsim"})
+def optical_maxsim(ctx: RunContext) -> Run:
+    return _distilled(ctx, "optical", "maxsim")
+
+
+# --- hybrids: a dense system fused with bm25-psq (bench.retrieve.fusion) ------------------------------
+
+# Weight of bm25-psq in the fusion (the dense system gets 1 − w), chosen on ha-en-dev and yo-en-train
+# (benchmarks/fusion_tune.py; recorded in benchmarks/results/fusion_tuning.csv).
+HYBRID_PSQ_WEIGHT = 0.4
+
+
+def _hybrid(ctx: RunContext, dense_system: str) -> Run:
+    from bench.retrieve import fusion
+
+    weight = float(ctx.options.get("hybrid_weight", HYBRID_PSQ_WEIGHT))
+    runs = [_component(ctx, dense_system, "dense"), _component(ctx, "bm25-psq", "lexical")]
+    ctx.artifacts["fusion"] = {"method": "combsum-minmax", "weights": {dense_system: 1 - weight, "bm25-psq": weight}}
+    return fusion.combsum(runs, [1 - weight, weight], ctx.depth)
+
+
+_HYBRID_SPEC = {"retriever": "fusion", "method": "combsum-minmax", "psq_weight": HYBRID_PSQ_WEIGHT}
+
+
+@register("mdense-hybrid", "zero-shot mdense-maxsim fused with bm25-psq (the reference for optical-hybrid)",
+          {**_HYBRID_SPEC, "dense": "mdense-maxsim"})
+def mdense_hybrid(ctx: RunContext) -> Run:
+    return _hybrid(ctx, "mdense-maxsim")
+
+
+@register("optical-hybrid", "optical-maxsim fused with bm25-psq (lexical and distilled evidence)",
+          {**_HYBRID_SPEC, "dense": "optical-maxsim"})
+def optical_hybrid(ctx: RunContext) -> Run:
+    return _hybrid(ctx, "optical-maxsim")

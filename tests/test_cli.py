@@ -111,3 +111,21 @@ def test_fetch_to_writes_a_mirror(monkeypatch, capsys, tmp_path, real_data):
     assert (tmp_path / "m" / "masakhane-io+lafand-mt/data/text_files/en-swa/train.swa").exists()  # bitext
     manifest = (tmp_path / "m" / "MANIFEST.tsv").read_text().splitlines()
     assert len(manifest) == 1 + 31  # header + AfriQA (22) + LAFAND, TICO-19, NTREX, Tatoeba, FLORES (9)
+
+
+def test_sweep_with_bad_rates_or_pair_is_one_line_and_writes_nothing(monkeypatch, capsys, tmp_path, bench_home):
+    code, _, err = run_main(monkeypatch, capsys, "sweep", "noise", "--pair", "sw-en", "--rates", "0,1",
+                            "--reports", str(tmp_path / "r"), "--runs", str(tmp_path / "runs"))
+    assert code == 2 and err.strip() == ("error: --rates must be distinct fractions in [0, 1), got '0,1' "
+                                         "(e.g. --rates 0,0.2,0.4)")
+    code, _, err = run_main(monkeypatch, capsys, "sweep", "noise", "--pair", "sw-n", "--reports", str(tmp_path / "r"))
+    assert code == 2 and "unknown pair 'sw-n' (did you mean sw-en?)" in err and len(err.strip().splitlines()) == 1
+    code, _, err = run_main(monkeypatch, capsys, "sweep", "noise", "--pair", "sw-en", "--systems", "optcal")
+    assert code == 2 and "unknown system 'optcal'" in err
+    assert not (tmp_path / "r").exists() and not (tmp_path / "runs").exists()
+
+
+def test_train_optical_on_an_unknown_pair(monkeypatch, capsys, bench_home):
+    code, _, err = run_main(monkeypatch, capsys, "train", "optical", "--pair", "sw-n")
+    assert code == 2 and "unknown pair 'sw-n'" in err
+    assert not (bench_home / "checkpoints").exists()

@@ -60,6 +60,10 @@ class TinyCollection:
     def fingerprint_key(self):
         return {"dataset": "tiny", "docs": [list(d) for d in self.docs]}
 
+    @property
+    def docs_fingerprint(self):
+        return json.dumps([list(d) for d in self.docs])
+
 
 DOCS = [Doc("d1", "Nile", "the river nile flows north"), Doc("d2", "", "nairobi is the capital of kenya"),
         Doc("d3", "Egypt", "the nile flows in egypt"), Doc("d4", "", "a city")]

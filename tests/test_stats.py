@@ -184,3 +184,24 @@ def test_compare_pairs_only_shared_queries(caplog):
     out = stats.compare(table, "a", n_resamples=100).set_index("system")
     assert out.loc["b", "delta"] == pytest.approx(0.1)
     assert "different queries" in caplog.text
+
+
+def test_head_to_head_pairs_holm_over_the_family():
+    import pandas as pd
+
+    from bench.stats import head_to_head
+
+    rows = []
+    for system, values in {"a": [0.5, 0.6, 0.7, 0.8], "b": [0.4] * 4, "c": [0.4] * 4}.items():
+        rows += [{"system": system, "query_id": f"q{i}", "measure": "AP", "value": v} for i, v in enumerate(values)]
+    table = head_to_head(pd.DataFrame(rows), [("a", "b"), ("c", "b")], "AP", seed=0)
+    first, second = table.iloc[0], table.iloc[1]
+    assert (first["system"], first["reference"], first["n"]) == ("a", "b", 4)
+    assert first["mean"] == pytest.approx(0.65) and first["reference_mean"] == pytest.approx(0.4)
+    assert first["delta"] == pytest.approx(0.25)
+    assert (first["wins"], first["ties"], first["losses"]) == (4, 0, 0)
+    assert first["p_randomization"] == pytest.approx(2 / 16)  # exact: only the all-+ and all-− sign flips
+    assert second["p_randomization"] == pytest.approx(1.0) and (second["wins"], second["ties"]) == (0, 4)
+    # Holm over the two comparisons: 2 × 0.125, then max(0.25, 1 × 1.0)
+    assert list(table["p_holm"]) == pytest.approx([0.25, 1.0])
+    assert not table["significant"].any()

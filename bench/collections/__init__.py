@@ -7,6 +7,7 @@ through :class:`LazyDataset`, which builds plain records on first use, so regist
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -221,6 +222,15 @@ class Collection:
 
     def fingerprint_key(self) -> dict:
         return {"dataset": self.dataset_id, "sources": self.sources}
+
+    @cached_property
+    def docs_fingerprint(self) -> str:
+        """sha256 of the corpus itself (ids and texts), so collections sharing a corpus (the AfriQA
+        pairs and their tuning splits) share whatever is computed from it, such as document vectors."""
+        digest = hashlib.sha256()
+        for doc in self.iter_docs():
+            digest.update(f"{doc.doc_id}\0{doc.default_text()}\0".encode())
+        return digest.hexdigest()[:16]
 
 
 def _download_error(dataset_id: str, exc: Exception, what: str = "data") -> BenchError:

@@ -20,6 +20,7 @@ import csv
 import json
 import logging
 import random
+import re
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -72,6 +73,7 @@ class OpticalConfig:
     steps: int = 450
     max_length: int = 128
     freeze_embeddings: bool = True  # word embeddings only
+    freeze_layers: int = 0  # also freeze the embedding block and the lowest N transformer layers (faster, stays near θ₀)
     seed: int = 0
     noise: float = 0.0  # misaligned fraction of the bitext (applied by bench.bitext; recorded here)
 
@@ -82,6 +84,8 @@ class OpticalConfig:
             raise BenchError("loss weights must be >= 0 and not both 0", "set w_ot and/or w_sent")
         if self.epsilon <= 0 or self.iterations < 1 or (self.tau is not None and self.tau <= 0):
             raise BenchError("epsilon and tau must be > 0, iterations >= 1", "check the OPTICAL configuration")
+        if self.freeze_layers < 0:
+            raise BenchError("freeze_layers must be >= 0", "check the OPTICAL configuration")
         if min(self.steps, self.batch_size, self.bucket) < 1 or not (0 <= self.warmup < 1 and 0 <= self.noise < 1):
             raise BenchError("steps, batch_size and bucket must be >= 1, warmup and noise in [0, 1)",
                              "check the configuration")
@@ -189,17 +193,30 @@ def student_ref(path: Path) -> models.ModelRef:
 
     Only for students without a projection (teacher and student of the same width).
     """
-    path = Path(path)
-    meta = json.loads((path / "optical.json").read_text())
-    if meta["projection"]:
-        raise BenchError("this student has a projection layer the dense encoder does not apply",
-                         "use load_student() and apply .projection to the token states")
-    conventions = models.Conventions(**meta["conventions"])
-    return models.ModelRef(f"optical:{path.name}", path / "student", models.model_fingerprint(path / "student"),
-                           conventions)
+    return models.distilled_student(Path(path))
 
 
 # --- the training run ----------------------------------------------------------------------------------
+
+
+def frozen_prefixes(model, layers: int) -> tuple[str, ...]:
+    """Parameter-name prefixes of the embedding block and the lowest ``layers`` transformer layers.
+
+    Nothing below the first trainable layer needs a gradient, so autograd stops there: the backward
+    pass, the slow half of a CPU step, gets shorter.
+    """
+    names = [n for n, _ in model.named_parameters()]
+    stack = sorted({m.group(1) for n in names if (m := re.match(r"(.*\blayers?)\.\d+\.", n))})
+    if len(stack) != 1:
+        raise BenchError("cannot find the transformer layers of the student to freeze",
+                         "use freeze_layers=0 with this model")
+    total = len({n.split(".")[len(stack[0].split("."))] for n in names if n.startswith(stack[0] + ".")})
+    if layers >= total:
+        raise BenchError(f"freeze_layers={layers} leaves nothing to train (the student has {total} layers)",
+                         f"use at most {total - 1}")
+    embeddings = tuple(sorted({n.rsplit(".", 2)[0] + "." for n in names if "embeddings." in n
+                               and not n.startswith(stack[0])}))
+    return embeddings + tuple(f"{stack[0]}.{i}." for i in range(layers))
 
 
 class BatchPlan:
@@ -272,6 +289,11 @@ class _Run:
             p.requires_grad_(True)
         if c.freeze_embeddings:
             self.student.get_input_embeddings().weight.requires_grad_(False)
+        if c.freeze_layers:
+            frozen = frozen_prefixes(self.student, c.freeze_layers)
+            for n, p in self.student.named_parameters():
+                if n.startswith(frozen):
+                    p.requires_grad_(False)
         d_s, d_t = self.student.config.hidden_size, teacher.model.config.hidden_size
         self.projection = torch.nn.Linear(d_s, d_t, bias=False) if d_s != d_t else None
         self.trainable = {n: p for n, p in self.student.named_parameters() if p.requires_grad}

@@ -17,13 +17,16 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from bench import models
 from bench.collections import Collection
 from bench.store import artifact_dir, cached_build, fingerprint, is_complete
+
+if TYPE_CHECKING:  # torch is imported where it is needed: listing systems should not load it
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +194,7 @@ class DocStates:
 
 
 def _doc_key(enc: Encoder, collection: Collection, artifact: str) -> dict:
-    return {"artifact": artifact, "encoder": enc.key("doc"), "corpus": collection.fingerprint_key(), "text": DOC_TEXT}
+    return {"artifact": artifact, "encoder": enc.key("doc"), "corpus": collection.docs_fingerprint, "text": DOC_TEXT}
 
 
 def _read_docs(collection: Collection) -> tuple[list[str], list[str]]:

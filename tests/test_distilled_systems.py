@@ -1,0 +1,102 @@
+"""The `optical` and `sdistill` systems end to end on a tiny pair with bitext and a tiny random encoder."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from bench.collections.local import load_pair_file
+from bench.errors import BenchError
+from bench.runner import run_systems
+from bench.systems import parse_systems
+from tests.test_dense import write_tiny_model
+
+TINY = Path(__file__).parent / "data" / "tiny-pair"
+BITEXT = [("mto nile unapita kaskazini", "the river nile flows north"), ("mto unapita", "the river flows"),
+          ("nairobi mto kenya", "nairobi river of kenya"), ("kaskazini kenya", "north of kenya"),
+          ("mto nile egypt", "the nile in egypt"), ("unapita kaskazini nairobi", "flows north of nairobi"),
+          ("mto kenya unapita", "the kenya river flows"), ("nile kaskazini egypt", "nile north egypt")]
+
+
+@pytest.fixture(autouse=True)
+def one_thread(monkeypatch):
+    before = torch.get_num_threads()
+    monkeypatch.setenv("BENCH_THREADS", "1")
+    yield
+    torch.set_num_threads(before)
+
+
+def pair_with_bitext(tmp_path: Path, pair_file: str = "pair.yaml"):
+    folder = tmp_path / "pair"
+    shutil.copytree(TINY, folder)
+    (folder / "bitext.tsv").write_text("".join(f"{f}\t{e}\n" for f, e in BITEXT))
+    with open(folder / pair_file, "a") as f:
+        f.write("bitext: bitext.tsv\n")
+    return load_pair_file(folder / pair_file)
+
+
+def manifest(result) -> dict:
+    return json.loads((result.path / "manifest.json").read_text())
+
+
+def test_distilled_systems_train_once_share_checkpoints_and_rerun_identically(bench_home, tmp_path):
+    model = write_tiny_model(tmp_path / "tiny")
+    pair = pair_with_bitext(tmp_path)
+    systems = parse_systems("optical,optical-maxsim,sdistill,sdistill-maxsim,mdense")
+    options = {"encoder": str(model), "distill_steps": 3}
+    first = run_systems(pair, systems, tmp_path / "runs", options=options)
+    again = run_systems(pair, systems, tmp_path / "runs-again", options=options)
+    assert [r.means for r in first] == [r.means for r in again]  # seeded training, cached students
+
+    by_name = {r.system: manifest(r) for r in first}
+    students = {name: m["artifacts"]["student"] for name, m in by_name.items() if "student" in m["artifacts"]}
+    # one OT student shared by both scorings, one sentence-level student shared by both
+    assert students["optical"]["checkpoint"] == students["optical-maxsim"]["checkpoint"]
+    assert students["sdistill"]["checkpoint"] == students["sdistill-maxsim"]["checkpoint"]
+    assert students["optical"]["checkpoint"] != students["sdistill"]["checkpoint"]
+    assert len(list((bench_home / "checkpoints").iterdir())) == 2
+    assert students["sdistill"]["config"]["w_ot"] == 0.0 and students["optical"]["config"]["steps"] == 3
+    assert students["optical"]["training"]["steps"] == 3 and students["optical"]["training"]["pairs"] == len(BITEXT)
+    assert by_name["optical"]["artifacts"]["bitext"]["sources"] == {"bitext.tsv": len(BITEXT)}
+    # the student encodes the foreign queries, the teacher (here the same tiny encoder) the documents
+    models = by_name["optical"]["models"]
+    assert models["query_encoder"]["spec"].startswith("optical:")
+    assert models["doc_encoder"]["spec"] == str(model)
+    assert models["query_encoder"]["fingerprint"] != by_name["mdense"]["models"]["query_encoder"]["fingerprint"]
+    # a trained student ranks differently from the zero-shot encoder it started from
+    runs = {r.system: (r.path / "run.trec").read_text() for r in first}
+    assert runs["optical"] != runs["mdense"]
+
+
+def test_student_encodes_the_foreign_documents_of_an_english_query_pair(bench_home, tmp_path):
+    model = write_tiny_model(tmp_path / "tiny")
+    folder = tmp_path / "pair"
+    shutil.copytree(TINY, folder)
+    (folder / "bitext.tsv").write_text("".join(f"{f}\t{e}\n" for f, e in BITEXT))
+    (folder / "en-xx.yaml").write_text("name: en-xx\nqueries: queries.tsv\ndocs: docs.jsonl\nqrels: qrels.txt\n"
+                                       "bitext: bitext.tsv\n")
+    pair = load_pair_file(folder / "en-xx.yaml")
+    assert (pair.query_lang, pair.doc_lang) == ("en", "xx")
+    [result] = run_systems(pair, parse_systems("sdistill"), tmp_path / "runs",
+                           options={"encoder": str(model), "distill_steps": 2})
+    m = manifest(result)
+    assert m["models"]["doc_encoder"]["spec"].startswith("sdistill:")
+    assert m["models"]["query_encoder"]["spec"] == str(model)
+    # trained on the passage side, as the documents are encoded
+    assert m["artifacts"]["student"]["config"]["student_prefix"] == "passage: "
+
+
+def test_a_pair_without_english_is_refused(bench_home, tmp_path):
+    folder = tmp_path / "pair"
+    shutil.copytree(TINY, folder)
+    (folder / "bitext.tsv").write_text("".join(f"{f}\t{e}\n" for f, e in BITEXT))
+    with open(folder / "pair-foreign-docs.yaml", "a") as f:
+        f.write("bitext: bitext.tsv\n")
+    pair = load_pair_file(folder / "pair-foreign-docs.yaml")
+    with pytest.raises(BenchError, match="English on exactly one side"):
+        run_systems(pair, parse_systems("optical"), tmp_path / "runs", options={"encoder": "unused"})
+    assert not (tmp_path / "runs" / pair.name / "optical").exists()
