@@ -17,6 +17,17 @@ if not os.environ.get("BENCH_MIRROR") and DEFAULT_MIRROR.is_dir():
 
 
 @pytest.fixture
+def one_thread(monkeypatch):
+    """Tiny models train faster on one thread on a shared machine; restore torch's setting afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    monkeypatch.setenv("BENCH_THREADS", "1")
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
 def bench_home(tmp_path, monkeypatch) -> Path:
     """A fresh, empty BENCH_HOME for one test."""
     from bench.collections import forget_loaded

@@ -7,7 +7,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-import torch
 
 from bench.collections.local import load_pair_file
 from bench.errors import BenchError
@@ -22,18 +21,19 @@ BITEXT = [("mto nile unapita kaskazini", "the river nile flows north"), ("mto un
           ("mto kenya unapita", "the kenya river flows"), ("nile kaskazini egypt", "nile north egypt")]
 
 
-@pytest.fixture(autouse=True)
-def one_thread(monkeypatch):
-    before = torch.get_num_threads()
-    monkeypatch.setenv("BENCH_THREADS", "1")
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def pair_with_bitext(tmp_path: Path, pair_file: str = "pair.yaml"):
+def pair_folder(tmp_path: Path) -> Path:
+    """A copy of the tiny pair with BITEXT as bitext.tsv."""
     folder = tmp_path / "pair"
     shutil.copytree(TINY, folder)
     (folder / "bitext.tsv").write_text("".join(f"{f}\t{e}\n" for f, e in BITEXT))
+    return folder
+
+
+def pair_with_bitext(tmp_path: Path, pair_file: str = "pair.yaml"):
+    folder = pair_folder(tmp_path)
     with open(folder / pair_file, "a") as f:
         f.write("bitext: bitext.tsv\n")
     return load_pair_file(folder / pair_file)
@@ -74,9 +74,7 @@ def test_distilled_systems_train_once_share_checkpoints_and_rerun_identically(be
 
 def test_student_encodes_the_foreign_documents_of_an_english_query_pair(bench_home, tmp_path):
     model = write_tiny_model(tmp_path / "tiny")
-    folder = tmp_path / "pair"
-    shutil.copytree(TINY, folder)
-    (folder / "bitext.tsv").write_text("".join(f"{f}\t{e}\n" for f, e in BITEXT))
+    folder = pair_folder(tmp_path)
     (folder / "en-xx.yaml").write_text("name: en-xx\nqueries: queries.tsv\ndocs: docs.jsonl\nqrels: qrels.txt\n"
                                        "bitext: bitext.tsv\n")
     pair = load_pair_file(folder / "en-xx.yaml")
@@ -91,12 +89,7 @@ def test_student_encodes_the_foreign_documents_of_an_english_query_pair(bench_ho
 
 
 def test_a_pair_without_english_is_refused(bench_home, tmp_path):
-    folder = tmp_path / "pair"
-    shutil.copytree(TINY, folder)
-    (folder / "bitext.tsv").write_text("".join(f"{f}\t{e}\n" for f, e in BITEXT))
-    with open(folder / "pair-foreign-docs.yaml", "a") as f:
-        f.write("bitext: bitext.tsv\n")
-    pair = load_pair_file(folder / "pair-foreign-docs.yaml")
+    pair = pair_with_bitext(tmp_path, "pair-foreign-docs.yaml")
     with pytest.raises(BenchError, match="English on exactly one side"):
         run_systems(pair, parse_systems("optical"), tmp_path / "runs", options={"encoder": "unused"})
     assert not (tmp_path / "runs" / pair.name / "optical").exists()

@@ -59,13 +59,7 @@ TINY = OpticalConfig(teacher="tiny-en", student="tiny-sw", steps=6, batch_size=4
                      max_length=16, iterations=20, w_sent=0.5)
 
 
-@pytest.fixture(autouse=True)
-def one_thread(monkeypatch):
-    """Tiny models train faster on one thread on a shared machine; restore torch's setting afterwards."""
-    before = torch.get_num_threads()
-    monkeypatch.setenv("BENCH_THREADS", "1")
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import json
 
 import pandas as pd
 import pytest
-import torch
 
 from bench.errors import BenchError
 from bench.sweep import noise_sweep, parse_rates, write_sweep
@@ -15,12 +14,7 @@ from tests.test_dense import write_tiny_model
 from tests.test_distilled_systems import pair_with_bitext
 
 
-@pytest.fixture(autouse=True)
-def one_thread(monkeypatch):
-    before = torch.get_num_threads()
-    monkeypatch.setenv("BENCH_THREADS", "1")
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_rates_are_sorted_distinct_fractions():
