@@ -12,7 +12,7 @@ from bench.collections.local import load_pair_file
 from bench.errors import BenchError
 from bench.runner import run_systems
 from bench.systems import parse_systems
-from tests.test_dense import write_tiny_model
+from test_dense import write_tiny_model
 
 TINY = Path(__file__).parent / "data" / "tiny-pair"
 BITEXT = [("mto nile unapita kaskazini", "the river nile flows north"), ("mto unapita", "the river flows"),

@@ -10,8 +10,8 @@ import pytest
 from bench.errors import BenchError
 from bench.sweep import noise_sweep, parse_rates, write_sweep
 from bench.systems import parse_systems
-from tests.test_dense import write_tiny_model
-from tests.test_distilled_systems import pair_with_bitext
+from test_dense import write_tiny_model
+from test_distilled_systems import pair_with_bitext
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
