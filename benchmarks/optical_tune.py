@@ -40,6 +40,7 @@ VARIANTS = {
     "ot-sharp+sent": replace(OT, w_sent=1.0, epsilon=0.005, iterations=100),
     "ot-sharp-idf+sent": replace(OT, w_sent=1.0, epsilon=0.005, iterations=100, marginals="idf"),
     "ot-sharp": replace(OT, epsilon=0.005, iterations=100),
+    "ot0.3-sharp+sent": replace(OT, w_ot=0.3, w_sent=1.0, epsilon=0.005, iterations=100),
     "ot-idf": replace(OT, marginals="idf"),
     "ot-lr2e-5+sent": replace(OT, w_sent=1.0, lr=2e-5),
     "ot-top6+sent": replace(OT, w_sent=1.0, freeze_layers=6),
