@@ -321,3 +321,19 @@ def test_train_specs_resolves_models_and_skips_loading_when_trained(bench_home, 
 
     monkeypatch.setattr(models, "load", no_loading)
     assert train_specs(config, PAIRS, "fp") == path
+
+
+def test_freeze_layers_keeps_the_embeddings_and_lowest_layers_at_their_start(bench_home, nets):
+    from dataclasses import replace
+
+    from bench.distill.trainer import frozen_prefixes
+
+    teacher, student = nets
+    start = {k: v.clone() for k, v in student.model.state_dict().items()}
+    assert frozen_prefixes(student.model, 1) == ("embeddings.", "encoder.layer.0.")
+    trained = weights(train(replace(TINY, freeze_layers=1), PAIRS, "fp", teacher, student, progress=False, plot=False))
+    for name, value in trained.items():
+        unchanged = torch.equal(value, start[name])
+        assert unchanged == name.startswith(("embeddings.", "encoder.layer.0.")), name
+    with pytest.raises(BenchError, match="leaves nothing to train"):
+        frozen_prefixes(student.model, 2)  # the tiny student has 2 layers
