@@ -1,21 +1,18 @@
 """The distillation recipes bench reports, and the one way a pair's student gets trained.
 
 ``OPTICAL`` and ``SDISTILL`` are fixed here, chosen on the tuning collections only (AfriQA ha-en dev
-and yo-en train; the search is recorded in ``benchmarks/results/optical_tuning.csv``, produced by
-``benchmarks/optical_tune.py``). Both share the data and the step budget, so ``sdistill`` is the
+and yo-en train; the search is recorded in ``benchmarks/results/optical_tuning/<pair>.csv``, produced
+by ``benchmarks/optical_tune.py``). Both share the data and the step budget, so ``sdistill`` is the
 ablation of the OT term.
 """
 
 from __future__ import annotations
 
-import logging
 from dataclasses import asdict, replace
 from pathlib import Path
 
 from bench.bitext import Bitext
-from bench.distill.trainer import OpticalConfig, checkpoint_dir, train_specs
-
-log = logging.getLogger(__name__)
+from bench.distill.trainer import OpticalConfig, train_specs
 
 # Shared by both recipes: the step budget (batch 32) and the learning rate schedule.
 _BUDGET = dict(steps=150, batch_size=32, lr=5e-5, warmup=0.1)
@@ -47,19 +44,7 @@ def trained_student(pair, config: OpticalConfig, *, noise: float = 0.0, seed: in
 
     config = replace(for_pair(config, pair), noise=noise, seed=seed)
     bitext = load_bitext(pair, noise=noise, seed=seed)
-    if not checkpoint_dir_exists(config, bitext.fingerprint):
-        log.warning("no %s student for %s: training one on its bitext now (%d steps of %d pairs; "
-                    "cached afterwards)", "OT" if config.w_ot else "sentence-distilled", pair.name,
-                    config.steps, config.batch_size)
     return train_specs(config, bitext.pairs, bitext.fingerprint, progress=progress), bitext
-
-
-def checkpoint_dir_exists(config: OpticalConfig, bitext_fingerprint: str) -> bool:
-    from bench import models
-    from bench.store import is_complete
-
-    teacher, student = models.resolve(config.teacher), models.resolve(config.student)
-    return is_complete(checkpoint_dir(config, bitext_fingerprint, teacher.fingerprint, student.fingerprint))
 
 
 def describe(config: OpticalConfig) -> dict:

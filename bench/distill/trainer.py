@@ -165,6 +165,8 @@ def train_specs(config: OpticalConfig, bitext_pairs: Sequence[tuple[str, str]], 
     path = checkpoint_dir(config, bitext_fingerprint, teacher.fingerprint, student.fingerprint)
     if is_complete(path):
         return path
+    log.warning("no finished %s student for this bitext: training one now (%d steps of %d pairs; cached "
+                "afterwards)", "OT" if config.w_ot else "sentence-distilled", config.steps, config.batch_size)
     return train(config, bitext_pairs, bitext_fingerprint, Net.from_ref(teacher), Net.from_ref(student), **kwargs)
 
 
