@@ -63,14 +63,16 @@ def run_systems(
     collection = pair.collection()
     check_sizes(pair, collection)
     results = []
+    finished: dict = {}  # runs made so far, reused by systems built on them (hybrids)
     for system in systems:
-        ctx = RunContext(pair, collection, depth=depth, seed=seed, options=dict(options or {}))
+        ctx = RunContext(pair, collection, depth=depth, seed=seed, options=dict(options or {}), finished=finished)
         seed_everything(seed)
         log.info("running %s on %s", system.name, pair.name)
         started = datetime.now(timezone.utc)
         t0 = time.perf_counter()
         run = system.run(ctx)
         wall = time.perf_counter() - t0
+        ctx.remember(system.name, run)
         table = per_query(run, collection.qrels, pair.measures)
         means = aggregate(table)
         manifest = {

@@ -7,6 +7,8 @@ identity in manifests and cache keys.
 
 from __future__ import annotations
 
+import copy
+import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -29,6 +31,20 @@ class RunContext:
     seed: int = 0
     options: dict[str, Any] = field(default_factory=dict)  # per-run overrides (models, profile, ...)
     artifacts: dict[str, Any] = field(default_factory=dict)  # what a system reports for its manifest
+    # runs already made by this `bench run`, by system and options: a hybrid reuses its components'
+    # runs instead of computing them again (shared by every context of one invocation)
+    finished: dict[tuple[str, str], tuple[Run, dict]] = field(default_factory=dict, repr=False)
+
+    def _finished_key(self, system: str) -> tuple[str, str]:
+        return system, json.dumps(self.options, sort_keys=True, default=str)
+
+    def remember(self, system: str, run: Run) -> None:
+        """Record ``system``'s run under this context's options (call before its artifacts are consumed)."""
+        self.finished[self._finished_key(system)] = (run, copy.deepcopy(self.artifacts))
+
+    def recall(self, system: str) -> tuple[Run, dict] | None:
+        """The run and artifacts of ``system`` under this context's options, if this invocation made it."""
+        return self.finished.get(self._finished_key(system))
 
     def foreign_queries(self) -> list[tuple[str, str]]:
         return [(q.query_id, q.text) for q in self.collection.queries]
@@ -151,9 +167,15 @@ def _component(ctx: RunContext, system: str, role: str, options: dict | None = N
     from dataclasses import replace
 
     inner = replace(ctx, options=dict(ctx.options if options is None else options), artifacts={})
-    run = get_system(system).run(inner)
-    ctx.artifacts[role] = {"system": system, **inner.artifacts}
-    return run
+    made = inner.recall(system)
+    if made is None:
+        run = get_system(system).run(inner)
+        inner.remember(system, run)
+        made = run, inner.artifacts
+    else:
+        log.info("reusing the %s run made earlier in this invocation", system)
+    ctx.artifacts[role] = {"system": system, **copy.deepcopy(made[1])}
+    return made[0]
 
 
 def _encoder(ctx: RunContext) -> str:

@@ -41,6 +41,8 @@ VARIANTS = {
     "ot-sharp-idf+sent": replace(OT, w_sent=1.0, epsilon=0.005, iterations=100, marginals="idf"),
     "ot-sharp": replace(OT, epsilon=0.005, iterations=100),
     "ot0.3-sharp+sent": replace(OT, w_ot=0.3, w_sent=1.0, epsilon=0.005, iterations=100),
+    # the same plan on states centred by the batch's mean teacher token state (run with --steps 300)
+    "ot-center+sent": replace(OT, w_sent=1.0, epsilon=0.005, iterations=100, center=True),
     "ot-idf": replace(OT, marginals="idf"),
     "ot-lr2e-5+sent": replace(OT, w_sent=1.0, lr=2e-5),
     "ot-top6+sent": replace(OT, w_sent=1.0, freeze_layers=6),
@@ -63,7 +65,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("pair")
     parser.add_argument("--variants", default=",".join(VARIANTS))
-    parser.add_argument("--steps", type=int, help="override the budget (quick looks only)")
+    parser.add_argument("--steps", type=int, help="override the step budget; rows are named <variant>@<steps>")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -88,7 +90,8 @@ def main() -> None:
                 seconds = meta.get("seconds_last_session", seconds)
             for scoring in ("mean", "maxsim"):
                 m = score(pair, query_spec, scoring)
-                row = {"pair": pair.name, "variant": name, "scoring": scoring, **{k: round(m[k], 4) for k in
+                label = f"{name}@{args.steps}" if config is not None and args.steps else name
+                row = {"pair": pair.name, "variant": label, "scoring": scoring, **{k: round(m[k], 4) for k in
                        ("AP", "nDCG@10", "RR@10")}, "train_s": round(seconds), "checkpoint": Path(query_spec).name,
                        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
                        "config": json.dumps(describe(config) if config else {}, sort_keys=True)}

@@ -6,7 +6,7 @@ Encodes the first ``--pairs`` bitext pairs with the zero-shot encoder (teacher a
 model before training) and, for each ε, reports the OT loss and two measures of how much the plan
 aligns rather than averages: the mean share of a teacher token's mass on its single best student
 token, and the mean row entropy divided by its maximum log(m) (1 = uniform, 0 = one-to-one). Also
-with the token states centred on their mean, to show how much of the flatness is anisotropy.
+with the token states centred as the ``optical`` recipe trains them, to show how much of the flatness is anisotropy.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import torch
 
 from bench import models
 from bench.bitext import load_bitext
-from bench.distill.optical import cosine_cost, ot_loss, tokenize
+from bench.distill.optical import center_states, cosine_cost, ot_loss, tokenize
 from bench.pairs import get_pair
 
 
@@ -48,9 +48,8 @@ def main() -> None:
     print("states\tepsilon\tcost mean\tcost std\tOT loss\ttop share\trow entropy / max")
     for centred in (False, True):
         tt, ss = t, s
-        if centred:
-            mean = torch.cat([t[tb["keep"]], s[sb["keep"]]]).mean(0)
-            tt, ss = t - mean, s - mean
+        if centred:  # as the optical recipe trains: both sides minus the mean teacher token state
+            tt, ss = center_states(t, s, tb["keep"])
         valid = tb["keep"].unsqueeze(-1) & sb["keep"].unsqueeze(-2)
         cost = cosine_cost(tt, ss)[valid]
         for eps in (0.05, 0.02, 0.01, 0.005):

@@ -93,3 +93,23 @@ def test_a_pair_without_english_is_refused(bench_home, tmp_path):
     with pytest.raises(BenchError, match="English on exactly one side"):
         run_systems(pair, parse_systems("optical"), tmp_path / "runs", options={"encoder": "unused"})
     assert not (tmp_path / "runs" / pair.name / "optical").exists()
+
+
+def test_hybrid_reuses_the_component_runs_made_earlier_in_the_same_invocation(bench_home, tmp_path, monkeypatch):
+    from bench.retrieve import dense
+
+    model = write_tiny_model(tmp_path / "tiny")
+    pair = pair_with_bitext(tmp_path)
+    options = {"encoder": str(model)}
+    alone = run_systems(pair, parse_systems("mdense-hybrid"), tmp_path / "alone", options=options)[0]
+
+    calls = []
+    retrieve = dense.retrieve
+    monkeypatch.setattr(dense, "retrieve", lambda *a, **k: calls.append(a[4]) or retrieve(*a, **k))
+    together = run_systems(pair, parse_systems("mdense-maxsim,bm25-psq,mdense-hybrid"), tmp_path / "together",
+                           options=options)
+    assert calls == ["maxsim"]  # the hybrid did not score MaxSim a second time
+    assert (together[2].path / "run.trec").read_text() == (alone.path / "run.trec").read_text()
+    artifacts = manifest(together[2])["artifacts"]
+    assert artifacts["dense"]["system"] == "mdense-maxsim" and artifacts["lexical"]["system"] == "bm25-psq"
+    assert manifest(together[2])["models"] == manifest(alone)["models"]

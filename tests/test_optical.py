@@ -17,8 +17,8 @@ from bench.distill import (
     SDISTILL, Net, OpticalConfig, checkpoint_dir, cosine_cost, load_student, ot_loss, sentence_loss, sinkhorn,
     student_ref, train,
 )
-from bench.distill.optical import idf_table, tokenize
-from bench.distill.trainer import BatchPlan, lr_factor, read_curve
+from bench.distill.optical import center_states, idf_table, tokenize
+from bench.distill.trainer import BatchPlan, checkpoint_key, lr_factor, read_curve
 from bench.errors import BenchError
 from bench.store import is_complete
 
@@ -128,6 +128,24 @@ def test_ot_loss_prefers_aligned_translation():
     good, _ = ot_loss(t, aligned, full, full, epsilon=0.05, iterations=50)
     bad, _ = ot_loss(t, unrelated, full, full, epsilon=0.05, iterations=50)
     assert float(good) < 0.05 < float(bad)
+
+
+def test_center_states_subtracts_the_mean_unmasked_teacher_token_from_both_sides():
+    t = torch.tensor([[[1.0, 2.0], [3.0, 4.0], [100.0, 100.0]], [[5.0, 0.0], [0.0, 0.0], [0.0, 0.0]]])
+    keep = torch.tensor([[True, True, False], [True, False, False]])  # the third token is masked out
+    s = torch.ones(2, 2, 2, requires_grad=True)
+    tc, sc = center_states(t, s, keep)
+    origin = torch.tensor([3.0, 2.0])  # mean of (1,2), (3,4), (5,0)
+    assert torch.allclose(tc, t - origin) and torch.allclose(sc, s - origin)
+    (grad,) = torch.autograd.grad(sc.sum(), s)
+    assert torch.equal(grad, torch.ones_like(s))  # the origin is a constant: no gradient through it
+    # centring separates near-parallel states: raw 1 − cos barely tells the two teacher tokens apart
+    teacher = torch.tensor([[[10.0, 1.0], [10.0, -1.0]]])  # origin (10, 0)
+    student = torch.tensor([[[10.0, 1.0]]])  # the first teacher token
+    raw = cosine_cost(teacher, student).flatten()
+    centred = cosine_cost(*center_states(teacher, student, torch.ones(1, 2, dtype=torch.bool))).flatten()
+    assert raw.tolist() == pytest.approx([0.0, 2 / 101])
+    assert centred.tolist() == pytest.approx([0.0, 2.0])
 
 
 def test_sentence_loss():
@@ -296,6 +314,9 @@ def test_config_validation_and_fingerprint_changes(nets):
     assert checkpoint_dir(OpticalConfig(**{**TINY.__dict__, "epsilon": 0.1}), "fp", "t", "s") != base
     assert checkpoint_dir(TINY, "other-bitext", "t", "s") != base
     assert checkpoint_dir(TINY, "fp", "t2", "s") != base
+    # an option added later enters the key only when set, so cached checkpoints keep their fingerprints
+    assert "center" not in checkpoint_key(TINY, "fp", "t", "s")["config"]
+    assert checkpoint_dir(OpticalConfig(**{**TINY.__dict__, "center": True}), "fp", "t", "s") != base
     with pytest.raises(BenchError):
         train(TINY, [], "fp", teacher, student)
 

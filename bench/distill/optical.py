@@ -34,6 +34,17 @@ def cosine_cost(teacher_states: Tensor, student_states: Tensor) -> Tensor:
     return 1.0 - t @ s.transpose(-1, -2)
 
 
+def center_states(teacher_states: Tensor, student_states: Tensor, teacher_mask: Tensor) -> tuple[Tensor, Tensor]:
+    """Both sides minus the mean teacher token state of the batch (over unmasked tokens; no gradient).
+
+    One shared, fixed origin keeps the two sides comparable; it removes the direction every mE5 token
+    state shares, so ``1 − cos`` measures what distinguishes tokens rather than what they have in common.
+    """
+    weights = teacher_mask.unsqueeze(-1).to(teacher_states.dtype)
+    origin = ((teacher_states.detach() * weights).sum((0, 1)) / weights.sum().clamp_min(1.0))
+    return teacher_states - origin, student_states - origin
+
+
 def ot_loss(teacher_states: Tensor, student_states: Tensor, teacher_mask: Tensor, student_mask: Tensor, *,
             teacher_weights: Tensor | None = None, student_weights: Tensor | None = None,
             epsilon: float = 0.05, iterations: int = 50, tau: float | None = None) -> tuple[Tensor, Tensor]:
