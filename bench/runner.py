@@ -63,7 +63,8 @@ def run_systems(
     collection = pair.collection()
     check_sizes(pair, collection)
     results = []
-    finished: dict = {}  # runs made so far, reused by systems built on them (hybrids)
+    finished: dict = {}  # runs that a later system of this invocation is built from (hybrids)
+    used = {name for system in systems for name in system.uses}
     for system in systems:
         ctx = RunContext(pair, collection, depth=depth, seed=seed, options=dict(options or {}), finished=finished)
         seed_everything(seed)
@@ -72,7 +73,8 @@ def run_systems(
         t0 = time.perf_counter()
         run = system.run(ctx)
         wall = time.perf_counter() - t0
-        ctx.remember(system.name, run)
+        if system.name in used:
+            ctx.remember(system.name, run)
         table = per_query(run, collection.qrels, pair.measures)
         means = aggregate(table)
         manifest = {

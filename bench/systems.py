@@ -11,6 +11,7 @@ import copy
 import json
 import logging
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Callable
 
 from bench.collections import Collection, Query
@@ -31,8 +32,8 @@ class RunContext:
     seed: int = 0
     options: dict[str, Any] = field(default_factory=dict)  # per-run overrides (models, profile, ...)
     artifacts: dict[str, Any] = field(default_factory=dict)  # what a system reports for its manifest
-    # runs already made by this `bench run`, by system and options: a hybrid reuses its components'
-    # runs instead of computing them again (shared by every context of one invocation)
+    # runs made by this `bench run` that a later system is built from (``System.uses``), by system and
+    # options: a hybrid reuses its components' runs instead of computing them again
     finished: dict[tuple[str, str], tuple[Run, dict]] = field(default_factory=dict, repr=False)
 
     def _finished_key(self, system: str) -> tuple[str, str]:
@@ -69,16 +70,18 @@ class System:
     run: Callable[[RunContext], Run]
     spec: dict[str, Any]
     needs_translation: bool = False  # oracle systems: only on collections with translated queries
+    uses: tuple[str, ...] = ()  # systems whose runs this one is built from (kept for it by the runner)
 
 
 SYSTEMS: Registry[System] = Registry("system")
 
 
-def register(name: str, description: str, spec: dict[str, Any], needs_translation: bool = False):
+def register(name: str, description: str, spec: dict[str, Any], needs_translation: bool = False,
+             uses: tuple[str, ...] = ()):
     """Decorator: register ``fn(ctx) -> Run`` as the system ``name``."""
 
     def wrap(fn: Callable[[RunContext], Run]) -> Callable[[RunContext], Run]:
-        SYSTEMS.register(name, System(name, description, fn, {"system": name, **spec}, needs_translation))
+        SYSTEMS.register(name, System(name, description, fn, {"system": name, **spec}, needs_translation, uses))
         return fn
 
     return wrap
@@ -345,28 +348,17 @@ def _training_summary(checkpoint) -> dict:
 _DISTILL_SPEC = {"retriever": "dense", "teacher": DEFAULT_ENCODER, "student": DEFAULT_ENCODER, "trained_on": "pair bitext"}
 
 
-@register("sdistill", "student distilled from the teacher by the sentence-level term alone (mean pooling)",
-          {**_DISTILL_SPEC, "recipe": "sdistill", "scoring": "mean"})
-def sdistill(ctx: RunContext) -> Run:
-    return _distilled(ctx, "sdistill", "mean")
-
-
-@register("sdistill-maxsim", "the sentence-distilled student scored by late interaction (MaxSim)",
-          {**_DISTILL_SPEC, "recipe": "sdistill", "scoring": "maxsim"})
-def sdistill_maxsim(ctx: RunContext) -> Run:
-    return _distilled(ctx, "sdistill", "maxsim")
-
-
-@register("optical", "OPTICAL: student distilled from the teacher by optimal-transport token alignment (mean pooling)",
-          {**_DISTILL_SPEC, "recipe": "optical", "scoring": "mean"})
-def optical(ctx: RunContext) -> Run:
-    return _distilled(ctx, "optical", "mean")
-
-
-@register("optical-maxsim", "the OPTICAL student scored by late interaction (MaxSim over token states)",
-          {**_DISTILL_SPEC, "recipe": "optical", "scoring": "maxsim"})
-def optical_maxsim(ctx: RunContext) -> Run:
-    return _distilled(ctx, "optical", "maxsim")
+# (name, recipe, scoring, description): one student per recipe, shared by its two scorings
+_DISTILLED = [
+    ("sdistill", "sdistill", "mean", "student distilled from the teacher by the sentence-level term alone (mean pooling)"),
+    ("sdistill-maxsim", "sdistill", "maxsim", "the sentence-distilled student scored by late interaction (MaxSim)"),
+    ("optical", "optical", "mean",
+     "OPTICAL: student distilled from the teacher by optimal-transport token alignment (mean pooling)"),
+    ("optical-maxsim", "optical", "maxsim", "the OPTICAL student scored by late interaction (MaxSim over token states)"),
+]
+for _name, _recipe, _scoring, _description in _DISTILLED:
+    register(_name, _description, {**_DISTILL_SPEC, "recipe": _recipe, "scoring": _scoring})(
+        partial(_distilled, recipe=_recipe, scoring=_scoring))
 
 
 # --- hybrids: a dense system fused with bm25-psq (bench.retrieve.fusion) ------------------------------
@@ -388,13 +380,11 @@ def _hybrid(ctx: RunContext, dense_system: str) -> Run:
 _HYBRID_SPEC = {"retriever": "fusion", "method": "combsum-minmax", "psq_weight": HYBRID_PSQ_WEIGHT}
 
 
-@register("mdense-hybrid", "zero-shot mdense-maxsim fused with bm25-psq (the reference for optical-hybrid)",
-          {**_HYBRID_SPEC, "dense": "mdense-maxsim"})
-def mdense_hybrid(ctx: RunContext) -> Run:
-    return _hybrid(ctx, "mdense-maxsim")
-
-
-@register("optical-hybrid", "optical-maxsim fused with bm25-psq (lexical and distilled evidence)",
-          {**_HYBRID_SPEC, "dense": "optical-maxsim"})
-def optical_hybrid(ctx: RunContext) -> Run:
-    return _hybrid(ctx, "optical-maxsim")
+# (name, dense system, description)
+_HYBRIDS = [
+    ("mdense-hybrid", "mdense-maxsim", "zero-shot mdense-maxsim fused with bm25-psq (the reference for optical-hybrid)"),
+    ("optical-hybrid", "optical-maxsim", "optical-maxsim fused with bm25-psq (lexical and distilled evidence)"),
+]
+for _name, _dense_system, _description in _HYBRIDS:
+    register(_name, _description, {**_HYBRID_SPEC, "dense": _dense_system}, uses=(_dense_system, "bm25-psq"))(
+        partial(_hybrid, dense_system=_dense_system))
