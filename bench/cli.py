@@ -208,12 +208,15 @@ def train_group() -> None:
 @train_group.command("mt")
 @click.option("--pair", "pair_name", required=True, help="e.g. sw-en")
 @click.option("--seed", default=0, show_default=True)
-def train_mt_cmd(pair_name: str, seed: int) -> None:
+@click.option("--steps", type=click.IntRange(1), help="Training steps (default: MtConfig.max_steps).")
+@click.option("--bitext-noise", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.0, show_default=True)
+def train_mt_cmd(pair_name: str, seed: int, steps: int | None, bitext_noise: float) -> None:
     """Train the pair's foreign→English translation model (used by bm25-nmt and nmt-dense)."""
     from bench.pairs import get_pair
     from bench.translate.mt_train import train_mt
 
-    click.echo(f"model: {train_mt(get_pair(pair_name), seed=seed)}")
+    config = {"max_steps": steps} if steps else {}
+    click.echo(f"model: {train_mt(get_pair(pair_name), config=config, noise=bitext_noise, seed=seed)}")
 
 
 @train_group.command("optical")
@@ -265,9 +268,21 @@ def sweep_noise_cmd(pair_name, rates, systems_list, steps, seed, runs_root, repo
     click.echo(f"done in {time.perf_counter() - started:.1f} s")
 
 
+def _interrupt_on_sigterm() -> None:
+    """Treat SIGTERM (``kill``, a job scheduler's timeout) like Ctrl-C: the stack unwinds, so the
+    artifact being built removes its temporary directory instead of leaving it behind."""
+    import signal
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def main() -> None:
     """Console entry point: one line per error, non-zero exit, traceback only with --debug."""
     debug = "--debug" in sys.argv[1:]
+    _interrupt_on_sigterm()
     try:
         cli.main(standalone_mode=False)
     except BenchError as exc:

@@ -106,6 +106,7 @@ TRAIN_ON_DEMAND = ("bm25-nmt", "nmt-dense")
 CI_SYSTEMS = ("bm25", "oracle-bm25", "bm25-psq", "mdense", "mdense-maxsim", "oracle-dense", "sdistill",
               "sdistill-maxsim", "optical", "optical-maxsim")
 CI_DISTILL_STEPS = 30
+CI_MT_STEPS = 150  # the ci profile's MT model: a few minutes of training (the pipeline, not its quality)
 
 
 def default_systems(has_translations: bool) -> list[System]:
@@ -252,7 +253,8 @@ def _nmt_queries(ctx: RunContext) -> list[tuple[str, str]]:
     """The queries translated into the documents' language by NMT.
 
     Options: ``mt_model`` (a seq2seq model directory or Hugging Face id); without it, the model that
-    ``bench train mt`` trains on the pair's bitext (trained here, for up to an hour, if not cached).
+    ``bench train mt`` trains on the pair's bitext (trained here, for up to an hour, if not cached),
+    with ``bitext_noise``, the run's seed and ``mt_steps`` (the ``ci`` profile uses :data:`CI_MT_STEPS`).
     """
     from bench.translate import flores, mt_train, nmt
 
@@ -263,11 +265,14 @@ def _nmt_queries(ctx: RunContext) -> list[tuple[str, str]]:
         if ctx.pair.doc_lang != "en":
             raise BenchError(f"bench trains foreign→English NMT only; {ctx.pair.name} needs an `mt_model` option",
                              "give a seq2seq model that translates into " + ctx.pair.doc_lang)
-        path = mt_train.cached_model(ctx.pair)
+        steps = ctx.options.get("mt_steps") or (CI_MT_STEPS if ctx.options.get("profile") == "ci" else None)
+        config = {"max_steps": int(steps)} if steps else {}
+        noise = float(ctx.options.get("bitext_noise") or 0.0)
+        path = mt_train.cached_model(ctx.pair, config=config, noise=noise, seed=ctx.seed)
         if path is None:
             log.warning("no trained MT model for %s: training one now on its bitext (`bench train mt`); "
                         "THIS TAKES UP TO AN HOUR on CPU and is cached afterwards", ctx.pair.name)
-            path = mt_train.train_mt(ctx.pair)
+            path = mt_train.train_mt(ctx.pair, config=config, noise=noise, seed=ctx.seed)
         ref = nmt.resolve(path)
     params = nmt.DecodeParams(**NMT_DECODE)
     info = {**ref.describe(), "decode": NMT_DECODE}

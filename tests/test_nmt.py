@@ -13,7 +13,9 @@ from bench.translate import flores, nmt  # noqa: E402
 
 SENTENCES = ["a b c", "d e", "f", "a a b b c c d", "e f a", "c"]
 WORDS = ["<pad>", "<s>", "</s>", "<unk>", *"abcdefghijklmnopqrstuvwxyz", "habari", "yako", "asante", "sana",
-         "ninapenda", "chai", "mbwa", "wangu", "ni", "mkubwa", "kwaheri", "rafiki"]
+         "ninapenda", "chai", "mbwa", "wangu", "ni", "mkubwa", "kwaheri", "rafiki", "jina", "langu",
+         "how", "are", "you", "thank", "very", "much", "like", "tea", "my", "dog", "is", "big", "goodbye",
+         "friend", "name", "juma", "asha", "baraka", "neema", "zawadi", "rehema"]
 
 
 def tiny_tokenizer(words=WORDS):
@@ -113,13 +115,14 @@ def test_flores_score_perfect_and_worse():
 
 # --- training -----------------------------------------------------------------------------------
 
+NAMES = ["juma", "asha", "baraka", "neema", "zawadi"]
 BITEXT = [
     ("habari yako", "how are you"),
     ("asante sana", "thank you very much"),
     ("ninapenda chai", "i like tea"),
     ("mbwa wangu ni mkubwa", "my dog is big"),
     ("kwaheri rafiki", "goodbye friend"),
-] * 4
+] * 4 + [(f"jina langu ni {name}", f"my name is {name}") for name in NAMES] * 3
 
 
 @pytest.fixture
@@ -135,24 +138,28 @@ def tiny_encoder(tmp_path):
     return path
 
 
-def test_tiny_training_overfits_and_is_a_standard_seq2seq_model(bench_home, tiny_encoder):
+def test_tiny_training_overfits_and_copies_unseen_names(bench_home, tiny_encoder):
+    from bench.translate.mt_model import MODEL_FILE
     from bench.translate.mt_train import MtConfig, train_on_bitext
 
-    config = MtConfig(encoder=str(tiny_encoder), encoder_layer=1, vocab_size=40, d_model=32, layers=1, heads=2,
-                      ffn=64, dropout=0.0, label_smoothing=0.0, lr=3e-3, warmup=10, max_steps=200,
-                      batch_tokens=200, max_minutes=600, dev_size=2, eval_every=100, eval_sentences=2)
+    config = MtConfig(encoder=str(tiny_encoder), encoder_layer=1, d_model=32, layers=1, heads=2,
+                      ffn=64, dropout=0.0, label_smoothing=0.0, lr=3e-3, warmup=10, max_steps=400, min_count=1,
+                      batch_tokens=200, max_minutes=600, dev_size=2, eval_every=200, eval_sentences=2)
     path = train_on_bitext(BITEXT, "tiny-bitext", config, seed=0)
-    assert (path / "config.json").exists() and (path / "target_tokenizer" / "tokenizer.json").exists()
+    meta = json.loads((path / MODEL_FILE).read_text())
+    vocabulary = set(meta["vocabulary"])
+    assert WORDS.index("rehema") not in vocabulary  # never on the English side: only copying can produce it
+    assert WORDS.index("dog") in vocabulary and WORDS.index("mbwa") not in vocabulary
     curve = (path / "curve.csv").read_text().splitlines()
-    assert curve[0].startswith("step,") and len(curve) == 3  # header + steps 100, 200
+    assert curve[0].startswith("step,") and len(curve) == 3  # header + steps 200, 400
     assert (path / "curve.png").exists()
-    meta = json.loads((path / "bench-mt.json").read_text())
-    assert meta["steps"] == 200 and meta["stopped_by"] == "max_steps" and meta["peak_rss_mb"] > 0
+    record = json.loads((path / "bench-mt.json").read_text())
+    assert record["steps"] == 400 and record["stopped_by"] == "max_steps" and record["peak_rss_mb"] > 0
 
     greedy = nmt.DecodeParams(num_beams=1, max_new_tokens=40)
-    sources = ["habari yako", "mbwa wangu ni mkubwa", "kwaheri rafiki"]
+    sources = ["habari yako", "mbwa wangu ni mkubwa", "kwaheri rafiki", "jina langu ni rehema"]
     got = nmt.translate(sources, path, "sw", "en", greedy)
-    assert got == ["how are you", "my dog is big", "goodbye friend"]
+    assert got == ["how are you", "my dog is big", "goodbye friend", "my name is rehema"]
     beam = nmt.translate(sources, path, "sw", "en", nmt.DecodeParams(num_beams=3, max_new_tokens=40))
     assert beam == got
 

@@ -86,6 +86,25 @@ def test_atomic_dir_leaves_nothing_when_the_build_fails(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_sigterm_during_a_build_leaves_nothing(tmp_path):
+    """`bench` turns SIGTERM into an interrupt, so a killed build removes its temporary directory."""
+    import os
+    import signal
+
+    from bench.cli import _interrupt_on_sigterm
+
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        _interrupt_on_sigterm()
+        with pytest.raises(KeyboardInterrupt):
+            with store.atomic_dir(tmp_path / "artifact") as tmp:
+                (tmp / "half.bin").write_text("half")
+                os.kill(os.getpid(), signal.SIGTERM)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_cached_build_builds_once_and_keys_by_fingerprint(bench_home):
     calls = []
 

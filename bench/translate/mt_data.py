@@ -1,14 +1,10 @@
-"""Data for `bench train mt`: the English target vocabulary and the frozen encoder's source states.
+"""Data for `bench train mt`: the frozen encoder's source states of the bitext.
 
-The trained model (:mod:`bench.translate.mt_train`) keeps the packaged multilingual encoder frozen, so
+The trained model (:mod:`bench.translate.mt_model`) keeps the packaged multilingual encoder frozen, so
 its token states for every foreign sentence of the bitext are computed once, stored as float16
 (``states.npy``, one row per token, ``offsets.npy`` delimiting sentences) and cached under
 ``BENCH_HOME/mt-states/<fingerprint>`` (key: encoder fingerprint, layer, maximum length, bitext
 fingerprint). Training then only runs the decoder.
-
-The English vocabulary is a SentencePiece-style unigram model (``tokenizers``' Unigram trainer with
-the Metaspace pre-tokenizer, i.e. the algorithm of the ``sentencepiece`` package) trained on the
-English side of the training split, saved as a ``tokenizer.json`` that ``AutoTokenizer`` loads.
 """
 
 from __future__ import annotations
@@ -27,27 +23,6 @@ from bench.store import cached_build, fingerprint
 log = logging.getLogger(__name__)
 
 STATES_VERSION = 1
-PAD, BOS, EOS, UNK = "<pad>", "<s>", "</s>", "<unk>"  # ids 0, 1, 2, 3 of the target vocabulary
-
-
-def train_target_tokenizer(texts: Sequence[str], vocab_size: int, out: Path):
-    """Train a unigram vocabulary on English ``texts`` and save it (a transformers fast tokenizer)."""
-    from tokenizers import Tokenizer, decoders, models as tok_models, normalizers, pre_tokenizers, trainers
-    from tokenizers.processors import TemplateProcessing
-    from transformers import PreTrainedTokenizerFast
-
-    tok = Tokenizer(tok_models.Unigram())
-    tok.normalizer = normalizers.NFKC()
-    tok.pre_tokenizer = pre_tokenizers.Metaspace()
-    tok.decoder = decoders.Metaspace()
-    trainer = trainers.UnigramTrainer(vocab_size=vocab_size, special_tokens=[PAD, BOS, EOS, UNK],
-                                      unk_token=UNK, show_progress=False)
-    tok.train_from_iterator(list(texts), trainer=trainer)
-    tok.post_processor = TemplateProcessing(single=f"$A {EOS}", special_tokens=[(EOS, 2)])
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token=PAD, bos_token=BOS, eos_token=EOS,
-                                   unk_token=UNK, model_max_length=512)
-    fast.save_pretrained(out)
-    return fast
 
 
 @dataclass
@@ -118,10 +93,7 @@ def _layer_output(model, input_ids, mask, layer: int):
 
 
 def truncated_encoder(encoder_ref: models.ModelRef, layer: int):
-    """A frozen copy of the encoder keeping its first ``layer`` layers (what the decoder attends to).
-
-    It keeps BERT's (unused) pooler so that ``AutoModelForSeq2SeqLM`` finds every weight it expects.
-    """
+    """A frozen copy of the encoder keeping its first ``layer`` layers (what the decoder attends to)."""
     from transformers import AutoConfig, AutoModel
 
     model, _ = models.load(encoder_ref)

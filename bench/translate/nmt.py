@@ -4,8 +4,9 @@ A model spec is a local model directory or a Hugging Face id (reachable hub or l
 :mod:`bench.models`). Texts are translated in length-sorted batches by beam search; the output keeps
 the input order. Multilingual models get their language codes: the tokenizer's ``src_lang`` and the
 target language forced as the first generated token (NLLB ``swh_Latn``/``eng_Latn``, M2M100
-``__sw__``/``__en__``). A model directory with a ``target_tokenizer/`` subdirectory (bench's own
-models, :mod:`bench.translate.mt_train`) decodes with that tokenizer.
+``__sw__``/``__en__``). A model directory with a ``target_tokenizer/`` subdirectory decodes with that
+tokenizer. bench's own models (``bench train mt``, :mod:`bench.translate.mt_model`) are recognised by
+their ``bench-mt-model.json`` and decoded by their own copy-aware beam search.
 
 Translations are cached under ``BENCH_HOME/translations/<fingerprint>`` keyed by the model's
 fingerprint, the texts, the languages and the decoding parameters, so a repeated run loads no model.
@@ -24,6 +25,7 @@ from typing import Sequence
 from bench import models
 from bench.errors import BenchError
 from bench.store import cached_build, fingerprint
+from bench.translate import mt_model
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +67,7 @@ def resolve(spec: str | Path) -> MtModel:
                          "give a seq2seq model directory (config.json + weights) or an id such as Helsinki-NLP/opus-mt-sw-en")
     else:
         path = models._hub_snapshot(spec)
-    if not (path / "config.json").exists():
+    if not (path / "config.json").exists() and not mt_model.is_bench_model(path):
         raise BenchError(f"{path} has no config.json", "is it a transformers seq2seq model directory?")
     return MtModel(spec, path, mt_fingerprint(path))
 
@@ -73,7 +75,8 @@ def resolve(spec: str | Path) -> MtModel:
 def mt_fingerprint(path: Path) -> str:
     """The model fingerprint (config, weights, tokenizer) plus any other tokenizer files it decodes with."""
     digest = hashlib.sha256(models.model_fingerprint(path).encode())
-    extra = sorted(p for p in path.iterdir() if p.is_file() and p.suffix in (".spm", ".model") or p.name == "vocab.json")
+    extra = sorted(p for p in path.iterdir()
+                   if p.is_file() and p.suffix in (".spm", ".model") or p.name in ("vocab.json", mt_model.MODEL_FILE))
     sub = path / TARGET_TOKENIZER
     if sub.is_dir():
         extra += sorted(p for p in sub.iterdir() if p.is_file())
@@ -138,6 +141,8 @@ def translate_uncached(texts: Sequence[str], ref: MtModel, src_lang: str, tgt_la
     import torch
     from tqdm import tqdm
 
+    if mt_model.is_bench_model(ref.path):
+        return _translate_bench_model(texts, ref, params)
     model, tokenizer, decoder_tok = _load(str(ref.path), ref.fingerprint)
     torch.set_num_threads(models.threads())
     src_code, forced_bos = language_codes(tokenizer, src_lang, tgt_lang)
@@ -165,6 +170,35 @@ def translate_uncached(texts: Sequence[str], ref: MtModel, src_lang: str, tgt_la
                                        do_sample=False, **extra)
             for i, text in zip(rows, decoder_tok.batch_decode(generated, skip_special_tokens=True)):
                 out[i] = text.strip()
+            bar.update(len(rows))
+    return out  # type: ignore[return-value]
+
+
+@lru_cache(maxsize=2)
+def _load_bench_model(path: str, fingerprint_: str):
+    log.info("loading MT model %s", path)
+    return mt_model.load(Path(path))
+
+
+def _translate_bench_model(texts: Sequence[str], ref: MtModel, params: DecodeParams) -> list[str]:
+    """bench's own models (:mod:`bench.translate.mt_model`): copy-aware beam search, same batching."""
+    import torch
+    from tqdm import tqdm
+
+    model, encoder, tokenizer = _load_bench_model(str(ref.path), ref.fingerprint)
+    torch.set_num_threads(models.threads())
+    lengths = [len(x) for x in tokenizer(list(texts), truncation=True, max_length=params.max_source_len)["input_ids"]]
+    order = sorted(range(len(texts)), key=lambda i: (-lengths[i], i))
+    out: list[str | None] = [None] * len(texts)
+    log.info("translating %d texts with %s (beam %d)", len(texts), ref.spec, params.num_beams)
+    with tqdm(total=len(texts), desc="translating", unit="text", mininterval=5.0, disable=len(texts) < 64) as bar:
+        for start in range(0, len(order), params.batch_size):
+            rows = order[start:start + params.batch_size]
+            done = mt_model.translate(model, encoder, tokenizer, [texts[i] for i in rows], beams=params.num_beams,
+                                      max_new_tokens=params.max_new_tokens, length_penalty=params.length_penalty,
+                                      max_source_len=params.max_source_len)
+            for i, text in zip(rows, done):
+                out[i] = text
             bar.update(len(rows))
     return out  # type: ignore[return-value]
 
