@@ -121,7 +121,7 @@ def run_cmd(pair_name, pair_file, systems_list, depth, seed, runs_root, reports_
         systems = parse_systems(",".join(CI_SYSTEMS))
     if systems is None:
         has_translations = all(q.translation for q in pair.collection().queries)
-        systems = default_systems(has_translations)
+        systems = default_systems(has_translations, pair.doc_lang)
     options = {"profile": profile, "bitext_noise": bitext_noise}
     results = run_systems(pair, systems, runs_root, depth=depth, seed=seed, options=options)
     _echo_table(pair.name, results)

@@ -45,8 +45,9 @@ HEAD_TO_HEAD = [("optical", "mdense"), ("optical-maxsim", "mdense-maxsim"), ("sd
                 ("optical", "mdense-maxsim"), ("optical-maxsim", "mdense"), ("optical", "nmt-dense"),
                 ("optical-maxsim", "nmt-dense"), ("optical", "bm25-psq"), ("optical-maxsim", "bm25-psq"),
                 ("optical-hybrid", "mdense-hybrid"), ("optical-hybrid", "optical-maxsim"), ("optical-hybrid", "bm25-psq")]
-PROVENANCE_NOTE = ("data: fingerprint of the run's input files and their sha256 (the manifest's data field); models: name "
-                   "and fingerprint of each model used; commit: the git commit bench ran from.")
+PROVENANCE_NOTE = ("data: fingerprint of the run's input files and their sha256 (the manifest's data field); models: role "
+                   "and fingerprint of each model used (the translation model and the distilled checkpoint "
+                   "included); commit: the git commit bench ran from.")
 PER_QUERY_COLUMNS = ["pair", "system", "query_id", "measure", "value"]
 
 
@@ -195,6 +196,19 @@ def versions_summary(runs: list[StoredRun]) -> dict[str, str]:
     }
 
 
+def _models_cell(models: dict, artifacts: dict) -> str:
+    """``role fingerprint`` for each model of the run, the MT model and the distilled checkpoint included."""
+    def fp(value) -> str:
+        return str(value.get("fingerprint") if isinstance(value, dict) else value)[:12]
+
+    cells = [f"{role} {fp(value)}" for role, value in sorted(models.items())]
+    if "mt_model" in artifacts:
+        cells.append(f"mt_model {fp(artifacts['mt_model'])}")
+    if "student" in artifacts:
+        cells.append(f"student {str(artifacts['student'].get('checkpoint'))[:16]}")
+    return ", ".join(cells) or "—"
+
+
 def provenance_rows(report: PairReport, base: Path) -> list[dict[str, str]]:
     rows = []
     for run in report.runs:
@@ -207,7 +221,7 @@ def provenance_rows(report: PairReport, base: Path) -> list[dict[str, str]]:
             "commit": (m.get("commit") or "unknown")[:12],
             "dataset": str(m.get("dataset_id") or "—"),
             "data": fingerprint(m.get("data") or {}, 12) if m.get("data") else "—",
-            "models": ", ".join(f"{k} {str(v)[:12]}" for k, v in sorted(models.items())) or "—",
+            "models": _models_cell(models, m.get("artifacts") or {}),
             "seed": str(m.get("seed", "—")),
             "depth": str(m.get("depth", "—")),
             "time (s)": fmt(m.get("wall_time_s"), 1),

@@ -99,23 +99,21 @@ def parse_systems(value: str | None) -> list[System] | None:
     return [get_system(n) for n in dict.fromkeys(names)]
 
 
-# Systems that train a model on first use (up to an hour on 2 cores): run only when named.
-TRAIN_ON_DEMAND = ("bm25-nmt", "nmt-dense")
+# Systems whose default model (`bench train mt`) translates into English only: elsewhere they run
+# only when named, with an `mt_model` option.
+ENGLISH_DOCUMENTS_ONLY = ("bm25-nmt", "nmt-dense")
 # The `ci` profile: every system that runs in minutes on sw-en (the regression check of MAP); the
-# distilled students train for CI_DISTILL_STEPS steps only.
-CI_SYSTEMS = ("bm25", "oracle-bm25", "bm25-psq", "mdense", "mdense-maxsim", "oracle-dense", "sdistill",
-              "sdistill-maxsim", "optical", "optical-maxsim")
+# distilled students train for CI_DISTILL_STEPS steps only, the MT model for CI_MT_STEPS.
+CI_SYSTEMS = ("bm25", "oracle-bm25", "bm25-psq", "bm25-nmt", "nmt-dense", "mdense", "mdense-maxsim",
+              "oracle-dense", "sdistill", "sdistill-maxsim", "optical", "optical-maxsim")
 CI_DISTILL_STEPS = 30
 CI_MT_STEPS = 150  # the ci profile's MT model: a few minutes of training (the pipeline, not its quality)
 
 
-def default_systems(has_translations: bool) -> list[System]:
+def default_systems(has_translations: bool, doc_lang: str = "en") -> list[System]:
     """Every registered system, less the oracles where the collection has no translated queries and
-    the systems that would first train a model (name those with --systems)."""
-    chosen = [n for n in SYSTEMS if n not in TRAIN_ON_DEMAND]
-    if TRAIN_ON_DEMAND:
-        log.info("not run by default (they train an MT model on first use): %s; name them with --systems",
-                 ", ".join(TRAIN_ON_DEMAND))
+    the NMT systems where the documents are not English."""
+    chosen = [n for n in SYSTEMS if doc_lang == "en" or n not in ENGLISH_DOCUMENTS_ONLY]
     return [SYSTEMS.get(n) for n in chosen if has_translations or not SYSTEMS.get(n).needs_translation]
 
 

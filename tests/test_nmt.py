@@ -189,3 +189,13 @@ def test_nmt_systems_translate_queries_with_the_given_model(bench_home, tiny_mar
     translated = _nmt_queries(ctx)
     assert [qid for qid, _ in translated] == ["q1", "q2"]
     assert ctx.artifacts["mt_model"]["fingerprint"] == nmt.resolve(tiny_marian).fingerprint
+
+
+def test_nmt_systems_are_in_the_default_set_only_for_english_documents():
+    from bench.systems import default_systems
+
+    english = [s.name for s in default_systems(has_translations=True, doc_lang="en")]
+    assert "bm25-nmt" in english and "nmt-dense" in english and "oracle-bm25" in english
+    swahili = [s.name for s in default_systems(has_translations=False, doc_lang="sw")]
+    assert "bm25-nmt" not in swahili and "nmt-dense" not in swahili and "oracle-bm25" not in swahili
+    assert set(swahili) < set(english) and "bm25-psq" in swahili

@@ -204,3 +204,13 @@ def test_empty_leaderboard(tmp_path):
     report.write_leaderboard(tmp_path / "runs", tmp_path / "reports")
     data = json.loads((tmp_path / "reports" / "leaderboard.json").read_text())
     assert data["entries"] == [] and "No complete runs." in (tmp_path / "reports" / "leaderboard.md").read_text()
+
+
+def test_models_cell_names_every_model_with_its_fingerprint():
+    models = {"query_encoder": {"spec": "multilingual-e5-small", "fingerprint": "0d7b02b056e606c2"},
+              "doc_encoder": "fedcba9876543210aa"}
+    artifacts = {"mt_model": {"spec": "/cache/mt-models/x", "fingerprint": "6c9cf30e5533999c"},
+                 "student": {"recipe": "optical", "checkpoint": "f23211165519b083"}}
+    assert report._models_cell(models, artifacts) == (
+        "doc_encoder fedcba987654, query_encoder 0d7b02b056e6, mt_model 6c9cf30e5533, student f23211165519b083")
+    assert report._models_cell({}, {}) == "—"

@@ -332,7 +332,7 @@ def _plot_curve(out: Path, curve: list[dict]) -> None:
 
     steps = [p["step"] for p in curve]
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
-    a.plot(steps, [p["train_loss"] for p in curve], label="train (label-smoothed)")
+    a.plot(steps, [p["train_loss"] for p in curve], label="train (label-smoothed, word dropout)")
     a.plot(steps, [p["dev_loss"] for p in curve], label="held-out bitext")
     a.set_xlabel("step"), a.set_ylabel("cross-entropy"), a.legend()
     b.plot(steps, [p["dev_chrf"] for p in curve], marker="o")
