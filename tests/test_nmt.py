@@ -199,3 +199,21 @@ def test_nmt_systems_are_in_the_default_set_only_for_english_documents():
     swahili = [s.name for s in default_systems(has_translations=False, doc_lang="sw")]
     assert "bm25-nmt" not in swahili and "nmt-dense" not in swahili and "oracle-bm25" not in swahili
     assert set(swahili) < set(english) and "bm25-psq" in swahili
+
+
+@pytest.mark.integration
+def test_flores_devtest_from_the_mirror(monkeypatch, tmp_path):
+    """The evaluation set `bench train mt` reports chrF on: 1,012 sw→en pairs, read through the store."""
+    import os
+    from pathlib import Path
+
+    mirror = Path(os.environ.get("BENCH_MIRROR", Path(__file__).resolve().parents[2] / "shared" / "mirror"))
+    if not mirror.is_dir():
+        pytest.skip("no mirror at " + str(mirror))
+    monkeypatch.setenv("BENCH_MIRROR", str(mirror))
+    monkeypatch.setenv("BENCH_HOME", os.environ.get("BENCH_HOME") or str(tmp_path))
+    pairs = flores.devtest("sw")
+    assert len(pairs) == 1012
+    assert pairs[0] == ('"Sasa tuna panya wenye umri wa miezi minne ambao hawana kisukari ambao awali walikuwa '
+                        'na kisukari", aliongeza.',
+                        '"We now have 4-month-old mice that are non-diabetic that used to be diabetic," he added.')
