@@ -224,7 +224,7 @@ class CopyTranslator(nn.Module):
 
     def _output(self, h: torch.Tensor, enc: dict, source_local: torch.Tensor, n_ext: int) -> torch.Tensor:
         """log p(token) over vocabulary + ``n_ext`` extended ids: generation and copy mixed by the gate."""
-        gen, attn, gate = self._heads(h, enc)
+        gen, attn, gate = (t.float() for t in self._heads(h, enc))  # one dtype under autocast
         probs = F.pad(gate * gen.exp(), (0, n_ext))
         index = source_local[:, None, :].expand(-1, h.shape[1], -1)
         probs = probs.scatter_add(-1, index, (1 - gate) * attn)
