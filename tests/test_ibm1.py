@@ -86,15 +86,7 @@ def test_table_is_cached_by_bitext_fingerprint(tmp_path, monkeypatch):
 
 
 @pytest.mark.integration
-def test_sw_en_table_from_the_mirror(monkeypatch, tmp_path):
-    import os
-    from pathlib import Path
-
-    mirror = Path(os.environ.get("BENCH_MIRROR", Path(__file__).resolve().parents[2] / "shared" / "mirror"))
-    if not mirror.is_dir():
-        pytest.skip("no mirror at " + str(mirror))
-    monkeypatch.setenv("BENCH_MIRROR", str(mirror))
-    monkeypatch.setenv("BENCH_HOME", os.environ.get("BENCH_HOME") or str(tmp_path))
+def test_sw_en_table_from_the_mirror(real_data):
     from bench.bitext import load_bitext
     from bench.pairs import get_pair
 

@@ -24,7 +24,7 @@ def tokenizer():
 def test_vocabulary_keeps_frequent_pieces_and_extends_with_source_pieces():
     vocab = Vocabulary.from_texts([[10, 11, 12], [10, 11], [10, 40]], tokenizer(), min_count=2)
     assert vocab.ids.tolist() == [1, 0, 2, 3, 10, 11]  # specials (pad, bos, eos, unk), then 10 and 11
-    assert vocab.local([11, 12, 10]) == [5, UNK, 4]
+    assert vocab.targets([11, 12, 10], []) == [5, UNK, 4]  # no source to copy from
     # source 50 and 12 are outside the vocabulary: extended ids 6 and 7, in order of first occurrence
     row, ext = vocab.extend_one([0, 10, 50, 12, 50, 2])
     assert row == [BOS, 4, 6, 7, 6, EOS] and ext == [50, 12]

@@ -202,16 +202,8 @@ def test_nmt_systems_are_in_the_default_set_only_for_english_documents():
 
 
 @pytest.mark.integration
-def test_flores_devtest_from_the_mirror(monkeypatch, tmp_path):
+def test_flores_devtest_from_the_mirror(real_data):
     """The evaluation set `bench train mt` reports chrF on: 1,012 sw→en pairs, read through the store."""
-    import os
-    from pathlib import Path
-
-    mirror = Path(os.environ.get("BENCH_MIRROR", Path(__file__).resolve().parents[2] / "shared" / "mirror"))
-    if not mirror.is_dir():
-        pytest.skip("no mirror at " + str(mirror))
-    monkeypatch.setenv("BENCH_MIRROR", str(mirror))
-    monkeypatch.setenv("BENCH_HOME", os.environ.get("BENCH_HOME") or str(tmp_path))
     pairs = flores.devtest("sw")
     assert len(pairs) == 1012
     assert pairs[0] == ('"Sasa tuna panya wenye umri wa miezi minne ambao hawana kisukari ambao awali walikuwa '

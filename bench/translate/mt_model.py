@@ -76,11 +76,6 @@ class Vocabulary:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def local(self, ids: Sequence[int]) -> list[int]:
-        """Encoder-tokenizer ids → local ids (<unk> for pieces outside the vocabulary)."""
-        out = self.lookup[np.asarray(ids, dtype=np.int64)] if len(ids) else np.zeros(0, np.int64)
-        return np.where(out < 0, UNK, out).tolist()
-
     def extend_one(self, source_ids: Sequence[int]) -> tuple[list[int], list[int]]:
         """A sentence's source pieces as (extended) local ids, and the encoder ids of the extensions.
 
@@ -378,9 +373,9 @@ def load(path: Path) -> tuple[CopyTranslator, object, object]:
 def translate(model: CopyTranslator, encoder, tokenizer, texts: Sequence[str], *, beams: int, max_new_tokens: int,
               length_penalty: float, max_source_len: int) -> list[str]:
     """Translations of ``texts`` (one batch) with the encoder run live, as in training."""
-    ids = tokenizer(list(texts), truncation=True, max_length=max_source_len)["input_ids"]
     from bench.retrieve.dense import pad_batch
 
+    ids = tokenizer(list(texts), truncation=True, max_length=max_source_len)["input_ids"]
     input_ids, mask = pad_batch(ids, range(len(ids)), tokenizer.pad_token_id)
     states = encoder(input_ids=input_ids, attention_mask=mask).last_hidden_state
     enc = model.prepare(model.memory(states, input_ids), mask)
