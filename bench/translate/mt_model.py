@@ -370,18 +370,28 @@ def load(path: Path) -> tuple[CopyTranslator, object, object]:
 
 
 @torch.inference_mode()
-def translate(model: CopyTranslator, encoder, tokenizer, texts: Sequence[str], *, beams: int, max_new_tokens: int,
-              length_penalty: float, max_source_len: int) -> list[str]:
-    """Translations of ``texts`` (one batch) with the encoder run live, as in training."""
+def decode(model: CopyTranslator, tokenizer, states: torch.Tensor, source_ids: Sequence[Sequence[int]], *,
+           beams: int, max_new_tokens: int, length_penalty: float = 1.0) -> list[str]:
+    """Translations of one batch from its encoder states (B, S, d) and source token ids (unpadded)."""
     from bench.retrieve.dense import pad_batch
 
-    ids = tokenizer(list(texts), truncation=True, max_length=max_source_len)["input_ids"]
-    input_ids, mask = pad_batch(ids, range(len(ids)), tokenizer.pad_token_id)
-    states = encoder(input_ids=input_ids, attention_mask=mask).last_hidden_state
+    input_ids, mask = pad_batch(source_ids, range(len(source_ids)), tokenizer.pad_token_id)
     enc = model.prepare(model.memory(states, input_ids), mask)
-    source_local, extensions = model.vocab.extend(ids)
+    source_local, extensions = model.vocab.extend(source_ids)
     n_ext = max((len(e) for e in extensions), default=0)
-    limits = [min(max_new_tokens, model.arch.max_target_len, 2 * len(x) + 10) for x in ids]
+    limits = [min(max_new_tokens, model.arch.max_target_len, 2 * len(x) + 10) for x in source_ids]
     out = beam_search(model, enc, source_local, n_ext, limits, beams, length_penalty)
     return [tokenizer.decode(model.vocab.decode_ids(seq, ext), skip_special_tokens=True).strip()
             for seq, ext in zip(out, extensions)]
+
+
+@torch.inference_mode()
+def translate(model: CopyTranslator, encoder, tokenizer, source_ids: Sequence[Sequence[int]], *, beams: int,
+              max_new_tokens: int, length_penalty: float) -> list[str]:
+    """:func:`decode` with the (truncated) encoder run live on the tokenised sources, as in training."""
+    from bench.retrieve.dense import pad_batch
+
+    input_ids, mask = pad_batch(source_ids, range(len(source_ids)), tokenizer.pad_token_id)
+    states = encoder(input_ids=input_ids, attention_mask=mask).last_hidden_state
+    return decode(model, tokenizer, states, source_ids, beams=beams, max_new_tokens=max_new_tokens,
+                  length_penalty=length_penalty)

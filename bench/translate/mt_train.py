@@ -33,8 +33,8 @@ from bench import models
 from bench.errors import BenchError
 from bench.store import artifact_dir, cached_build, is_complete
 from bench.translate import mt_data
-from bench.translate.mt_model import (BOS, EOS, PAD, UNK, Architecture, CopyTranslator, Vocabulary, beam_search,
-                                        pad_rows, token_loss)
+from bench.translate.mt_model import (BOS, EOS, PAD, UNK, Architecture, CopyTranslator, Vocabulary, decode, pad_rows,
+                                        token_loss)
 from bench.translate.mt_model import save as save_model
 
 log = logging.getLogger(__name__)
@@ -304,13 +304,9 @@ def _evaluate(model: CopyTranslator, data: _Data, tokenizer, dev_rows, english: 
         sample = rows[:config.eval_sentences]
         for start in range(0, len(sample), 50):
             chunk = sample[start:start + 50]
-            states_b, ids_b, mask_b, local_b, *_ = data.batch(chunk)
-            enc = model.prepare(model.memory(states_b, ids_b), mask_b)
-            limits = [min(config.max_target_len, 2 * len(data.source_ids[i]) + 10) for i in chunk]
-            extensions = [data.extensions[i] for i in chunk]
-            n_ext = max(len(e) for e in extensions)
-            for seq, ext in zip(beam_search(model, enc, local_b, n_ext, limits, beams=1), extensions):
-                hyps.append(tokenizer.decode(data.vocab.decode_ids(seq, ext), skip_special_tokens=True).strip())
+            states_b = data.batch(chunk)[0]
+            hyps += decode(model, tokenizer, states_b, [data.source_ids[i] for i in chunk], beams=1,
+                           max_new_tokens=config.max_target_len)
     chrf = sacrebleu.corpus_chrf(hyps, [[english[i] for i in sample]]).score if sample else 0.0
     return {"dev_loss": total / max(tokens, 1), "dev_chrf": chrf, "dev_ppl": math.exp(min(total / max(tokens, 1), 50))}
 

@@ -138,40 +138,49 @@ def language_codes(tokenizer, src_lang: str, tgt_lang: str) -> tuple[str | None,
 
 def translate_uncached(texts: Sequence[str], ref: MtModel, src_lang: str, tgt_lang: str = "en",
                        params: DecodeParams = DecodeParams()) -> list[str]:
+    """Translations in the input order, decoded in length-sorted batches with a progress bar."""
     import torch
     from tqdm import tqdm
 
     if mt_model.is_bench_model(ref.path):
-        return _translate_bench_model(texts, ref, params)
-    model, tokenizer, decoder_tok = _load(str(ref.path), ref.fingerprint)
+        tokenizer, generate = _bench_generator(ref, params)
+    else:
+        tokenizer, generate = _hf_generator(ref, src_lang, tgt_lang, params)
     torch.set_num_threads(models.threads())
-    src_code, forced_bos = language_codes(tokenizer, src_lang, tgt_lang)
-    if src_code is not None:
-        tokenizer.src_lang = src_code
-    extra = {"forced_bos_token_id": forced_bos} if forced_bos is not None else {}
-    max_new = min(params.max_new_tokens, _max_positions(model.config) - 2)
     ids = tokenizer(list(texts), truncation=True, max_length=params.max_source_len)["input_ids"]
     order = sorted(range(len(texts)), key=lambda i: (-len(ids[i]), i))
     out: list[str | None] = [None] * len(texts)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     log.info("translating %d texts %s→%s with %s (beam %d)", len(texts), src_lang, tgt_lang, ref.spec, params.num_beams)
     with torch.inference_mode(), tqdm(total=len(texts), desc="translating", unit="text", mininterval=5.0,
                                       disable=len(texts) < 64) as bar:
         for start in range(0, len(order), params.batch_size):
             rows = order[start:start + params.batch_size]
-            width = max(len(ids[i]) for i in rows)
-            input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(rows), width), dtype=torch.long)
-            for j, i in enumerate(rows):  # right padding, as every seq2seq encoder expects
-                input_ids[j, :len(ids[i])] = torch.tensor(ids[i])
-                mask[j, :len(ids[i])] = 1
-            generated = model.generate(input_ids=input_ids, attention_mask=mask, num_beams=params.num_beams,
-                                       max_new_tokens=max_new, length_penalty=params.length_penalty,
-                                       do_sample=False, **extra)
-            for i, text in zip(rows, decoder_tok.batch_decode(generated, skip_special_tokens=True)):
+            for i, text in zip(rows, generate([ids[i] for i in rows])):
                 out[i] = text.strip()
             bar.update(len(rows))
     return out  # type: ignore[return-value]
+
+
+def _hf_generator(ref: MtModel, src_lang: str, tgt_lang: str, params: DecodeParams):
+    """(tokenizer, batch of source ids → translations) for a Hugging Face seq2seq model."""
+    from bench.retrieve.dense import pad_batch
+
+    model, tokenizer, decoder_tok = _load(str(ref.path), ref.fingerprint)
+    src_code, forced_bos = language_codes(tokenizer, src_lang, tgt_lang)
+    if src_code is not None:
+        tokenizer.src_lang = src_code
+    extra = {"forced_bos_token_id": forced_bos} if forced_bos is not None else {}
+    max_new = min(params.max_new_tokens, _max_positions(model.config) - 2)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+
+    def generate(batch: list[list[int]]) -> list[str]:
+        input_ids, mask = pad_batch(batch, range(len(batch)), pad)  # right padding, as seq2seq encoders expect
+        generated = model.generate(input_ids=input_ids, attention_mask=mask, num_beams=params.num_beams,
+                                   max_new_tokens=max_new, length_penalty=params.length_penalty,
+                                   do_sample=False, **extra)
+        return decoder_tok.batch_decode(generated, skip_special_tokens=True)
+
+    return tokenizer, generate
 
 
 @lru_cache(maxsize=2)
@@ -180,27 +189,15 @@ def _load_bench_model(path: str, fingerprint_: str):
     return mt_model.load(Path(path))
 
 
-def _translate_bench_model(texts: Sequence[str], ref: MtModel, params: DecodeParams) -> list[str]:
-    """bench's own models (:mod:`bench.translate.mt_model`): copy-aware beam search, same batching."""
-    import torch
-    from tqdm import tqdm
-
+def _bench_generator(ref: MtModel, params: DecodeParams):
+    """(tokenizer, batch of source ids → translations) for bench's own models (copy-aware beam search)."""
     model, encoder, tokenizer = _load_bench_model(str(ref.path), ref.fingerprint)
-    torch.set_num_threads(models.threads())
-    lengths = [len(x) for x in tokenizer(list(texts), truncation=True, max_length=params.max_source_len)["input_ids"]]
-    order = sorted(range(len(texts)), key=lambda i: (-lengths[i], i))
-    out: list[str | None] = [None] * len(texts)
-    log.info("translating %d texts with %s (beam %d)", len(texts), ref.spec, params.num_beams)
-    with tqdm(total=len(texts), desc="translating", unit="text", mininterval=5.0, disable=len(texts) < 64) as bar:
-        for start in range(0, len(order), params.batch_size):
-            rows = order[start:start + params.batch_size]
-            done = mt_model.translate(model, encoder, tokenizer, [texts[i] for i in rows], beams=params.num_beams,
-                                      max_new_tokens=params.max_new_tokens, length_penalty=params.length_penalty,
-                                      max_source_len=params.max_source_len)
-            for i, text in zip(rows, done):
-                out[i] = text
-            bar.update(len(rows))
-    return out  # type: ignore[return-value]
+
+    def generate(batch: list[list[int]]) -> list[str]:
+        return mt_model.translate(model, encoder, tokenizer, batch, beams=params.num_beams,
+                                  max_new_tokens=params.max_new_tokens, length_penalty=params.length_penalty)
+
+    return tokenizer, generate
 
 
 def _max_positions(config) -> int:
