@@ -105,6 +105,7 @@ def fetch_cmd(pair_name: str, to_dir: Path | None) -> None:
 def run_cmd(pair_name, pair_file, systems_list, depth, seed, runs_root, reports_dir, no_report, profile,
             bitext_noise) -> None:
     """Run systems on a pair, score them with ir-measures, and write runs and a report."""
+    from bench.options import RunOptions
     from bench.runner import run_systems
     from bench.systems import default_systems, parse_systems
 
@@ -122,7 +123,9 @@ def run_cmd(pair_name, pair_file, systems_list, depth, seed, runs_root, reports_
     if systems is None:
         has_translations = all(q.translation for q in pair.collection().queries)
         systems = default_systems(has_translations, pair.doc_lang)
-    options = {"profile": profile, "bitext_noise": bitext_noise}
+    options = RunOptions(profile=profile, bitext_noise=bitext_noise)
+    if systems_list is not None:  # options the user set for systems that do not read them are mistakes
+        _check_read(options, systems)
     results = run_systems(pair, systems, runs_root, depth=depth, seed=seed, options=options)
     _echo_table(pair.name, results)
     if not no_report:
@@ -131,6 +134,15 @@ def run_cmd(pair_name, pair_file, systems_list, depth, seed, runs_root, reports_
         for path in write_pair_report(pair.name, runs_root, reports_dir):
             click.echo(f"wrote {path}")
     click.echo(f"done in {time.perf_counter() - started:.1f} s")
+
+
+def _check_read(options, systems) -> None:
+    from bench.options import unread
+
+    ignored = unread(options, [o for s in systems for o in s.reads])
+    if ignored:
+        raise BenchError(f"no chosen system reads the option {ignored[0]}",
+                         "drop it, or choose a system that reads it (bench systems lists them)")
 
 
 def _resolve_pair(pair_name: str | None, pair_file: Path | None):
@@ -256,12 +268,13 @@ def sweep_group() -> None:
 @click.option("--reports", "reports_dir", default="reports", show_default=True, type=click.Path(path_type=Path))
 def sweep_noise_cmd(pair_name, rates, systems_list, steps, seed, runs_root, reports_dir) -> None:
     """Retrain every trained system at each noise rate; write <pair>.noise.{csv,md,png}."""
+    from bench.options import RunOptions
     from bench.sweep import default_systems, noise_sweep, parse_rates
 
     rate_list = parse_rates(rates)
     pair = _resolve_pair(pair_name, None)
     systems, references = default_systems(systems_list)
-    options = {"distill_steps": steps} if steps else {}
+    options = RunOptions(distill_steps=steps)
     started = time.perf_counter()
     for path in noise_sweep(pair, rate_list, systems, references, runs_root, reports_dir, seed=seed, options=options):
         click.echo(f"wrote {path}")

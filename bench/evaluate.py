@@ -34,7 +34,10 @@ def per_query(run: dict[str, dict[str, float]], qrels: dict[str, dict[str, int]]
     return pd.DataFrame(table, columns=PER_QUERY_COLUMNS)
 
 
-def aggregate(table: pd.DataFrame) -> dict[str, float]:
-    """Mean over queries of each measure (every judged query counts, answered or not)."""
-    means = table.groupby("measure", sort=False)["value"].mean()
-    return {measure: float(value) for measure, value in means.items()}
+def means(table: pd.DataFrame) -> dict[str, float]:
+    """Mean over queries of each measure of a per-query table, measures in the order first seen (every
+    judged query counts, answered or not). The one place bench averages over queries."""
+    by_measure = table.groupby("measure", sort=False)["value"].mean()
+    return {str(measure): float(value) for measure, value in by_measure.items()}
+
+

@@ -192,11 +192,11 @@ def rows(data: dict) -> list[tuple[str, str, str, float, float]]:
 
 def observed_scores(runs_root: Path, pairs: Iterable[str] | None = None) -> dict[tuple[str, str], dict[str, float]]:
     """(pair, system) → measure → mean over queries, for every complete run (of ``pairs``)."""
+    from bench.evaluate import means
     from bench.runs import load_runs
 
     runs = load_runs(Path(runs_root)) if pairs is None else [r for p in pairs for r in load_runs(Path(runs_root), p)]
-    return {(r.pair, r.system): r.per_query.groupby("measure", sort=False)["value"].mean().astype(float).to_dict()
-            for r in runs}
+    return {(r.pair, r.system): means(r.per_query) for r in runs}
 
 
 # --- check and update -----------------------------------------------------------------------------
@@ -236,7 +236,7 @@ def update(expected_path: Path, runs_root: Path, pairs: Iterable[str] | None = N
     hand. Other pairs are left as they are. ``tolerance`` sets the file's default (else kept, or
     :data:`DEFAULT_TOLERANCE` for a new file). Returns the rows whose score changed or appeared.
     """
-    from bench.report import MEASURE_ORDER, SYSTEM_ORDER, _ordered
+    from bench.report import MEASURE_ORDER, SYSTEM_ORDER, ordered
 
     expected_path = Path(expected_path)
     if expected_path.exists():
@@ -250,7 +250,7 @@ def update(expected_path: Path, runs_root: Path, pairs: Iterable[str] | None = N
     changes = []
     for pair in selected:
         current = data["expected"].get(pair, {})
-        systems = _ordered([*current, *(s for p, s in observed if p == pair)], SYSTEM_ORDER)
+        systems = ordered([*current, *(s for p, s in observed if p == pair)], SYSTEM_ORDER)
         if not any((pair, s) in observed for s in systems):
             log.warning("no complete run of %s under %s: its expected scores are unchanged", pair, runs_root)
             continue
@@ -263,7 +263,7 @@ def update(expected_path: Path, runs_root: Path, pairs: Iterable[str] | None = N
                 new_pair[system] = old
                 continue
             entries = {}
-            for measure in (list(old) if old else _ordered(run, MEASURE_ORDER)):
+            for measure in (list(old) if old else ordered(run, MEASURE_ORDER)):
                 if measure not in run:
                     log.warning("%s on %s has no %s: keeping its expected score", system, pair, measure)
                     entries[measure] = old[measure]

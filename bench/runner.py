@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from bench.errors import BenchError
-from bench.evaluate import aggregate, per_query
+from bench.evaluate import means, per_query
+from bench.options import RunOptions
 from bench.pairs import Pair
 from bench.runs import write_run
 from bench.systems import RunContext, System
@@ -58,15 +59,18 @@ def check_sizes(pair: Pair, collection) -> None:
 
 def run_systems(
     pair: Pair, systems: list[System], runs_root: Path, *, depth: int = 1000, seed: int = 0,
-    options: dict | None = None,
+    options: RunOptions | dict | None = None,
 ) -> list[RunResult]:
+    """Run each system on the pair under ``options`` (validated here when given as a plain dict) and
+    write its run; a system named in another's ``uses`` keeps its run in memory for it."""
+    options = RunOptions.from_mapping(options)
     collection = pair.collection()
     check_sizes(pair, collection)
     results = []
     finished: dict = {}  # runs that a later system of this invocation is built from (hybrids)
     used = {name for system in systems for name in system.uses}
     for system in systems:
-        ctx = RunContext(pair, collection, depth=depth, seed=seed, options=dict(options or {}), finished=finished)
+        ctx = RunContext(pair, collection, depth=depth, seed=seed, options=options, finished=finished)
         seed_everything(seed)
         log.info("running %s on %s", system.name, pair.name)
         started = datetime.now(timezone.utc)
@@ -76,19 +80,20 @@ def run_systems(
         if system.name in used:
             ctx.remember(system.name, run)
         table = per_query(run, collection.qrels, pair.measures)
-        means = aggregate(table)
+        scores = means(table)
         manifest = {
             "pair": pair.name,
             "system": system.name,
             "description": system.description,
-            "spec": system.spec,
-            "options": ctx.options,
+            "spec": system.spec_for(options),
+            "options": options.as_dict(),
+            "pair_info": pair_info(pair),
             "dataset_id": pair.dataset_id,
             "data": collection.sources,
             "collection_notes": collection.notes,
             "models": ctx.artifacts.pop("models", {}),
             "artifacts": ctx.artifacts,
-            "measures": means,
+            "measures": scores,
             "n_queries": int(table["query_id"].nunique()),
             "n_queries_answered": sum(1 for q in run.values() if q),
             "n_docs": collection.docs_count,
@@ -101,9 +106,16 @@ def run_systems(
         }
         path = write_run(runs_root, pair.name, system.name, run, table, manifest, depth)
         log.info("%s on %s: %s (%.1f s)", system.name, pair.name,
-                 ", ".join(f"{m} {v:.4f}" for m, v in means.items()), wall)
-        results.append(RunResult(system.name, path, means, wall))
+                 ", ".join(f"{m} {v:.4f}" for m, v in scores.items()), wall)
+        results.append(RunResult(system.name, path, scores, wall))
     return results
+
+
+def pair_info(pair: Pair) -> dict:
+    """What a report needs to know of the pair, recorded in every manifest (reports read runs only)."""
+    return {"name": pair.name, "description": pair.description, "query_lang": pair.query_lang,
+            "doc_lang": pair.doc_lang, "dataset_id": pair.dataset_id, "low_resource": pair.low_resource,
+            "tuning": pair.tuning, "measures": list(pair.measures)}
 
 
 def package_versions() -> dict[str, str]:

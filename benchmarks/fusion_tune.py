@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.evaluate import aggregate, per_query
+from bench.evaluate import means, per_query
 from bench.pairs import get_pair
 from bench.retrieve.fusion import combsum
 from bench.runs import read_trec
@@ -42,7 +42,7 @@ def main() -> None:
         for dense_name in args.dense.split(","):
             dense = read_trec(args.runs / name / dense_name / "run.trec")
             for w in WEIGHTS:
-                ap = aggregate(per_query(combsum([dense, lexical], [1 - w, w]), qrels, ["AP"]))["AP"]
+                ap = means(per_query(combsum([dense, lexical], [1 - w, w]), qrels, ["AP"]))["AP"]
                 rows.append({"pair": name, "dense": dense_name, "psq_weight": w, "AP": round(ap, 4)})
     table = pd.DataFrame(rows)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,7 @@ import time
 
 import torch
 
-from bench.models import threads
+from bench.batching import threads
 from bench.translate.mt_model import Architecture, CopyTranslator, Vocabulary, token_loss
 
 

@@ -16,7 +16,7 @@ import logging
 import resource
 import time
 
-from bench.evaluate import aggregate, per_query
+from bench.evaluate import means, per_query
 from bench.pairs import get_pair
 from bench.systems import RunContext, get_system
 from bench.translate import flores, mt_train, nmt
@@ -52,9 +52,9 @@ def main() -> None:
         t = time.time()
         ctx = RunContext(pair, coll, options=dict(options))
         run = get_system(name).run(ctx)
-        means = aggregate(per_query(run, coll.qrels, ["AP", "nDCG@10", "R@100"]))
-        print(f"{pair.name}\t{name}\tMAP={means['AP']:.4f}\tnDCG@10={means['nDCG@10']:.4f}\t"
-              f"R@100={means['R@100']:.4f}\t({time.time() - t:.0f} s)", flush=True)
+        got = means(per_query(run, coll.qrels, ["AP", "nDCG@10", "R@100"]))
+        print(f"{pair.name}\t{name}\tMAP={got['AP']:.4f}\tnDCG@10={got['nDCG@10']:.4f}\t"
+              f"R@100={got['R@100']:.4f}\t({time.time() - t:.0f} s)", flush=True)
         if name in ("bm25-nmt",):
             queries = nmt.translate_queries(ctx.foreign_queries()[:5], ref, pair.query_lang, "en",
                                             nmt.DecodeParams(**{k: v for k, v in ctx.artifacts["mt_model"]["decode"].items()}))

@@ -22,10 +22,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from bench.distill.recipes import SDISTILL, describe, trained_student
-from bench.evaluate import aggregate, per_query
+from bench.evaluate import means, per_query
 from bench.pairs import get_pair
 from bench.retrieve import dense
-from bench.systems import DEFAULT_ENCODER, RunContext
+from bench.systems import DEFAULT_ENCODER
 
 OT = replace(SDISTILL, w_ot=1.0, w_sent=0.0)
 VARIANTS = {
@@ -55,10 +55,9 @@ FIELDS = ("pair", "variant", "scoring", "AP", "nDCG@10", "RR@10", "train_s", "pe
 
 def score(pair, query_spec: str, scoring: str) -> dict:
     collection = pair.collection()
-    ctx = RunContext(pair, collection)
     queries = [(q.query_id, q.text) for q in collection.queries]
-    run = dense.retrieve(ctx, query_spec, DEFAULT_ENCODER, queries, scoring)
-    return aggregate(per_query(run, collection.qrels, ["AP", "nDCG@10", "RR@10"]))
+    run, _ = dense.retrieve(collection, query_spec, DEFAULT_ENCODER, queries, scoring=scoring)
+    return means(per_query(run, collection.qrels, ["AP", "nDCG@10", "RR@10"]))
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ import logging
 import time
 
 from bench.bitext import load_bitext
-from bench.evaluate import aggregate, per_query
+from bench.evaluate import means, per_query
 from bench.pairs import get_pair
 from bench.retrieve import bm25
 from bench.translate.ibm1 import translation_table
@@ -23,7 +23,7 @@ from bench.translate.psq import PsqConfig, psq_query
 
 
 def mean_ap(run, qrels) -> float:
-    return aggregate(per_query(run, qrels, ["AP"]))["AP"]
+    return means(per_query(run, qrels, ["AP"]))["AP"]
 
 
 BEST_STAGE1 = dict(top_k=5, renormalise=False, keep_original=0.5)  # best of stage 1 on both tuning pairs

@@ -129,3 +129,30 @@ def test_train_optical_on_an_unknown_pair(monkeypatch, capsys, bench_home):
     code, _, err = run_main(monkeypatch, capsys, "train", "optical", "--pair", "sw-n")
     assert code == 2 and "unknown pair 'sw-n'" in err
     assert not (bench_home / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("systems,message", [
+    ("", "error: --systems '' names no system"),
+    (",", "error: --systems ',' names no system"),
+])
+def test_an_empty_system_list_is_an_error_not_every_system(monkeypatch, capsys, bench_home, systems, message):
+    code, _, err = run_main(monkeypatch, capsys, "run", "--pair-file", str(TINY / "pair.yaml"), "--systems", systems)
+    assert code == 2 and err.strip().startswith(message)
+
+
+def test_an_option_no_chosen_system_reads_is_an_error(monkeypatch, capsys, bench_home, tmp_path):
+    code, _, err = run_main(monkeypatch, capsys, "run", "--pair-file", str(TINY / "pair.yaml"), "--systems", "bm25",
+                            "--bitext-noise", "0.2", "--runs", str(tmp_path / "runs"))
+    assert code == 2 and err.strip().startswith("error: no chosen system reads the option bitext_noise")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_pair_file_report_shows_its_languages_and_description(monkeypatch, capsys, bench_home, tmp_path):
+    code, _, err = run_main(monkeypatch, capsys, "--quiet", "run", "--pair-file", str(TINY / "pair.yaml"),
+                            "--systems", "bm25", "--runs", str(tmp_path / "runs"), "--reports", str(tmp_path / "reports"))
+    assert code == 0, err
+    text = (tmp_path / "reports" / "xx-en.md").read_text()
+    assert "a tiny hand-made pair" in text and "Queries in xx, documents in en" in text
+    assert "not registered" not in err
+    html = (tmp_path / "reports" / "xx-en.html").read_text()
+    assert "a tiny hand-made pair" in html and "Queries in xx, documents in en" in html

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from bench import models
+from bench import batching, models
 from bench.collections import Doc, Query
 from bench.retrieve import dense, maxsim
 
@@ -79,7 +79,7 @@ def hidden_states(ref, text: str) -> torch.Tensor:
 
 def test_length_batches_sort_by_length_and_respect_the_token_budget():
     lengths = [5, 30, 12, 30, 7, 2, 19]
-    batches = dense.length_batches(lengths, batch_tokens=40, max_batch=3)
+    batches = batching.length_batches(lengths, batch_tokens=40, max_batch=3)
     assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
     assert [i for b in batches for i in b] == sorted(range(7), key=lambda i: (-lengths[i], i))
     assert all(len(b) * lengths[b[0]] <= 40 and len(b) <= 3 for b in batches)

@@ -105,7 +105,7 @@ def test_hybrid_reuses_the_component_runs_made_earlier_in_the_same_invocation(be
 
     calls = []
     retrieve = dense.retrieve
-    monkeypatch.setattr(dense, "retrieve", lambda *a, **k: calls.append(a[4]) or retrieve(*a, **k))
+    monkeypatch.setattr(dense, "retrieve", lambda *a, **k: calls.append(k["scoring"]) or retrieve(*a, **k))
     together = run_systems(pair, parse_systems("mdense-maxsim,bm25-psq,mdense-hybrid"), tmp_path / "together",
                            options=options)
     assert calls == ["maxsim"]  # the hybrid did not score MaxSim a second time

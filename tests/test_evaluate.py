@@ -1,8 +1,9 @@
 import math
 
+import pandas as pd
 import pytest
 
-from bench.evaluate import aggregate, per_query
+from bench.evaluate import means, per_query
 from bench.errors import BenchError
 
 QRELS = {"q1": {"d1": 1, "d3": 1}, "q2": {"d5": 1}, "q3": {}}
@@ -22,9 +23,15 @@ def test_per_query_values_computed_by_hand():
     assert {q for q, _ in got} == {"q1", "q2"}
 
 
-def test_aggregate_counts_unanswered_queries():
-    means = aggregate(per_query(RUN, QRELS, ["AP"]))
-    assert means["AP"] == pytest.approx((1 + 2 / 3) / 2 / 2)
+def test_means_counts_unanswered_queries():
+    scores = means(per_query(RUN, QRELS, ["AP"]))
+    assert scores["AP"] == pytest.approx((1 + 2 / 3) / 2 / 2)
+
+
+def test_means_keep_the_measures_in_the_order_first_seen():
+    table = pd.DataFrame([("q1", "nDCG@10", 0.5), ("q1", "AP", 0.2), ("q2", "nDCG@10", 1.0), ("q2", "AP", 0.4)],
+                         columns=["query_id", "measure", "value"])
+    assert list(means(table).items()) == [("nDCG@10", 0.75), ("AP", pytest.approx(0.3))]
 
 
 def test_unknown_measure_is_a_clear_error():

@@ -26,7 +26,8 @@ def test_pair_file_registers_a_collection_in_ir_datasets(pair_dir):
     assert collection.queries[0].translation == "cat mat"
     assert collection.docs_count == 4
     assert collection.qrels["q2"] == {"d2": 1, "d3": 1}
-    assert ir_datasets.load("bench-local/xx-en").docs_count() == 4
+    assert pair.dataset_id.startswith("bench-local/xx-en@")
+    assert ir_datasets.load(pair.dataset_id).docs_count() == 4
     assert set(collection.sources) == {"queries", "docs", "qrels"}
 
 
@@ -53,3 +54,27 @@ def test_malformed_pair_files_fail_with_one_clear_line(pair_dir, mutate, message
     with pytest.raises(BenchError, match=message) as err:
         load_pair_file(pair_dir / "pair.yaml")
     assert "\n" not in str(err.value)
+
+
+def test_local_pairs_are_keyed_by_content_and_never_overwritten(pair_dir, tmp_path):
+    first = load_pair_file(pair_dir / "pair.yaml")
+    copy = tmp_path / "copy"
+    shutil.copytree(pair_dir, copy)
+    assert load_pair_file(copy / "pair.yaml").dataset_id == first.dataset_id  # same files, same dataset
+    shutil.rmtree(pair_dir)  # the registered dataset now reads the remaining copy
+    assert first.collection().docs_count == 4
+    (copy / "qrels.txt").write_text("q1 0 d1 1\n")
+    changed = load_pair_file(copy / "pair.yaml")
+    assert changed.dataset_id != first.dataset_id
+    assert changed.collection().qrels == {"q1": {"d1": 1}}
+    assert len(list(ir_datasets.load(first.dataset_id).qrels_iter())) == 4  # the first dataset is still there
+
+
+def test_a_byte_order_mark_is_dropped_and_other_bytes_name_the_line(pair_dir):
+    queries = pair_dir / "queries.tsv"
+    clean = load_pair_file(pair_dir / "pair.yaml").collection().queries
+    queries.write_bytes(b"\xef\xbb\xbf" + queries.read_bytes())
+    assert load_pair_file(pair_dir / "pair.yaml").collection().queries == clean
+    queries.write_bytes(queries.read_bytes() + b"q9\tcaf\xe9\n")
+    with pytest.raises(BenchError, match=r"queries.tsv:4: not UTF-8 \(byte 0xe9 at column 7\)"):
+        load_pair_file(pair_dir / "pair.yaml")

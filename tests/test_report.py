@@ -17,10 +17,25 @@ from bench.runs import write_run
 from bench.store import COMPLETE_MARKER
 
 N_RESAMPLES = 1000
+# What bench run records of these pairs in each manifest (bench.runner, from the registry): the report
+# reads it from there. (query_lang, doc_lang, low_resource, tuning)
+PAIRS = {"sw-en": ("sw", "en", True, False), "ha-en": ("ha", "en", True, False),
+         "en-fi": ("en", "fi", False, False), "ha-en-dev": ("ha", "en", True, True)}
+
+
+def pair_info(pair: str, description: str | None = None, query_lang: str | None = None) -> dict:
+    q, d, low, tuning = PAIRS.get(pair, (query_lang or pair.split("-")[0], pair.split("-")[1], False, False))
+    return {"name": pair, "description": f"the {pair} test pair" if description is None else description,
+            "query_lang": q, "doc_lang": d, "dataset_id": f"test/{pair}", "low_resource": low, "tuning": tuning,
+            "measures": ["AP", "nDCG@10"]}
 
 
 def make_run(root, pair: str, system: str, values: dict[str, list[float]], **manifest) -> None:
-    """A complete run whose per-query table holds ``values`` (measure → value per query q00, q01, ...)."""
+    """A complete run whose per-query table holds ``values`` (measure → value per query q00, q01, ...);
+    its manifest carries ``pair_info`` unless ``pair_info=None`` (a run written before it existed)."""
+    manifest.setdefault("pair_info", pair_info(pair))
+    if manifest["pair_info"] is None:
+        del manifest["pair_info"]
     rows = [(f"q{i:02d}", m, float(v)) for m, vs in values.items() for i, v in enumerate(vs)]
     table = pd.DataFrame(rows, columns=["query_id", "measure", "value"])
     first = values[next(iter(values))]
@@ -148,6 +163,55 @@ def test_failed_render_leaves_previous_report(runs, tmp_path, monkeypatch):
     assert {p.name: p.read_bytes() for p in reports.iterdir()} == before  # and no temporary files left
 
 
+def test_report_of_an_unregistered_pair_reads_its_manifests(tmp_path):
+    root, reports = tmp_path / "runs", tmp_path / "reports"
+    info = pair_info("xx-en", "my pair", "xx")
+    make_run(root, "xx-en", "bm25", {"AP": [0.2, 0.4]}, pair_info=info)
+    make_run(root, "xx-en", "mdense", {"AP": [0.3, 0.5]}, pair_info=info)
+    report.write_pair_report("xx-en", root, reports, n_resamples=N_RESAMPLES)
+    md, html = (reports / "xx-en.md").read_text(), (reports / "xx-en.html").read_text()
+    for text in (md, html):
+        assert "Queries in xx, documents in en" in text and "my pair" in text and "?" not in text.split("Generated")[0]
+
+
+def test_html_escapes_what_the_manifest_says(tmp_path):
+    root, reports = tmp_path / "runs", tmp_path / "reports"
+    make_run(root, "xx-en", "bm25", {"AP": [0.2, 0.4]},
+             pair_info=pair_info("xx-en", "<script>alert('x')</script> & co"))
+    report.write_pair_report("xx-en", root, reports, n_resamples=N_RESAMPLES)
+    html = (reports / "xx-en.html").read_text()
+    assert "<script" not in html and "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; co" in html
+    assert "<script>alert('x')</script> & co" in (reports / "xx-en.md").read_text()
+
+
+def test_the_latest_runs_pair_info_wins_and_old_runs_fall_back(tmp_path, caplog):
+    root = tmp_path / "runs"
+    make_run(root, "xx-en", "bm25", {"AP": [0.2, 0.4]}, pair_info=pair_info("xx-en", "old words"),
+             started_at="2025-01-01T00:00:00Z")
+    make_run(root, "xx-en", "mdense", {"AP": [0.3, 0.5]}, pair_info=pair_info("xx-en", "new words"),
+             started_at="2025-02-01T00:00:00Z")
+    make_run(root, "xx-en", "optical", {"AP": [0.3, 0.5]}, pair_info=None, started_at="2025-03-01T00:00:00Z")
+    assert report.build_pair_report("xx-en", root, n_resamples=N_RESAMPLES).description == "new words"
+    assert "predate pair_info" not in caplog.text
+    make_run(root, "yy-en", "bm25", {"AP": [0.2, 0.4]}, pair_info=None)
+    built = report.build_pair_report("yy-en", root, n_resamples=N_RESAMPLES)
+    assert (built.description, built.query_lang, built.doc_lang) == ("", "?", "?")
+    assert caplog.text.count("the runs of yy-en predate pair_info") == 1
+
+
+def test_reports_never_read_the_registries():
+    import ast
+    from pathlib import Path
+
+    package = Path(report.__file__).parent
+    for source in package.glob("*.py"):
+        tree = ast.parse(source.read_text())
+        imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        assert not imported & {"bench.pairs", "bench.systems"}, source.name
+    assert (package / "templates" / "pair.html.j2").is_file()
+
+
 # --- leaderboard ----------------------------------------------------------------------------------
 
 
@@ -191,6 +255,23 @@ def test_leaderboard_markdown_and_html(board_runs, tmp_path):
     assert "0.250" in html and "runs/sw-en/optical" in html and not re.search(r"https?://|<script|<link", html)
 
 
+def test_leaderboard_takes_pairs_from_the_manifests(board_runs, tmp_path):
+    make_run(board_runs, "xx-en", "bm25", {"AP": [0.5], "nDCG@10": [0.5]},
+             pair_info={**pair_info("xx-en", "my pair"), "low_resource": True})
+    make_run(board_runs, "aa-en", "bm25", {"AP": [0.5], "nDCG@10": [0.5]}, pair_info=None)  # old: no pair_info
+    make_run(board_runs, "zz-en-dev", "bm25", {"AP": [0.5], "nDCG@10": [0.5]},
+             pair_info={**pair_info("zz-en-dev"), "tuning": True})
+    report.write_leaderboard(board_runs, tmp_path / "reports")
+    data = json.loads((tmp_path / "reports" / "leaderboard.json").read_text())
+    assert [p["pair"] for p in data["pairs"]] == ["sw-en", "ha-en", "en-fi", "aa-en", "xx-en"]  # the rest by name
+    assert data["low_resource_pairs"] == ["sw-en", "ha-en", "xx-en"]
+    assert data["pairs"][-1] == {"pair": "xx-en", "description": "my pair", "low_resource": True}
+    assert data["pairs"][-2] == {"pair": "aa-en", "description": "", "low_resource": False}
+    html = (tmp_path / "reports" / "leaderboard.html").read_text()
+    assert "my pair" in html and "zz-en-dev" not in html
+    assert "my pair" in (tmp_path / "reports" / "leaderboard.md").read_text()
+
+
 def test_leaderboard_after_a_run_is_deleted_half_way(board_runs, tmp_path):
     (board_runs / "ha-en" / "bm25" / COMPLETE_MARKER).unlink()
     report.write_leaderboard(board_runs, tmp_path / "reports")
@@ -211,6 +292,6 @@ def test_models_cell_names_every_model_with_its_fingerprint():
               "doc_encoder": "fedcba9876543210aa"}
     artifacts = {"mt_model": {"spec": "/cache/mt-models/x", "fingerprint": "6c9cf30e5533999c"},
                  "student": {"recipe": "optical", "checkpoint": "f23211165519b083"}}
-    assert report._models_cell(models, artifacts) == (
+    assert report.models_cell(models, artifacts) == (
         "doc_encoder fedcba987654, query_encoder 0d7b02b056e6, mt_model 6c9cf30e5533, student f23211165519b083")
-    assert report._models_cell({}, {}) == "—"
+    assert report.models_cell({}, {}) == "—"

@@ -4,7 +4,7 @@ Every step is a plain function over a list of ``(foreign, english)`` pairs. :fun
 in this order and returns the number of pairs left after each step, so a report can show where pairs
 went (the counts are logged too).
 
-Lengths are counted in tokens of :func:`bench.retrieve.bm25.tokenize` (letters, marks, digits), the
+Lengths are counted in tokens of :func:`bench.text.tokenize` (letters, marks, digits), the
 same tokens IBM Model 1 is trained on, so a pair of punctuation only is "empty".
 """
 
@@ -19,7 +19,7 @@ import numpy as np
 import regex
 
 from bench.errors import BenchError
-from bench.retrieve.bm25 import tokenize
+from bench.text import tokenize
 
 log = logging.getLogger(__name__)
 

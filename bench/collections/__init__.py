@@ -9,135 +9,16 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Callable, Iterator, NamedTuple
+from typing import Callable, Iterator
 
 import ir_datasets
-from ir_datasets.formats import BaseDocs, BaseQrels, BaseQueries, TrecQrel
 
+from bench.collections.records import (Doc, LazyDataset, Query, Records, forget_records,  # noqa: F401 (the API)
+                                       lazy_dataset, register_dataset)
 from bench.errors import BenchError
 
 log = logging.getLogger(__name__)
-
-
-class Query(NamedTuple):
-    """A query with, where the collection has one, its human English translation (for oracles)."""
-
-    query_id: str
-    text: str
-    translation: str | None = None
-
-    def default_text(self) -> str:
-        return self.text
-
-
-class Doc(NamedTuple):
-    doc_id: str
-    title: str
-    text: str
-
-    def default_text(self) -> str:
-        return f"{self.title} {self.text}".strip() if self.title else self.text
-
-
-@dataclass
-class Records:
-    """A collection as plain records, as built by a loader function."""
-
-    queries: list[Query]
-    docs: list[Doc]
-    qrels: dict[str, dict[str, int]]
-    sources: dict[str, str] = field(default_factory=dict)  # name -> sha256 of every input file
-    notes: dict[str, int] = field(default_factory=dict)  # counts of what the builder dropped, and why
-
-
-class _LazyDocs(BaseDocs):
-    def __init__(self, owner: "LazyDataset"):
-        self._owner = owner
-
-    def docs_iter(self):
-        return iter(self._owner.records.docs)
-
-    def docs_count(self):
-        return len(self._owner.records.docs)
-
-    def docs_cls(self):
-        return Doc
-
-    def docs_namespace(self):
-        return self._owner.namespace
-
-    def docs_lang(self):
-        return self._owner.doc_lang
-
-
-class _LazyQueries(BaseQueries):
-    def __init__(self, owner: "LazyDataset"):
-        self._owner = owner
-
-    def queries_iter(self):
-        return iter(self._owner.records.queries)
-
-    def queries_cls(self):
-        return Query
-
-    def queries_namespace(self):
-        return self._owner.namespace
-
-    def queries_lang(self):
-        return self._owner.query_lang
-
-
-class _LazyQrels(BaseQrels):
-    def __init__(self, owner: "LazyDataset"):
-        self._owner = owner
-
-    def qrels_iter(self):
-        for qid, docs in self._owner.records.qrels.items():
-            for doc_id, rel in docs.items():
-                yield TrecQrel(qid, doc_id, rel, "0")
-
-    def qrels_defs(self):
-        return {1: "relevant", 0: "not relevant"}
-
-    def qrels_cls(self):
-        return TrecQrel
-
-
-class LazyDataset:
-    """Builds its :class:`Records` with ``loader`` on first access; exposes ir_datasets components."""
-
-    def __init__(self, namespace: str, query_lang: str, doc_lang: str, loader: Callable[[], Records]):
-        self.namespace = namespace
-        self.query_lang = query_lang
-        self.doc_lang = doc_lang
-        self._loader = loader
-
-    @cached_property
-    def records(self) -> Records:
-        return self._loader()
-
-    def ir_dataset(self) -> ir_datasets.Dataset:
-        return ir_datasets.Dataset(_LazyDocs(self), _LazyQueries(self), _LazyQrels(self))
-
-
-_LAZY: dict[str, LazyDataset] = {}
-
-
-def register_dataset(dataset_id: str, lazy: LazyDataset) -> None:
-    """Register ``lazy`` in ir_datasets under ``dataset_id`` (again only if it is the same object)."""
-    if _LAZY.get(dataset_id) is lazy:
-        return
-    if dataset_id in _LAZY:
-        # a user pair file re-registered with new contents (tests, notebooks): replace it
-        ir_datasets.registry._registered.pop(dataset_id, None)
-    _LAZY[dataset_id] = lazy
-    ir_datasets.registry.register(dataset_id, lazy.ir_dataset())
-
-
-def lazy_dataset(dataset_id: str) -> LazyDataset | None:
-    return _LAZY.get(dataset_id)
 
 
 def forget_loaded() -> None:
@@ -145,8 +26,7 @@ def forget_loaded() -> None:
     (for a process that changes BENCH_HOME or BENCH_MIRROR, such as a test suite)."""
     from bench.collections import afriqa
 
-    for lazy in _LAZY.values():
-        lazy.__dict__.pop("records", None)
+    forget_records()
     afriqa._corpus.cache_clear()
 
 
@@ -176,6 +56,9 @@ class Collection:
         except BenchError:
             raise
         except Exception as exc:
+            if lazy_dataset(self.dataset_id) is not None:  # bench's own loader: a bug or a bad file, not the network
+                raise BenchError(f"cannot read the {what} of {self.dataset_id}: {_root_reason(exc)}",
+                                 "check the collection's files (bench fetch re-verifies downloaded ones)") from exc
             raise _download_error(self.dataset_id, exc, what) from exc
 
     @cached_property
@@ -233,11 +116,33 @@ class Collection:
         return digest.hexdigest()[:16]
 
 
+def _root(exc: BaseException) -> BaseException:
+    while exc.__cause__ is not None or exc.__context__ is not None:
+        exc = exc.__cause__ or exc.__context__
+    return exc
+
+
+def _root_reason(exc: BaseException) -> str:
+    """The first line of the innermost cause of ``exc``, with its type."""
+    root = _root(exc)
+    first = (str(root).strip().splitlines() or [""])[0][:160]
+    return f"{type(root).__name__}: {first}" if first else type(root).__name__
+
+
+def _is_network(exc: BaseException) -> bool:
+    root = _root(exc)
+    if isinstance(root, (ConnectionError, TimeoutError)):
+        return True
+    text = f"{type(root).__module__} {root}".lower()
+    return any(w in text for w in ("requests", "urllib", "http", "download", "connect", "resolve"))
+
+
 def _download_error(dataset_id: str, exc: Exception, what: str = "data") -> BenchError:
-    root = exc
-    while root.__cause__ is not None or root.__context__ is not None:
-        root = root.__cause__ or root.__context__
-    reason = (str(root).strip().splitlines() or [type(root).__name__])[0][:160]
+    """An ir_datasets failure: the network where the cause is a network or download error, else the cause."""
+    if not _is_network(exc):
+        return BenchError(f"ir_datasets cannot read the {what} of {dataset_id}: {_root_reason(exc)}",
+                          "check its files under ~/.ir_datasets (delete them to download again)")
+    reason = (str(_root(exc)).strip().splitlines() or [type(_root(exc)).__name__])[0][:160]
     return BenchError(
         f"cannot load the {what} of {dataset_id} through ir_datasets: {reason}",
         "this collection is downloaded by ir_datasets and needs the internet (or its files in "

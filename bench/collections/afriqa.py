@@ -15,7 +15,7 @@ import logging
 from functools import lru_cache
 from pathlib import Path
 
-from bench.collections import Doc, LazyDataset, Query, Records, lazy_dataset, register_dataset
+from bench.collections.records import Doc, LazyDataset, Query, Records, lazy_dataset, register_dataset
 from bench.store import RemoteFile, fetch
 
 log = logging.getLogger(__name__)

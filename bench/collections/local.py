@@ -10,7 +10,9 @@ needs no code. Paths are relative to the pair file::
     measures: [AP, nDCG@10]     # optional, ir_measures names
     low_resource: true          # optional
 
-The collection is registered in ir_datasets as ``bench-local/<name>`` like every other collection.
+The collection is registered in ir_datasets as ``bench-local/<name>@<sha>`` like every other
+collection: the id carries a fingerprint of the files' sha256 and the pair's settings, so a changed
+file is a new dataset and nothing registered in ir_datasets is ever replaced.
 Unknown keys, missing files and malformed lines are errors that name the file and line.
 """
 
@@ -24,10 +26,10 @@ from pathlib import Path
 
 import yaml
 
-from bench.collections import Doc, LazyDataset, Query, Records, register_dataset
+from bench.collections.records import Doc, LazyDataset, Query, Records, register_dataset
 from bench.errors import BenchError
 from bench.pairs import DEFAULT_MEASURES, PAIRS, Pair
-from bench.store import sha256_file
+from bench.store import fingerprint, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -67,14 +69,16 @@ def load_pair_file(path: Path) -> Pair:
     parse_measures(measures)
     query_lang = str(config.get("query_lang") or match.group(1))
     doc_lang = str(config.get("doc_lang") or match.group(2))
-    dataset_id = f"bench-local/{name}"
+    sources = {key: sha256_file(p) for key, p in files.items()}
+    settings = {"name": name, "query_lang": query_lang, "doc_lang": doc_lang, "measures": measures}
+    dataset_id = f"bench-local/{name}@{fingerprint({'files': sources, **settings}, 12)}"
     pair = Pair(
         name, query_lang, doc_lang, dataset_id,
         str(config.get("description") or f"user pair from {path.name}"),
         low_resource=bool(config.get("low_resource", True)), offline=True,
         measures=tuple(measures), files=files,
     )
-    loader = lambda: load_records(files)  # noqa: E731
+    loader = lambda: load_records(files, sources)  # noqa: E731
     register_dataset(dataset_id, LazyDataset(dataset_id, query_lang, doc_lang, loader))
     # validate the files now, so a malformed line fails before any work starts
     _ = pair.collection().queries
@@ -96,7 +100,8 @@ def _read_config(path: Path) -> dict:
     return config
 
 
-def load_records(files: dict[str, Path]) -> Records:
+def load_records(files: dict[str, Path], sources: dict[str, str] | None = None) -> Records:
+    """The collection's records from its files; ``sources`` are their sha256 where already known."""
     queries = _read_queries(files["queries"])
     docs = _read_docs(files["docs"])
     qrels = _read_qrels(files["qrels"])
@@ -109,13 +114,22 @@ def load_records(files: dict[str, Path]) -> Records:
     if orphan:
         log.warning("%s: %d judged queries are not in %s (ignored)", files["qrels"], len(orphan), files["queries"].name)
         qrels = {q: r for q, r in qrels.items() if q in query_ids}
-    sources = {key: sha256_file(p) for key, p in files.items()}
-    return Records(queries, docs, qrels, sources, {"unknown_qrel_docs": unknown, "orphan_qrels": len(orphan)})
+    sources = sources or {key: sha256_file(p) for key, p in files.items()}
+    return Records(queries, docs, qrels, dict(sources), {"unknown_qrel_docs": unknown, "orphan_qrels": len(orphan)})
 
 
 def _lines(path: Path):
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
+    """(line number, line) of the non-blank lines; a UTF-8 byte-order mark is dropped, and bytes that
+    are not UTF-8 are an error naming the line."""
+    with open(path, "rb") as f:
+        for n, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise BenchError(f"{path}:{n}: not UTF-8 (byte {raw[exc.start]:#04x} at column {exc.start + 1})",
+                                 "save the file as UTF-8") from None
+            if n == 1:
+                line = line.removeprefix("\ufeff")
             line = line.rstrip("\n").rstrip("\r")
             if line.strip():
                 yield n, line

@@ -12,8 +12,9 @@ from bench.distill.optical import cosine_cost, ot_loss
 from bench.distill.sentence import mean_pool, sentence_loss
 from bench.distill.sinkhorn import sinkhorn
 from bench.distill.trainer import (
-    SDISTILL, Net, OpticalConfig, Student, checkpoint_dir, load_student, student_ref, train, train_specs,
+    Net, OpticalConfig, Student, checkpoint_dir, load_student, student_ref, train, train_specs,
 )
+from bench.distill.recipes import SDISTILL  # defined once, with the budget the systems use
 
 __all__ = [
     "SDISTILL", "Net", "OpticalConfig", "Student", "checkpoint_dir", "cosine_cost", "load_student", "mean_pool",

@@ -8,6 +8,7 @@ ablation of the OT term.
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -56,3 +57,9 @@ def describe(config: OpticalConfig) -> dict:
     """The recipe as a run manifest records it (only what differs from the trainer's defaults)."""
     base = asdict(OpticalConfig())
     return {k: v for k, v in asdict(config).items() if v != base[k]}
+
+
+def training_summary(checkpoint: Path) -> dict:
+    """What a run manifest records of how its student was trained (from the checkpoint's optical.json)."""
+    meta = json.loads((Path(checkpoint) / "optical.json").read_text())
+    return {k: meta.get(k) for k in ("pairs", "steps", "final_loss", "seconds_last_session", "resumed")}

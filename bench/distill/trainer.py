@@ -3,10 +3,12 @@
 The checkpoint lives in ``BENCH_HOME/checkpoints/<fingerprint>``, keyed by the configuration, the
 bitext fingerprint and the fingerprints of teacher and initial student, and is built atomically
 (:func:`bench.store.cached_build`): only a finished training gets the completion marker. While it
-trains, a partial state (trainable weights, optimizer, scheduler, step, RNG states, loss curve) is
+trains, a partial state (trainable weights, optimizer, step, RNG states, loss curve) is
 saved every ``save_every`` steps to ``BENCH_HOME/checkpoints-work/<fingerprint>/state.pt``; a later
 call with the same inputs resumes from it and ends with the same weights as an uninterrupted run
-(the data order is a pure function of seed and step, and the torch RNG that drives dropout is saved).
+(the data order is a pure function of seed and step, the learning rate one of the step, and the torch
+RNG that drives dropout is saved). The loop, schedule, plan, state and curve are :mod:`bench.training`'s;
+this module holds what is OPTICAL's own: the student set-up, the loss of a step, the checkpoint.
 
 Checkpoint layout: ``student/`` (a transformers model + tokenizer directory), ``projection.pt`` when
 teacher and student widths differ, ``optical.json`` (configuration, fingerprints, timings),
@@ -16,25 +18,22 @@ teacher and student widths differ, ``optical.json`` (configuration, fingerprints
 from __future__ import annotations
 
 import copy
-import csv
 import json
 import logging
-import random
 import re
 import shutil
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-import numpy as np
 import torch
 
-from bench import models
+from bench import batching, models
 from bench.distill.optical import MARGINALS, center_states, idf_table, ot_loss, tokenize
 from bench.distill.sentence import mean_pool, sentence_loss
 from bench.errors import BenchError
-from bench.store import artifact_dir, atomic_file, bench_home, cached_build, fingerprint, is_complete
+from bench.store import artifact_dir, bench_home, cached_build, fingerprint, is_complete
+from bench.training import BatchPlan, Every, Loop, Panel, curve_png, seed_all, warmup_then_decay, write_curve
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +41,7 @@ TRAIN_VERSION = 1  # bump when a change to this module changes what training pro
 KIND = "checkpoints"
 STATE_FILE = "state.pt"
 CURVE_FIELDS = ("step", "loss", "ot", "sentence", "anchor", "lr")
+LOSS_PANEL = Panel("loss", (("loss", "loss"),), smooth=True)
 POOLER_MODELS = {"bert", "roberta", "xlm-roberta", "camembert"}  # their unused pooler is not saved: skip it
 
 
@@ -92,9 +92,6 @@ class OpticalConfig:
         if min(self.steps, self.batch_size, self.bucket) < 1 or not (0 <= self.warmup < 1 and 0 <= self.noise < 1):
             raise BenchError("steps, batch_size and bucket must be >= 1, warmup and noise in [0, 1)",
                              "check the configuration")
-
-
-SDISTILL = OpticalConfig(w_ot=0.0, w_sent=1.0)  # the sentence-level ablation
 
 
 @dataclass
@@ -230,48 +227,6 @@ def frozen_prefixes(model, layers: int) -> tuple[str, ...]:
     return embeddings + tuple(f"{stack[0]}.{i}." for i in range(layers))
 
 
-class BatchPlan:
-    """The pair indices of every step: a pure function of the lengths, batch size, bucket and seed.
-
-    Each epoch is a seeded permutation cut into chunks of ``bucket`` batches; inside a chunk the
-    pairs are sorted by length before being cut into batches (less padding, the slow part of a CPU
-    step), and the epoch's batches are then shuffled. The last batch of an epoch may be smaller.
-    """
-
-    def __init__(self, lengths: Sequence[int], batch_size: int, seed: int, bucket: int = 1):
-        self.lengths = np.asarray(lengths, dtype=np.int64)
-        self.batch_size, self.seed, self.bucket = batch_size, seed, max(1, bucket)
-        n, chunk = len(self.lengths), batch_size * self.bucket
-        self.per_epoch = sum(-(-min(chunk, n - s) // batch_size) for s in range(0, n, chunk))
-        self._epoch: tuple[int, list[list[int]]] | None = None
-
-    def rows(self, step: int) -> list[int]:
-        epoch, i = divmod(step, self.per_epoch)
-        if self._epoch is None or self._epoch[0] != epoch:
-            self._epoch = (epoch, self._batches(epoch))
-        return self._epoch[1][i]
-
-    def _batches(self, epoch: int) -> list[list[int]]:
-        rng = np.random.default_rng([self.seed, epoch])
-        perm = rng.permutation(len(self.lengths))
-        chunk, bs = self.batch_size * self.bucket, self.batch_size
-        batches = []
-        for start in range(0, len(perm), chunk):
-            part = perm[start:start + chunk]
-            if self.bucket > 1:
-                part = part[np.argsort(-self.lengths[part], kind="stable")]
-            batches += [part[i:i + bs].tolist() for i in range(0, len(part), bs)]
-        return [batches[i] for i in rng.permutation(len(batches))]
-
-
-def lr_factor(step: int, steps: int, warmup: float) -> float:
-    """Linear warm-up over ``warmup·steps`` steps, then linear decay to zero at ``steps``."""
-    w = int(round(warmup * steps))
-    if step < w:
-        return (step + 1) / w
-    return max(0.0, (steps - step) / max(1, steps - w))
-
-
 class _Run:
     """One training: models, tokens, optimizer; :meth:`fit` runs or resumes it into a directory."""
 
@@ -279,10 +234,8 @@ class _Run:
         self.config, self.teacher, self.student_init = config, teacher, student_init
         self.work, self.key_fp = work, key_fp
         c = config
-        random.seed(c.seed)
-        np.random.seed(c.seed)
-        torch.manual_seed(c.seed)
-        torch.set_num_threads(models.threads())
+        seed_all(c.seed)
+        torch.set_num_threads(batching.threads())
         foreign, english = [f for f, _ in pairs], [e for _, e in pairs]
         self.n = len(pairs)
         self.t_tok = tokenize(teacher.tokenizer, english, c.teacher_prefix, c.max_length)
@@ -313,9 +266,7 @@ class _Run:
         groups = [{"params": [p for p in params if p.dim() >= 2]},  # no weight decay on biases and LayerNorms
                   {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
         self.optimizer = torch.optim.AdamW(groups, lr=c.lr, weight_decay=c.weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(s, c.steps, c.warmup))
         self.params = params
-        self.step, self.curve = 0, []
 
     # -- one step --
 
@@ -351,98 +302,55 @@ class _Run:
         return total, parts
 
     def fit(self, out: Path, *, save_every: int, progress: bool, callback, plot: bool) -> None:
-        from tqdm import tqdm
-
         c = self.config
-        resumed = self._resume()
+        loop = Loop(self.optimizer, self.params, steps=c.steps,
+                    lr=lambda step: c.lr * warmup_then_decay(step, c.steps, c.warmup),
+                    max_grad_norm=c.max_grad_norm, desc=f"training {self.describe()}", progress=progress)
+        state = loop.resume(self.work / STATE_FILE, self.key_fp)
+        if state is not None:
+            self._restore(state)
         log.info("training %s student: %d pairs, %d steps of %d, %d trainable weights%s", self.describe(),
                  self.n, c.steps, c.batch_size, sum(p.numel() for p in self.params),
-                 f", resuming at step {self.step}" if resumed else "")
-        began = time.monotonic()
-        running = None
-        with tqdm(total=c.steps, initial=self.step, desc=f"training {self.describe()}", unit="step",
-                  disable=not progress, mininterval=1.0) as bar:
-            while self.step < c.steps:
-                total, parts = self.loss(self.plan.rows(self.step))
-                self.optimizer.zero_grad(set_to_none=True)
-                total.backward()
-                if c.max_grad_norm > 0:
-                    torch.nn.utils.clip_grad_norm_(self.params, c.max_grad_norm)
-                lr = self.scheduler.get_last_lr()[0]
-                self.optimizer.step()
-                self.scheduler.step()
-                self.step += 1
-                record = {"step": self.step, "loss": total.item(), **parts, "lr": lr}
-                self.curve.append(record)
-                running = record["loss"] if running is None else 0.9 * running + 0.1 * record["loss"]
-                bar.set_postfix(loss=f"{running:.4f}")
-                bar.update(1)
-                if save_every > 0 and self.step % save_every == 0 and self.step < c.steps:
-                    self._save_state()
-                if callback is not None:
-                    callback(self.step, record)
-        self._write(out, time.monotonic() - began, resumed, plot)
+                 f", resuming at step {loop.step}" if state is not None else "")
+        save = Every(save_every, lambda step, record: loop.save(self.work / STATE_FILE, self.key_fp,
+                                                                **self._payload()))
+        loop.run(lambda step: self.loss(self.plan.rows(step)), hooks=[save], callback=callback)
+        self._write(out, loop, state is not None, plot)
 
     def describe(self) -> str:
         c = self.config
         return "sdistill" if c.w_ot == 0 else "optical"
 
-    # -- partial state --
+    # -- partial state: what the loop's state does not hold --
 
-    def _save_state(self) -> None:
-        state = {
-            "key": self.key_fp, "step": self.step, "curve": self.curve,
-            "trainable": {n: p.detach().clone() for n, p in self.trainable.items()},
-            "projection": self.projection.state_dict() if self.projection is not None else None,
-            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-            "torch_rng": torch.get_rng_state(), "python_rng": random.getstate(),
-            "numpy_rng": _numpy_state_out(np.random.get_state()),
-        }
-        with atomic_file(self.work / STATE_FILE) as tmp:
-            torch.save(state, tmp)
-        log.debug("saved training state at step %d", self.step)
+    def _payload(self) -> dict:
+        return {"trainable": {n: p.detach().clone() for n, p in self.trainable.items()},
+                "projection": self.projection.state_dict() if self.projection is not None else None}
 
-    def _resume(self) -> bool:
-        path = self.work / STATE_FILE
-        if not path.exists():
-            return False
-        try:
-            state = torch.load(path, weights_only=True)
-        except Exception as exc:  # a state we cannot read is only lost time: start over
-            log.warning("ignoring unreadable training state %s: %s", path, exc)
-            return False
-        if state.get("key") != self.key_fp:
-            return False
+    def _restore(self, state: dict) -> None:
         with torch.no_grad():
             for n, value in state["trainable"].items():
                 self.trainable[n].copy_(value)
         if self.projection is not None:
             self.projection.load_state_dict(state["projection"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["torch_rng"])
-        random.setstate(state["python_rng"])
-        np.random.set_state(_numpy_state_in(state["numpy_rng"]))
-        self.step, self.curve = int(state["step"]), list(state["curve"])
-        return True
 
     # -- the finished checkpoint --
 
-    def _write(self, out: Path, seconds: float, resumed: bool, plot: bool) -> None:
-        c = self.config
+    def _write(self, out: Path, loop: Loop, resumed: bool, plot: bool) -> None:
+        c, seconds = self.config, loop.seconds
         self.student.eval()
         self.student.save_pretrained(out / "student")
         self.student_init.tokenizer.save_pretrained(out / "student")
         if self.projection is not None:
             torch.save({"weight": self.projection.weight.detach().clone()}, out / "projection.pt")
-        write_curve(self.curve, out / "loss.csv")
+        write_curve(loop.curve, out / "loss.csv", CURVE_FIELDS)
         if plot:
-            (out / "loss.png").write_bytes(curve_png(self.curve, self.describe()))
+            (out / "loss.png").write_bytes(curve_png(loop.curve, [LOSS_PANEL], self.describe()))
         conventions = self.student_init.conventions or models.Conventions(query_prefix=c.student_prefix)
         meta = {
             "system": self.describe(), "config": asdict(c), "teacher_fingerprint": self.teacher.fingerprint,
-            "student_init_fingerprint": self.student_init.fingerprint, "pairs": self.n, "steps": self.step,
-            "final_loss": self.curve[-1]["loss"] if self.curve else None,
+            "student_init_fingerprint": self.student_init.fingerprint, "pairs": self.n, "steps": loop.step,
+            "final_loss": loop.curve[-1]["loss"] if loop.curve else None,
             "seconds_last_session": round(seconds, 1), "resumed": resumed,
             "projection": self.projection is not None, "conventions": asdict(conventions),
             "versions": {"torch": torch.__version__, "transformers": _version("transformers")},
@@ -451,55 +359,7 @@ class _Run:
         log.info("trained %s student in %.0f s (final loss %.4f)", self.describe(), seconds, meta["final_loss"] or 0.0)
 
 
-def _numpy_state_out(state: tuple) -> tuple:
-    name, keys, pos, has_gauss, gauss = state
-    return (name, torch.from_numpy(np.asarray(keys, dtype=np.int64)), int(pos), int(has_gauss), float(gauss))
-
-
-def _numpy_state_in(state: tuple) -> tuple:
-    name, keys, pos, has_gauss, gauss = state
-    return (name, keys.numpy().astype(np.uint32), pos, has_gauss, gauss)
-
-
 def _version(dist: str) -> str:
     from importlib.metadata import version
 
     return version(dist)
-
-
-def write_curve(curve: list[dict], path: Path) -> None:
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=CURVE_FIELDS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(curve)
-
-
-def read_curve(path: Path) -> list[dict]:
-    with open(path, newline="") as f:
-        return [{k: (int(v) if k == "step" else float(v)) for k, v in row.items()} for row in csv.DictReader(f)]
-
-
-def curve_png(curve: list[dict], title: str) -> bytes:
-    """The loss curve (per step, and a moving average) as PNG bytes."""
-    import io
-
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    steps = np.array([r["step"] for r in curve])
-    loss = np.array([r["loss"] for r in curve])
-    fig = Figure(figsize=(6, 3.5))
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    ax.plot(steps, loss, color="#9ecae1", linewidth=0.8, label="loss")
-    window = max(1, len(loss) // 20)
-    if len(loss) >= window > 1:
-        smooth = np.convolve(loss, np.ones(window) / window, mode="valid")
-        ax.plot(steps[window - 1:], smooth, color="#1f77b4", label=f"mean of {window}")
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss")
-    ax.set_title(title)
-    ax.legend()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight", metadata={"Software": None})
-    return buffer.getvalue()

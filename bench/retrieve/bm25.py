@@ -1,38 +1,31 @@
 """Lucene BM25 through pyserini (k1 = 0.9, b = 0.4), with the index cached by fingerprint.
 
 English documents use Lucene's English analysis as Anserini configures it (Porter stemming, English
-stop words). Other languages are tokenised here, identically for documents and queries: Unicode NFC,
-case folding, split on anything that is not a letter, mark or digit; no stemming, no stop words. They
-are indexed pre-tokenised with Lucene's whitespace analyzer (pyserini's own ``--language sw`` would be a
-case-sensitive whitespace split, which is not what we want).
+stop words). Other languages are tokenised by :func:`bench.text.tokenize`, identically for documents
+and queries: Unicode NFC, case folding, split on anything that is not a letter, mark or digit; no
+stemming, no stop words. They are indexed pre-tokenised with Lucene's whitespace analyzer (pyserini's
+own ``--language sw`` would be a case-sensitive whitespace split, which is not what we want).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping
 
-import regex
 from tqdm import tqdm
 
 from bench.collections import Collection
 from bench.retrieve.lucene import ensure_jvm
 from bench.store import cached_build
+from bench.text import tokenize
 
 log = logging.getLogger(__name__)
 
 K1, B = 0.9, 0.4
 INDEX_VERSION = 1  # bump when the way documents are written changes
-_TOKEN = regex.compile(r"[\p{L}\p{M}\p{N}]+")
-
-
-def tokenize(text: str) -> list[str]:
-    """The analysis of non-English text: NFC, case-folded, split on non-(letter|mark|digit)."""
-    return _TOKEN.findall(unicodedata.normalize("NFC", text).casefold())
 
 
 def analyzer_name(lang: str) -> str:

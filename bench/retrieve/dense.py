@@ -17,20 +17,18 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 import numpy as np
 
-from bench import models
+from bench import batching, models
 from bench.collections import Collection
+from bench.retrieve import maxsim
+from bench.retrieve.ranking import Run, top_k
 from bench.store import artifact_dir, cached_build, fingerprint, is_complete
-
-if TYPE_CHECKING:  # torch is imported where it is needed: listing systems should not load it
-    import torch
 
 log = logging.getLogger(__name__)
 
-Run = dict[str, dict[str, float]]
 ENCODE_VERSION = 1  # bump when the way texts are encoded changes
 BATCH_TOKENS = 8192  # padded tokens per forward pass (length-sorted batches)
 MAX_BATCH = 64
@@ -84,7 +82,7 @@ class Encoder:
         from tqdm import tqdm
 
         model, tokenizer = self.loaded
-        torch.set_num_threads(models.threads())
+        torch.set_num_threads(batching.threads())
         prefix = self.prefix(side)
         drop_prefix = token_states and side == "query" and bool(prefix.strip())
         batch = tokenizer([prefix + t for t in texts], truncation=True, max_length=self.max_length,
@@ -98,8 +96,8 @@ class Encoder:
         bar = tqdm(total=len(texts), desc=desc or f"encoding {_PLURAL[side]} ({self.ref.name})", unit=side,
                    disable=len(texts) < 256, mininterval=2.0)
         with torch.inference_mode(), bar:
-            for rows in length_batches([len(x) for x in ids], self.batch_tokens, self.max_batch):
-                input_ids, mask = pad_batch(ids, rows, pad_id)
+            for rows in batching.length_batches([len(x) for x in ids], self.batch_tokens, self.max_batch):
+                input_ids, mask = batching.pad_batch(ids, rows, pad_id)
                 hidden = model(input_ids=input_ids, attention_mask=mask).last_hidden_state
                 vectors[rows] = self._pool(hidden, mask).numpy()
                 if token_states:
@@ -136,34 +134,6 @@ def _kept_tokens(batch, prefix_chars: int) -> list[np.ndarray]:
             keep &= starts >= prefix_chars
         out.append(keep)
     return out
-
-
-def pad_batch(ids: Sequence[Sequence[int]], rows: Sequence[int], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The token ids of ``rows`` right-padded to the longest, and their attention mask."""
-    import torch
-
-    width = max(len(ids[i]) for i in rows)
-    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for j, i in enumerate(rows):
-        input_ids[j, :len(ids[i])] = torch.tensor(ids[i])
-        mask[j, :len(ids[i])] = 1
-    return input_ids, mask
-
-
-def length_batches(lengths: Sequence[int], batch_tokens: int, max_batch: int) -> list[list[int]]:
-    """Indices grouped into batches of similar length, longest first, within a padded-token budget."""
-    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
-    batches, current = [], []
-    for i in order:
-        width = lengths[current[0]] if current else lengths[i]  # longest of the batch comes first
-        if current and (len(current) + 1 > max_batch or (len(current) + 1) * width > batch_tokens):
-            batches.append(current)
-            current = []
-        current.append(i)
-    if current:
-        batches.append(current)
-    return batches
 
 
 _ENCODERS: dict[tuple, Encoder] = {}
@@ -273,7 +243,7 @@ def search(query_ids: Sequence[str], queries: np.ndarray, doc_ids: Sequence[str]
     """Exhaustive search: the top ``depth`` documents of each query by inner product."""
     import torch
 
-    torch.set_num_threads(models.threads())
+    torch.set_num_threads(batching.threads())
     d = torch.from_numpy(np.ascontiguousarray(docs, dtype=np.float32))
     k = min(depth, len(doc_ids))
     run: Run = {}
@@ -284,11 +254,6 @@ def search(query_ids: Sequence[str], queries: np.ndarray, doc_ids: Sequence[str]
             for row, qid in enumerate(query_ids[start:start + chunk]):
                 run[qid] = {doc_ids[j]: float(s) for s, j in zip(scores[row].tolist(), idx[row].tolist())}
     return run
-
-
-def top_k(run: Run, k: int) -> dict[str, list[str]]:
-    """The ``k`` best documents of each query of a run (ties broken by doc id, as in TREC files)."""
-    return {qid: [d for d, _ in sorted(docs.items(), key=lambda kv: (-kv[1], kv[0]))[:k]] for qid, docs in run.items()}
 
 
 def rerank(query_ids: Sequence[str], queries: np.ndarray, doc_ids: Sequence[str], docs: np.ndarray,
@@ -307,32 +272,30 @@ def rerank(query_ids: Sequence[str], queries: np.ndarray, doc_ids: Sequence[str]
 # --- systems --------------------------------------------------------------------------------------
 
 
-def retrieve(ctx, query_spec: str, doc_spec: str, queries: Sequence[tuple[str, str]], scoring: str = "mean",
-             first_stage: Run | None = None, rerank_depth: int = 100) -> Run:
-    """A dense system's run: queries encoded by ``query_spec``, documents by ``doc_spec``.
+def retrieve(collection: Collection, query_spec: str, doc_spec: str, queries: Sequence[tuple[str, str]], *,
+             scoring: str = "mean", depth: int = 1000, first_stage: Run | None = None, rerank_depth: int = 100,
+             max_length: int | None = None) -> tuple[Run, dict]:
+    """A dense system's run: queries encoded by ``query_spec``, documents of ``collection`` by ``doc_spec``.
 
     ``scoring`` is ``mean`` (pooled vectors) or ``maxsim`` (late interaction); with a ``first_stage``
-    run, its top ``rerank_depth`` documents are rescored instead of searching the whole corpus.
-    Model specs and fingerprints go to ``ctx.artifacts["models"]`` for the manifest.
+    run, its top ``rerank_depth`` documents are rescored instead of searching the whole corpus for the
+    top ``depth``. Returns the run and the models used (``query_encoder``, ``doc_encoder``: spec and
+    fingerprint), for the manifest.
     """
-    max_length = ctx.options.get("max_length")
     q_enc, d_enc = encoder(query_spec, max_length), encoder(doc_spec, max_length)
-    ctx.artifacts.setdefault("models", {}).update(
-        {"query_encoder": q_enc.ref.describe(), "doc_encoder": d_enc.ref.describe()})
+    used = {"query_encoder": q_enc.ref.describe(), "doc_encoder": d_enc.ref.describe()}
     qids = [qid for qid, _ in queries]
     if scoring == "maxsim":
-        from bench.retrieve import maxsim
-
         q = query_vectors(q_enc, queries, token_states=True)
-        d = doc_states(d_enc, ctx.collection)
+        d = doc_states(d_enc, collection)
         args = (qids, q.states, q.offsets, d.doc_ids, d.states, d.offsets)
         if first_stage is not None:
-            return maxsim.rerank(*args, first_stage, rerank_depth)
-        return maxsim.search(*args, depth=ctx.depth)
+            return maxsim.rerank(*args, first_stage, rerank_depth), used
+        return maxsim.search(*args, depth=depth), used
     if scoring != "mean":
         raise ValueError(f"unknown dense scoring {scoring!r}")
     q = query_vectors(q_enc, queries)
-    dv = doc_vectors(d_enc, ctx.collection)
+    dv = doc_vectors(d_enc, collection)
     if first_stage is not None:
-        return rerank(qids, q.vectors, dv.doc_ids, dv.vectors, first_stage, rerank_depth)
-    return search(qids, q.vectors, dv.doc_ids, dv.vectors, ctx.depth)
+        return rerank(qids, q.vectors, dv.doc_ids, dv.vectors, first_stage, rerank_depth), used
+    return search(qids, q.vectors, dv.doc_ids, dv.vectors, depth), used

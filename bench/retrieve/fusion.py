@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-Run = dict[str, dict[str, float]]
+from bench.retrieve.ranking import Run
 
 
 def minmax(run: Run) -> Run:

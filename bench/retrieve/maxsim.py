@@ -12,8 +12,8 @@ from typing import Sequence
 
 import numpy as np
 
-from bench import models
-from bench.retrieve.dense import Run, top_k
+from bench import batching
+from bench.retrieve.ranking import Run, top_k
 
 CHUNK_ELEMENTS = 1 << 24  # query tokens x document tokens per similarity block (64 MB of float32)
 
@@ -50,7 +50,7 @@ def search(query_ids: Sequence[str], q_states: np.ndarray, q_offsets: np.ndarray
     import torch
     from tqdm import tqdm
 
-    torch.set_num_threads(models.threads())
+    torch.set_num_threads(batching.threads())
     n_q, n_docs = len(query_ids), len(doc_ids)
     q = torch.from_numpy(np.asarray(q_states, dtype=np.float32))
     q_index = _query_index(q_offsets)

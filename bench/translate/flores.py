@@ -65,3 +65,24 @@ def cached_scores(ref: nmt.MtModel, lang: str, params: nmt.DecodeParams = nmt.De
     """The full-devtest scores if they were already computed (no translation), else None."""
     path = artifact_dir("mt-eval", _key(ref, lang, params, None))
     return json.loads((path / "scores.json").read_text()) if is_complete(path) else None
+
+
+def provenance(ref: nmt.MtModel, source_lang: str, target_lang: str, decode: dict) -> dict:
+    """What a run manifest records of a translation model: its identity, decoding, how bench trained it
+    (``bench-mt.json``, where it did) and its cached FLORES-200 devtest scores (into English only)."""
+    from bench.errors import BenchError
+
+    info = {**ref.describe(), "decode": decode}
+    meta = ref.path / "bench-mt.json"
+    if meta.exists():
+        trained = json.loads(meta.read_text())
+        info["trained"] = {k: trained.get(k) for k in ("steps", "epochs", "train_minutes", "peak_rss_mb")}
+        info["trained"]["heldout_chrF"] = (trained.get("final") or {}).get("dev_chrf")
+    if target_lang == "en":
+        try:
+            scores = cached_scores(ref, source_lang, nmt.DecodeParams(**decode))
+        except BenchError:
+            scores = None
+        if scores:
+            info["flores200_devtest"] = {k: scores[k] for k in ("chrF", "BLEU", "sentences")}
+    return info

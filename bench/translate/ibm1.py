@@ -30,8 +30,8 @@ import numpy as np
 import regex
 import scipy.sparse as sp
 
-from bench.retrieve.bm25 import tokenize
 from bench.store import cached_build, fingerprint
+from bench.text import tokenize
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
-from bench import models
+from bench import batching, models
 from bench.store import cached_build, fingerprint
 
 log = logging.getLogger(__name__)
@@ -62,18 +62,16 @@ def encode_states(encoder_ref: models.ModelRef, layer: int, max_length: int, tex
     import torch
     from tqdm import tqdm
 
-    from bench.retrieve.dense import length_batches, pad_batch
-
     model, tokenizer = models.load(encoder_ref)
-    torch.set_num_threads(models.threads())
+    torch.set_num_threads(batching.threads())
     ids = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
     out: list[np.ndarray | None] = [None] * len(texts)
     pad = tokenizer.pad_token_id or 0
     log.info("encoding %d source sentences with %s (layer %d, frozen)", len(texts), encoder_ref.name, layer)
     with torch.inference_mode(), tqdm(total=len(texts), desc="source states", unit="sent", mininterval=5.0,
                                       disable=len(texts) < 256) as bar:
-        for rows in length_batches([len(x) for x in ids], batch_tokens, 128):
-            input_ids, mask = pad_batch(ids, rows, pad)
+        for rows in batching.length_batches([len(x) for x in ids], batch_tokens, 128):
+            input_ids, mask = batching.pad_batch(ids, rows, pad)
             hidden = _layer_output(model, input_ids, mask, layer)
             hidden = hidden.to(torch.float16).numpy()
             for j, i in enumerate(rows):

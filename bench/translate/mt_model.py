@@ -33,6 +33,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from bench.batching import pad_batch
+
 MODEL_FILE = "bench-mt-model.json"
 PAD, BOS, EOS, UNK = 0, 1, 2, 3  # local ids of the tokenizer's pad, bos (cls), eos (sep) and unk tokens
 
@@ -373,8 +375,6 @@ def load(path: Path) -> tuple[CopyTranslator, object, object]:
 def decode(model: CopyTranslator, tokenizer, states: torch.Tensor, source_ids: Sequence[Sequence[int]], *,
            beams: int, max_new_tokens: int, length_penalty: float = 1.0) -> list[str]:
     """Translations of one batch from its encoder states (B, S, d) and source token ids (unpadded)."""
-    from bench.retrieve.dense import pad_batch
-
     input_ids, mask = pad_batch(source_ids, range(len(source_ids)), tokenizer.pad_token_id)
     enc = model.prepare(model.memory(states, input_ids), mask)
     source_local, extensions = model.vocab.extend(source_ids)
@@ -389,8 +389,6 @@ def decode(model: CopyTranslator, tokenizer, states: torch.Tensor, source_ids: S
 def translate(model: CopyTranslator, encoder, tokenizer, source_ids: Sequence[Sequence[int]], *, beams: int,
               max_new_tokens: int, length_penalty: float) -> list[str]:
     """:func:`decode` with the (truncated) encoder run live on the tokenised sources, as in training."""
-    from bench.retrieve.dense import pad_batch
-
     input_ids, mask = pad_batch(source_ids, range(len(source_ids)), tokenizer.pad_token_id)
     states = encoder(input_ids=input_ids, attention_mask=mask).last_hidden_state
     return decode(model, tokenizer, states, source_ids, beams=beams, max_new_tokens=max_new_tokens,

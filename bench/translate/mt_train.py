@@ -11,14 +11,14 @@ Swahili from ~35k sentences as well; here it only learns to write English, and t
 
 Training is a fixed number of steps with a seeded order, so a rerun gives the same model; the model
 is a cached artifact under ``BENCH_HOME/mt-models/<fp>`` keyed by the bitext fingerprint, the encoder
-fingerprint, the configuration and the seed. Beside it: ``curve.csv`` / ``curve.png`` (training loss,
+fingerprint, the configuration and the seed. The step loop, learning-rate schedule and curve files are
+:mod:`bench.training`'s; the batches, word dropout and held-out evaluation are this module's. Beside it: ``curve.csv`` / ``curve.png`` (training loss,
 held-out loss and chrF on a held-out slice of the bitext; never FLORES) and ``bench-mt.json``
 (configuration, time, peak memory). :func:`bench.translate.nmt.translate` loads it like any model.
 """
 
 from __future__ import annotations
 
-import csv
 import logging
 import math
 import resource
@@ -29,9 +29,10 @@ from typing import Sequence
 
 import numpy as np
 
-from bench import models
+from bench import batching, models
 from bench.errors import BenchError
 from bench.store import artifact_dir, cached_build, is_complete
+from bench.training import Every, Loop, Panel, curve_png, warmup_times_decay, write_curve
 from bench.translate import mt_data
 from bench.translate.mt_model import (BOS, EOS, PAD, UNK, Architecture, CopyTranslator, Vocabulary, decode, pad_rows,
                                         token_loss)
@@ -40,6 +41,9 @@ from bench.translate.mt_model import save as save_model
 log = logging.getLogger(__name__)
 
 TRAIN_VERSION = 2  # bump when training changes in a way the config does not show
+CURVE_PANELS = (Panel("cross-entropy", (("train_loss", "train (label-smoothed, word dropout)"),
+                                        ("dev_loss", "held-out bitext"))),
+                Panel("chrF (held-out bitext, greedy)", (("dev_chrf", None),), marker="o"))
 
 
 @dataclass(frozen=True)
@@ -104,19 +108,6 @@ def train_mt(pair, *, config: MtConfig | dict | None = None, noise: float = 0.0,
     return train_on_bitext(bitext.pairs, bitext.fingerprint, config, seed)
 
 
-def cached_model(pair, *, config: MtConfig | dict | None = None, noise: float = 0.0, seed: int = 0) -> Path | None:
-    """The trained model directory if it is already cached (no training), else None."""
-    from bench.bitext import load_bitext
-    from bench.pairs import get_pair
-
-    pair = get_pair(pair) if isinstance(pair, str) else pair
-    config = config if isinstance(config, MtConfig) else MtConfig.from_dict(config)
-    bitext = load_bitext(pair, noise=noise, seed=seed)
-    path = artifact_dir("mt-models", model_key(bitext.fingerprint, models.resolve(config.encoder).fingerprint,
-                                               config, seed))
-    return path if is_complete(path) else None
-
-
 def train_on_bitext(pairs: Sequence[tuple[str, str]], bitext_fp: str, config: MtConfig, seed: int = 0) -> Path:
     """Train on ``pairs`` (foreign, english) unless the model for this exact input is cached."""
     ref = models.resolve(config.encoder)
@@ -148,7 +139,7 @@ class _Data:
         """(states, source ids, source mask, extended source ids, decoder input, labels)."""
         import torch
 
-        from bench.retrieve.dense import pad_batch
+        from bench.batching import pad_batch
 
         source_ids, mask = pad_batch(self.source_ids, rows, int(self.vocab.ids[PAD]))
         states = torch.zeros((len(rows), source_ids.shape[1], self.states.states.shape[1]), dtype=torch.float32)
@@ -199,13 +190,24 @@ def build_model(encoder_ref: models.ModelRef, config: MtConfig, vocab: Vocabular
     return CopyTranslator(arch, vocab, embeddings, init)
 
 
+def _epochs(lengths: Sequence[int], rows: Sequence[int], batch_tokens: int, rng: np.random.Generator):
+    """(epoch, rows) of every step: the batches of one epoch after another, all drawn from ``rng``."""
+    epoch = 0
+    while True:
+        epoch += 1
+        order = batches(lengths, rows, batch_tokens, rng)
+        if not order:
+            raise BenchError("no bitext pairs left to train on besides the held-out slice", "train on more bitext")
+        for batch in order:
+            yield epoch, batch
+
+
 def _train(out: Path, pairs: list[tuple[str, str]], ref: models.ModelRef, config: MtConfig, seed: int) -> None:
     import torch
-    from tqdm import tqdm
 
     t0 = time.time()
     torch.manual_seed(seed)
-    torch.set_num_threads(models.threads())
+    torch.set_num_threads(batching.threads())
     rng = np.random.default_rng(seed)
     foreign, english = [f for f, _ in pairs], [e for _, e in pairs]
     train_rows, dev_rows = mt_data.bitext_split(len(pairs), config.dev_size, seed)
@@ -222,67 +224,51 @@ def _train(out: Path, pairs: list[tuple[str, str]], ref: models.ModelRef, config
     log.info("decoder: %.1fM trainable parameters, %d target pieces; %d training, %d held-out pairs",
              sum(p.numel() for p in trainable) / 1e6, len(vocab), len(train_rows), len(dev_rows))
     optim = torch.optim.AdamW(trainable, lr=config.lr, betas=(0.9, 0.98), eps=1e-8, weight_decay=0.01)
-    lengths = [len(x) for x in data.target_ids]
-    curve: list[dict] = []
-    step, epoch, running, seen, stopped = 0, 0, 0.0, 0, "max_steps"
-    train_start = time.time()
-    bar = tqdm(total=config.max_steps, desc="train mt", unit="step", mininterval=10.0)
-    while step < config.max_steps and stopped == "max_steps":
-        epoch += 1
-        for rows in batches(lengths, train_rows, config.batch_tokens, rng):
-            model.train()
-            states_b, ids_b, mask_b, local_b, dec_in, labels = data.batch(rows)
-            dropped = (torch.rand(dec_in.shape) < config.input_unk) & (dec_in > EOS)
-            dec_in = dec_in.masked_fill(dropped, UNK)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
-                enc = model.prepare(model.memory(states_b, ids_b), mask_b)
-                nll, smooth = model.loss_terms(enc, local_b, dec_in, labels)
-            loss = token_loss(nll.float(), smooth.float(), labels, config.label_smoothing)
-            lr = config.lr * _lr_factor(step, config.warmup, step / config.max_steps)
-            for group in optim.param_groups:
-                group["lr"] = lr
-            optim.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(trainable, 1.0)
-            optim.step()
-            step += 1
-            running, seen = running + loss.item(), seen + 1
-            bar.update(1)
-            bar.set_postfix(loss=f"{running / seen:.3f}", epoch=epoch)
-            minutes = (time.time() - train_start) / 60
-            last = step >= config.max_steps or minutes >= config.max_minutes
-            if step % config.eval_every == 0 or last:
-                point = {"step": step, "epoch": epoch, "minutes": round(minutes, 2), "lr": lr,
-                         "train_loss": running / seen, **_evaluate(model, data, tokenizer, dev_rows, english, config)}
-                curve.append(point)
-                running, seen = 0.0, 0
-                log.info("step %d (epoch %d, %.1f min): train loss %.3f, held-out loss %.3f, held-out chrF %.1f",
-                         step, epoch, minutes, point["train_loss"], point["dev_loss"], point["dev_chrf"])
-                _write_curve(out, curve)
-            if last:
-                if step < config.max_steps:
-                    stopped = "max_minutes"
-                    log.warning("MT training stopped by its time budget (%.0f min) at step %d of %d: the model "
-                                "depends on this machine's speed", config.max_minutes, step, config.max_steps)
-                break
-    bar.close()
-    train_minutes = (time.time() - train_start) / 60
+    feed = _epochs([len(x) for x in data.target_ids], train_rows, config.batch_tokens, rng)
+
+    def step_loss(step: int):
+        epoch, rows = next(feed)
+        model.train()
+        states_b, ids_b, mask_b, local_b, dec_in, labels = data.batch(rows)
+        dropped = (torch.rand(dec_in.shape) < config.input_unk) & (dec_in > EOS)
+        dec_in = dec_in.masked_fill(dropped, UNK)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
+            enc = model.prepare(model.memory(states_b, ids_b), mask_b)
+            nll, smooth = model.loss_terms(enc, local_b, dec_in, labels)
+        return token_loss(nll.float(), smooth.float(), labels, config.label_smoothing), {"epoch": epoch}
+
+    loop = Loop(optim, trainable, steps=config.max_steps, max_grad_norm=1.0, max_minutes=config.max_minutes,
+                lr=lambda step: config.lr * warmup_times_decay(step, config.warmup, step / config.max_steps),
+                desc="train mt", mininterval=10.0, show=("epoch",))
+    curve: list[dict] = []  # a point per evaluation; the loop's curve has every step
+
+    def evaluate(step: int, record: dict) -> None:
+        done = curve[-1]["step"] if curve else 0
+        losses = [r["loss"] for r in loop.curve[done:]]
+        point = {"step": step, "epoch": record["epoch"], "minutes": round(loop.minutes, 2), "lr": record["lr"],
+                 "train_loss": sum(losses, 0.0) / len(losses),
+                 **_evaluate(model, data, tokenizer, dev_rows, english, config)}
+        curve.append(point)
+        log.info("step %d (epoch %d, %.1f min): train loss %.3f, held-out loss %.3f, held-out chrF %.1f",
+                 step, point["epoch"], loop.minutes, point["train_loss"], point["dev_loss"], point["dev_chrf"])
+        write_curve(curve, out / "curve.csv")
+
+    loop.run(step_loss, hooks=[Every(config.eval_every, evaluate, at_end=True)])
+    if loop.stopped_by == "max_minutes":
+        log.warning("MT training stopped by its time budget (%.0f min) at step %d of %d: the model depends on this "
+                    "machine's speed", config.max_minutes, loop.step, config.max_steps)
     model.eval()
     save_model(model, tokenizer, out)
-    _plot_curve(out, curve)
+    if curve:
+        (out / "curve.png").write_bytes(curve_png(curve, CURVE_PANELS, figsize=(10, 4)))
     mt_data.write_json(out / "bench-mt.json", {
         "config": asdict(config), "seed": seed, "encoder": ref.describe(), "pairs": len(pairs),
-        "train_pairs": len(train_rows), "dev_pairs": len(dev_rows), "target_pieces": len(vocab), "steps": step,
-        "epochs": epoch, "stopped_by": stopped, "train_minutes": round(train_minutes, 2),
-        "total_minutes": round((time.time() - t0) / 60, 2),
+        "train_pairs": len(train_rows), "dev_pairs": len(dev_rows), "target_pieces": len(vocab), "steps": loop.step,
+        "epochs": loop.curve[-1]["epoch"] if loop.curve else 0, "stopped_by": loop.stopped_by,
+        "train_minutes": round(loop.seconds / 60, 2), "total_minutes": round((time.time() - t0) / 60, 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "final": curve[-1] if curve else None,
     })
-
-
-def _lr_factor(step: int, warmup: int, progress: float) -> float:
-    """Linear warmup over ``warmup`` steps, then linear decay to 0 as ``progress`` reaches 1."""
-    return min((step + 1) / warmup, 1.0) * max(0.0, 1.0 - progress)
 
 
 def _evaluate(model: CopyTranslator, data: _Data, tokenizer, dev_rows, english: list[str], config: MtConfig) -> dict:
@@ -309,30 +295,3 @@ def _evaluate(model: CopyTranslator, data: _Data, tokenizer, dev_rows, english: 
                            max_new_tokens=config.max_target_len)
     chrf = sacrebleu.corpus_chrf(hyps, [[english[i] for i in sample]]).score if sample else 0.0
     return {"dev_loss": total / max(tokens, 1), "dev_chrf": chrf, "dev_ppl": math.exp(min(total / max(tokens, 1), 50))}
-
-
-def _write_curve(out: Path, curve: list[dict]) -> None:
-    with open(out / "curve.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(curve[0]))
-        writer.writeheader()
-        writer.writerows(curve)
-
-
-def _plot_curve(out: Path, curve: list[dict]) -> None:
-    if not curve:
-        return
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    steps = [p["step"] for p in curve]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
-    a.plot(steps, [p["train_loss"] for p in curve], label="train (label-smoothed, word dropout)")
-    a.plot(steps, [p["dev_loss"] for p in curve], label="held-out bitext")
-    a.set_xlabel("step"), a.set_ylabel("cross-entropy"), a.legend()
-    b.plot(steps, [p["dev_chrf"] for p in curve], marker="o")
-    b.set_xlabel("step"), b.set_ylabel("chrF (held-out bitext, greedy)")
-    fig.tight_layout()
-    fig.savefig(out / "curve.png", dpi=100)
-    plt.close(fig)

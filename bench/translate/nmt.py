@@ -22,7 +22,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
 
-from bench import models
+from bench import batching, models
 from bench.errors import BenchError
 from bench.store import cached_build, fingerprint
 from bench.translate import mt_model
@@ -66,7 +66,7 @@ def resolve(spec: str | Path) -> MtModel:
         raise BenchError(f"MT model {spec!r} is neither a model directory nor a Hugging Face id",
                          "give a seq2seq model directory (config.json + weights) or an id such as Helsinki-NLP/opus-mt-sw-en")
     else:
-        path = models._hub_snapshot(spec)
+        path = models.hub_snapshot(spec)
     if not (path / "config.json").exists() and not mt_model.is_bench_model(path):
         raise BenchError(f"{path} has no config.json", "is it a transformers seq2seq model directory?")
     return MtModel(spec, path, mt_fingerprint(path))
@@ -81,7 +81,7 @@ def mt_fingerprint(path: Path) -> str:
     if sub.is_dir():
         extra += sorted(p for p in sub.iterdir() if p.is_file())
     for p in extra:
-        digest.update(f"{p.relative_to(path)}\0{models._cached_sha256(p)}\n".encode())
+        digest.update(f"{p.relative_to(path)}\0{models.cached_sha256(p)}\n".encode())
     return digest.hexdigest()[:16]
 
 
@@ -146,7 +146,7 @@ def translate_uncached(texts: Sequence[str], ref: MtModel, src_lang: str, tgt_la
         tokenizer, generate = _bench_generator(ref, params)
     else:
         tokenizer, generate = _hf_generator(ref, src_lang, tgt_lang, params)
-    torch.set_num_threads(models.threads())
+    torch.set_num_threads(batching.threads())
     ids = tokenizer(list(texts), truncation=True, max_length=params.max_source_len)["input_ids"]
     order = sorted(range(len(texts)), key=lambda i: (-len(ids[i]), i))
     out: list[str | None] = [None] * len(texts)
@@ -163,8 +163,6 @@ def translate_uncached(texts: Sequence[str], ref: MtModel, src_lang: str, tgt_la
 
 def _hf_generator(ref: MtModel, src_lang: str, tgt_lang: str, params: DecodeParams):
     """(tokenizer, batch of source ids → translations) for a Hugging Face seq2seq model."""
-    from bench.retrieve.dense import pad_batch
-
     model, tokenizer, decoder_tok = _load(str(ref.path), ref.fingerprint)
     src_code, forced_bos = language_codes(tokenizer, src_lang, tgt_lang)
     if src_code is not None:
@@ -174,7 +172,7 @@ def _hf_generator(ref: MtModel, src_lang: str, tgt_lang: str, params: DecodePara
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
     def generate(batch: list[list[int]]) -> list[str]:
-        input_ids, mask = pad_batch(batch, range(len(batch)), pad)  # right padding, as seq2seq encoders expect
+        input_ids, mask = batching.pad_batch(batch, range(len(batch)), pad)  # right padding, as seq2seq encoders expect
         generated = model.generate(input_ids=input_ids, attention_mask=mask, num_beams=params.num_beams,
                                    max_new_tokens=max_new, length_penalty=params.length_penalty,
                                    do_sample=False, **extra)

@@ -1,0 +1,197 @@
+"""The report's tables as plain data: a header and rows of cells, built once and rendered by both the
+markdown and the HTML writer (:mod:`bench.report.markdown`, :mod:`bench.report.html`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bench import stats
+from bench.report.model import PairReport, fmt, fmt_p, label, source_path
+from bench.runs import StoredRun
+from bench.store import fingerprint
+
+COMPARISON_NOTE = ("Δ: mean per-query difference, system − baseline. p-values are two-sided; Holm adjusts the "
+                   "randomization p-values per measure.")
+HEAD_TO_HEAD_NOTE = ("Paired over the queries both systems answer; two-sided p-values; Holm adjusts the "
+                     "randomization p-values over the comparisons in this table; † p Holm < 0.05.")
+PROVENANCE_NOTE = ("data: fingerprint of the run's input files and their sha256 (the manifest's data field); models: role "
+                   "and fingerprint of each model used (the translation model and the distilled checkpoint "
+                   "included); commit: the git commit bench ran from.")
+
+
+@dataclass(frozen=True)
+class Cell:
+    text: str
+    bold: bool = False  # the best of its column
+    significant: bool = False  # marked † (see the table's note)
+    interval: str = ""  # a confidence interval, shown after the value
+    tone: str = ""  # "pos" or "neg" for a signed difference (colour in HTML only)
+    code: bool = False  # a path or an identifier (monospace in HTML only)
+
+
+@dataclass
+class Table:
+    header: list[str]
+    rows: list[list[Cell]]
+    text_cols: int = 1  # the first columns hold text (left-aligned), the rest numbers
+    row_classes: list[str] = field(default_factory=list)  # per row, "" or e.g. "baseline"
+    css: str = ""
+    groups: list[tuple[str, int]] = field(default_factory=list)  # HTML: header groups (text, span) after column 0
+    subheader: list[str] = field(default_factory=list)  # HTML: the labels under the groups
+
+
+def signed(x: float) -> Cell:
+    return Cell(f"{x:+.3f}", tone="pos" if x > stats.TIE_EPS else "neg" if x < -stats.TIE_EPS else "")
+
+
+@dataclass
+class Differences:
+    """The per-query differences of the best system against the baseline, on the primary measure."""
+
+    title: str
+    summary: str
+    gains: str
+    losses: str
+    values: pd.Series
+    table: Table
+
+
+@dataclass
+class PairPage:
+    """Everything a writer shows of one pair's report (figures are drawn from ``report``)."""
+
+    report: PairReport
+    facts: str
+    effectiveness: Table
+    effectiveness_note: str
+    significance_note: str | None
+    comparison: Table | None
+    differences: Differences | None
+    head_to_head: Table | None
+    provenance: Table
+    versions: Table
+
+
+def facts(report: PairReport) -> str:
+    return (f"Queries in {report.query_lang}, documents in {report.doc_lang}; {report.n_queries} judged queries; "
+            f"{len(report.systems)} systems; baseline: {report.baseline or '— (one system)'}. "
+            f"Generated {report.generated_at}.")
+
+
+def significance_note(report: PairReport) -> str:
+    k = len(report.systems) - 1
+    return (f"† differs from the baseline {report.baseline}: paired randomization test, Holm-corrected across "
+            f"the {k} system{'s' if k != 1 else ''} compared, p < {stats.ALPHA}.")
+
+
+def effectiveness(report: PairReport) -> Table:
+    """Mean and interval of every system on every measure; bold: best per measure; †: differs from the baseline."""
+    best = {m: float(report.table[report.table["measure"] == m]["mean"].max()) for m in report.measures}
+    rows = []
+    for system in report.systems:
+        cells = [Cell(f"{system} (baseline)" if system == report.baseline else system)]
+        for measure in report.measures:
+            row = report.row(system, measure)
+            cells.append(Cell("—") if row is None else Cell(
+                fmt(row["mean"]), bold=bool(np.isclose(row["mean"], best[measure])),
+                significant=bool(row["significant"]), interval=f"[{fmt(row['ci_low'])}, {fmt(row['ci_high'])}]"))
+        rows.append(cells)
+    return Table(["system", *(label(m) for m in report.measures)], rows,
+                 row_classes=["baseline" if s == report.baseline else "" for s in report.systems])
+
+
+def comparison(report: PairReport) -> Table:
+    """Every non-baseline system against the baseline, measure by measure."""
+    rows = [report.row(s, m) for s in report.systems if s != report.baseline for m in report.measures]
+    return Table(["system", "measure", "Δ mean", "wins/ties/losses", "p randomization", "p t-test", "p Holm"], [
+        [Cell(r["system"]), Cell(label(r["measure"])), signed(r["delta"]),
+         Cell(f"{r['wins']}/{r['ties']}/{r['losses']}"), Cell(fmt_p(r["p_randomization"])), Cell(fmt_p(r["p_ttest"])),
+         Cell(fmt_p(r["p_holm"]), significant=bool(r["significant"]))]
+        for r in rows if r is not None], text_cols=2)
+
+
+def differences(report: PairReport) -> Differences:
+    d = report.diffs
+    better, worse, tied = (int((d > stats.TIE_EPS).sum()), int((d < -stats.TIE_EPS).sum()),
+                           int((d.abs() <= stats.TIE_EPS).sum()))
+    gains = ", ".join(f"{q} ({v:+.3f})" for q, v in d.head(5).items() if v > stats.TIE_EPS) or "none"
+    losses = ", ".join(f"{q} ({v:+.3f})" for q, v in d[d < -stats.TIE_EPS].tail(5)[::-1].items()) or "none"
+    return Differences(
+        title=f"{report.best} − {report.baseline} ({label(report.primary)})",
+        summary=(f"{report.best} is better on {better}, worse on {worse} and tied on {tied} of {d.size} queries "
+                 f"(mean difference {d.mean():+.3f})."),
+        gains=gains, losses=losses, values=d,
+        table=Table(["query", "difference"], [[Cell(str(q)), signed(v)] for q, v in d.items()]),
+    )
+
+
+def head_to_head(report: PairReport) -> Table | None:
+    """The HEAD_TO_HEAD comparisons that ran, on the primary measure."""
+    if report.head_to_head is None:
+        return None
+    return Table(["system", "reference", "system mean", "reference mean", "Δ", "wins/ties/losses",
+                  "p randomization", "p t-test", "p Holm"], [
+        [Cell(r["system"]), Cell(r["reference"]), Cell(fmt(r["mean"])), Cell(fmt(r["reference_mean"])),
+         signed(r["delta"]), Cell(f"{r['wins']}/{r['ties']}/{r['losses']}"), Cell(fmt_p(r["p_randomization"])),
+         Cell(fmt_p(r["p_ttest"])), Cell(fmt_p(r["p_holm"]), significant=bool(r["significant"]))]
+        for _, r in report.head_to_head.iterrows()], text_cols=2)
+
+
+def models_cell(models: dict, artifacts: dict) -> str:
+    """``role fingerprint`` for each model of the run, the MT model and the distilled checkpoint included."""
+    def fp(value) -> str:
+        return str(value.get("fingerprint") if isinstance(value, dict) else value)[:12]
+
+    cells = [f"{role} {fp(value)}" for role, value in sorted(models.items())]
+    if "mt_model" in artifacts:
+        cells.append(f"mt_model {fp(artifacts['mt_model'])}")
+    if "student" in artifacts:
+        cells.append(f"student {str(artifacts['student'].get('checkpoint'))[:16]}")
+    return ", ".join(cells) or "—"
+
+
+def provenance(report: PairReport, base: Path) -> Table:
+    """Where each number came from: run directory, time, commit, data and model fingerprints."""
+    rows = []
+    for run in report.runs:
+        m = run.manifest
+        rows.append([
+            run.system, source_path(run, base), str(m.get("started_at") or "—"), (m.get("commit") or "unknown")[:12],
+            str(m.get("dataset_id") or "—"), fingerprint(m.get("data") or {}, 12) if m.get("data") else "—",
+            models_cell(m.get("models") or {}, m.get("artifacts") or {}), str(m.get("seed", "—")),
+            str(m.get("depth", "—")), fmt(m.get("wall_time_s"), 1),
+        ])
+    header = ["system", "run", "started (UTC)", "commit", "dataset", "data", "models", "seed", "depth", "time (s)"]
+    return Table(header, [[Cell(c) for c in row] for row in rows], text_cols=len(header), css="nowrap")
+
+
+def versions_summary(runs: list[StoredRun]) -> dict[str, str]:
+    """Package → version; where runs disagree, each version with the systems that used it."""
+    packages: dict[str, dict[str, list[str]]] = {}
+    for run in runs:
+        for package, version in sorted((run.manifest.get("versions") or {}).items()):
+            packages.setdefault(package, {}).setdefault(str(version), []).append(run.system)
+    return {
+        package: next(iter(seen)) if len(seen) == 1 else "; ".join(f"{v} ({', '.join(s)})" for v, s in seen.items())
+        for package, seen in sorted(packages.items())
+    }
+
+
+def pair_page(report: PairReport, base: Path) -> PairPage:
+    """Every table and text of the report, computed once for both writers."""
+    compared = report.baseline is not None
+    return PairPage(
+        report=report, facts=facts(report), effectiveness=effectiveness(report),
+        effectiveness_note=(f"Mean over queries with a {stats.CONFIDENCE:.0%} percentile bootstrap interval; "
+                            "bold: best per measure."),
+        significance_note=significance_note(report) if compared else None,
+        comparison=comparison(report) if compared else None,
+        differences=differences(report) if compared else None,
+        head_to_head=head_to_head(report), provenance=provenance(report, base),
+        versions=Table(["package", "version"], [[Cell(k), Cell(v)] for k, v in versions_summary(report.runs).items()],
+                       text_cols=2),
+    )

@@ -1,0 +1,64 @@
+"""Run options: declared, typed, validated once; a system's spec records the options it used."""
+
+import pytest
+
+from bench.errors import BenchError
+from bench.options import RunOptions, unread
+from bench.systems import SYSTEMS, get_system
+
+
+def test_a_typo_is_one_line_with_the_closest_option():
+    with pytest.raises(BenchError) as err:
+        RunOptions.from_mapping({"encodr": "x"})
+    assert str(err.value) == "unknown run option 'encodr' (did you mean encoder?)"
+
+
+@pytest.mark.parametrize("values,message", [
+    ({"rerank_depth": "ten"}, "option rerank_depth must be a int, not 'ten'"),
+    ({"rerank_depth": 2.5}, "option rerank_depth must be an integer, not 2.5"),
+    ({"bitext_noise": 1.0}, r"option bitext_noise must be in \[0, 1\), not 1.0"),
+    ({"profile": "fast"}, "option profile must be one of full, ci, not 'fast'"),
+    ({"distill_steps": 0}, "option distill_steps must be a positive integer, not 0"),
+    ({"hybrid_weight": True}, "option hybrid_weight must be a float, not True"),
+])
+def test_bad_values_are_refused(values, message):
+    with pytest.raises(BenchError, match=message):
+        RunOptions.from_mapping(values)
+
+
+def test_values_are_typed_and_none_means_the_default():
+    options = RunOptions.from_mapping({"rerank_depth": "20", "bitext_noise": 0, "encoder": None, "max_length": 64.0})
+    assert options == RunOptions(rerank_depth=20, bitext_noise=0.0, max_length=64)
+    assert isinstance(options.bitext_noise, float) and isinstance(options.max_length, int)
+    assert RunOptions.from_mapping(options) is options
+    with pytest.raises(Exception):
+        options.encoder = "x"  # frozen
+
+
+def test_used_without_and_key():
+    options = RunOptions(encoder="e", rerank="bm25", rerank_depth=5, profile="ci")
+    assert options.used(["encoder", "teacher", "rerank_depth", "profile"]) == {"encoder": "e", "rerank_depth": 5,
+                                                                                "profile": "ci"}
+    assert options.without("rerank", "rerank_depth") == RunOptions(encoder="e", profile="ci")
+    assert options.key() != RunOptions(encoder="f", rerank="bm25", rerank_depth=5, profile="ci").key()
+    assert unread(RunOptions(bitext_noise=0.2, profile="ci"), get_system("bm25").reads) == ["bitext_noise"]
+    assert unread(RunOptions(bitext_noise=0.2), get_system("bm25-psq").reads) == []
+
+
+def test_the_recorded_spec_names_the_options_a_system_used():
+    mdense = get_system("mdense")
+    assert mdense.spec_for(RunOptions())["encoder"] == "multilingual-e5-small"
+    a, b = mdense.spec_for(RunOptions(encoder="model-a")), mdense.spec_for(RunOptions(encoder="model-b"))
+    assert a["encoder"] == "model-a" and a != b  # two encoders never share one identity
+    assert mdense.spec_for(RunOptions(bitext_noise=0.2)) == mdense.spec_for(RunOptions())  # not read: not recorded
+    optical = get_system("optical").spec_for(RunOptions(encoder="m", distill_steps=7))
+    assert (optical["encoder"], optical["teacher"], optical["distill_steps"]) == ("m", "m", 7)
+    hybrid = get_system("optical-hybrid")
+    assert hybrid.spec_for(RunOptions(hybrid_weight=0.25))["hybrid_weight"] == 0.25
+    assert {"hybrid_weight", "bitext_noise", "distill_steps", "encoder"} <= set(hybrid.reads)  # its components' too
+
+
+def test_every_system_reads_only_declared_options():
+    declared = set(RunOptions.__dataclass_fields__)
+    for name in SYSTEMS:
+        assert set(get_system(name).reads) <= declared, name
