@@ -14,7 +14,9 @@ from pathlib import Path
 
 import click
 
+from bench.commandline import LOG_STATE, RUN_OPTION_FLAGS, SETUP_LOGGING, BenchGroup, option_flags
 from bench.errors import BenchError
+from bench.store import check_dirs
 
 log = logging.getLogger("bench")
 
@@ -22,26 +24,28 @@ EXIT_ERROR = 2
 
 
 def _setup_logging(verbose: int, quiet: bool) -> None:
-    level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
+    level = logging.WARNING if quiet or not verbose else logging.INFO if verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger().setLevel(level)  # again: -q/-v after the command name set the level a second time
     for noisy in ("urllib3", "filelock", "httpx"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
-    if not verbose:
-        # ir_datasets logs each failed download attempt itself; offline, bench's one error line says it all
-        import ir_datasets.util.download
+    # ir_datasets logs each failed download attempt itself; offline, bench's one error line says it all
+    import ir_datasets.util.download
 
-        ir_datasets.util.download._logger.logger().setLevel(logging.ERROR)
+    ir_datasets.util.download._logger.logger().setLevel(logging.NOTSET if verbose else logging.ERROR)
 
 
-@click.group()
+@click.group(cls=BenchGroup)
 @click.option("--debug", is_flag=True, help="Show the traceback of an error.")
-@click.option("-v", "--verbose", count=True, help="More log output.")
+@click.option("-v", "--verbose", count=True, help="Progress logs (-v: INFO, -vv: DEBUG; default: warnings only).")
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
 @click.version_option(package_name="bench")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool, verbose: int, quiet: bool) -> None:
     """bench: cross-lingual retrieval benchmarks for low-resource languages."""
     ctx.obj = {"debug": debug}
+    ctx.meta[LOG_STATE] = {"debug": debug, "verbose": verbose, "quiet": quiet}  # -q/-v/--debug after a command add up
+    ctx.meta[SETUP_LOGGING] = _setup_logging
     _setup_logging(verbose, quiet)
 
 
@@ -81,12 +85,27 @@ def fetch_cmd(pair_name: str, to_dir: Path | None) -> None:
         collection = pair.collection()  # ir_datasets downloads on first use
         click.echo(f"{pair.name}: {len(collection.queries)} queries, {collection.docs_count} documents")
         return
+    check_dirs(("--to", to_dir, True))
     for remote in remotes:
-        fetch(remote)
+        fetch(remote, rehash=True)  # `bench fetch` hashes every cached file again
     click.echo(f"{pair.name}: {len(remotes)} files verified (sha256) in {os.environ.get('BENCH_HOME') or '~/.cache/bench'}")
+    from bench.retrieve.prebuilt import fetch_corpus
+
+    for line in fetch_corpus(pair.dataset_id):  # a corpus published outside GitHub (CIRAL, AfriCLIRMatrix)
+        click.echo(line)
     if to_dir:
         export_mirror(remotes, to_dir)
         click.echo(f"mirror written to {to_dir} (use it with BENCH_MIRROR={to_dir})")
+
+
+@cli.command("systems")
+def systems_cmd() -> None:
+    """List every system (built-in and plugins): what it is and the run options (flags) it reads."""
+    from bench.commandline import systems_listing
+    from bench.systems import all_systems
+
+    for line in systems_listing(all_systems()):
+        click.echo(line)
 
 
 @cli.command("run")
@@ -102,47 +121,59 @@ def fetch_cmd(pair_name: str, to_dir: Path | None) -> None:
               help="ci: every system on sw-en (unless --pair is given) with short training budgets.")
 @click.option("--bitext-noise", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.0, show_default=True,
               help="Fraction of the bitext replaced by misaligned pairs (seeded) for trained systems.")
+@click.option("--run", "external_runs", multiple=True, metavar="NAME=PATH",
+              help="Also score a TREC run made elsewhere and store it as system NAME (repeatable).")
+@option_flags(RUN_OPTION_FLAGS)
+@click.option("--measures", metavar="NAMES", help="Comma-separated ir_measures names (e.g. AP,nDCG@20,R@100) "
+              "instead of the pair's.")
+@click.option("--baseline", metavar="SYSTEM", help="The report's baseline (default: bm25).")
 def run_cmd(pair_name, pair_file, systems_list, depth, seed, runs_root, reports_dir, no_report, profile,
-            bitext_noise) -> None:
+            bitext_noise, external_runs=(), measures=None, baseline=None, **option_values) -> None:
     """Run systems on a pair, score them with ir-measures, and write runs and a report."""
     from bench.options import RunOptions
+    from bench.plan import check_baseline, choose_systems, measure_names
     from bench.runner import run_systems
-    from bench.systems import default_systems, parse_systems
 
     if profile == "ci" and not pair_name and not pair_file:
         pair_name = "sw-en"
+    check_dirs(("--runs", runs_root, True), ("--reports", None if no_report else reports_dir, True))
     pair = _resolve_pair(pair_name, pair_file)
     if depth < 1:
         raise BenchError(f"--depth must be positive, got {depth}", "e.g. --depth 1000")
     started = time.perf_counter()
-    systems = parse_systems(systems_list)
-    if systems is None and profile == "ci":
-        from bench.systems import CI_SYSTEMS
+    options = RunOptions.from_mapping({"profile": profile, "bitext_noise": bitext_noise, **option_values})
+    systems = choose_systems(pair, systems_list, options)
+    _check_read(options, systems)  # an option no chosen system reads, a typo'd model or system: one line, now
+    measure_list = measure_names(measures)
+    if baseline is not None and no_report:
+        raise BenchError("--baseline is the report's baseline, and --no-report writes no report", "drop one of them")
+    check_baseline(baseline, [s.name for s in systems] + [r.split("=", 1)[0] for r in external_runs], runs_root, pair)
+    prepared = None
+    if external_runs:  # validated before any system runs: a bad run file costs nothing
+        from bench import external
 
-        systems = parse_systems(",".join(CI_SYSTEMS))
-    if systems is None:
-        has_translations = all(q.translation for q in pair.collection().queries)
-        systems = default_systems(has_translations, pair.doc_lang)
-    options = RunOptions(profile=profile, bitext_noise=bitext_noise)
-    if systems_list is not None:  # options the user set for systems that do not read them are mistakes
-        _check_read(options, systems)
-    results = run_systems(pair, systems, runs_root, depth=depth, seed=seed, options=options)
+        prepared = external.prepare(pair, external_runs, runs_root)
+    if systems:
+        from bench.retrieve.prebuilt import fetch_corpus
+
+        fetch_corpus(pair.dataset_id)  # CIRAL's passages, AfriCLIRMatrix's documents: once, where online
+    results = run_systems(pair, systems, runs_root, depth=depth, seed=seed, options=options, measures=measure_list)
+    if prepared:
+        results += external.store(pair, prepared, runs_root, measures=measure_list)
     _echo_table(pair.name, results)
     if not no_report:
         from bench.report import write_pair_report
 
-        for path in write_pair_report(pair.name, runs_root, reports_dir):
+        for path in write_pair_report(pair.name, runs_root, reports_dir, baseline=baseline):
             click.echo(f"wrote {path}")
     click.echo(f"done in {time.perf_counter() - started:.1f} s")
 
 
 def _check_read(options, systems) -> None:
-    from bench.options import unread
+    """Options against the chosen systems, before anything runs (:func:`bench.plan.check_options`)."""
+    from bench.plan import check_options
 
-    ignored = unread(options, [o for s in systems for o in s.reads])
-    if ignored:
-        raise BenchError(f"no chosen system reads the option {ignored[0]}",
-                         "drop it, or choose a system that reads it (bench systems lists them)")
+    check_options(options, systems)
 
 
 def _resolve_pair(pair_name: str | None, pair_file: Path | None):
@@ -158,14 +189,42 @@ def _resolve_pair(pair_name: str | None, pair_file: Path | None):
 
 
 def _echo_table(pair: str, results) -> None:
+    from bench.report.model import SYSTEM_ORDER, ordered
+
     if not results:
         return
+    rank = {name: i for i, name in enumerate(ordered([r.system for r in results], SYSTEM_ORDER))}
+    results = sorted(results, key=lambda r: rank[r.system])
     measures = list(results[0].means)
     width = max(len(r.system) for r in results)
     click.echo(f"\n{pair}")
     click.echo("system".ljust(width) + "".join(f"{m:>10}" for m in measures) + f"{'time (s)':>10}")
     for r in results:
         click.echo(r.system.ljust(width) + "".join(f"{r.means[m]:>10.4f}" for m in measures) + f"{r.wall_time_s:>10.1f}")
+
+
+@cli.command("eval")
+@click.option("--pair", "pair_name", help="A built-in pair, e.g. sw-en (see `bench pairs`).")
+@click.option("--pair-file", type=click.Path(path_type=Path), help="A pair defined in a YAML/TOML file.")
+@click.option("--run", "external_runs", multiple=True, metavar="NAME=PATH",
+              help="A TREC run made elsewhere, stored as system NAME (repeatable).")
+@click.option("--runs", "runs_root", default="runs", show_default=True, type=click.Path(path_type=Path))
+@click.option("--reports", "reports_dir", default="reports", show_default=True, type=click.Path(path_type=Path))
+@click.option("--no-report", is_flag=True, help="Write the runs only.")
+def eval_cmd(pair_name, pair_file, external_runs, runs_root, reports_dir, no_report) -> None:
+    """Score TREC runs made elsewhere with ir-measures and store them beside bench's own runs."""
+    from bench import external
+
+    if not external_runs:
+        raise BenchError("give at least one --run NAME=PATH", "e.g. bench eval --pair sw-en --run mine=run.trec")
+    pair = _resolve_pair(pair_name, pair_file)
+    results = external.evaluate(pair, external_runs, runs_root)
+    _echo_table(pair.name, results)
+    if not no_report:
+        from bench.report import write_pair_report
+
+        for path in write_pair_report(pair.name, runs_root, reports_dir):
+            click.echo(f"wrote {path}")
 
 
 @cli.command("report")
@@ -176,6 +235,7 @@ def report_cmd(runs_root: Path, reports_dir: Path) -> None:
     from bench.report import write_leaderboard, write_pair_report
     from bench.runs import load_runs
 
+    check_dirs(("--runs", runs_root, False), ("--reports", reports_dir, True))
     pairs = sorted({r.pair for r in load_runs(runs_root)})
     if not pairs:
         raise BenchError(f"no complete runs under {runs_root}", "run `bench run --pair sw-en` first")
@@ -192,10 +252,15 @@ def report_cmd(runs_root: Path, reports_dir: Path) -> None:
 @click.option("--runs", "runs_root", default="runs", show_default=True, type=click.Path(path_type=Path))
 @click.option("--update", is_flag=True, help="Rewrite the expected scores from the runs (review the diff).")
 @click.option("--pair", "pairs", multiple=True, help="With --update: only these pairs.")
-def check_cmd(expected_path: Path, runs_root: Path, update: bool, pairs: tuple[str, ...]) -> None:
-    """Compare the latest runs with the expected scores: OK, OKISH or FAIL per row; exit 1 on any FAIL."""
+@click.option("--systems", "systems_list", help="Comma-separated systems to check (a missing run is a FAIL); "
+              "default: the (pair, system) rows that have a run under --runs, the others SKIP.")
+def check_cmd(expected_path: Path, runs_root: Path, update: bool, pairs: tuple[str, ...],
+              systems_list: str | None = None) -> None:
+    """Compare the latest runs with the expected scores: OK, OKISH, FAIL or SKIP per row; exit 1 on any FAIL
+    or when no row was checked."""
     from bench import regress
 
+    check_dirs(("--runs", runs_root, False), ("--expected", expected_path.parent if update else None, True))
     if update:
         changes = regress.update(expected_path, runs_root, pairs=list(pairs) or None)
         for c in changes:
@@ -203,7 +268,8 @@ def check_cmd(expected_path: Path, runs_root: Path, update: bool, pairs: tuple[s
             click.echo(f"{c.pair}  {c.system}  {c.measure}: {old} -> {c.new:.4f}")
         click.echo(f"{expected_path}: {len(changes)} rows changed")
         return
-    verdicts = regress.check(expected_path, runs_root)
+    systems = None if systems_list is None else [s.strip() for s in systems_list.split(",") if s.strip()]
+    verdicts = regress.check(expected_path, runs_root, systems=systems)
     for v in verdicts:
         click.echo(v.line())
     click.echo(regress.summary(verdicts))
@@ -262,60 +328,68 @@ def sweep_group() -> None:
 @click.option("--rates", default="0,0.2,0.4", show_default=True, help="Fractions of misaligned bitext pairs.")
 @click.option("--systems", "systems_list", help="Comma-separated trained systems (default: every system that "
               "learns from the bitext).")
-@click.option("--steps", type=click.IntRange(1), help="Training steps of the distilled students (default: the recipe's).")
+@option_flags(RUN_OPTION_FLAGS, aliases={"distill_steps": ("--steps",)})
 @click.option("--seed", default=0, show_default=True)
 @click.option("--runs", "runs_root", default="runs/sweep-noise", show_default=True, type=click.Path(path_type=Path))
 @click.option("--reports", "reports_dir", default="reports", show_default=True, type=click.Path(path_type=Path))
-def sweep_noise_cmd(pair_name, rates, systems_list, steps, seed, runs_root, reports_dir) -> None:
+def sweep_noise_cmd(pair_name, rates, systems_list, seed, runs_root, reports_dir, **option_values) -> None:
     """Retrain every trained system at each noise rate; write <pair>.noise.{csv,md,png}."""
     from bench.options import RunOptions
     from bench.sweep import default_systems, noise_sweep, parse_rates
 
     rate_list = parse_rates(rates)
+    check_dirs(("--runs", runs_root, True), ("--reports", reports_dir, True))
     pair = _resolve_pair(pair_name, None)
     systems, references = default_systems(systems_list)
-    options = RunOptions(distill_steps=steps)
+    options = RunOptions.from_mapping(option_values)
+    _check_read(options, [*systems, *references])
     started = time.perf_counter()
     for path in noise_sweep(pair, rate_list, systems, references, runs_root, reports_dir, seed=seed, options=options):
         click.echo(f"wrote {path}")
     click.echo(f"done in {time.perf_counter() - started:.1f} s")
 
 
-def _interrupt_on_sigterm() -> None:
-    """Treat SIGTERM (``kill``, a job scheduler's timeout) like Ctrl-C: the stack unwinds, so the
-    artifact being built removes its temporary directory instead of leaving it behind."""
-    import signal
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signal.signal(signal.SIGTERM, interrupt)
+def _invoke(args: list[str]) -> None:
+    """Run the command without click's own KeyboardInterrupt handling (which prints a blank line)."""
+    if any(k.startswith("_BENCH_COMPLETE") for k in os.environ):  # shell completion: click's own main
+        return cli.main(args, prog_name="bench")
+    try:
+        with cli.make_context("bench", list(args)) as ctx:
+            cli.invoke(ctx)
+    except click.exceptions.Exit as exc:  # --help, --version
+        if exc.exit_code:
+            sys.exit(exc.exit_code)
 
 
 def main() -> None:
-    """Console entry point: one line per error, non-zero exit, traceback only with --debug."""
+    """Console entry point: one line per error, non-zero exit, traceback only with --debug; a stop
+    (SIGTERM, SIGINT) is one line and exit 128 + the signal, whatever exception it surfaced as."""
+    from bench import interrupts
+
     debug = "--debug" in sys.argv[1:]
-    _interrupt_on_sigterm()
+    code = 0
     try:
-        cli.main(standalone_mode=False)
-    except BenchError as exc:
-        if debug:
+        interrupts.install()  # SIGTERM and SIGINT unwind like Ctrl-C, JVM or not, and never hang
+        _invoke(sys.argv[1:])
+    except BaseException as exc:  # each kind becomes one line below
+        if interrupts.received() is not None or isinstance(exc, (KeyboardInterrupt, click.exceptions.Abort)):
+            log.debug("stopped: %s", type(exc).__name__, exc_info=exc)
+            interrupts.exit_stopped()
+        if isinstance(exc, SystemExit):
+            code = exc.code
+        elif not isinstance(exc, Exception) or debug:
             raise
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_ERROR)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        click.echo("interrupted: finished runs are kept, unfinished ones left nothing behind", err=True)
-        sys.exit(130)
-    except SystemExit:
-        raise
-    except Exception as exc:  # a bug, not bad input: say so in one line, traceback with --debug
-        if debug:
-            raise
-        click.echo(f"error: unexpected {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", err=True)
-        sys.exit(1)
+        elif isinstance(exc, BenchError):
+            click.echo(f"error: {exc}", err=True)
+            code = EXIT_ERROR
+        elif isinstance(exc, click.ClickException):
+            exc.show()
+            code = exc.exit_code
+        else:  # a bug, not bad input: say so in one line, traceback with --debug
+            click.echo(f"error: unexpected {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", err=True)
+            code = 1
+    finally:
+        interrupts.settle()  # a signal during the interpreter's shutdown ends it with the same one line
+    if interrupts.received() is not None:  # a library swallowed the interrupt: still a stop
+        interrupts.exit_stopped()
+    interrupts.exit_program(code, main)

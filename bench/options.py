@@ -81,6 +81,28 @@ class RunOptions:
         return tuple(sorted(self.as_dict().items()))
 
 
+# What each option does (the help of its `bench run` flag, and `bench systems`).
+HELP = {
+    "profile": "ci: short training budgets (the regression check of MAP)",
+    "bitext_noise": "fraction of the bitext replaced by misaligned pairs (seeded) for trained systems",
+    "encoder": "the multilingual encoder: a packaged name (multilingual-e5-small), a local directory or a "
+               "Hugging Face id",
+    "teacher": "the English-side encoder of the dense and distilled systems (default: the encoder)",
+    "mt_model": "a seq2seq translation model (directory or Hugging Face id) instead of the one `bench train mt` trains",
+    "mt_steps": "training steps of the MT model that `bench train mt` trains",
+    "distill_steps": "training steps of the distilled students (default: the recipe's)",
+    "rerank": "a system whose top --rerank-depth documents the dense systems rescore",
+    "rerank_depth": "how many documents of the --rerank system are rescored",
+    "hybrid_weight": "weight of bm25-psq in the hybrids, in [0, 1] (default: the tuned 0.4)",
+    "max_length": "maximum tokens per text for the encoders (default: the model's own)",
+}
+
+
+def flag(name: str) -> str:
+    """The command-line flag of an option: ``rerank_depth`` -> ``--rerank-depth``."""
+    return "--" + name.replace("_", "-")
+
+
 def unread(options: RunOptions, reads: Iterable[str], ignore: Iterable[str] = ("profile",)) -> list[str]:
     """Options set away from their defaults that none of ``reads`` (the chosen systems' options) reads."""
     read = set(reads) | set(ignore)

@@ -18,8 +18,11 @@ the run's ``perquery.csv`` (what every report shows). With ``d = observed − ex
 - **OKISH**: better than expected by more than EPSILON (any amount: worth an ``--update``), or worse by
   at most the tolerance;
 - **FAIL**: worse by more than the tolerance, or no complete run, or the run lacks the measure.
+- **SKIP**: no run directory of the (pair, system) under the runs folder, when :func:`check` was not
+  told which systems to check (a partial run is checked for what it ran; an interrupted or damaged
+  run is still a FAIL; ``systems=[...]`` makes a missing run of those systems a FAIL).
 
-:func:`exit_code` is 1 when any verdict is FAIL (and for an empty check), else 0.
+:func:`exit_code` is 1 when any verdict is FAIL, and when no row was checked (none, or all SKIP), else 0.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ EPSILON = 1e-4
 DEFAULT_TOLERANCE = 0.005
 DIGITS = 4
 SCHEMA_PATH = Path(__file__).with_name("regress_schema.json")
-OK, OKISH, FAIL = "OK", "OKISH", "FAIL"
+OK, OKISH, FAIL, SKIP = "OK", "OKISH", "FAIL", "SKIP"
 HEADER = f"""\
 # Expected scores for `bench check`: pair -> system -> ir_measures measure -> score, or
 # {{score: S, tolerance: T}} to override the default tolerance for one row. With d = observed - expected:
@@ -60,7 +63,7 @@ class Verdict:
     expected: float
     tolerance: float
     observed: float | None
-    status: str  # OK | OKISH | FAIL
+    status: str  # OK | OKISH | FAIL | SKIP
     reason: str = ""
 
     @property
@@ -97,12 +100,13 @@ def verdict(expected: float, observed: float | None, tolerance: float) -> str:
 
 def exit_code(verdicts: Iterable[Verdict]) -> int:
     verdicts = list(verdicts)
-    return 1 if not verdicts or any(v.status == FAIL for v in verdicts) else 0
+    return 1 if all(v.status == SKIP for v in verdicts) or any(v.status == FAIL for v in verdicts) else 0
 
 
 def summary(verdicts: list[Verdict]) -> str:
-    counts = {s: sum(v.status == s for v in verdicts) for s in (OK, OKISH, FAIL)}
-    return ", ".join(f"{n} {s}" for s, n in counts.items())
+    counts = {s: sum(v.status == s for v in verdicts) for s in (OK, OKISH, FAIL, SKIP)}
+    text = ", ".join(f"{n} {s}" for s, n in counts.items() if n or s != SKIP)
+    return text + ("; nothing was checked" if all(v.status == SKIP for v in verdicts) else "")
 
 
 # --- the file -------------------------------------------------------------------------------------
@@ -162,9 +166,16 @@ def load_expected(path: Path) -> dict:
     """The parsed, validated file."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise BenchError(f"no expected scores at {path}", "create them with `bench check --update`") from None
+    except OSError as exc:
+        raise BenchError(f"cannot read {path}: {exc.strerror or exc}", "give the expected scores file with --expected") from None
+    try:
+        text = raw.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise BenchError(f"{path}:{line}: not UTF-8 (byte {raw[exc.start]:#04x})", "save the file as UTF-8") from None
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as exc:
@@ -202,16 +213,28 @@ def observed_scores(runs_root: Path, pairs: Iterable[str] | None = None) -> dict
 # --- check and update -----------------------------------------------------------------------------
 
 
-def check(expected_path: Path, runs_root: Path) -> list[Verdict]:
-    """One verdict per row of the expected scores, in file order."""
+def check(expected_path: Path, runs_root: Path, systems: list[str] | None = None) -> list[Verdict]:
+    """One verdict per row of the expected scores (of ``systems`` only, if given), in file order."""
     data = load_expected(expected_path)
     table = rows(data)
     if not table:
         raise BenchError(f"{expected_path} lists no expected scores", "fill it with `bench check --update`")
+    if systems is not None:
+        listed = {row[1] for row in table}
+        unknown = [s for s in systems if s not in listed]
+        if not systems or unknown:
+            raise BenchError(f"{expected_path} has no expected scores for system {(unknown or [''])[0]!r}",
+                             "it has: " + ", ".join(sorted(listed)))
+        table = [row for row in table if row[1] in systems]
+    check_names(expected_path, runs_root, table)
     observed = observed_scores(runs_root, sorted({row[0] for row in table}))
     verdicts = []
     for pair, system, measure, expected, tolerance in table:
         run = observed.get((pair, system))
+        if run is None and systems is None and not (Path(runs_root) / pair / system).exists():
+            verdicts.append(Verdict(pair, system, measure, expected, tolerance, None, SKIP,
+                                    f"no run in {Path(runs_root) / pair / system}: not checked"))
+            continue
         if run is None:
             value, reason = None, f"no complete run in {Path(runs_root) / pair / system}"
         elif measure not in run:
@@ -225,6 +248,22 @@ def check(expected_path: Path, runs_root: Path) -> list[Verdict]:
             reason = f"worse than expected by more than {tolerance:g}"
         verdicts.append(Verdict(pair, system, measure, expected, tolerance, value, status, reason))
     return verdicts
+
+
+def check_names(expected_path: Path, runs_root: Path, table) -> None:
+    """A pair or system of the file that is neither known to bench nor stored under ``runs_root`` is a
+    mistake in the file (a typo), not a missing run: an error naming it and the closest names."""
+    from bench.pairs import PAIRS
+    from bench.systems import SYSTEMS, load_plugins
+
+    load_plugins()
+    for pair, system, *_ in table:
+        if pair not in PAIRS and not (Path(runs_root) / pair).is_dir():
+            raise BenchError(f"{expected_path}: expected/{pair}: unknown pair {pair!r}, and no runs of it under {runs_root}",
+                             PAIRS.suggestion(pair))
+        if system not in SYSTEMS and not (Path(runs_root) / pair / system).is_dir():
+            raise BenchError(f"{expected_path}: expected/{pair}/{system}: unknown system {system!r}, and no run of it "
+                             f"under {runs_root}", SYSTEMS.suggestion(system) + " (an external run counts once stored)")
 
 
 def update(expected_path: Path, runs_root: Path, pairs: Iterable[str] | None = None,

@@ -11,15 +11,19 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
 from bench.errors import BenchError
 from bench.evaluate import means, per_query
+from bench.interrupts import raise_if_stopping
 from bench.options import RunOptions
 from bench.pairs import Pair
-from bench.runs import write_run
+from bench.runs import QUERIES_FILE, format_queries, write_run
+from bench.store import bench_home
 from bench.systems import RunContext, System
+from bench.tempfiles import sweep_stale_temps
 
 log = logging.getLogger(__name__)
 
@@ -57,20 +61,47 @@ def check_sizes(pair: Pair, collection) -> None:
             )
 
 
+def check_inputs(pair: Pair, collection, systems: list[System], options: RunOptions) -> None:
+    """Empty inputs are errors before any system runs: a run needs queries, documents and a judged
+    query, and a system that learns from the bitext needs a non-empty one."""
+    hint = "a run needs queries, documents and qrels that judge some of the queries"
+    if not collection.queries:
+        raise BenchError(f"{pair.name} has no queries", hint)
+    if not collection.docs_count:
+        raise BenchError(f"{pair.name} has no documents", hint)
+    query_ids = {q.query_id for q in collection.queries}
+    judged = {qid: docs for qid, docs in collection.qrels.items() if qid in query_ids and docs}
+    if not judged:
+        raise BenchError(f"{pair.name} has no judged query: no qrels for any of its {len(query_ids)} queries", hint)
+    if not any(rel > 0 for docs in judged.values() for rel in docs.values()):
+        raise BenchError(f"{pair.name}: no qrel marks a document relevant, so every score would be 0", hint)
+    learners = [s.name for s in systems if "bitext_noise" in s.reads and not ("mt_model" in s.reads and options.mt_model)]
+    if learners:
+        from bench.bitext import check_bitext
+
+        check_bitext(pair, learners)
+
+
 def run_systems(
     pair: Pair, systems: list[System], runs_root: Path, *, depth: int = 1000, seed: int = 0,
-    options: RunOptions | dict | None = None,
+    options: RunOptions | dict | None = None, measures: Sequence[str] | None = None,
 ) -> list[RunResult]:
     """Run each system on the pair under ``options`` (validated here when given as a plain dict) and
-    write its run; a system named in another's ``uses`` keeps its run in memory for it."""
+    write its run; a system named in another's ``uses`` keeps its run in memory for it. ``measures``
+    (ir_measures names) replace the pair's for this run."""
     options = RunOptions.from_mapping(options)
+    raise_if_stopping()  # an interrupt that a library swallowed while bench was importing it
+    for root in (bench_home(), Path(runs_root)):  # what a killed process left behind
+        sweep_stale_temps(root)
     collection = pair.collection()
     check_sizes(pair, collection)
+    check_inputs(pair, collection, systems, options)
     results = []
     finished: dict = {}  # runs that a later system of this invocation is built from (hybrids)
     used = {name for system in systems for name in system.uses}
     for system in systems:
         ctx = RunContext(pair, collection, depth=depth, seed=seed, options=options, finished=finished)
+        raise_if_stopping()
         seed_everything(seed)
         log.info("running %s on %s", system.name, pair.name)
         started = datetime.now(timezone.utc)
@@ -79,8 +110,9 @@ def run_systems(
         wall = time.perf_counter() - t0
         if system.name in used:
             ctx.remember(system.name, run)
-        table = per_query(run, collection.qrels, pair.measures)
+        table = per_query(run, collection.qrels, measures or pair.measures)
         scores = means(table)
+        own = ctx.artifacts.pop("query_translations", None) or {}  # a system's own translations: queries.tsv
         manifest = {
             "pair": pair.name,
             "system": system.name,
@@ -104,7 +136,8 @@ def run_systems(
             "commit": git_commit(),
             "versions": package_versions(),
         }
-        path = write_run(runs_root, pair.name, system.name, run, table, manifest, depth)
+        queries = format_queries((q.query_id, q.text, q.translation, own.get(q.query_id)) for q in collection.queries)
+        path = write_run(runs_root, pair.name, system.name, run, table, manifest, depth, {QUERIES_FILE: queries})
         log.info("%s on %s: %s (%.1f s)", system.name, pair.name,
                  ", ".join(f"{m} {v:.4f}" for m, v in scores.items()), wall)
         results.append(RunResult(system.name, path, scores, wall))

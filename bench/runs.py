@@ -1,13 +1,19 @@
 """Runs on disk: ``runs/<pair>/<system>/`` holds run.trec, perquery.csv and manifest.json.
 
 All three are written into a temporary directory and renamed into place together, so a run
-directory is either complete or absent.
+directory is either complete or absent. The manifest records the sha256 of every other file of the
+run (``files``), and :func:`load_run` verifies them: a run whose files changed after it was written is
+refused (one line: which run, and how to redo it), never reported or checked. Runs written before
+manifests carried the hashes are accepted with a warning after a consistency check (their run file
+parses and answers as many queries as the manifest says). bench never writes a run without a judged
+query, and refuses to read one.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,19 +21,39 @@ from pathlib import Path
 import pandas as pd
 
 from bench.errors import BenchError
-from bench.store import atomic_dir, is_complete
+from bench.store import atomic_dir, is_complete, sha256_file
 
 log = logging.getLogger(__name__)
 
 RUN_FILE = "run.trec"
 PER_QUERY_FILE = "perquery.csv"
 MANIFEST_FILE = "manifest.json"
+QUERIES_FILE = "queries.tsv"  # optional: the queries the run answered (what reports show beside per-query values)
+QUERY_COLUMNS = ["query_id", "text", "translation", "system_translation"]
+
+
+_WHITESPACE = re.compile(r"\s")
+
+
+def check_trec_id(kind: str, value: str) -> None:
+    """A TREC field must be one non-empty token: refuse an id that would write a malformed line."""
+    if not isinstance(value, str) or not value or _WHITESPACE.search(value):
+        raise BenchError(f"cannot write a TREC run: {kind} {value!r} is empty or contains whitespace",
+                         "ids must be non-empty and contain no whitespace: fix them where the collection is read")
 
 
 def format_trec(run: dict[str, dict[str, float]], tag: str, depth: int | None = None) -> str:
-    """TREC run lines, best first; ties broken by doc id so the file is deterministic."""
+    """TREC run lines, best first; ties broken by doc id so the file is deterministic. An id or tag that
+    is empty or holds whitespace, or a NaN score, is refused rather than written."""
+    check_trec_id("run tag", tag)
     lines = []
     for qid in sorted(run):
+        check_trec_id("query id", qid)
+        for doc_id, score in run[qid].items():
+            check_trec_id("document id", doc_id)
+            if math.isnan(score):
+                raise BenchError(f"cannot write a TREC run: query {qid}, document {doc_id} has a NaN score",
+                                 "the system produced an invalid score: a bug to report")
         ranked = sorted(run[qid].items(), key=lambda kv: (-kv[1], kv[0]))[:depth]
         lines.extend(f"{qid} Q0 {doc_id} {rank} {score:.6f} {tag}" for rank, (doc_id, score) in enumerate(ranked, 1))
     return "\n".join(lines) + ("\n" if lines else "")
@@ -62,15 +88,52 @@ def run_dir(runs_root: Path, pair: str, system: str) -> Path:
 
 def write_run(
     runs_root: Path, pair: str, system: str, run: dict[str, dict[str, float]], table: pd.DataFrame,
-    manifest: dict, depth: int,
+    manifest: dict, depth: int | None, extra_files: dict[str, str] | None = None,
 ) -> Path:
+    """Write the run directory atomically; ``extra_files`` (name -> text) are written beside the
+    three files (e.g. :data:`QUERIES_FILE`, made by :func:`format_queries`)."""
+    if table.empty:
+        raise BenchError(f"refusing to write the run of {system} on {pair}: no judged query was scored",
+                         "the collection needs queries with qrels on its documents")
     target = run_dir(runs_root, pair, system)
+    trec = format_trec(run, system, depth)  # refuses invalid ids before anything is written
     with atomic_dir(target) as tmp:
-        (tmp / RUN_FILE).write_text(format_trec(run, system, depth), encoding="utf-8")
+        (tmp / RUN_FILE).write_text(trec, encoding="utf-8")
         table.to_csv(tmp / PER_QUERY_FILE, index=False)
+        for name, text in (extra_files or {}).items():
+            (tmp / name).write_text(text, encoding="utf-8")
+        files = {name: sha256_file(tmp / name) for name in [RUN_FILE, PER_QUERY_FILE, *(extra_files or {})]}
+        manifest = {**manifest, "files": files}
         (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
     log.info("wrote %s", target)
     return target
+
+
+def format_queries(rows) -> str:
+    """``queries.tsv``: a header, then query_id, text, translation, system_translation per query (tabs and
+    line breaks inside a text become spaces; a missing value is empty)."""
+    def clean(value) -> str:
+        return " ".join(str(value).split()) if value else ""
+
+    lines = ["\t".join(QUERY_COLUMNS)]
+    lines += ["\t".join(clean(row[i]) if i < len(row) else "" for i in range(len(QUERY_COLUMNS))) for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def read_queries(path: Path) -> dict[str, dict[str, str]]:
+    """query_id -> {text, translation, system_translation} from a run directory's ``queries.tsv``
+    ({} when the run has none: runs written before it existed, or a damaged file)."""
+    try:
+        lines = (Path(path) / QUERIES_FILE).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return {}
+    if not lines or lines[0].split("\t") != QUERY_COLUMNS:
+        return {}
+    out = {}
+    for line in lines[1:]:
+        cols = (line.split("\t") + [""] * len(QUERY_COLUMNS))[:len(QUERY_COLUMNS)]
+        out[cols[0]] = dict(zip(QUERY_COLUMNS[1:], cols[1:]))
+    return out
 
 
 @dataclass
@@ -83,16 +146,69 @@ class StoredRun:
 
 
 def load_run(path: Path) -> StoredRun | None:
-    """A stored run, or None when it is incomplete (interrupted) or damaged (files lost or unreadable)."""
+    """A stored, verified run; None when it is incomplete (interrupted) or a file is gone (being
+    deleted). A run whose files changed since it was written, or that scored no judged query, is an
+    error that names the run and how to redo it."""
+    path = Path(path)
     if not is_complete(path):
         return None
     try:
-        manifest = json.loads((path / MANIFEST_FILE).read_text())
-        table = pd.read_csv(path / PER_QUERY_FILE, dtype={"query_id": str, "measure": str, "value": float})
-        return StoredRun(manifest["pair"], manifest["system"], path, manifest, table)
-    except (OSError, ValueError, KeyError) as exc:
+        manifest = json.loads((path / MANIFEST_FILE).read_text(encoding="utf-8"))
+        pair, system = manifest["pair"], manifest["system"]
+    except FileNotFoundError as exc:
         log.warning("run %s is damaged: %s", path, exc)
         return None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise _changed(path, {}, f"its {MANIFEST_FILE} is unreadable ({type(exc).__name__})") from None
+    recorded = manifest.get("files")
+    for name, want in (recorded.items() if isinstance(recorded, dict) else ()):
+        try:
+            got = sha256_file(path / name)
+        except FileNotFoundError:
+            log.warning("run %s is damaged: %s is gone", path, name)
+            return None
+        if got != want:
+            raise _changed(path, manifest, f"{name} has sha256 {got[:12]}…, not the {want[:12]}… it was written with")
+    try:
+        table = pd.read_csv(path / PER_QUERY_FILE, dtype={"query_id": str, "measure": str, "value": float})
+    except FileNotFoundError as exc:
+        log.warning("run %s is damaged: %s", path, exc)
+        return None
+    except (OSError, ValueError) as exc:
+        raise _changed(path, manifest, f"its {PER_QUERY_FILE} is unreadable ({type(exc).__name__})") from None
+    if not isinstance(recorded, dict):
+        _check_unhashed(path, manifest, table)
+    if table.empty:
+        raise _changed(path, manifest, "it scored no judged query", "delete it (bench no longer writes such runs)")
+    return StoredRun(pair, system, path, manifest, table)
+
+
+def _check_unhashed(path: Path, manifest: dict, table: pd.DataFrame) -> None:
+    """A run written before manifests carried file hashes: accepted (with a warning) when consistent."""
+    log.warning("run %s predates file hashes in manifests: checked for consistency only (rerun it to record them)", path)
+    try:
+        answered = sum(1 for docs in read_trec(path / RUN_FILE).values() if docs)
+    except BenchError as exc:
+        raise _changed(path, manifest, f"its {RUN_FILE} is unreadable ({exc.message})") from None
+    want = manifest.get("n_queries_answered")
+    if isinstance(want, int) and answered != want:
+        raise _changed(path, manifest, f"{RUN_FILE} answers {answered} queries, the manifest says {want}")
+    scored = int(table["query_id"].nunique()) if "query_id" in table else 0
+    if isinstance(manifest.get("n_queries"), int) and scored != manifest["n_queries"]:
+        raise _changed(path, manifest, f"{PER_QUERY_FILE} scores {scored} queries, the manifest says {manifest['n_queries']}")
+
+
+def redo_hint(manifest: dict) -> str:
+    """How to write a run again: the `bench run` that makes it."""
+    pair, system = manifest.get("pair", "PAIR"), manifest.get("system", "SYSTEM")
+    if str(manifest.get("dataset_id", "")).startswith("bench-local/"):
+        return f"rerun it: bench run --pair-file <the pair file of {pair}> --systems {system}"
+    return f"rerun it: bench run --pair {pair} --systems {system}"
+
+
+def _changed(path: Path, manifest: dict, what: str, fix: str | None = None) -> BenchError:
+    hint = redo_hint(manifest) if manifest else f"delete {path} and rerun it with bench run"
+    return BenchError(f"refusing run {path}: {what}", f"{fix}, then {hint[0].lower()}{hint[1:]}" if fix else hint)
 
 
 def load_runs(runs_root: Path, pair: str | None = None) -> list[StoredRun]:

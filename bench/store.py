@@ -8,6 +8,14 @@ the declared sha256 before they are renamed into the cache, so a bad copy never 
 Expensive artifacts (indexes, embeddings, checkpoints) live in ``BENCH_HOME/<kind>/<fingerprint>``,
 built in a temporary sibling and renamed into place with a completion marker (:func:`artifact_dir`):
 an interrupted build leaves nothing that looks finished, and a changed input gets a new fingerprint.
+
+Nothing on disk is trusted where it is used: a cached download is verified again on every
+:func:`fetch` (:func:`cached_sha256`: the sha256 is remembered under a stamp of the file's size,
+mtime, ctime and inode, so an unchanged file is not hashed again and a changed one always is); a
+corrupt copy is removed and fetched again. Temporary files and directories are named
+``.<name>.<host>-<pid>.<random>.tmp``: while they exist they are registered (:func:`live_temps`, for
+a stop that cannot unwind), and one whose process is dead is removed by the next writer of the same
+name or by :func:`sweep_stale_temps`.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 import urllib.error
@@ -26,6 +35,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from bench.errors import BenchError
+from bench.interrupts import raise_if_stopping
+from bench.tempfiles import clean_stale_temps, register_temp, release_temp, temp_prefix
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +49,31 @@ MIRROR_HINT = (
 
 
 def bench_home() -> Path:
-    return Path(os.environ.get("BENCH_HOME") or Path.home() / ".cache" / "bench").expanduser()
+    home = Path(os.environ.get("BENCH_HOME") or Path.home() / ".cache" / "bench").expanduser()
+    if home.exists() and not home.is_dir():
+        raise BenchError(f"BENCH_HOME={home} is a file, not a directory", "point BENCH_HOME at a directory, or unset it")
+    return home
+
+
+def check_dirs(*options: tuple[str, Path | None, bool]) -> None:
+    """``(option, path or None, written?)`` each, and BENCH_HOME: a directory that cannot serve is an
+    error before any work."""
+    bench_home()
+    for name, path, write in options:
+        if path is not None:
+            check_dir(path, name, write)
+
+
+def check_dir(path: Path, what: str, write: bool = True) -> None:
+    """Refuse, before any work, a directory option that names a file, or (``write``) that cannot be
+    created or written."""
+    path = Path(path)
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        where = "is a file" if existing == path else f"is inside {existing}, which is a file"
+        raise BenchError(f"{what} {path} {where}, not a directory", f"give a directory for {what}")
+    if write and not os.access(existing, os.W_OK | os.X_OK):
+        raise BenchError(f"{what} {path}: cannot write to {existing}", f"give a writable directory for {what}")
 
 
 def mirror_dir() -> Path | None:
@@ -87,11 +122,19 @@ def is_available(remote: RemoteFile) -> bool:
     return mirror is not None and (mirror / remote.mirror_path).is_file()
 
 
-def fetch(remote: RemoteFile) -> Path:
-    """Return a local, sha256-verified copy of ``remote`` (cache, then mirror or URL)."""
+def fetch(remote: RemoteFile, *, rehash: bool = False) -> Path:
+    """Return a local copy of ``remote`` verified now (cache, else mirror or URL).
+
+    A cached copy is verified against its sha256 on every call (hashed again only when its stamp
+    changed, or always with ``rehash``); a corrupt one is removed, with a warning, and fetched again."""
     target = cached_path(remote)
-    if target.exists():
-        return target
+    if target.is_file():
+        digest = _rehash(target) if rehash else cached_sha256(target)
+        if digest == remote.sha256:
+            return target
+        log.warning("%s is corrupt (sha256 %s, expected %s): removed it, fetching it again",
+                    target, digest[:12], remote.sha256[:12])
+        target.unlink(missing_ok=True)
     mirror = mirror_dir()
     if mirror is not None:
         source = mirror / remote.mirror_path
@@ -108,16 +151,24 @@ def fetch(remote: RemoteFile) -> Path:
         opener = lambda: urllib.request.urlopen(remote.url, timeout=DOWNLOAD_TIMEOUT_S)  # noqa: E731
         origin = remote.url
     try:
-        with opener() as stream, atomic_file(target) as tmp:
-            digest = _copy_hashing(stream, tmp)
-            if digest != remote.sha256:
-                raise BenchError(
-                    f"sha256 mismatch for {origin}: expected {remote.sha256}, got {digest}; refused it",
-                    "the copy is corrupt or another version: replace it with the file at " + remote.url,
-                )
+        stream = opener()
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         reason = getattr(exc, "reason", exc)
         raise BenchError(f"cannot download {remote.url}: {reason}", MIRROR_HINT) from exc
+    with stream:
+        try:
+            with atomic_file(target) as tmp:
+                digest = _copy_hashing(stream, tmp)
+                if digest != remote.sha256:
+                    raise BenchError(
+                        f"sha256 mismatch for {origin}: expected {remote.sha256}, got {digest}; refused it",
+                        "the copy is corrupt or another version: replace it with the file at " + remote.url,
+                    )
+        except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+            raise BenchError(f"cannot download {remote.url}: {getattr(exc, 'reason', exc)}", MIRROR_HINT) from exc
+        except OSError as exc:
+            raise BenchError(f"cannot write {target}: {exc.strerror or exc}", "check BENCH_HOME (free space, permissions)") from exc
+    _write_stamp(target, digest)
     return target
 
 
@@ -136,6 +187,47 @@ def sha256_file(path: Path) -> str:
         while chunk := f.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def cached_sha256(path: Path) -> str:
+    """sha256 of a file, hashed again whenever its stamp (size, mtime, ctime, inode) changed; the value
+    is remembered under BENCH_HOME/sha256, so big files that did not change are hashed once."""
+    path = Path(path).resolve()
+    stamp = _stamp(path, path.stat())
+    try:
+        value = stamp.read_text().strip()
+        if re.fullmatch(r"[0-9a-f]{64}", value):
+            return value
+    except OSError:
+        pass
+    return _rehash(path)
+
+
+def _rehash(path: Path) -> str:
+    before = path.stat()
+    value = sha256_file(path)
+    if _stat_key(path.stat()) == _stat_key(before):  # unchanged while hashed: remember it
+        _write_stamp(path, value)
+    return value
+
+
+def _stat_key(st: os.stat_result) -> tuple:
+    return st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev
+
+
+def _stamp(path: Path, st: os.stat_result) -> Path:
+    size, mtime, ctime, ino, dev = _stat_key(st)
+    key = {"path": str(path), "size": size, "mtime": mtime, "ctime": ctime, "ino": ino, "dev": dev}
+    return bench_home() / "sha256" / fingerprint(key)
+
+
+def _write_stamp(path: Path, value: str) -> None:
+    path = Path(path).resolve()
+    try:
+        with atomic_file(_stamp(path, path.stat())) as tmp:
+            tmp.write_text(value)
+    except OSError as exc:  # a read-only BENCH_HOME: verify again next time
+        log.debug("cannot remember the sha256 of %s: %s", path, exc)
 
 
 def export_mirror(remotes: Iterable[RemoteFile], to_dir: Path) -> list[Path]:
@@ -167,17 +259,22 @@ def export_mirror(remotes: Iterable[RemoteFile], to_dir: Path) -> list[Path]:
 @contextlib.contextmanager
 def atomic_file(path: Path) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it into place only if the block succeeds."""
+    raise_if_stopping()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    clean_stale_temps(path.parent, path.name)
+    fd, tmp_name = tempfile.mkstemp(prefix=temp_prefix(path), suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
+    register_temp(tmp)
     try:
         yield tmp
+        raise_if_stopping()  # nothing is committed after a stop
         if tmp.exists():
             os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file ordinary permissions
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+        release_temp(tmp)
 
 
 def _umask() -> int:
@@ -189,10 +286,14 @@ def _umask() -> int:
 @contextlib.contextmanager
 def atomic_dir(path: Path) -> Iterator[Path]:
     """Yield a temporary directory next to ``path``; on success mark it complete and rename it."""
+    raise_if_stopping()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    clean_stale_temps(path.parent, path.name)
+    tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(path), suffix=".tmp", dir=path.parent))
+    register_temp(tmp)
     try:
         yield tmp
+        raise_if_stopping()  # nothing is committed after a stop
         (tmp / COMPLETE_MARKER).write_text("")
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700
         if path.exists():  # an unfinished or stale copy: replace it
@@ -201,6 +302,7 @@ def atomic_dir(path: Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+        release_temp(tmp)
 
 
 def is_complete(path: Path) -> bool:

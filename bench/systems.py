@@ -1,70 +1,32 @@
-"""The named systems of a report (DESIGN.md §3) and their registry.
+"""The named systems of a report (DESIGN.md §3), their registry, and the plugins of other packages.
 
 A system turns a collection into a run: ``{query_id: {doc_id: score}}`` (the ir_measures run dict).
-Each system is a plain function of a :class:`RunContext` and declares the run options it reads
-(:mod:`bench.options`); its recorded spec (:meth:`System.spec_for`: its defaults plus the options it
-used) is its identity in manifests. Nothing below this module takes a run context: the functions the
-systems call get plain arguments.
+Each system is a plain function of a :class:`~bench.context.RunContext` and declares the run options
+it reads (:mod:`bench.options`); its recorded spec (:meth:`System.spec_for`: its defaults plus the
+options it used) is its identity in manifests. Other packages add systems through the ``bench.systems``
+entry point group (:mod:`bench.plugins`), loaded once, when the systems are first listed or parsed.
+Nothing below this module takes a run context: the functions the systems call get plain arguments.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
-from bench.collections import Collection, Query
+from bench import plugins
+from bench.context import RunContext
 from bench.errors import BenchError
 from bench.options import RunOptions
-from bench.pairs import Pair
 from bench.registry import Registry
 from bench.retrieve.ranking import Run
 
+__all__ = ["RunContext", "System", "SYSTEMS", "register", "get_system", "parse_systems", "default_systems",
+           "all_systems", "load_plugins"]
+
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class RunContext:
-    pair: Pair
-    collection: Collection
-    depth: int = 1000
-    seed: int = 0
-    options: RunOptions = field(default_factory=RunOptions)
-    artifacts: dict[str, Any] = field(default_factory=dict)  # what a system reports for its manifest
-    # runs made by this `bench run` that a later system is built from (``System.uses``), by system and
-    # options: a hybrid reuses its components' runs instead of computing them again
-    finished: dict[tuple[str, tuple], tuple[Run, dict]] = field(default_factory=dict, repr=False)
-
-    def __post_init__(self):
-        self.options = RunOptions.from_mapping(self.options)  # a plain dict (tests, scripts) is validated too
-
-    def _finished_key(self, system: str) -> tuple[str, tuple]:
-        return system, self.options.key()
-
-    def remember(self, system: str, run: Run) -> None:
-        """Record ``system``'s run under this context's options (call before its artifacts are consumed)."""
-        self.finished[self._finished_key(system)] = (run, copy.deepcopy(self.artifacts))
-
-    def recall(self, system: str) -> tuple[Run, dict] | None:
-        """The run and artifacts of ``system`` under this context's options, if this invocation made it."""
-        return self.finished.get(self._finished_key(system))
-
-    def foreign_queries(self) -> list[tuple[str, str]]:
-        return [(q.query_id, q.text) for q in self.collection.queries]
-
-    def translated_queries(self) -> list[tuple[str, str]]:
-        """The human English translation of each query (oracle systems); an error if there is none."""
-        queries: list[Query] = self.collection.queries
-        missing = [q.query_id for q in queries if not q.translation]
-        if missing:
-            raise BenchError(
-                f"{self.pair.name} has no human English translation for {len(missing)} queries "
-                f"(e.g. {missing[0]})",
-                "oracle systems need a collection with translated queries, such as AfriQA",
-            )
-        return [(q.query_id, q.translation) for q in queries]
 
 
 @dataclass(frozen=True)
@@ -76,6 +38,7 @@ class System:
     needs_translation: bool = False  # oracle systems: only on collections with translated queries
     uses: tuple[str, ...] = ()  # systems whose runs this one is built from (kept for it by the runner)
     reads: tuple[str, ...] = ()  # the run options (bench.options.RunOptions fields) it reads
+    plugin: str | None = None  # the distribution that adds it through the bench.systems entry points
 
     def spec_for(self, options: RunOptions) -> dict[str, Any]:
         """The spec of this system under ``options``: its defaults plus the options it used.
@@ -89,6 +52,7 @@ class System:
 
 
 SYSTEMS: Registry[System] = Registry("system")
+_plugins: list[str] | None = None  # names of the plugin systems registered (None: not loaded yet)
 
 
 def register(name: str, description: str, spec: dict[str, Any], needs_translation: bool = False,
@@ -104,18 +68,46 @@ def register(name: str, description: str, spec: dict[str, Any], needs_translatio
     return wrap
 
 
+def load_plugins(reload: bool = False) -> list[str]:
+    """Register the plugin systems (:mod:`bench.plugins`) once; ``reload`` forgets them and looks again."""
+    global _plugins
+    if reload and _plugins is not None:
+        for name in _plugins:
+            SYSTEMS.remove(name)
+        _plugins = None
+    if _plugins is None:
+        found = plugins.discover({n: "bench (a built-in system)" for n in SYSTEMS})
+        for p in found:
+            spec = {"system": p.name, **p.spec, "plugin": f"{p.dist}=={p.version}"}
+            SYSTEMS.register(p.name, System(p.name, p.description, p.run, spec, p.needs_translation, (), p.reads, p.dist))
+        _plugins = [p.name for p in found]
+    return list(_plugins)
+
+
 def get_system(name: str) -> System:
+    if name not in SYSTEMS:
+        load_plugins()
     return SYSTEMS.get(name)
 
 
-def parse_systems(value: str | None) -> list[System] | None:
-    """The systems named in a comma-separated list (None when no list was given; an empty list is an error)."""
+def all_systems() -> list[System]:
+    """Every system, built-in ones first, then the plugins'."""
+    load_plugins()
+    return [SYSTEMS.get(n) for n in SYSTEMS]
+
+
+def parse_systems(value: str | Sequence[str | System] | None) -> list[System] | None:
+    """The systems named in a comma-separated list or a sequence of names (None when no list was given;
+    an empty list is an error)."""
     if value is None:
         return None
-    names = [s.strip() for s in value.split(",") if s.strip()]
+    load_plugins()
+    items = value.split(",") if isinstance(value, str) else list(value)
+    names = [s if isinstance(s, System) else str(s).strip() for s in items]
+    names = [s for s in names if s]
     if not names:
         raise BenchError(f"--systems {value!r} names no system", "e.g. --systems bm25,mdense (bench systems lists them)")
-    return [get_system(n) for n in dict.fromkeys(names)]
+    return [n if isinstance(n, System) else get_system(n) for n in dict.fromkeys(names)]
 
 
 # Systems whose default model (`bench train mt`) translates into English only: elsewhere they run
@@ -129,11 +121,11 @@ CI_DISTILL_STEPS = 30
 CI_MT_STEPS = 150  # the ci profile's MT model: a few minutes of training (the pipeline, not its quality)
 
 
-def default_systems(has_translations: bool, doc_lang: str = "en") -> list[System]:
-    """Every registered system, less the oracles where the collection has no translated queries and
-    the NMT systems where the documents are not English."""
-    chosen = [n for n in SYSTEMS if doc_lang == "en" or n not in ENGLISH_DOCUMENTS_ONLY]
-    return [SYSTEMS.get(n) for n in chosen if has_translations or not SYSTEMS.get(n).needs_translation]
+def default_systems(has_translations: bool, doc_lang: str = "en", mt_model: bool = False) -> list[System]:
+    """Every system (plugins' too), less the oracles where the collection has no translated queries and,
+    unless an ``mt_model`` is given, the NMT systems where the documents are not English."""
+    chosen = [s for s in all_systems() if doc_lang == "en" or mt_model or s.name not in ENGLISH_DOCUMENTS_ONLY]
+    return [s for s in chosen if has_translations or not s.needs_translation]
 
 
 # --- BM25 (bench.retrieve.bm25) -----------------------------------------------------------------
@@ -163,7 +155,6 @@ def _bm25_search(ctx: RunContext, queries: list[tuple[str, str]]) -> Run:
           {"retriever": "bm25", "query": "human-translation"}, needs_translation=True)
 def bm25_oracle(ctx: RunContext) -> Run:
     return _bm25_search(ctx, ctx.translated_queries())
-
 
 
 # --- dense (bench.retrieve.dense, bench.retrieve.maxsim) ------------------------------------------
@@ -296,7 +287,8 @@ def _nmt_queries(ctx: RunContext) -> list[tuple[str, str]]:
     params = nmt.DecodeParams(**NMT_DECODE)
     info = flores.provenance(ref, ctx.pair.query_lang, ctx.pair.doc_lang, NMT_DECODE)
     ctx.artifacts["mt_model"] = info
-    return nmt.translate_queries(ctx.foreign_queries(), ref, ctx.pair.query_lang, ctx.pair.doc_lang, params)
+    queries = nmt.translate_queries(ctx.foreign_queries(), ref, ctx.pair.query_lang, ctx.pair.doc_lang, params)
+    return ctx.artifacts.update(query_translations=dict(queries)) or queries  # the runner keeps them in queries.tsv
 
 
 NMT_OPTIONS = ("mt_model", "mt_steps", "profile", "bitext_noise")

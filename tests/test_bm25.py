@@ -29,6 +29,32 @@ def test_top_documents_on_a_tiny_collection(bench_home, pair_file):
     assert again.path == index.path  # cached by fingerprint
 
 
+@pytest.mark.parametrize("pair_file", ["pair.yaml", "pair-foreign-docs.yaml"])
+def test_the_index_scores_as_anserinis_index_collection_over_the_same_records(bench_home, tmp_path, pair_file):
+    """bench feeds Lucene in batches (for its progress bar); Anserini's IndexCollection over a file of the
+    same JsonCollection records must give the same scores."""
+    import json
+
+    pair = load_pair_file(TINY / pair_file)
+    collection = pair.collection()
+    ours = bm25.build_index(collection, pair.doc_lang)
+    from jnius import autoclass  # the JVM is up (build_index started it)
+
+    (tmp_path / "in").mkdir()
+    with open(tmp_path / "in" / "docs.jsonl", "w") as out:
+        for doc in collection.iter_docs():
+            text = doc.default_text() if pair.doc_lang == "en" else " ".join(tokenize(doc.default_text()))
+            out.write(json.dumps({"id": doc.doc_id, "contents": text}) + "\n")
+    autoclass("io.anserini.index.IndexCollection").main([
+        "-collection", "JsonCollection", "-input", str(tmp_path / "in"), "-index", str(tmp_path / "ref"),
+        "-generator", "DefaultLuceneDocumentGenerator", "-threads", "1", "-storePositions", "-storeDocvectors",
+        "-storeRaw", "-quiet", *(["-pretokenized"] if pair.doc_lang != "en" else [])])
+    reference = bm25.Bm25Index(tmp_path / "ref", pair.doc_lang)
+    queries = [(q.query_id, q.text) for q in collection.queries] + [("all", "cat dogs mbwa big house mat")]
+    a, b = (bm25.search(i, queries, pair.doc_lang) for i in (ours, reference))
+    assert a.keys() == b.keys() and all(a[q] == pytest.approx(b[q]) for q in a) and len(a["all"]) >= 3
+
+
 def test_weighted_query_with_unit_weights_equals_the_plain_query(bench_home):
     pair = load_pair_file(TINY / "pair.yaml")
     index = bm25.build_index(pair.collection(), "en")

@@ -19,6 +19,10 @@ def run_main(monkeypatch, capsys, *args) -> tuple[int, str, str]:
         code = 0
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        from bench import interrupts
+
+        interrupts.uninstall()  # main leaves its signal handlers for the interpreter's shutdown
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -156,3 +160,107 @@ def test_a_pair_file_report_shows_its_languages_and_description(monkeypatch, cap
     assert "not registered" not in err
     html = (tmp_path / "reports" / "xx-en.html").read_text()
     assert "a tiny hand-made pair" in html and "Queries in xx, documents in en" in html
+
+
+# --- run options as flags, bench systems, -q/-v/--debug after the command (issue 16) ----------------
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--systems", "bm25", "--encoder", "multilingual-e5-small"],
+     "error: no chosen system reads the option encoder (--encoder) (drop it, or choose a system that reads it"),
+    (["--systems", "mdense", "--rerank", "bm52"], "error: option rerank: unknown system 'bm52' (did you mean bm25 or"),
+    (["--systems", "mdense", "--rerank-depth", "ten"], "error: option rerank_depth must be a int, not 'ten'"),
+    (["--systems", "mdense", "--hybrid-weight", "2"], "error: option hybrid_weight must be in [0, 1], not 2.0"),
+    (["--systems", "mdense", "--encoder", "multilingual-e5-smal"],
+     "error: option encoder: cannot get model 'multilingual-e5-smal' from the Hugging Face hub or its local cache"),
+    (["--systems", "bm25", "--measures", "AP,ndcg@10"], "error: unknown measure in ['AP', 'ndcg@10']"),
+    (["--systems", "bm25", "--baseline", "oracle-bm25"],
+     "error: baseline 'oracle-bm25' is not among the chosen systems and has no run under"),
+    (["--systems", "bm25", "--baseline", "bm25", "--no-report"], "error: --baseline is the report's baseline"),
+])
+def test_bad_run_options_are_one_line_before_anything_runs(monkeypatch, capsys, bench_home, tmp_path, args, message):
+    code, _, err = run_main(monkeypatch, capsys, "run", "--pair-file", str(TINY / "pair.yaml"),
+                            "--runs", str(tmp_path / "runs"), "--reports", str(tmp_path / "reports"), *args)
+    assert code == 2, err
+    assert err.strip().startswith(message) and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "reports").exists()
+
+
+def test_a_typo_of_a_packaged_encoder_names_it(monkeypatch, capsys, bench_home, tmp_path):
+    code, _, err = run_main(monkeypatch, capsys, "run", "--pair-file", str(TINY / "pair.yaml"), "--systems", "mdense",
+                            "--encoder", "multilingual-e5-smal", "--runs", str(tmp_path / "runs"))
+    assert code == 2 and err.strip().endswith("(did you mean multilingual-e5-small?)")
+
+
+def test_options_are_checked_against_the_default_systems_too(monkeypatch, capsys, bench_home, tmp_path):
+    # documents not in English: the NMT systems are not among the defaults (without --mt-model), and they
+    # are the only ones that read --mt-steps
+    code, _, err = run_main(monkeypatch, capsys, "run", "--pair-file", str(TINY / "pair-foreign-docs.yaml"),
+                            "--mt-steps", "5", "--runs", str(tmp_path / "runs"))
+    assert code == 2 and err.strip().startswith("error: no chosen system reads the option mt_steps (--mt-steps)")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_measures_baseline_and_verbosity_after_the_command(monkeypatch, capsys, bench_home, tmp_path):
+    import logging
+
+    root = logging.getLogger()
+    before = root.level
+    try:
+        code, out, err = run_main(monkeypatch, capsys, "run", "--pair-file", str(TINY / "pair.yaml"),
+                                  "--systems", "bm25,oracle-bm25", "--measures", "P@1,R@2", "--baseline", "oracle-bm25",
+                                  "--runs", str(tmp_path / "runs"), "--reports", str(tmp_path / "reports"), "-q")
+        assert code == 0, err
+        assert root.level == logging.WARNING
+    finally:
+        root.setLevel(before)
+    header = next(line for line in out.splitlines() if line.startswith("system"))
+    assert header.split() == ["system", "P@1", "R@2", "time", "(s)"]
+    rows = {line.split()[0]: line.split()[1:3] for line in out.splitlines() if line.startswith(("bm25 ", "oracle-bm25 "))}
+    # bm25: every first document is relevant (P@1 1); q2 finds only d3 of d2, d3 (R@2 (1 + 1/2 + 1) / 3)
+    assert rows == {"bm25": ["1.0000", "0.8333"], "oracle-bm25": ["1.0000", "1.0000"]}
+    report = (tmp_path / "reports" / "xx-en.md").read_text()
+    assert "## Against the baseline (oracle-bm25)" in report and "| oracle-bm25 (baseline)" in report
+
+
+@pytest.mark.parametrize("args", [["--debug", "run", "--pair", "sw-n"], ["run", "--pair", "sw-n", "--debug"],
+                                  ["train", "mt", "--debug", "--pair", "sw-n"]])
+def test_debug_before_or_after_the_command_shows_the_traceback(monkeypatch, capsys, bench_home, args):
+    from bench.errors import BenchError
+
+    with pytest.raises(BenchError, match="unknown pair 'sw-n'"):
+        run_main(monkeypatch, capsys, *args)
+
+
+@pytest.mark.parametrize("args,level", [(["pairs", "-v"], "INFO"), (["-v", "pairs", "-v"], "DEBUG"),
+                                        (["pairs", "-q"], "WARNING"), (["-vv", "sweep", "--help"], "DEBUG")])
+def test_verbosity_flags_work_on_every_command(monkeypatch, capsys, bench_home, args, level):
+    import logging
+
+    root = logging.getLogger()
+    before = root.level
+    try:
+        code, _, _ = run_main(monkeypatch, capsys, *args)
+        assert code == 0 and logging.getLevelName(root.level) == level
+    finally:
+        root.setLevel(before)
+
+
+def test_systems_lists_descriptions_and_the_options_they_read(monkeypatch, capsys, bench_home):
+    code, out, _ = run_main(monkeypatch, capsys, "systems")
+    assert code == 0
+    lines = out.splitlines()
+    entries = {lines[i].split()[0]: (lines[i], lines[i + 1].split(None, 1)[1]) for i in range(0, 28, 2)}
+    assert entries["bm25"] == ("bm25             Lucene BM25 on the untranslated query (the floor)", "none")
+    assert entries["mdense"][1] == "--encoder, --rerank, --rerank-depth, --max-length"
+    assert entries["oracle-dense"][0].endswith("[needs translated queries]")
+    assert entries["optical-hybrid"][1].startswith("--hybrid-weight, --bitext-noise, --distill-steps")
+    assert "options (flags of bench run):" in lines
+    assert any(line.split()[:2] == ["--rerank-depth", "how"] for line in lines)
+
+
+def test_sweep_takes_the_model_flags_and_checks_them(monkeypatch, capsys, bench_home, tmp_path):
+    code, _, err = run_main(monkeypatch, capsys, "sweep", "noise", "--pair", "sw-en", "--systems", "bm25-psq",
+                            "--hybrid-weight", "0.3", "--runs", str(tmp_path / "runs"), "--reports", str(tmp_path / "r"))
+    assert code == 2 and err.strip().startswith("error: no chosen system reads the option hybrid_weight")
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "r").exists()

@@ -62,3 +62,42 @@ def test_every_system_reads_only_declared_options():
     declared = set(RunOptions.__dataclass_fields__)
     for name in SYSTEMS:
         assert set(get_system(name).reads) <= declared, name
+
+
+def test_every_option_has_its_help_and_a_flag():
+    from bench.commandline import RUN_OPTION_FLAGS
+    from bench.options import HELP, flag
+
+    declared = set(RunOptions.__dataclass_fields__)
+    assert set(HELP) == declared
+    assert set(RUN_OPTION_FLAGS) | {"profile", "bitext_noise"} == declared  # the two have flags of their own
+    assert flag("rerank_depth") == "--rerank-depth"
+
+
+def test_the_systems_chosen_for_a_pair(bench_home):
+    from pathlib import Path
+
+    from bench.collections.local import load_pair_file
+    from bench.plan import choose_systems
+    from bench.systems import CI_SYSTEMS
+
+    pair = load_pair_file(Path(__file__).parent / "data" / "tiny-pair" / "pair-foreign-docs.yaml")
+    plain = [s.name for s in choose_systems(pair, None, RunOptions())]
+    assert "bm25-nmt" not in plain and "nmt-dense" not in plain and plain[:2] == ["bm25", "oracle-bm25"]
+    with_mt = [s.name for s in choose_systems(pair, None, RunOptions(mt_model="org/some-model"))]
+    assert sorted(set(with_mt) - set(plain)) == ["bm25-nmt", "nmt-dense"]  # a translation model into yy is given
+    assert [s.name for s in choose_systems(pair, None, RunOptions(profile="ci"))] == list(CI_SYSTEMS)
+    assert [s.name for s in choose_systems(pair, ["mdense", "bm25", "mdense"], RunOptions())] == ["mdense", "bm25"]
+    assert [s.name for s in choose_systems(pair, "bm25, mdense", RunOptions())] == ["bm25", "mdense"]
+
+
+def test_measure_names_are_ir_measures_canonical_names():
+    from bench.plan import measure_names
+
+    assert measure_names("AP, nDCG@10,AP,R@100") == ["AP", "nDCG@10", "R@100"]
+    assert measure_names(["P@5", "AP(rel=2)"]) == ["P@5", "AP(rel=2)"]
+    assert measure_names(None) is None
+    with pytest.raises(BenchError, match="names no measure"):
+        measure_names(" , ")
+    with pytest.raises(BenchError, match="unknown measure"):
+        measure_names("ndcg@10")

@@ -10,7 +10,7 @@ import yaml
 
 from bench import regress
 from bench.errors import BenchError
-from bench.regress import FAIL, OK, OKISH
+from bench.regress import FAIL, OK, OKISH, SKIP
 from bench.runs import write_run
 from bench.store import COMPLETE_MARKER
 
@@ -106,10 +106,28 @@ def test_check_row_tolerance_overrides_the_default(runs, tmp_path):
 def test_check_missing_run_and_measure_fail(runs, tmp_path):
     path = tmp_path / "expected.yaml"
     write_expected(path, "  sw-en:\n    bm25:\n      R@100: 0.8\n    mdense:\n      AP: 0.3\n  ha-en:\n    bm25:\n      AP: 0.3\n")
-    verdicts = regress.check(path, runs)
+    verdicts = regress.check(path, runs, systems=["bm25", "mdense"])  # named: a missing run is a FAIL
     assert [v.status for v in verdicts] == [FAIL, FAIL, FAIL] and regress.exit_code(verdicts) == 1
     assert "the run has no R@100" in verdicts[0].line()
     assert "no complete run in" in verdicts[1].reason and "observed missing" in verdicts[1].line()
+    # not named: rows without a run directory are SKIP lines (a partial run is not a wall of FAILs)
+    verdicts = regress.check(path, runs)
+    assert [v.status for v in verdicts] == [FAIL, SKIP, SKIP] and regress.exit_code(verdicts) == 1
+    assert verdicts[1].line().startswith("SKIP   sw-en  mdense  AP: expected 0.3000") and "not checked" in verdicts[1].line()
+    assert regress.summary(verdicts) == "0 OK, 0 OKISH, 1 FAIL, 2 SKIP"
+
+
+def test_check_only_the_systems_asked_for_and_nothing_matched(runs, tmp_path):
+    path = tmp_path / "expected.yaml"
+    write_expected(path, "  sw-en:\n    bm25:\n      AP: 0.4\n    mdense:\n      AP: 0.3\n  ha-en:\n    bm25:\n      AP: 0.3\n")
+    verdicts = regress.check(path, runs, systems=["mdense"])
+    assert [(v.pair, v.system, v.status) for v in verdicts] == [("sw-en", "mdense", FAIL)]
+    with pytest.raises(BenchError, match="no expected scores for system 'bm52'"):
+        regress.check(path, runs, systems=["bm52"])
+    write_expected(path, "  ha-en:\n    bm25:\n      AP: 0.3\n")
+    verdicts = regress.check(path, runs)
+    assert [v.status for v in verdicts] == [SKIP] and regress.exit_code(verdicts) == 1  # nothing matched: a failure
+    assert regress.summary(verdicts) == "0 OK, 0 OKISH, 0 FAIL, 1 SKIP; nothing was checked"
 
 
 def test_check_a_run_deleted_half_way_fails(runs, tmp_path):

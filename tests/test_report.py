@@ -30,7 +30,7 @@ def pair_info(pair: str, description: str | None = None, query_lang: str | None 
             "measures": ["AP", "nDCG@10"]}
 
 
-def make_run(root, pair: str, system: str, values: dict[str, list[float]], **manifest) -> None:
+def make_run(root, pair: str, system: str, values: dict[str, list[float]], extra_files=None, **manifest) -> None:
     """A complete run whose per-query table holds ``values`` (measure → value per query q00, q01, ...);
     its manifest carries ``pair_info`` unless ``pair_info=None`` (a run written before it existed)."""
     manifest.setdefault("pair_info", pair_info(pair))
@@ -45,7 +45,7 @@ def make_run(root, pair: str, system: str, values: dict[str, list[float]], **man
         "data": {"qrels.tsv": "a" * 64}, "models": {}, "measures": table.groupby("measure")["value"].mean().to_dict(),
         "n_queries": len(first), "versions": {"numpy": np.__version__}, "seed": 0, "wall_time_s": 1.5,
         "started_at": "2025-03-04T05:06:07Z", "commit": "abcdef1234567890", "depth": 1000, **manifest,
-    }, 1000)
+    }, 1000, extra_files)
 
 
 @pytest.fixture
@@ -248,9 +248,12 @@ def test_leaderboard_markdown_and_html(board_runs, tmp_path):
     report.write_leaderboard(board_runs, tmp_path / "reports")
     md = (tmp_path / "reports" / "leaderboard.md").read_text()
     assert "| system | sw-en MAP | sw-en nDCG@10 | ha-en MAP | ha-en nDCG@10 | en-fi MAP | en-fi nDCG@10 |" in md
-    assert "| bm25 | 0.300 | 0.400 | 0.200 | 0.200 | 0.900 | 0.900 | 0.250 | 0.300 |" in md
-    assert "| optical | 0.500 | 0.600 | — | — | — | — | — | — |" in md
+    # each value with its bootstrap interval; bold: the best of each column (the means included)
+    assert ("| bm25 | 0.300 [0.200, 0.400] | 0.400 [0.300, 0.500] | **0.200** [0.100, 0.300] | **0.200** [0.200, 0.200] "
+            "| **0.900** | **0.900** | **0.250** | **0.300** |") in md
+    assert "| optical | **0.500** [0.400, 0.600] | **0.600** [0.500, 0.700] | — | — | — | — | — | — |" in md
     assert "ha-en-dev" not in md and "| sw-en | optical | runs/sw-en/optical |" in md
+    assert "- [**sw-en**](sw-en.md) (low-resource): the sw-en test pair; baseline bm25" in md
     html = (tmp_path / "reports" / "leaderboard.html").read_text()
     assert "0.250" in html and "runs/sw-en/optical" in html and not re.search(r"https?://|<script|<link", html)
 
@@ -265,8 +268,10 @@ def test_leaderboard_takes_pairs_from_the_manifests(board_runs, tmp_path):
     data = json.loads((tmp_path / "reports" / "leaderboard.json").read_text())
     assert [p["pair"] for p in data["pairs"]] == ["sw-en", "ha-en", "en-fi", "aa-en", "xx-en"]  # the rest by name
     assert data["low_resource_pairs"] == ["sw-en", "ha-en", "xx-en"]
-    assert data["pairs"][-1] == {"pair": "xx-en", "description": "my pair", "low_resource": True}
-    assert data["pairs"][-2] == {"pair": "aa-en", "description": "", "low_resource": False}
+    assert data["pairs"][-1] == {"pair": "xx-en", "description": "my pair", "low_resource": True,
+                                 "measures": ["AP", "nDCG@10"], "baseline": None, "report": "xx-en.html"}
+    assert data["pairs"][-2] == {"pair": "aa-en", "description": "", "low_resource": False,
+                                 "measures": ["AP", "nDCG@10"], "baseline": None, "report": "aa-en.html"}
     html = (tmp_path / "reports" / "leaderboard.html").read_text()
     assert "my pair" in html and "zz-en-dev" not in html
     assert "my pair" in (tmp_path / "reports" / "leaderboard.md").read_text()
@@ -295,3 +300,111 @@ def test_models_cell_names_every_model_with_its_fingerprint():
     assert report.models_cell(models, artifacts) == (
         "doc_encoder fedcba987654, query_encoder 0d7b02b056e6, mt_model 6c9cf30e5533, student f23211165519b083")
     assert report.models_cell({}, {}) == "—"
+
+
+def test_leaderboard_intervals_and_significance_against_each_pairs_baseline(tmp_path):
+    root, reports = tmp_path / "runs", tmp_path / "reports"
+    base = np.linspace(0.1, 0.6, 12)
+    make_run(root, "sw-en", "bm25", {"AP": base, "nDCG@10": base})
+    make_run(root, "sw-en", "optical", {"AP": base + 0.3, "nDCG@10": base + 0.3})  # better on all 12 queries
+    make_run(root, "sw-en", "mdense", {"AP": base + np.where(np.arange(12) % 2, 0.01, -0.01), "nDCG@10": base})
+    make_run(root, "ha-en", "optical", {"AP": [0.5, 0.7], "nDCG@10": [0.5, 0.7]})  # no bm25 on ha-en:
+    make_run(root, "ha-en", "bm25-psq", {"AP": [0.4, 0.4], "nDCG@10": [0.9, 0.9]})  # its first system is the baseline
+    make_run(root, "en-sw-ciral", "bm25", {"nDCG@20": [0.2, 0.4], "R@100": [0.5, 0.5]},
+             pair_info={**pair_info("en-sw-ciral"), "low_resource": True, "measures": ["nDCG@20", "R@100"]})
+    report.write_leaderboard(root, reports, n_resamples=10_000)
+    data = json.loads((reports / "leaderboard.json").read_text())
+    pairs = {p["pair"]: p for p in data["pairs"]}
+    assert pairs["sw-en"]["baseline"] == "bm25" and pairs["ha-en"]["baseline"] == "bm25-psq"
+    assert pairs["en-sw-ciral"]["measures"] == ["nDCG@20", "R@100"]  # a pair without MAP shows its own measures
+    assert data["low_resource_mean_pairs"] == {"AP": ["sw-en", "ha-en"], "nDCG@10": ["sw-en", "ha-en"]}
+    entry = {(e["pair"], e["system"]): e for e in data["entries"]}
+    optical = entry[("sw-en", "optical")]
+    # 2**12 <= 10,000: every sign assignment is enumerated, p = 2/4096 (all + or all −); Holm × 2 (the smaller p)
+    assert optical["p_holm"]["AP"] == pytest.approx(2 * 2 / 4096) and optical["significant"]["AP"] is True
+    built = report.build_pair_report("sw-en", root, n_resamples=10_000)
+    assert optical["p_holm"]["AP"] == pytest.approx(built.row("optical", "AP")["p_holm"])  # as the pair report says
+    assert entry[("sw-en", "mdense")]["significant"]["AP"] is False
+    assert "AP" not in entry[("sw-en", "bm25")]["p_holm"]  # the baseline is not tested against itself
+    low, high = optical["ci"]["AP"]
+    assert low < np.mean(base + 0.3) < high and (low, high) == pytest.approx(
+        built.row("optical", "AP")[["ci_low", "ci_high"]].tolist())
+    assert entry[("ha-en", "optical")]["p_holm"]["AP"] == pytest.approx(0.5)  # 2 queries: p = 2/4, one comparison
+    md = (reports / "leaderboard.md").read_text()
+    header = next(line for line in md.splitlines() if line.startswith("| system |"))
+    assert "| en-sw-ciral nDCG@20 | en-sw-ciral R@100 |" in header
+    rows = {line.split("|")[1].strip(): line.split("|")[2:-1] for line in md.splitlines() if line.startswith("| ")}
+    # bold is the best of each column: optical on sw-en MAP and ha-en MAP, bm25-psq on ha-en nDCG@10
+    assert rows["optical"][0].strip().startswith(f"**{np.mean(base + 0.3):.3f}** †")
+    assert rows["optical"][2].strip().startswith("**0.600** [") and rows["bm25-psq"][3].strip().startswith("**0.900**")
+    assert not rows["bm25"][0].strip().startswith("**")
+    html = (reports / "leaderboard.html").read_text()
+    assert '<a href="sw-en.html">sw-en *</a>' in html and '<a href="en-sw-ciral.html">' in html
+
+
+def test_per_query_analysis_shows_the_query_and_its_translations(tmp_path):
+    from bench.runs import QUERIES_FILE, format_queries
+
+    root, reports = tmp_path / "runs", tmp_path / "reports"
+    texts = [("q00", "paka mkeka", "cat mat"), ("q01", "mbwa", "dog"), ("q02", "nyumba\tkubwa", "big house"),
+             ("q03", "maji", "water")]
+    make_run(root, "sw-en", "bm25", {"AP": [0.1, 0.2, 0.3, 0.4]}, extra_files={QUERIES_FILE: format_queries(texts)})
+    own = [(*t, {"q00": "mat of the cat", "q02": "house big"}.get(t[0])) for t in texts]
+    make_run(root, "sw-en", "optical", {"AP": [0.6, 0.2, 0.1, 0.9]}, extra_files={QUERIES_FILE: format_queries(own)})
+    assert (root / "sw-en" / "optical" / QUERIES_FILE).read_text().splitlines()[3] == (
+        "q02\tnyumba kubwa\tbig house\thouse big")  # a tab inside a text becomes a space
+    report.write_pair_report("sw-en", root, reports, n_resamples=N_RESAMPLES)
+    md = (reports / "sw-en.md").read_text()
+    assert "| query | text | translation | optical's translation | bm25 | optical | Δ |" in md
+    table = md[md.index("### The largest gains and losses"):].split("\n\n")[1].splitlines()[2:]
+    # the gains (q00 and q03, +0.5, in order), then the loss (q02); q01 is tied and not shown
+    assert table == ["| q00 | paka mkeka | cat mat | mat of the cat | 0.100 | 0.600 | +0.500 |",
+                     "| q03 | maji | water | — | 0.400 | 0.900 | +0.500 |",
+                     "| q02 | nyumba kubwa | big house | house big | 0.300 | 0.100 | -0.200 |"]
+    html = (reports / "sw-en.html").read_text()
+    assert "mat of the cat" in html and "paka mkeka" in html
+
+
+def test_reports_of_runs_without_queries_file_or_without_differences_have_no_analysis(runs, tmp_path):
+    from bench.runs import QUERIES_FILE, format_queries
+
+    report.write_pair_report("sw-en", runs, tmp_path / "reports", n_resamples=N_RESAMPLES)
+    assert "query by query" not in (tmp_path / "reports" / "sw-en.md").read_text()
+    texts = {QUERIES_FILE: format_queries([("q00", "a", "b"), ("q01", "c", "d")])}
+    make_run(tmp_path / "tied", "sw-en", "bm25", {"AP": [0.1, 0.2]}, extra_files=texts)
+    make_run(tmp_path / "tied", "sw-en", "mdense", {"AP": [0.1, 0.2]}, extra_files=texts)
+    report.write_pair_report("sw-en", tmp_path / "tied", tmp_path / "r2", n_resamples=N_RESAMPLES)
+    md = (tmp_path / "r2" / "sw-en.md").read_text()
+    assert "tied on 2 of 2 queries" in md and "query by query" not in md
+
+
+def test_the_runner_stores_the_queries_it_ran_and_the_report_shows_them(tmp_path, bench_home):
+    from pathlib import Path
+
+    from bench.collections.local import load_pair_file
+    from bench.runner import run_systems
+    from bench.runs import read_queries
+    from bench.systems import System
+
+    pair = load_pair_file(Path(__file__).parent / "data" / "tiny-pair" / "pair.yaml")
+
+    def translating(ctx):  # as bm25-nmt does: its own translation of each query, beside the run
+        ctx.artifacts["query_translations"] = {"q1": "cat on a mat", "q2": "the dog"}
+        return {"q1": {"d1": 2.0}, "q2": {"d1": 1.0, "d2": 0.5}, "q3": {"d4": 1.0}}
+
+    def floor(ctx):
+        return {"q1": {"d2": 1.0, "d1": 0.5}, "q2": {"d2": 1.0}, "q3": {"d1": 1.0}}
+
+    root = tmp_path / "runs"
+    run_systems(pair, [System("bm25", "floor", floor, {}), System("my-mt", "translating", translating, {})], root)
+    stored = read_queries(root / "xx-en" / "my-mt")
+    assert stored["q1"] == {"text": "paka mkeka", "translation": "cat mat", "system_translation": "cat on a mat"}
+    assert stored["q3"] == {"text": "Nyumba-KUBWA!", "translation": "big house", "system_translation": ""}
+    manifest = json.loads((root / "xx-en" / "my-mt" / "manifest.json").read_text())
+    assert "query_translations" not in manifest["artifacts"]  # kept beside the run, not in the manifest
+    report.write_pair_report("xx-en", root, tmp_path / "reports", n_resamples=N_RESAMPLES)
+    md = (tmp_path / "reports" / "xx-en.md").read_text()
+    # AP by hand: bm25 q1 1/2 (d1 second), q2 1/2 (d2 of d2, d3), q3 0; my-mt q1 1, q2 (1/2)/2 (d2 second), q3 1
+    assert "| q2 | mbwa | dog | the dog | 0.500 | 0.250 | -0.250 |" in md
+    assert "| q1 | paka mkeka | cat mat | cat on a mat | 0.500 | 1.000 | +0.500 |" in md
+    assert "| q3 | Nyumba-KUBWA! | big house | — | 0.000 | 1.000 | +1.000 |" in md

@@ -91,17 +91,17 @@ def test_sigterm_during_a_build_leaves_nothing(tmp_path):
     import os
     import signal
 
-    from bench.cli import _interrupt_on_sigterm
+    from bench import interrupts
 
-    previous = signal.getsignal(signal.SIGTERM)
     try:
-        _interrupt_on_sigterm()
+        interrupts.install()  # what `bench` does first
         with pytest.raises(KeyboardInterrupt):
             with store.atomic_dir(tmp_path / "artifact") as tmp:
                 (tmp / "half.bin").write_text("half")
                 os.kill(os.getpid(), signal.SIGTERM)
+        assert interrupts.received() == signal.SIGTERM
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        interrupts.uninstall()  # restores the handlers and disarms the watchdog
     assert list(tmp_path.iterdir()) == []
 
 

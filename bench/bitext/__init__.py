@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "Bitext", "CORPORA", "CleanConfig", "Corpus", "load_bitext", "bitext_from_pairs", "read_tsv",
+    "Bitext", "CORPORA", "CleanConfig", "Corpus", "check_bitext", "load_bitext", "bitext_from_pairs", "read_tsv",
     "read_corpus", "read_eval_corpus", "training_corpus",
 ]
 
@@ -56,13 +56,21 @@ def content_fingerprint(pairs: list[tuple[str, str]]) -> str:
 
 
 def read_tsv(path: Path) -> list[tuple[str, str]]:
-    """A ``foreign<TAB>english`` file; blank lines are skipped, any other line needs exactly one tab."""
+    """A ``foreign<TAB>english`` file; blank lines are skipped, any other line needs exactly one tab.
+    A UTF-8 byte-order mark is dropped; bytes that are not UTF-8 are an error naming the line."""
     path = Path(path)
     if not path.is_file():
         raise BenchError(f"bitext file {path} does not exist", "the pair file's bitext path is relative to the pair file")
     pairs = []
-    with open(path, encoding="utf-8", newline="\n") as f:
-        for lineno, line in enumerate(f, 1):
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise BenchError(f"{path}:{lineno}: not UTF-8 (byte {raw[exc.start]:#04x} at column {exc.start + 1})",
+                                 "save the file as UTF-8") from None
+            if lineno == 1:
+                line = line.removeprefix("\ufeff")
             line = line.rstrip("\r\n")
             if not line.strip():
                 continue
@@ -73,6 +81,8 @@ def read_tsv(path: Path) -> list[tuple[str, str]]:
                     "one sentence pair a line, separated by a single tab",
                 )
             pairs.append((fields[0], fields[1]))
+    if not pairs:
+        raise BenchError(f"bitext file {path} has no sentence pairs", "one foreign<TAB>english pair a line")
     return pairs
 
 
@@ -117,6 +127,22 @@ def load_bitext(pair: "Pair", *, noise: float = 0.0, seed: int = 0, config: Clea
         foreign, english = [], english + [q.text for q in queries]
     else:
         foreign = [q.text for q in queries]
-    return bitext_from_pairs(
+    bitext = bitext_from_pairs(
         raw, sources=sources, queries=foreign, translations=english, noise=noise, seed=seed, config=config,
     )
+    if not bitext.pairs:
+        steps = ", ".join(f"{k} {v}" for k, v in bitext.counts.items())
+        raise BenchError(f"no bitext pair of {pair.name} is left after cleaning ({steps})",
+                         "the bitext needs sentence pairs that pass the length filters and are not evaluation queries")
+    return bitext
+
+
+def check_bitext(pair: "Pair", systems: list[str]) -> None:
+    """Before any work: ``systems`` learn from ``pair``'s bitext, so it must exist and, when it is the
+    pair file's TSV, hold pairs that survive cleaning (the declared corpora are verified files)."""
+    tsv = pair.files.get("bitext") if pair.files else None
+    if tsv is None and not pair.bitext:
+        raise BenchError(f"{', '.join(systems)} learn from a bitext, and pair {pair.name} has none",
+                         "add `bitext: FILE.tsv` (foreign<TAB>english lines) to the pair file, or drop those systems")
+    if tsv is not None:
+        load_bitext(pair)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from functools import cached_property
 from typing import Callable, Iterator
 
@@ -19,6 +20,7 @@ from bench.collections.records import (Doc, LazyDataset, Query, Records, forget_
 from bench.errors import BenchError
 
 log = logging.getLogger(__name__)
+_WHITESPACE = re.compile(r"\s")
 
 
 def forget_loaded() -> None:
@@ -32,9 +34,11 @@ def forget_loaded() -> None:
 
 def register_builtin() -> None:
     """Register bench's own collections (idempotent; called before any ir_datasets.load)."""
-    from bench.collections import afriqa
+    from bench.collections import africlirmatrix, afriqa, ciral
 
     afriqa.register()
+    ciral.register()
+    africlirmatrix.register()
 
 
 class Collection:
@@ -68,14 +72,25 @@ class Collection:
                 q if isinstance(q, Query) else Query(q.query_id, q.default_text())
                 for q in self.dataset.queries_iter()
             ]
-        return self._guard("queries", load)
+        queries = self._guard("queries", load)
+        for q in queries:
+            self._check_id("query", q.query_id)
+        return queries
 
     def iter_docs(self) -> Iterator[Doc]:
         def start():
             return iter(self.dataset.docs_iter())
         it = self._guard("documents", start)
         for d in it:
+            self._check_id("document", d.doc_id)
             yield d if isinstance(d, Doc) else Doc(d.doc_id, "", d.default_text())
+
+    def _check_id(self, kind: str, value) -> None:
+        """Ids become fields of space-separated TREC lines: empty ones, or ones with whitespace, are refused
+        (bench's own loaders name the file and line; this catches any other collection)."""
+        if not isinstance(value, str) or not value or _WHITESPACE.search(value):
+            raise BenchError(f"{self.dataset_id}: {kind} id {value!r} is empty or contains whitespace",
+                             "ids must be non-empty and contain no whitespace (TREC runs are space-separated)")
 
     @cached_property
     def docs_count(self) -> int:

@@ -18,6 +18,7 @@ Unknown keys, missing files and malformed lines are errors that name the file an
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -87,42 +88,75 @@ def load_pair_file(path: Path) -> Pair:
 
 def _read_config(path: Path) -> dict:
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as exc:
         raise BenchError(f"cannot read pair file {path}: {exc.strerror}", "check the path") from exc
+    text = _decode(path, data).removeprefix("\ufeff")
+    kind = "TOML" if path.suffix == ".toml" else "YAML"
     try:
         config = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
     except (yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise BenchError(f"{path}: not valid {'TOML' if path.suffix == '.toml' else 'YAML'}: {first}", HINT) from exc
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        first = (getattr(exc, "problem", None) or str(exc).strip().splitlines()[0])
+        raise BenchError(f"{path}{where}: not valid {kind}: {first}", HINT) from None
     if not isinstance(config, dict):
         raise BenchError(f"{path}: expected a mapping of keys to values", HINT)
     return config
 
 
+def _decode(path: Path, data: bytes) -> str:
+    """``data`` as UTF-8; bytes that are not are an error naming the line and column."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise BenchError(f"{path}:{line}: not UTF-8 (byte {data[exc.start]:#04x} at column {column})",
+                         "save the file as UTF-8") from None
+
+
 def load_records(files: dict[str, Path], sources: dict[str, str] | None = None) -> Records:
-    """The collection's records from its files; ``sources`` are their sha256 where already known."""
-    queries = _read_queries(files["queries"])
-    docs = _read_docs(files["docs"])
-    qrels = _read_qrels(files["qrels"])
+    """The collection's records from its files, verified against ``sources`` (their sha256 when the pair
+    was loaded; the bytes parsed are hashed as they are read, so what was parsed is what the id names).
+
+    Empty files, ids that are empty or hold whitespace, duplicate ids, empty query texts, conflicting
+    qrels and qrels that judge nothing in the collection are errors naming the file (and line)."""
+    digests = {key: hashlib.sha256() for key in ("queries", "docs", "qrels")}
+    queries = _read_queries(files["queries"], digests["queries"])
+    docs = _read_docs(files["docs"], digests["docs"])
+    qrels = _read_qrels(files["qrels"], digests["qrels"])
+    read = {key: d.hexdigest() for key, d in digests.items()}
+    for key, digest in read.items():
+        if sources and sources.get(key) not in (None, digest):
+            raise BenchError(f"{files[key]} changed while bench was reading it", "run again once it is written")
     doc_ids = {d.doc_id for d in docs}
     unknown = sum(1 for rels in qrels.values() for d in rels if d not in doc_ids)
-    if unknown:
-        log.warning("%s: %d qrels name documents that are not in %s", files["qrels"], unknown, files["docs"].name)
     query_ids = {q.query_id for q in queries}
     orphan = [q for q in qrels if q not in query_ids]
+    judged = [q for q, rels in qrels.items() if q in query_ids and any(d in doc_ids for d in rels)]
+    if not judged:
+        raise BenchError(f"{files['qrels']}: no qrel judges a query of {files['queries'].name} on a document of "
+                         f"{files['docs'].name} ({len(orphan)} judged queries and {unknown} judged documents are unknown)",
+                         "qrels name query and document ids of the pair's own files")
+    if unknown:
+        log.warning("%s: %d qrels name documents that are not in %s", files["qrels"], unknown, files["docs"].name)
     if orphan:
         log.warning("%s: %d judged queries are not in %s (ignored)", files["qrels"], len(orphan), files["queries"].name)
         qrels = {q: r for q, r in qrels.items() if q in query_ids}
-    sources = sources or {key: sha256_file(p) for key, p in files.items()}
+    sources = {**read, **{k: v for k, v in (sources or {}).items() if k not in read}}
+    for key in files:
+        sources.setdefault(key, sha256_file(files[key]))
     return Records(queries, docs, qrels, dict(sources), {"unknown_qrel_docs": unknown, "orphan_qrels": len(orphan)})
 
 
-def _lines(path: Path):
+def _lines(path: Path, digest=None):
     """(line number, line) of the non-blank lines; a UTF-8 byte-order mark is dropped, and bytes that
-    are not UTF-8 are an error naming the line."""
+    are not UTF-8 are an error naming the line. ``digest`` (a hashlib object) sees every byte read."""
     with open(path, "rb") as f:
         for n, raw in enumerate(f, 1):
+            if digest is not None:
+                digest.update(raw)
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
@@ -135,48 +169,73 @@ def _lines(path: Path):
                 yield n, line
 
 
-def _unique(items: list, kind: str, path: Path) -> list:
-    seen = set()
-    for item in items:
+_WHITESPACE = re.compile(r"\s")
+
+
+def _id(path: Path, n: int, kind: str, value) -> str:
+    """An id as read at ``path:n``: a non-empty string (or integer) without whitespace."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise BenchError(f"{path}:{n}: {kind} id {value!r} is not a string", "ids are strings without whitespace")
+    value = str(value)
+    if not value or _WHITESPACE.search(value):
+        raise BenchError(f"{path}:{n}: {kind} id {value!r} is empty or contains whitespace",
+                         "ids must be non-empty and contain no spaces or tabs (TREC runs are space-separated)")
+    return value
+
+
+def _unique(rows: list[tuple[int, tuple]], kind: str, path: Path) -> list:
+    """The records of ``rows`` (line number, record); a repeated id is an error naming both lines."""
+    seen: dict[str, int] = {}
+    for n, item in rows:
         if item[0] in seen:
-            raise BenchError(f"{path}: duplicate {kind} id {item[0]!r}", "ids must be unique")
-        seen.add(item[0])
-    return items
+            raise BenchError(f"{path}:{n}: duplicate {kind} id {item[0]!r} (first on line {seen[item[0]]})",
+                             "ids must be unique")
+        seen[item[0]] = n
+    if not rows:
+        raise BenchError(f"{path} has no {'documents' if kind == 'document' else 'queries'}", HINT)
+    return [item for _, item in rows]
 
 
-def _read_queries(path: Path) -> list[Query]:
+def _read_queries(path: Path, digest=None) -> list[Query]:
     out = []
     if path.suffix == ".jsonl":
-        for n, line in _lines(path):
+        for n, line in _lines(path, digest):
             row = _json_line(path, n, line, ("query_id", "text"))
-            out.append(Query(str(row["query_id"]), str(row["text"]), row.get("translation")))
+            text = row["text"] if isinstance(row["text"], str) else ""
+            if not text.strip():
+                raise BenchError(f"{path}:{n}: query {row['query_id']!r} has no text", "give every query a text")
+            translation = row.get("translation")
+            out.append((n, Query(_id(path, n, "query", row["query_id"]), text,
+                                 str(translation) if translation not in (None, "") else None)))
     else:
-        for n, line in _lines(path):
+        for n, line in _lines(path, digest):
             cols = line.split("\t")
             if len(cols) not in (2, 3) or not cols[0].strip() or not cols[1].strip():
                 raise BenchError(f"{path}:{n}: expected query_id<TAB>text[<TAB>translation], got {len(cols)} column(s)", HINT)
-            out.append(Query(cols[0].strip(), cols[1].strip(), cols[2].strip() if len(cols) == 3 else None))
+            qid = _id(path, n, "query", cols[0].strip())
+            out.append((n, Query(qid, cols[1].strip(), cols[2].strip() if len(cols) == 3 and cols[2].strip() else None)))
     return _unique(out, "query", path)
 
 
-def _read_docs(path: Path) -> list[Doc]:
+def _read_docs(path: Path, digest=None) -> list[Doc]:
     out = []
     if path.suffix == ".jsonl":
-        for n, line in _lines(path):
+        for n, line in _lines(path, digest):
             row = _json_line(path, n, line, ("doc_id", "text"))
-            out.append(Doc(str(row["doc_id"]), str(row.get("title") or ""), str(row["text"])))
+            out.append((n, Doc(_id(path, n, "document", row["doc_id"]), str(row.get("title") or ""), str(row["text"] or ""))))
     else:
-        for n, line in _lines(path):
+        for n, line in _lines(path, digest):
             cols = line.split("\t")
             if len(cols) != 2 or not cols[0].strip():
                 raise BenchError(f"{path}:{n}: expected doc_id<TAB>text, got {len(cols)} column(s)", HINT)
-            out.append(Doc(cols[0].strip(), "", cols[1]))
+            out.append((n, Doc(_id(path, n, "document", cols[0].strip()), "", cols[1])))
     return _unique(out, "document", path)
 
 
-def _read_qrels(path: Path) -> dict[str, dict[str, int]]:
+def _read_qrels(path: Path, digest=None) -> dict[str, dict[str, int]]:
     qrels: dict[str, dict[str, int]] = {}
-    for n, line in _lines(path):
+    where: dict[tuple[str, str], int] = {}
+    for n, line in _lines(path, digest):
         cols = line.split()
         if len(cols) != 4:
             raise BenchError(f"{path}:{n}: expected 'query_id 0 doc_id relevance', got {len(cols)} column(s)", HINT)
@@ -184,7 +243,15 @@ def _read_qrels(path: Path) -> dict[str, dict[str, int]]:
             rel = int(cols[3])
         except ValueError:
             raise BenchError(f"{path}:{n}: relevance {cols[3]!r} is not an integer", HINT) from None
-        qrels.setdefault(cols[0], {})[cols[2]] = rel
+        qid, doc_id = cols[0], cols[2]
+        before = qrels.get(qid, {}).get(doc_id)
+        if before is not None and before != rel:
+            raise BenchError(f"{path}:{n}: query {qid} judges {doc_id} {rel}, but line {where[qid, doc_id]} judged it "
+                             f"{before}", "keep one judgment per query and document")
+        where.setdefault((qid, doc_id), n)
+        qrels.setdefault(qid, {})[doc_id] = rel
+    if not qrels:
+        raise BenchError(f"{path} has no qrels", HINT)
     return qrels
 
 

@@ -2,7 +2,9 @@
 
 bench's collections (AfriQA, user pair files) build plain :class:`Records` with a loader function;
 :class:`LazyDataset` exposes them as ir_datasets components and builds them on first use, so
-registering costs nothing.
+registering costs nothing. They answer ir_datasets' whole API: ``docs_iter()``, ``queries_iter()``,
+``qrels_iter()``, the counts (``docs_count()``, ``queries_count()``, ``qrels_count()``) and
+``docs_store()`` (``.get(doc_id)``, ``.get_many(doc_ids)``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Callable, NamedTuple
 
 import ir_datasets
 from ir_datasets.formats import BaseDocs, BaseQrels, BaseQueries, TrecQrel
+from ir_datasets.indices import Docstore
 
 
 class Query(NamedTuple):
@@ -56,6 +59,9 @@ class _LazyDocs(BaseDocs):
     def docs_count(self):
         return len(self._owner.records.docs)
 
+    def docs_store(self, field: str = "doc_id") -> "RecordsDocstore":
+        return RecordsDocstore(self._owner)
+
     def docs_cls(self):
         return Doc
 
@@ -72,6 +78,9 @@ class _LazyQueries(BaseQueries):
 
     def queries_iter(self):
         return iter(self._owner.records.queries)
+
+    def queries_count(self):
+        return len(self._owner.records.queries)
 
     def queries_cls(self):
         return Query
@@ -92,11 +101,26 @@ class _LazyQrels(BaseQrels):
             for doc_id, rel in docs.items():
                 yield TrecQrel(qid, doc_id, rel, "0")
 
+    def qrels_count(self):
+        return sum(len(docs) for docs in self._owner.records.qrels.values())
+
     def qrels_defs(self):
         return {1: "relevant", 0: "not relevant"}
 
     def qrels_cls(self):
         return TrecQrel
+
+
+class RecordsDocstore(Docstore):
+    """Documents by id (ir_datasets' docs store API: ``get``, ``get_many``, ``get_many_iter``)."""
+
+    def __init__(self, owner: "LazyDataset"):
+        super().__init__(Doc, "doc_id")
+        self._owner = owner
+
+    def get_many_iter(self, doc_ids):
+        by_id = self._owner.doc_index
+        return (by_id[d] for d in doc_ids if d in by_id)
 
 
 class LazyDataset:
@@ -112,10 +136,19 @@ class LazyDataset:
     def records(self) -> Records:
         return self._loader()
 
+    @cached_property
+    def doc_index(self) -> dict[str, Doc]:
+        return {d.doc_id: d for d in self.records.docs}
+
+    def forget(self) -> None:
+        """Forget the parsed records (the next use runs the loader again)."""
+        self.__dict__.pop("records", None)
+        self.__dict__.pop("doc_index", None)
+
     def reload_with(self, other: "LazyDataset") -> None:
         """Read the same content through ``other``'s loader from now on (forgetting parsed records)."""
         self._loader = other._loader
-        self.__dict__.pop("records", None)
+        self.forget()
 
     def ir_dataset(self) -> ir_datasets.Dataset:
         return ir_datasets.Dataset(_LazyDocs(self), _LazyQueries(self), _LazyQrels(self))
@@ -147,4 +180,4 @@ def lazy_dataset(dataset_id: str) -> LazyDataset | None:
 def forget_records() -> None:
     """Forget every parsed :class:`Records` (the next use runs the loaders again)."""
     for lazy in _LAZY.values():
-        lazy.__dict__.pop("records", None)
+        lazy.forget()

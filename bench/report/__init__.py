@@ -3,9 +3,13 @@
 - :func:`write_pair_report` writes ``reports/<pair>.md``, a self-contained ``reports/<pair>.html`` (figures
   embedded as PNG data) and ``reports/<pair>.perquery.csv`` (long form: pair, system, query_id,
   measure, value).
-- :func:`write_leaderboard` writes ``reports/leaderboard.{md,html,json}``: MAP and nDCG@10 of every
-  system on every reported pair (tuning pairs excluded), the mean over the low-resource pairs, and
-  the run each number came from.
+- :func:`write_leaderboard` writes ``reports/leaderboard.{md,html,json}``: MAP and nDCG@10 (or a pair's
+  own first two measures) of every system on every reported pair (tuning pairs excluded), with
+  intervals and significance against each pair's baseline, bold on the best of every column, the mean
+  over the low-resource pairs, links to the pair reports, and the run each number came from.
+
+A pair report shows the query texts and translations the runs stored beside them (``queries.tsv``) in
+its per-query analysis.
 
 Only complete runs count (an interrupted or damaged run directory is skipped with a warning), and
 every file is written atomically, so an interrupted report leaves the previous one intact. A report

@@ -14,7 +14,8 @@ def md_table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def md_cell(cell: Cell, bold: bool = True) -> str:
-    text = f"**{cell.text}**" if cell.bold and bold else cell.text
+    text = f"[{cell.text}]({cell.link})" if cell.link else cell.text
+    text = f"**{text}**" if cell.bold and bold else text
     if cell.significant:
         text += " †"
     return f"{text} {cell.interval}" if cell.interval else text
@@ -37,6 +38,8 @@ def pair_markdown(page: PairPage) -> str:
                 *md_lines(page.comparison), "", COMPARISON_NOTE, "",
                 f"## Per-query differences: {d.title}", "", d.summary, "",
                 f"- largest gains: {d.gains}", f"- largest losses: {d.losses}", "",
+                *(["### The largest gains and losses, query by query", "", *md_lines(d.analysis), ""]
+                  if d.analysis is not None else []),
                 f"The sorted chart is in `{report.pair}.html`; every per-query value is in "
                 f"`{report.pair}.perquery.csv`.", ""]
     else:

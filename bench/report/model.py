@@ -17,17 +17,19 @@ import pandas as pd
 
 from bench import stats
 from bench.errors import BenchError
-from bench.runs import StoredRun, load_runs
+from bench.runs import StoredRun, load_runs, read_queries
 
 log = logging.getLogger(__name__)
 
 SYSTEM_ORDER = ["bm25", "bm25-psq", "bm25-nmt", "nmt-dense", "mdense", "mdense-maxsim", "sdistill", "sdistill-maxsim",
                 "optical", "optical-maxsim", "mdense-hybrid", "optical-hybrid",
                 "oracle-bm25", "oracle-dense"]
-MEASURE_ORDER = ["AP", "nDCG@10", "RR@10", "R@100", "R@1000"]
+MEASURE_ORDER = ["AP", "nDCG@10", "nDCG@20", "RR@10", "R@100", "R@1000"]
 # The order pairs appear in on the leaderboard; a pair not listed comes after these, by name.
-PAIR_ORDER = ["sw-en", "ha-en", "yo-en", "ha-en-dev", "yo-en-train", "en-sw", "en-yo", "en-tl", "en-mr", "en-fi",
-              "en-de", "en-fr", "en-sw-wikiclir"]
+PAIR_ORDER = ["sw-en", "ha-en", "yo-en", "ha-en-dev", "yo-en-train", "en-sw-ciral", "en-ha-ciral", "en-yo-ciral",
+              "en-sw-ciral-test-a", "en-ha-ciral-test-a", "en-yo-ciral-test-a", "en-sw-africlirmatrix",
+              "en-ha-africlirmatrix", "en-yo-africlirmatrix", "en-sw", "en-yo", "en-tl", "en-mr", "en-fi", "en-de",
+              "en-fr", "en-sw-wikiclir"]
 LABELS = {"AP": "MAP"}
 DEFAULT_BASELINE = "bm25"
 # The study's questions (issue 6), asked whenever both systems ran: what distillation buys over the
@@ -124,6 +126,9 @@ class PairReport:
     best: str | None = None
     diffs: pd.Series | None = None  # per-query difference best − baseline on the primary measure
     head_to_head: pd.DataFrame | None = None  # bench.stats.head_to_head over the HEAD_TO_HEAD pairs that ran
+    # what the runs' queries.tsv say: query_id -> {"text", "translation"}, and per system its own translations
+    queries: dict[str, dict[str, str]] = field(default_factory=dict)
+    system_translations: dict[str, dict[str, str]] = field(default_factory=dict)
     generated_at: str = field(default_factory=now_utc)
 
     def row(self, system: str, measure: str) -> pd.Series | None:
@@ -165,7 +170,23 @@ def build_pair_report(pair: str, runs_root: Path, baseline: str | None = None, *
         report.best = max(candidates, key=lambda s: report.row(s, report.primary)["mean"])
         paired = stats.paired_values(per_query, report.best, baseline, report.primary)
         report.diffs = (paired["system"] - paired["other"]).sort_values(ascending=False, kind="stable")
+    report.queries, report.system_translations = query_texts(report.runs)
     asked = [(a, b) for a, b in HEAD_TO_HEAD if a in by_system and b in by_system]
     if asked:
         report.head_to_head = stats.head_to_head(per_query, asked, report.primary, n_resamples=n_resamples, seed=seed)
     return report
+
+
+def query_texts(runs: list[StoredRun]) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, str]]]:
+    """The query texts and human translations the runs stored (``queries.tsv``; the first run that has a
+    query wins), and each system's own translations where it translated."""
+    queries: dict[str, dict[str, str]] = {}
+    own: dict[str, dict[str, str]] = {}
+    for run in runs:
+        for qid, row in read_queries(run.path).items():
+            known = queries.setdefault(qid, {"text": row["text"], "translation": row["translation"]})
+            if not known["translation"] and row["translation"]:
+                known["translation"] = row["translation"]
+            if row["system_translation"]:
+                own.setdefault(run.system, {})[qid] = row["system_translation"]
+    return queries, own

@@ -31,6 +31,7 @@ class Cell:
     interval: str = ""  # a confidence interval, shown after the value
     tone: str = ""  # "pos" or "neg" for a signed difference (colour in HTML only)
     code: bool = False  # a path or an identifier (monospace in HTML only)
+    link: str = ""  # a relative link (another report)
 
 
 @dataclass
@@ -40,7 +41,7 @@ class Table:
     text_cols: int = 1  # the first columns hold text (left-aligned), the rest numbers
     row_classes: list[str] = field(default_factory=list)  # per row, "" or e.g. "baseline"
     css: str = ""
-    groups: list[tuple[str, int]] = field(default_factory=list)  # HTML: header groups (text, span) after column 0
+    groups: list[tuple] = field(default_factory=list)  # HTML: header groups (text, span[, link]) after column 0
     subheader: list[str] = field(default_factory=list)  # HTML: the labels under the groups
 
 
@@ -58,6 +59,7 @@ class Differences:
     losses: str
     values: pd.Series
     table: Table
+    analysis: Table | None = None  # the largest gains and losses with the query, its translations and both values
 
 
 @dataclass
@@ -126,7 +128,33 @@ def differences(report: PairReport) -> Differences:
                  f"(mean difference {d.mean():+.3f})."),
         gains=gains, losses=losses, values=d,
         table=Table(["query", "difference"], [[Cell(str(q)), signed(v)] for q, v in d.items()]),
+        analysis=analysis(report),
     )
+
+
+ANALYSIS_ROWS = 5  # the largest gains and the largest losses shown with their queries
+
+
+def analysis(report: PairReport) -> Table | None:
+    """Per-query analysis: the largest gains and losses of the best system against the baseline, with the
+    query text, its human translation and the systems' own translations (what the runs stored)."""
+    d = report.diffs
+    if d is None or not report.queries:
+        return None
+    picked = [q for q, v in d.head(ANALYSIS_ROWS).items() if v > stats.TIE_EPS]
+    picked += [q for q, v in d[d < -stats.TIE_EPS].tail(ANALYSIS_ROWS)[::-1].items()]
+    if not picked:  # every query tied
+        return None
+    own = [s for s in (report.best, report.baseline) if report.system_translations.get(s)]
+    paired = stats.paired_values(report.per_query, report.best, report.baseline, report.primary)
+    rows = []
+    for qid in picked:
+        query = report.queries.get(str(qid), {})
+        rows.append([Cell(str(qid)), Cell(query.get("text") or "—"), Cell(query.get("translation") or "—"),
+                     *(Cell(report.system_translations[s].get(str(qid)) or "—") for s in own),
+                     Cell(fmt(paired.loc[qid, "other"])), Cell(fmt(paired.loc[qid, "system"])), signed(d[qid])])
+    header = ["query", "text", "translation", *(f"{s}'s translation" for s in own), report.baseline, report.best, "Δ"]
+    return Table(header, rows, text_cols=3 + len(own))
 
 
 def head_to_head(report: PairReport) -> Table | None:

@@ -25,7 +25,9 @@ from bench.text import tokenize
 log = logging.getLogger(__name__)
 
 K1, B = 0.9, 0.4
-INDEX_VERSION = 1  # bump when the way documents are written changes
+INDEX_VERSION = 2  # bump when the way documents are written changes (2: indexes built before
+# downloads were verified on every use may hold a corrupted corpus under a clean key)
+BATCH_DOCS = 1000  # documents handed to Lucene at once (the indexing bar moves as they go)
 
 
 def analyzer_name(lang: str) -> str:
@@ -57,24 +59,17 @@ def build_index(collection: Collection, lang: str, threads: int = 2) -> Bm25Inde
 
     def build(tmp: Path) -> None:
         ensure_jvm()
-        from jnius import autoclass
+        from pyserini.index.lucene import LuceneIndexer
 
-        docs_dir = tmp / "docs"
-        docs_dir.mkdir()
-        count, empty = _write_json_collection(collection, lang, docs_dir / "docs.jsonl")
-        args = [
-            "-collection", "JsonCollection", "-input", str(docs_dir), "-index", str(tmp / "index"),
-            "-generator", "DefaultLuceneDocumentGenerator", "-threads", str(threads),
-            "-storePositions", "-storeDocvectors", "-storeRaw", "-quiet",
-        ]
+        args = ["-index", str(tmp / "index"), "-storePositions", "-storeDocvectors", "-storeRaw"]
         if lang != "en":
             args.append("-pretokenized")
-        log.info("indexing %d documents with Lucene (%s)", count, analyzer_name(lang))
+        log.info("indexing %d documents with Lucene (%s)", collection.docs_count, analyzer_name(lang))
+        indexer = LuceneIndexer(args=args, threads=threads)
+        count, empty = _index_documents(collection, lang, indexer)
+        indexer.close()
         if empty:
             log.warning("%d documents have no text and cannot be retrieved by BM25", empty)
-        autoclass("io.anserini.index.IndexCollection").main(args)
-        (docs_dir / "docs.jsonl").unlink()
-        docs_dir.rmdir()
         indexed = _doc_count(tmp / "index")
         if indexed != count:
             raise RuntimeError(f"Lucene indexed {indexed} of {count} non-empty documents")
@@ -83,18 +78,26 @@ def build_index(collection: Collection, lang: str, threads: int = 2) -> Bm25Inde
     return Bm25Index(path / "index", lang)
 
 
-def _write_json_collection(collection: Collection, lang: str, path: Path) -> tuple[int, int]:
-    """Write Anserini's JsonCollection; returns (documents written, empty documents skipped)."""
+def _index_documents(collection: Collection, lang: str, indexer) -> tuple[int, int]:
+    """Add every document (as Anserini's JsonCollection records, in batches of BATCH_DOCS) with a progress
+    bar; returns (documents indexed, empty documents skipped)."""
     count = empty = 0
-    with open(path, "w", encoding="utf-8") as out:
-        for doc in tqdm(collection.iter_docs(), total=collection.docs_count, desc="writing docs", unit="doc", leave=False):
-            text = doc.default_text()
-            contents = text if lang == "en" else " ".join(tokenize(text))
-            if not contents.strip():  # Lucene would skip it anyway
-                empty += 1
-                continue
-            out.write(json.dumps({"id": doc.doc_id, "contents": contents}, ensure_ascii=False) + "\n")
-            count += 1
+    batch: list[str] = []
+    bar = tqdm(collection.iter_docs(), total=collection.docs_count, desc=f"indexing ({analyzer_name(lang)})",
+               unit="doc", mininterval=1.0, disable=collection.docs_count < 1000)
+    for doc in bar:
+        text = doc.default_text()
+        contents = text if lang == "en" else " ".join(tokenize(text))
+        if not contents.strip():  # Lucene would skip it anyway
+            empty += 1
+            continue
+        batch.append(json.dumps({"id": doc.doc_id, "contents": contents}, ensure_ascii=False))
+        count += 1
+        if len(batch) >= BATCH_DOCS:
+            indexer.add_batch_raw(batch)
+            batch = []
+    if batch:
+        indexer.add_batch_raw(batch)
     return count, empty
 
 

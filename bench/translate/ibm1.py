@@ -115,6 +115,8 @@ def train_ibm1(
     Pairs with an empty side are skipped. Probabilities below ``min_prob`` are pruned from the
     returned table (the rows are not renormalised: what is left is the model's own mass).
     """
+    from tqdm import tqdm
+
     kept = [(s, t) for s, t in zip(source, target, strict=True) if s and t]
     src_vocab = _vocabulary([s for s, _ in kept], first=(NULL,))
     tgt_vocab = _vocabulary([t for _, t in kept])
@@ -123,7 +125,8 @@ def train_ibm1(
     # one link per (sentence, source position incl. NULL, target position)
     link_cells, link_targets = [], []
     occurrence = 0  # global index of the current target position
-    for s, t in kept:
+    for s, t in tqdm(kept, desc="IBM Model 1: alignment links", unit="pair", mininterval=2.0, leave=False,
+                     disable=len(kept) < 5000):
         s_ids = np.array([0] + [src_vocab[w] for w in s], dtype=np.int64)
         t_ids = np.array([tgt_vocab[w] for w in t], dtype=np.int64)
         link_cells.append((s_ids[None, :] * n_tgt + t_ids[:, None]).ravel())  # target-major
@@ -143,17 +146,18 @@ def train_ibm1(
     started = time.perf_counter()
     # uniform start: t(e|f) = 1 / |target vocabulary| for every cell
     t = np.full(len(cell_keys), 1.0 / n_tgt)
-    for iteration in range(1, iterations + 1):
+    bar = tqdm(range(1, iterations + 1), desc="IBM Model 1: EM", unit="iteration", mininterval=0.5)
+    for iteration in bar:
         weights = t[link_cell]
         totals = np.bincount(link_target, weights=weights, minlength=occurrence)  # sum over source positions
         posterior = weights / totals[link_target]
         counts = np.bincount(link_cell, weights=posterior, minlength=len(cell_keys))
         norm = np.bincount(cell_source, weights=counts, minlength=len(src_vocab))
         t = counts / norm[cell_source]
-        log.info(
-            "IBM1 iteration %d/%d: mean log-likelihood per target word %.4f (%.1fs)",
-            iteration, iterations, float(np.mean(np.log(totals))), time.perf_counter() - started,
-        )
+        loglik = float(np.mean(np.log(totals)))
+        bar.set_postfix(loglik=f"{loglik:.4f}")
+        log.info("IBM1 iteration %d/%d: mean log-likelihood per target word %.4f (%.1fs)",
+                 iteration, iterations, loglik, time.perf_counter() - started)
     keep = t >= min_prob
     matrix = sp.csr_matrix(
         (t[keep].astype(np.float32), (cell_source[keep], cell_target[keep])), shape=(len(src_vocab), n_tgt)

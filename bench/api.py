@@ -1,0 +1,197 @@
+"""The Python API, for notebooks and scripts: run systems, score runs made elsewhere, read the results.
+
+- :func:`run` runs systems on a pair like ``bench run`` (the same checks, the same stored runs under
+  ``runs``, a report when ``reports`` is given) and returns their :class:`Results`;
+- :func:`evaluate` scores a run made elsewhere (a TREC file or a ``{query_id: {doc_id: score}}`` dict)
+  on a pair's qrels without storing anything;
+- :class:`Results`: ``.table()`` (systems × measures, mean and 95% bootstrap interval), ``.perquery()``
+  (long form), ``.compare(baseline)`` (the head-to-head table: deltas, wins/ties/losses, paired tests,
+  Holm); results of the same pair add up (``bench.run(...) + bench.evaluate(...)``).
+
+A pair is a built-in pair's name, the path of a pair file, or a :class:`bench.pairs.Pair`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import pandas as pd
+
+from bench import stats
+from bench.errors import BenchError
+from bench.evaluate import per_query
+from bench.options import RunOptions
+from bench.pairs import Pair
+from bench.plan import check_baseline, check_options, choose_systems, measure_names, resolve_pair
+from bench.runs import RUN_FILE, load_run, read_trec
+
+log = logging.getLogger(__name__)
+
+PER_QUERY_COLUMNS = ["system", "query_id", "measure", "value"]
+Run = dict[str, dict[str, float]]
+
+
+@dataclass
+class Results:
+    """Scores of one or more systems on one pair, per query (``per_query``: system, query_id, measure, value)."""
+
+    pair: str
+    per_query: pd.DataFrame
+    paths: dict[str, Path] = field(default_factory=dict)  # system -> its stored run directory (bench.run)
+    reports: list[Path] = field(default_factory=list)  # the report files written (bench.run with reports=)
+    _runs: dict[str, Run] = field(default_factory=dict, repr=False)
+
+    @property
+    def systems(self) -> list[str]:
+        return list(dict.fromkeys(self.per_query["system"]))
+
+    @property
+    def measures(self) -> list[str]:
+        return list(dict.fromkeys(self.per_query["measure"]))
+
+    def table(self, *, confidence: float = stats.CONFIDENCE, n_resamples: int = stats.N_RESAMPLES,
+              seed: int = 0) -> pd.DataFrame:
+        """Systems (rows) × measures: ``mean``, ``ci_low`` and ``ci_high`` (percentile bootstrap over
+        queries) under each measure (columns: a MultiIndex ``(measure, statistic)``)."""
+        rows = stats.compare(self.per_query, None, self.measures, n_resamples=n_resamples, seed=seed,
+                             confidence=confidence)
+        wide = rows.pivot(index="system", columns="measure", values=["mean", "ci_low", "ci_high"])
+        wide = wide.swaplevel(0, 1, axis=1)
+        columns = pd.MultiIndex.from_product([self.measures, ["mean", "ci_low", "ci_high"]], names=["measure", None])
+        wide = wide.reindex(index=self.systems, columns=columns).astype(float)
+        wide.index.name = "system"
+        return wide
+
+    def perquery(self) -> pd.DataFrame:
+        """The long table: one row per system, judged query and measure (an unanswered query scores 0)."""
+        return self.per_query[PER_QUERY_COLUMNS].reset_index(drop=True).copy()
+
+    def compare(self, baseline: str, measures: Sequence[str] | None = None, *, n_resamples: int = stats.N_RESAMPLES,
+                seed: int = 0, alpha: float = stats.ALPHA) -> pd.DataFrame:
+        """Every other system against ``baseline`` on each measure (:func:`bench.stats.head_to_head`):
+        means, ``delta``, wins/ties/losses, randomization and t-test p-values, Holm over the systems."""
+        if baseline not in self.systems:
+            raise BenchError(f"baseline {baseline!r} is not among the results' systems", "one of: " + ", ".join(self.systems))
+        others = [s for s in self.systems if s != baseline]
+        if not others:
+            raise BenchError(f"nothing to compare with {baseline!r}: it is the only system", "add runs: results + other")
+        tables = [stats.head_to_head(self.per_query, [(s, baseline) for s in others], m, n_resamples=n_resamples,
+                                     seed=seed, alpha=alpha) for m in (measures or self.measures)]
+        return pd.concat(tables, ignore_index=True)
+
+    def run(self, system: str) -> Run:
+        """The run of ``system``: ``{query_id: {doc_id: score}}`` (read from its stored ``run.trec``)."""
+        if system not in self._runs:
+            if system not in self.paths:
+                raise BenchError(f"no run of {system!r} in these results", "one of: " + ", ".join(self.systems))
+            self._runs[system] = read_trec(self.paths[system] / RUN_FILE)
+        return self._runs[system]
+
+    def top(self, system: str, query_id: str, k: int = 10) -> list[str]:
+        """The ``k`` best documents of a query (ties by doc id, as in TREC files)."""
+        docs = self.run(system).get(query_id, {})
+        return [d for d, _ in sorted(docs.items(), key=lambda kv: (-kv[1], kv[0]))[:k]]
+
+    def __add__(self, other: "Results") -> "Results":
+        if not isinstance(other, Results):
+            return NotImplemented
+        if other.pair != self.pair:
+            raise BenchError(f"cannot add results of {other.pair} to results of {self.pair}", "compare runs of one pair")
+        clash = sorted(set(self.systems) & set(other.systems))
+        if clash:
+            raise BenchError(f"both results have a system {clash[0]!r}", "give the run another name (evaluate(..., name=))")
+        return Results(self.pair, pd.concat([self.per_query, other.per_query], ignore_index=True),
+                       {**self.paths, **other.paths}, [*self.reports, *other.reports], {**self._runs, **other._runs})
+
+    def __repr__(self) -> str:
+        means = self.per_query.groupby(["system", "measure"], sort=False)["value"].mean()
+        body = ", ".join(f"{s} {m} {v:.4f}" for (s, m), v in means.items())
+        return f"Results({self.pair}: {body})"
+
+
+def run(pair: str | Path | Pair, systems: str | Sequence[str] | None = None, runs: str | Path = "runs",
+        reports: str | Path | None = None, seed: int = 0, depth: int = 1000, *,
+        measures: str | Sequence[str] | None = None, baseline: str | None = None, **options: Any) -> Results:
+    """Run ``systems`` (names; default: every system that applies) on ``pair`` like ``bench run``.
+
+    ``options`` are run options (:class:`bench.options.RunOptions`: ``encoder=``, ``rerank=``, ...); an
+    unknown one, or one that no chosen system reads, is an error before anything runs. ``measures``
+    (ir_measures names) replace the pair's. Runs are stored under ``runs/<pair>/<system>/``; with
+    ``reports``, the pair's report is written there too (against ``baseline``)."""
+    from bench.runner import run_systems
+
+    pair = resolve_pair(pair)
+    if depth < 1:
+        raise BenchError(f"depth must be positive, got {depth}", "e.g. depth=1000")
+    run_options = RunOptions.from_mapping(options)
+    chosen = choose_systems(pair, systems, run_options)
+    check_options(run_options, chosen)
+    names = measure_names(measures)
+    check_baseline(baseline, [s.name for s in chosen], Path(runs), pair)
+    if baseline is not None and reports is None:
+        raise BenchError("baseline= is the report's baseline, and no report is written", "give reports= too, "
+                         "or use results.compare(baseline)")
+    done = run_systems(pair, chosen, Path(runs), depth=depth, seed=seed, options=run_options, measures=names)
+    tables, paths = [], {}
+    for result in done:
+        stored = load_run(result.path)
+        if stored is None:  # pragma: no cover - the runner has just written it
+            raise BenchError(f"the run {result.path} just written cannot be read", "check the disk")
+        tables.append(stored.per_query.assign(system=result.system))
+        paths[result.system] = result.path
+    written = []
+    if reports is not None:
+        from bench.report import write_pair_report
+
+        written = write_pair_report(pair.name, Path(runs), Path(reports), baseline=baseline)
+    return Results(pair.name, pd.concat(tables, ignore_index=True)[PER_QUERY_COLUMNS], paths, written)
+
+
+def evaluate(pair: str | Path | Pair, run: str | Path | Mapping[str, Mapping[str, float]], *,
+             name: str | None = None, measures: str | Sequence[str] | None = None) -> Results:
+    """Score a run made elsewhere on ``pair``: the path of a TREC run file, or a dict
+    ``{query_id: {doc_id: score}}``. Nothing is stored. ``name`` is its system name in the results
+    (default: the file's name without suffix, or ``run``); ``measures`` replace the pair's."""
+    pair = resolve_pair(pair)
+    if isinstance(run, (str, Path)):
+        path = Path(run)
+        name = name or (path.parent.name if path.name == RUN_FILE else path.stem)
+        run = read_trec(path)
+    else:
+        run = _checked(run)
+        name = name or "run"
+    collection = pair.collection()
+    known = {q.query_id for q in collection.queries}
+    unknown = [qid for qid in run if qid not in known]
+    if run and len(unknown) == len(run):
+        raise BenchError(f"none of the run's {len(run)} query ids is a query of {pair.name} (e.g. {unknown[0]!r})",
+                         "is it a run of another pair?")
+    if unknown:
+        log.warning("%d of the run's query ids are not queries of %s (e.g. %s): ignored", len(unknown), pair.name,
+                    unknown[0])
+    table = per_query(run, collection.qrels, measure_names(measures) or pair.measures)
+    return Results(pair.name, table.assign(system=name)[PER_QUERY_COLUMNS], _runs={name: run})
+
+
+def _checked(run: Mapping) -> Run:
+    """A dict run with string ids and finite float scores; anything else is an error naming the entry."""
+    if not isinstance(run, Mapping):
+        raise BenchError(f"a run is a path or a dict {{query_id: {{doc_id: score}}}}, not a {type(run).__name__}")
+    out: Run = {}
+    for qid, docs in run.items():
+        if not isinstance(docs, Mapping):
+            raise BenchError(f"run[{qid!r}] is a {type(docs).__name__}, not a dict {{doc_id: score}}")
+        out[str(qid)] = {}
+        for doc_id, score in docs.items():
+            try:
+                value = float(score)
+            except (TypeError, ValueError):
+                value = math.nan
+            if isinstance(score, bool) or not math.isfinite(value):
+                raise BenchError(f"run[{qid!r}][{doc_id!r}] = {score!r} is not a finite number")
+            out[str(qid)][str(doc_id)] = value
+    return out

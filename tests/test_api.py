@@ -1,0 +1,171 @@
+"""The Python API: the README's example runs as written, and its numbers are the hand-computed ones.
+
+On the tiny pair (tests/data/tiny-pair), BM25 on the raw query finds d1 for q1 ("paka mkeka"), only d3
+for q2 ("mbwa", whose relevant documents are d2 and d3) and d4 for q3: AP 1, 1/2, 1 (MAP 5/6), RR 1
+each. The human translations ("cat mat", "dog", "big house") find every relevant document first:
+oracle-bm25 has AP 1 on every query.
+"""
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import ir_datasets
+import pandas as pd
+import pytest
+
+import bench
+from bench.collections.local import load_pair_file
+from bench.errors import BenchError
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "tests" / "data" / "tiny-pair"
+
+
+def readme_example() -> str:
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## Python API"):]
+    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
+
+
+@pytest.fixture
+def in_repo_copy(tmp_path, monkeypatch):
+    """A working directory laid out like the repository root (the example's relative paths)."""
+    shutil.copytree(TINY, tmp_path / "tests" / "data" / "tiny-pair")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture(scope="module")
+def tiny_results(tmp_path_factory):
+    """bm25 and oracle-bm25 on the tiny pair, run once for the tests below (own BENCH_HOME)."""
+    home = tmp_path_factory.mktemp("api-home")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("BENCH_HOME", str(home))
+        yield bench.run(str(TINY / "pair.yaml"), systems="bm25,oracle-bm25", runs=home / "runs")
+
+
+def test_the_readme_example_runs_and_says_what_it_should(in_repo_copy, bench_home, capsys):
+    namespace = {}
+    exec(compile(readme_example(), "README.md (Python API)", "exec"), namespace)
+    results, mine = namespace["results"], namespace["mine"]
+    table = results.table()
+    assert list(table.index) == ["bm25", "oracle-bm25"]
+    assert table.loc["bm25", ("AP", "mean")] == pytest.approx(5 / 6)
+    # bootstrap of the means of (1, 1/2, 1): all three 1/2 has probability 1/27 > 2.5%, all 1 is 8/27
+    assert (table.loc["bm25", ("AP", "ci_low")], table.loc["bm25", ("AP", "ci_high")]) == pytest.approx((0.5, 1.0))
+    assert table.loc["oracle-bm25", ("AP", "mean")] == pytest.approx(1.0)
+    assert table.loc["oracle-bm25", ("RR@10", "ci_low")] == pytest.approx(1.0)
+    assert results.top("bm25", "q2") == ["d3"]
+    assert (in_repo_copy / "runs-example" / "xx-en" / "bm25" / "run.trec").is_file()
+    # mine: q1 d1 first (AP 1), q2 d2 then d3 (AP 1), q3 d4 (AP 1)
+    assert mine.table().loc["mine", ("AP", "mean")] == pytest.approx(1.0)
+    both = (results + mine).compare("bm25", measures=["AP"])
+    assert list(both["system"]) == ["oracle-bm25", "mine"] and set(both["reference"]) == {"bm25"}
+    assert list(both["delta"]) == pytest.approx([1 / 6, 1 / 6])
+    out = capsys.readouterr().out
+    assert "oracle-bm25" in out and "['d3']" in out
+
+
+def test_table_perquery_and_compare(tiny_results):
+    per_query = tiny_results.perquery()
+    assert list(per_query.columns) == ["system", "query_id", "measure", "value"]
+    bm25_ap = per_query[(per_query["system"] == "bm25") & (per_query["measure"] == "AP")]
+    assert dict(zip(bm25_ap["query_id"], bm25_ap["value"])) == pytest.approx({"q1": 1.0, "q2": 0.5, "q3": 1.0})
+    assert len(per_query) == 2 * 3 * 2  # systems x judged queries x measures (the pair's AP, RR@10)
+    table = tiny_results.table()
+    assert list(table.columns.get_level_values(0).unique()) == ["AP", "RR@10"]
+    assert table.loc["bm25", ("RR@10", "mean")] == pytest.approx(1.0)
+    compared = tiny_results.compare("bm25")
+    ap = compared[compared["measure"] == "AP"].iloc[0]
+    assert (ap["system"], ap["reference"], ap["mean"], ap["reference_mean"]) == ("oracle-bm25", "bm25",
+                                                                                  pytest.approx(1.0), pytest.approx(5 / 6))
+    assert (ap["wins"], ap["ties"], ap["losses"]) == (1, 2, 0)
+    # the only non-zero difference (q2, +1/2) gives the same |mean| under every sign flip: p = 8/8
+    assert ap["p_randomization"] == pytest.approx(1.0)
+    with pytest.raises(BenchError, match="baseline 'bm52' is not among"):
+        tiny_results.compare("bm52")
+
+
+def test_evaluate_a_trec_file_and_a_dict(tiny_results, tmp_path, bench_home):
+    trec = tmp_path / "other-toolkit.trec"
+    trec.write_text("q1 Q0 d3 1 2.0 x\nq1 Q0 d1 2 1.0 x\nq2 Q0 d2 1 1.0 x\nunknown Q0 d1 1 1.0 x\n")
+    scored = bench.evaluate(TINY / "pair.yaml", trec)
+    # q1: d1 at rank 2 (AP 1/2, RR 1/2); q2: d2 of d2, d3 (AP 1/2, RR 1); q3 unanswered (0, 0)
+    assert scored.systems == ["other-toolkit"]
+    assert scored.table().loc["other-toolkit", ("AP", "mean")] == pytest.approx((0.5 + 0.5 + 0) / 3)
+    assert scored.table().loc["other-toolkit", ("RR@10", "mean")] == pytest.approx((0.5 + 1 + 0) / 3)
+    assert not (tmp_path / "runs").exists()
+    with pytest.raises(BenchError, match=r"none of the run's 1 query ids is a query of xx-en"):
+        bench.evaluate(TINY / "pair.yaml", {"zz": {"d1": 1.0}})
+    with pytest.raises(BenchError, match=r"run\['q1'\]\['d1'\] = 'high' is not a finite number"):
+        bench.evaluate(TINY / "pair.yaml", {"q1": {"d1": "high"}})
+    ndcg = bench.evaluate(load_pair_file(TINY / "pair.yaml"), {"q2": {"d3": 1.0}}, measures="nDCG@10")
+    # q2: one of two relevant at rank 1: DCG 1, ideal 1 + 1/log2(3): 1 / 1.6309 = 0.6131; q1, q3 unanswered
+    assert ndcg.measures == ["nDCG@10"]
+    assert ndcg.table().loc["run", ("nDCG@10", "mean")] == pytest.approx(0.6131471927654584 / 3)
+    with pytest.raises(BenchError, match="both results have a system 'bm25'"):
+        tiny_results + tiny_results
+
+
+def test_run_refuses_bad_options_before_running(bench_home, tmp_path):
+    pair = str(TINY / "pair.yaml")
+    with pytest.raises(BenchError, match=r"unknown run option 'encodr' \(did you mean encoder\?\)"):
+        bench.run(pair, systems=["bm25"], runs=tmp_path / "runs", encodr="x")
+    with pytest.raises(BenchError, match="no chosen system reads the option hybrid_weight"):
+        bench.run(pair, systems=["bm25"], runs=tmp_path / "runs", hybrid_weight=0.3)
+    with pytest.raises(BenchError, match="unknown measure"):
+        bench.run(pair, systems=["bm25"], runs=tmp_path / "runs", measures=["ndcg@10"])
+    with pytest.raises(BenchError, match="baseline 'oracle-bm25' is not among the chosen systems"):
+        bench.run(pair, systems=["bm25"], runs=tmp_path / "runs", reports=tmp_path / "r", baseline="oracle-bm25")
+    with pytest.raises(BenchError, match="unknown pair 'sw-n'"):
+        bench.run("sw-n")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_measures_replace_the_pairs_and_a_report_is_written(bench_home, tmp_path):
+    results = bench.run(TINY / "pair.yaml", systems=["bm25"], runs=tmp_path / "runs", reports=tmp_path / "reports",
+                        measures="P@1,R@2")
+    assert results.measures == ["P@1", "R@2"]
+    # P@1: every query's first document is relevant; R@2: q2 finds one of its two relevant documents
+    assert results.table().loc["bm25", ("P@1", "mean")] == pytest.approx(1.0)
+    assert results.table().loc["bm25", ("R@2", "mean")] == pytest.approx((1 + 0.5 + 1) / 3)
+    assert tmp_path / "reports" / "xx-en.md" in results.reports
+    assert "P@1" in (tmp_path / "reports" / "xx-en.md").read_text()
+
+
+def test_bench_evaluate_is_the_module_and_the_function():
+    from bench.evaluate import per_query
+
+    assert callable(bench.evaluate) and bench.evaluate.per_query is per_query
+    assert bench.run.__module__ == "bench.api"
+
+
+def test_import_bench_is_light_and_registers_the_datasets():
+    code = ("import bench, sys, ir_datasets; ds = ir_datasets.load('afriqa/sw-en/test'); "
+            "print('torch' in sys.modules, type(ds).__name__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "Dataset"]
+
+
+def test_bench_datasets_answer_the_ir_datasets_api(bench_home):
+    pair = load_pair_file(TINY / "pair.yaml")
+    dataset = ir_datasets.load(pair.dataset_id)
+    assert (dataset.queries_count(), dataset.docs_count(), dataset.qrels_count()) == (3, 4, 4)
+    store = dataset.docs_store()
+    assert store.get("d2").text == "Dogs bark loudly at night."
+    assert list(store.get_many(["d4", "nope", "d1"])) == ["d4", "d1"]
+    assert store.get("d1", "title") == "Cats"
+    with pytest.raises(KeyError):
+        store.get("nope")
+
+
+@pytest.mark.integration
+def test_afriqa_counts_through_ir_datasets(real_data):
+    dataset = ir_datasets.load("afriqa/sw-en/test")
+    assert (dataset.queries_count(), dataset.docs_count(), dataset.qrels_count()) == (294, 5414, 294)
+    qrel = next(dataset.qrels_iter())
+    assert dataset.docs_store().get(qrel.doc_id).doc_id == qrel.doc_id
+    assert isinstance(pd.DataFrame(list(dataset.queries_iter())[:2]), pd.DataFrame)

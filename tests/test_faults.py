@@ -1,0 +1,379 @@
+"""Faults a careful user meets (issue 13): corrupted caches, odd ids, BOMs, changed runs, empty inputs,
+bad encodings, bad paths. Each is refused in one line, with nothing half-written, or gives exactly the
+clean run (byte for byte)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bench import cli, interrupts, store
+from bench.errors import BenchError
+from bench.runs import format_trec, load_run, write_run
+
+TINY = Path(__file__).parent / "data" / "tiny-pair"
+
+
+def run_main(monkeypatch, capsys, *args) -> tuple[int, str, str]:
+    monkeypatch.setattr(sys, "argv", ["bench", *args])
+    try:
+        cli.main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        interrupts.uninstall()
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+@pytest.fixture
+def pair_dir(tmp_path) -> Path:
+    shutil.copytree(TINY, tmp_path / "pair")
+    return tmp_path / "pair"
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> Path:
+    """A clean `bench run` of bm25 on the tiny pair (its run directory)."""
+    root = tmp_path_factory.mktemp("reference")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("BENCH_HOME", str(root / "home"))
+        from bench.collections import forget_loaded
+
+        forget_loaded()
+        mp.setattr(sys, "argv", ["bench", "-q", "run", "--pair-file", str(TINY / "pair.yaml"), "--systems", "bm25",
+                                 "--runs", str(root / "runs"), "--no-report"])
+        try:
+            cli.main()
+        finally:
+            interrupts.uninstall()
+    return root / "runs" / "xx-en" / "bm25"
+
+
+def bench_run(monkeypatch, capsys, pair_file: Path, runs: Path, systems: str = "bm25", *extra):
+    return run_main(monkeypatch, capsys, "-q", "run", "--pair-file", str(pair_file), "--systems", systems,
+                    "--runs", str(runs), "--no-report", *extra)
+
+
+# --- 1. a cached download is verified where it is used ------------------------------------------------
+
+
+def _remote(content: bytes) -> store.RemoteFile:
+    return store.RemoteFile("owner/name", "0" * 40, "data/passages.txt", hashlib.sha256(content).hexdigest(), "CC0-1.0")
+
+
+def _mirror(tmp_path, remote, content: bytes) -> Path:
+    target = tmp_path / "mirror" / remote.mirror_path
+    target.parent.mkdir(parents=True)
+    target.write_bytes(content)
+    return tmp_path / "mirror"
+
+
+CLEAN = b"the cat sat on the mat\n" * 50
+
+
+def test_a_corrupted_cached_download_is_removed_and_fetched_again(tmp_path, bench_home, monkeypatch, caplog):
+    remote = _remote(CLEAN)
+    monkeypatch.setenv("BENCH_MIRROR", str(_mirror(tmp_path, remote, CLEAN)))
+    path = store.fetch(remote)
+    path.write_bytes(CLEAN.replace(b" the ", b" teh ", 1))  # same size, another mtime
+    with caplog.at_level(logging.WARNING):
+        assert store.fetch(remote) == path
+    assert path.read_bytes() == CLEAN
+    assert "is corrupt" in caplog.text and "fetching it again" in caplog.text
+
+
+def test_a_corrupted_cache_and_a_corrupted_mirror_fail_in_one_line_and_keep_nothing(tmp_path, bench_home, monkeypatch):
+    remote = _remote(CLEAN)
+    mirror = _mirror(tmp_path, remote, CLEAN)
+    monkeypatch.setenv("BENCH_MIRROR", str(mirror))
+    path = store.fetch(remote)
+    path.write_bytes(b"x" + CLEAN[1:])
+    (mirror / remote.mirror_path).write_bytes(b"y" + CLEAN[1:])
+    with pytest.raises(BenchError, match="sha256 mismatch") as err:
+        store.fetch(remote)
+    assert "\n" not in str(err.value)
+    assert not path.exists()
+
+
+def test_bench_fetch_hashes_every_cached_file_again(tmp_path, bench_home, monkeypatch, capsys):
+    """Even a corruption that leaves the cheap stamp unchanged (here: a forged stamp) is found by `bench fetch`."""
+    remote = _remote(CLEAN)
+    monkeypatch.setenv("BENCH_MIRROR", str(_mirror(tmp_path, remote, CLEAN)))
+    path = store.fetch(remote)
+    path.write_bytes(CLEAN.replace(b"cat", b"dog", 1))
+    stamp = store._stamp(path.resolve(), path.resolve().stat())
+    stamp.parent.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(remote.sha256)  # the stamp now vouches for the corrupt bytes
+    monkeypatch.setattr("bench.pairs.remote_files", lambda pair: [remote])
+    code, out, _ = run_main(monkeypatch, capsys, "-q", "fetch", "--pair", "sw-en")
+    assert code == 0 and "1 files verified" in out
+    assert path.read_bytes() == CLEAN
+
+
+@pytest.mark.integration
+def test_a_corrupted_afriqa_file_never_reaches_the_collection(tmp_path, monkeypatch, real_data):
+    from bench.collections import afriqa, forget_loaded
+    from bench.pairs import get_pair
+
+    monkeypatch.setenv("BENCH_HOME", str(tmp_path / "home"))  # a private cache: this test corrupts it
+    forget_loaded()
+    clean = get_pair("sw-en").collection().docs_fingerprint
+    gold = store.cached_path(afriqa.gold_file("swa", "test"))
+    text = gold.read_text(encoding="utf-8")
+    assert " the " in text
+    gold.write_text(text.replace(" the ", " teh ", 1), encoding="utf-8")
+    forget_loaded()
+    collection = get_pair("sw-en").collection()
+    assert collection.docs_fingerprint == clean
+    assert collection.sources[afriqa.gold_file("swa", "test").path] == store.cached_sha256(gold)
+    forget_loaded()
+
+
+# --- 2, 3. ids and byte-order marks ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("file,edit,where", [
+    ("queries.tsv", lambda t: t.replace("q1\t", "q 0\t"), "queries.tsv:1: query id 'q 0' is empty or contains whitespace"),
+    ("docs.jsonl", lambda t: t.replace('"d2"', '"d 2"'), "docs.jsonl:2: document id 'd 2' is empty or contains whitespace"),
+    ("docs.jsonl", lambda t: t.replace('"d3"', '""'), "docs.jsonl:3: document id '' is empty"),
+])
+def test_an_id_with_whitespace_is_an_error_naming_file_and_line(monkeypatch, capsys, bench_home, tmp_path, pair_dir,
+                                                                file, edit, where):
+    (pair_dir / file).write_text(edit((pair_dir / file).read_text()))
+    code, _, err = bench_run(monkeypatch, capsys, pair_dir / "pair.yaml", tmp_path / "runs")
+    assert code == 2 and where in one_line(err)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_the_trec_writer_refuses_an_id_it_cannot_write():
+    for run in ({"q 1": {"d1": 1.0}}, {"q1": {"d 1": 1.0}}, {"q1": {"": 1.0}}):
+        with pytest.raises(BenchError, match="empty or contains whitespace"):
+            format_trec(run, "bm25")
+    with pytest.raises(BenchError, match="NaN"):
+        format_trec({"q1": {"d1": float("nan")}}, "bm25")
+
+
+def test_a_bom_on_queries_and_qrels_gives_the_clean_run(monkeypatch, capsys, bench_home, tmp_path, pair_dir, reference):
+    for name in ("queries.tsv", "qrels.txt"):
+        (pair_dir / name).write_bytes(b"\xef\xbb\xbf" + (pair_dir / name).read_bytes())
+    code, _, err = bench_run(monkeypatch, capsys, pair_dir / "pair.yaml", tmp_path / "runs")
+    assert code == 0, err
+    got = tmp_path / "runs" / "xx-en" / "bm25"
+    assert (got / "run.trec").read_bytes() == (reference / "run.trec").read_bytes()
+    assert (got / "perquery.csv").read_bytes() == (reference / "perquery.csv").read_bytes()
+
+
+# --- 4, 5. runs whose files changed; runs without a judged query ----------------------------------------
+
+
+@pytest.fixture
+def stored(tmp_path, reference) -> Path:
+    """A copy of the reference run under a fresh runs directory (and an expected.yaml for it)."""
+    runs = tmp_path / "runs"
+    shutil.copytree(reference, runs / "xx-en" / "bm25")
+    scores = json.loads((reference / "manifest.json").read_text())["measures"]
+    (tmp_path / "expected.yaml").write_text(f"version: 1\ntolerance: 0.01\nexpected:\n  xx-en:\n    bm25:\n"
+                                            f"      AP: {scores['AP']:.4f}\n")
+    return runs
+
+
+@pytest.mark.parametrize("damage", [
+    lambda run: (run / "run.trec").write_text(""),
+    lambda run: (run / "perquery.csv").write_text((run / "perquery.csv").read_text().replace("0.5", "0.9")),
+])
+def test_report_and_check_refuse_a_run_whose_files_changed(monkeypatch, capsys, tmp_path, stored, damage):
+    damage(stored / "xx-en" / "bm25")
+    code, _, err = run_main(monkeypatch, capsys, "report", "--runs", str(stored), "--reports", str(tmp_path / "rep"))
+    line = one_line(err)
+    assert code == 2 and "refusing run" in line and "xx-en/bm25" in line
+    assert "bench run --pair-file <the pair file of xx-en> --systems bm25" in line
+    assert not (tmp_path / "rep").exists()
+    code, out, err = run_main(monkeypatch, capsys, "check", "--expected", str(tmp_path / "expected.yaml"),
+                              "--runs", str(stored))
+    assert code == 2 and "refusing run" in one_line(err) and "OK" not in out
+
+
+def test_a_run_from_before_file_hashes_is_accepted_with_a_warning_unless_inconsistent(
+        monkeypatch, capsys, tmp_path, stored, caplog):
+    run = stored / "xx-en" / "bm25"
+    manifest = json.loads((run / "manifest.json").read_text())
+    del manifest["files"]
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    with caplog.at_level(logging.WARNING):
+        assert load_run(run) is not None
+    assert "predates file hashes" in caplog.text
+    (run / "run.trec").write_text("")  # emptied: the manifest says 3 queries were answered
+    with pytest.raises(BenchError, match="answers 0 queries, the manifest says 3"):
+        load_run(run)
+
+
+def test_a_run_without_a_judged_query_is_never_written_nor_read(tmp_path):
+    empty = pd.DataFrame([], columns=["query_id", "measure", "value"])
+    with pytest.raises(BenchError, match="no judged query"):
+        write_run(tmp_path, "xx-en", "bm25", {}, empty, {"pair": "xx-en", "system": "bm25"}, 10)
+    assert not (tmp_path / "xx-en").exists()
+    old = tmp_path / "xx-en" / "bm25"  # as an older bench wrote it
+    old.mkdir(parents=True)
+    (old / "run.trec").write_text("")
+    empty.to_csv(old / "perquery.csv", index=False)
+    (old / "manifest.json").write_text(json.dumps({"pair": "xx-en", "system": "bm25", "n_queries": 0,
+                                                   "n_queries_answered": 0}))
+    (old / store.COMPLETE_MARKER).write_text("")
+    with pytest.raises(BenchError, match="scored no judged query") as err:
+        load_run(old)
+    assert "delete it" in err.value.hint
+
+
+# --- 7, 8. empty inputs are errors before any work ----------------------------------------------------
+
+
+def _unknown_docs(d):
+    (d / "qrels.txt").write_text("q1 0 d9 1\nq2 0 d8 1\n")
+
+
+@pytest.mark.parametrize("edit,message", [
+    (lambda d: (d / "queries.tsv").write_text(""), "queries.tsv has no queries"),
+    (lambda d: (d / "docs.jsonl").write_text("\n"), "docs.jsonl has no documents"),
+    (lambda d: (d / "qrels.txt").write_text(""), "qrels.txt has no qrels"),
+    (_unknown_docs, "no qrel judges a query of queries.tsv on a document of docs.jsonl"),
+    (lambda d: (d / "qrels.txt").write_text("q7 0 d1 1\n"), "no qrel judges a query"),
+    (lambda d: (d / "qrels.txt").write_text("q1 0 d1 0\n"), "no qrel marks a document relevant"),
+])
+def test_empty_inputs_are_errors_before_any_work(monkeypatch, capsys, bench_home, tmp_path, pair_dir, edit, message):
+    edit(pair_dir)
+    code, _, err = bench_run(monkeypatch, capsys, pair_dir / "pair.yaml", tmp_path / "runs")
+    assert code == 2 and message in one_line(err)
+    assert not (tmp_path / "runs").exists() and not (bench_home / "indexes").exists()
+
+
+@pytest.mark.parametrize("content,message", [
+    ("", "bitext.tsv has no sentence pairs"),
+    ("paka mkeka\tcat mat\n", "no bitext pair of xx-en is left after cleaning"),  # the leakage guard drops it
+])
+def test_an_empty_bitext_is_an_error_before_bm25_runs(monkeypatch, capsys, bench_home, tmp_path, pair_dir,
+                                                       content, message):
+    (pair_dir / "bitext.tsv").write_text(content)
+    (pair_dir / "pair.yaml").write_text((pair_dir / "pair.yaml").read_text() + "bitext: bitext.tsv\n")
+    code, _, err = bench_run(monkeypatch, capsys, pair_dir / "pair.yaml", tmp_path / "runs", "bm25,bm25-psq")
+    assert code == 2 and message in one_line(err)
+    assert not (tmp_path / "runs").exists()
+
+
+# --- 9, 12. encodings, YAML errors, conflicting qrels, empty texts --------------------------------------
+
+
+@pytest.mark.parametrize("file,line", [("pair.yaml", 2), ("queries.tsv", 2), ("docs.jsonl", 3), ("bitext.tsv", 1)])
+def test_bytes_that_are_not_utf8_are_an_error_naming_file_and_line(monkeypatch, capsys, bench_home, tmp_path, pair_dir,
+                                                                   file, line):
+    (pair_dir / "bitext.tsv").write_text("ndizi\tbanana\n")
+    (pair_dir / "pair.yaml").write_text((pair_dir / "pair.yaml").read_text() + "bitext: bitext.tsv\n")
+    lines = (pair_dir / file).read_bytes().split(b"\n")
+    lines[line - 1] = lines[line - 1].replace(b"a", b"\xe9", 1)
+    (pair_dir / file).write_bytes(b"\n".join(lines))
+    code, _, err = bench_run(monkeypatch, capsys, pair_dir / "pair.yaml", tmp_path / "runs", "bm25,bm25-psq")
+    assert code == 2 and f"{file}:{line}: not UTF-8" in one_line(err)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_expected_yaml_that_is_not_utf8_is_one_line(monkeypatch, capsys, tmp_path, stored):
+    path = tmp_path / "expected.yaml"
+    path.write_bytes(path.read_bytes().replace(b"bm25", b"bm\xff25"))
+    code, _, err = run_main(monkeypatch, capsys, "check", "--expected", str(path), "--runs", str(stored))
+    assert code == 2 and "expected.yaml:5: not UTF-8" in one_line(err)
+
+
+def test_a_yaml_syntax_error_names_the_line(monkeypatch, capsys, bench_home, pair_dir):
+    (pair_dir / "pair.yaml").write_text("name: xx-en\nqueries: [queries.tsv\ndocs: docs.jsonl\n")
+    code, _, err = bench_run(monkeypatch, capsys, pair_dir / "pair.yaml", pair_dir / "runs")
+    assert code == 2 and "pair.yaml:3: not valid YAML" in one_line(err)
+
+
+@pytest.mark.parametrize("file,content,message", [
+    ("qrels.txt", "q1 0 d1 1\nq2 0 d2 1\nq1 0 d1 0\n", "qrels.txt:3: query q1 judges d1 0, but line 1 judged it 1"),
+    ("queries.jsonl", '{"query_id": "q1", "text": "paka"}\n{"query_id": "q2", "text": " "}\n', "queries.jsonl:2: query 'q2' has no text"),
+    ("queries.tsv", "q1\tpaka\nq2\tmbwa\nq1\tnyumba\n", "queries.tsv:3: duplicate query id 'q1' (first on line 1)"),
+])
+def test_conflicts_and_empty_texts_are_errors(monkeypatch, capsys, bench_home, tmp_path, pair_dir, file, content, message):
+    (pair_dir / file).write_text(content)
+    if file.endswith(".jsonl"):
+        (pair_dir / "pair.yaml").write_text((pair_dir / "pair.yaml").read_text().replace("queries.tsv", file))
+    code, _, err = bench_run(monkeypatch, capsys, pair_dir / "pair.yaml", tmp_path / "runs")
+    assert code == 2 and message in one_line(err)
+
+
+def test_an_unknown_pair_or_system_in_expected_yaml_is_an_error_not_a_missing_run(monkeypatch, capsys, tmp_path, stored):
+    for body, message in (("  xx-en:\n    bm52:\n      AP: 0.5\n", "unknown system 'bm52'"),
+                          ("  sw-n:\n    bm25:\n      AP: 0.5\n", "unknown pair 'sw-n'")):
+        (tmp_path / "bad.yaml").write_text(f"version: 1\ntolerance: 0.01\nexpected:\n{body}")
+        code, _, err = run_main(monkeypatch, capsys, "check", "--expected", str(tmp_path / "bad.yaml"), "--runs", str(stored))
+        line = one_line(err)
+        assert code == 2 and message in line and "bad.yaml" in line and "did you mean" in line
+
+
+# --- 10. paths and options are checked before any work ----------------------------------------------------
+
+
+@pytest.mark.parametrize("which", ["--runs", "--reports"])
+def test_a_file_where_a_directory_is_needed_is_refused_before_work(monkeypatch, capsys, bench_home, tmp_path, which):
+    (tmp_path / "taken").write_text("a file")
+    args = {"--runs": str(tmp_path / "runs"), "--reports": str(tmp_path / "reports"), which: str(tmp_path / "taken")}
+    code, _, err = run_main(monkeypatch, capsys, "-q", "run", "--pair-file", str(TINY / "pair.yaml"), "--systems", "bm25",
+                            *[x for kv in args.items() for x in kv])
+    assert code == 2 and f"{which} {tmp_path / 'taken'} is a file, not a directory" in one_line(err)
+    assert not bench_home.exists() and not (tmp_path / "runs").exists()
+    if which == "--reports":
+        code, _, err = run_main(monkeypatch, capsys, "report", "--runs", str(tmp_path), "--reports", str(tmp_path / "taken"))
+        assert code == 2 and "is a file, not a directory" in one_line(err)
+
+
+def test_bench_home_that_is_a_file_is_named_as_such(monkeypatch, capsys, tmp_path):
+    (tmp_path / "home").write_text("a file")
+    monkeypatch.setenv("BENCH_HOME", str(tmp_path / "home"))
+    for args in (("fetch", "--pair", "sw-en"), ("-q", "run", "--pair-file", str(TINY / "pair.yaml"), "--systems", "bm25",
+                                                "--runs", str(tmp_path / "runs"))):
+        code, _, err = run_main(monkeypatch, capsys, *args)
+        line = one_line(err)
+        assert code == 2 and f"BENCH_HOME={tmp_path / 'home'} is a file, not a directory" in line
+        assert "BENCH_MIRROR" not in line
+    assert not (tmp_path / "runs").exists()
+
+
+def test_stale_temporaries_of_dead_processes_are_removed_and_live_ones_kept(tmp_path):
+    import subprocess
+
+    from bench import tempfiles
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    pid = int(dead.stdout)
+    host = tempfiles._HOST
+    stale = tmp_path / f".abc.{host}-{pid}.k2j4h5g6.tmp"
+    mine = tmp_path / f".abc.{host}-{os.getpid()}.aaaaaaaa.tmp"
+    elsewhere = tmp_path / f".abc.otherhost-{pid}.bbbbbbbb.tmp"
+    legacy_old, legacy_new = tmp_path / ".abc.zzzzzzzz.tmp", tmp_path / ".abc.yyyyyyyy.tmp"
+    for path in (stale, mine, elsewhere, legacy_old, legacy_new):
+        path.mkdir()
+        (path / "half").write_text("half-written")
+    os.utime(legacy_old, (1, 1))
+    assert tempfiles.sweep_stale_temps(tmp_path.parent) >= 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in (mine, elsewhere, legacy_new))
+    again = tmp_path / "sub" / f".abc.{host}-{pid}.cccccccc.tmp"  # the next writer of "abc" removes it
+    again.mkdir(parents=True)
+    with store.atomic_dir(tmp_path / "sub" / "abc") as tmp:
+        assert not again.exists() and tmp.name.startswith(f".abc.{host}-{os.getpid()}.")
+    assert sorted(p.name for p in (tmp_path / "sub").iterdir()) == ["abc"]
