@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import sys
 import tarfile
 import urllib.error
 from dataclasses import replace
@@ -15,11 +14,12 @@ from pathlib import Path
 import ir_datasets
 import pytest
 
-from bench import cli, external, regress
+from bench import external, regress
 from bench.collections import Collection, africlirmatrix, ciral, remote
 from bench.errors import BenchError
 from bench.pairs import get_pair
 from bench.store import COMPLETE_MARKER
+from cli_run import run_main
 
 ROOT = Path(__file__).resolve().parents[1]
 # passages as Anserini's MrTyDiCollection stores them raw (pretty-printed JSON objects), three of them
@@ -32,17 +32,6 @@ PASSAGES = [
     {"docid": "TAIFALEO#1#0", "title": "Rais", "text": "Rais wa Kenya."},
     {"docid": "VOA#1#1", "title": "Afya", "text": "Magonjwa ya ubongo."},
 ]
-
-
-def run_main(monkeypatch, capsys, *args) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["bench", *args])
-    try:
-        cli.main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def offline(monkeypatch):

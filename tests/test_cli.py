@@ -1,30 +1,15 @@
 """The CLI's contract for bad input: one line on stderr, a non-zero exit, nothing half-written."""
 
 import shutil
-import sys
 import urllib.error
 from pathlib import Path
 
 import pytest
 
-from bench import cli, store
+from bench import store
+from cli_run import run_main
 
 TINY = Path(__file__).parent / "data" / "tiny-pair"
-
-
-def run_main(monkeypatch, capsys, *args) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["bench", *args])
-    try:
-        cli.main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    finally:
-        from bench import interrupts
-
-        interrupts.uninstall()  # main leaves its signal handlers for the interpreter's shutdown
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_unknown_pair_suggests_the_closest(monkeypatch, capsys, bench_home):

@@ -4,17 +4,17 @@ store it like a built-in system's run, and refuse a malformed file in one line, 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import ir_measures
 import pandas as pd
 import pytest
 
-from bench import cli, external, regress, report
+from bench import external, regress, report
 from bench.errors import BenchError
 from bench.runs import QUERIES_FILE, load_runs, read_queries
 from bench.store import sha256_file
+from cli_run import run_main
 
 TINY = Path(__file__).parent / "data" / "tiny-pair"
 # written by hand for the tiny pair (qrels: q1 -> d1; q2 -> d2, d3; q3 -> d4), best first per query
@@ -30,17 +30,6 @@ q3 Q0 d4 2 0.5 other-toolkit
 # AP by hand: q1: d1 at rank 2 -> 1/2; q2: d3 at 1, d2 at 3 -> (1/1 + 2/3) / 2 = 5/6; q3: d4 at 2 -> 1/2
 AP = {"q1": 0.5, "q2": 5 / 6, "q3": 0.5}
 RR = {"q1": 0.5, "q2": 1.0, "q3": 0.5}
-
-
-def run_main(monkeypatch, capsys, *args) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["bench", *args])
-    try:
-        cli.main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def qrels_of(path: Path) -> dict[str, dict[str, int]]:

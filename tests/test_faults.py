@@ -18,21 +18,9 @@ import pytest
 from bench import cli, interrupts, store
 from bench.errors import BenchError
 from bench.runs import format_trec, load_run, write_run
+from cli_run import run_main
 
 TINY = Path(__file__).parent / "data" / "tiny-pair"
-
-
-def run_main(monkeypatch, capsys, *args) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["bench", *args])
-    try:
-        cli.main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    finally:
-        interrupts.uninstall()
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def one_line(err: str) -> str:

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from bench.collections.records import Doc, LazyDataset, Query, Records, lazy_dataset, register_dataset
-from bench.collections.remote import CORPORA, LazyDocs, UrlFile, corpus_dir, corpus_ready, download
+from bench.collections.remote import (CORPORA, LazyDocs, UrlFile, corpus_dir, corpus_ready, download, read_qrels,
+                                      read_topics)
 from bench.errors import BenchError
 from bench.store import RemoteFile, cached_build, fetch
 
@@ -98,30 +99,6 @@ def fetch_corpus(lang: str) -> Path:
 # --- parsing --------------------------------------------------------------------------------------
 
 
-def read_topics(path: Path) -> list[tuple[str, str]]:
-    out = []
-    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        qid, sep, text = line.partition("\t")
-        if not sep or not qid.strip() or not text.strip():
-            raise BenchError(f"{path}:{n}: expected query_id<TAB>text", "the AfriCLIRMatrix file changed upstream")
-        out.append((qid.strip(), text.strip()))
-    return out
-
-
-def read_qrels(path: Path) -> dict[str, dict[str, int]]:
-    qrels: dict[str, dict[str, int]] = {}
-    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
-        cols = line.split()
-        if not cols:
-            continue
-        if len(cols) != 4 or not cols[3].lstrip("-").isdigit():
-            raise BenchError(f"{path}:{n}: expected 'query_id Q0 doc_id relevance'", "the AfriCLIRMatrix file changed upstream")
-        qrels.setdefault(cols[0], {})[cols[2]] = int(cols[3])
-    return qrels
-
-
 def build_queries(topics: list[tuple[str, str]], qrels: dict[str, dict[str, int]]
                   ) -> tuple[list[Query], dict[str, dict[str, int]], dict[str, int]]:
     """The topics that have a relevant document (each id once), and their qrels."""
@@ -166,7 +143,7 @@ def read_corpus(lang: str) -> list[Doc]:
 
 def load(lang: str) -> Records:
     qf, rf = query_file(lang), qrels_file(lang)
-    queries, qrels, notes = build_queries(read_topics(fetch(qf)), read_qrels(fetch(rf)))
+    queries, qrels, notes = build_queries(read_topics(fetch(qf), "AfriCLIRMatrix"), read_qrels(fetch(rf), "AfriCLIRMatrix"))
     sources = {qf.path: qf.sha256, rf.path: rf.sha256}
 
     def docs() -> list[Doc]:

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from bench.collections.records import Doc, LazyDataset, Query, Records, lazy_dataset, register_dataset
-from bench.collections.remote import LazyDocs, UrlFile, corpus_dir, corpus_ready, missing_corpus
+from bench.collections.remote import (LazyDocs, UrlFile, corpus_dir, corpus_ready, missing_corpus, read_qrels,
+                                      read_topics)
 from bench.errors import BenchError
 from bench.store import RemoteFile, fetch
 
@@ -108,31 +109,6 @@ def passages_ready(dataset_id: str) -> bool:
 # --- parsing --------------------------------------------------------------------------------------
 
 
-def read_topics(path: Path) -> list[tuple[str, str]]:
-    """(query id, text) per line of a ``qid<TAB>text`` topics file, in file order (repeats kept)."""
-    out = []
-    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        qid, sep, text = line.partition("\t")
-        if not sep or not qid.strip() or not text.strip():
-            raise BenchError(f"{path}:{n}: expected query_id<TAB>text", "the CIRAL topics file changed upstream")
-        out.append((qid.strip(), text.strip()))
-    return out
-
-
-def read_qrels(path: Path) -> dict[str, dict[str, int]]:
-    qrels: dict[str, dict[str, int]] = {}
-    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
-        cols = line.split()
-        if not cols:
-            continue
-        if len(cols) != 4 or not cols[3].lstrip("-").isdigit():
-            raise BenchError(f"{path}:{n}: expected 'query_id Q0 doc_id relevance'", "the CIRAL qrels file changed upstream")
-        qrels.setdefault(cols[0], {})[cols[2]] = int(cols[3])
-    return qrels
-
-
 def build_queries(english: list[tuple[str, str]], native: list[tuple[str, str]], qrels: dict[str, dict[str, int]]
                   ) -> tuple[list[Query], dict[str, dict[str, int]], dict[str, int]]:
     """The queries: English topics with a native version and judgments; the native topic is the translation."""
@@ -196,7 +172,8 @@ def read_passages(lang: str) -> list[Doc]:
 
 def load(lang: str, split: str) -> Records:
     files = files_for(DATASETS[(lang, split)])
-    english, native, qrels = read_topics(fetch(files[0])), read_topics(fetch(files[1])), read_qrels(fetch(files[2]))
+    english, native = read_topics(fetch(files[0]), "CIRAL"), read_topics(fetch(files[1]), "CIRAL")
+    qrels = read_qrels(fetch(files[2]), "CIRAL")
     queries, qrels, notes = build_queries(english, native, qrels)
     sources = {rf.path: rf.sha256 for rf in files}
     sources[INDEXES[lang].url] = INDEXES[lang].digest

@@ -109,3 +109,29 @@ class LazyDocs:
 
     def __getitem__(self, i):
         return self._loaded()[i]
+
+
+def read_topics(path: Path, source: str) -> list[tuple[str, str]]:
+    """(query id, text) per line of a ``qid<TAB>text`` topics file, in file order (repeats kept)."""
+    out = []
+    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        qid, sep, text = line.partition("\t")
+        if not sep or not qid.strip() or not text.strip():
+            raise BenchError(f"{path}:{n}: expected query_id<TAB>text", f"the {source} topics file changed upstream")
+        out.append((qid.strip(), text.strip()))
+    return out
+
+
+def read_qrels(path: Path, source: str) -> dict[str, dict[str, int]]:
+    """TREC qrels (``qid Q0 docid relevance``) of an upstream file."""
+    qrels: dict[str, dict[str, int]] = {}
+    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        cols = line.split()
+        if not cols:
+            continue
+        if len(cols) != 4 or not cols[3].lstrip("-").isdigit():
+            raise BenchError(f"{path}:{n}: expected 'query_id Q0 doc_id relevance'", f"the {source} qrels file changed upstream")
+        qrels.setdefault(cols[0], {})[cols[2]] = int(cols[3])
+    return qrels
