@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import platform
-import random
 import subprocess
 import time
 from dataclasses import dataclass
@@ -13,7 +12,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 
 from bench.errors import BenchError
 from bench.evaluate import means, per_query
@@ -24,6 +22,7 @@ from bench.runs import QUERIES_FILE, format_queries, write_run
 from bench.store import bench_home
 from bench.systems import RunContext, System
 from bench.tempfiles import sweep_stale_temps
+from bench.training import seed_all
 
 log = logging.getLogger(__name__)
 
@@ -36,17 +35,6 @@ class RunResult:
     path: Path
     means: dict[str, float]
     wall_time_s: float
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    try:
-        import torch
-
-        torch.manual_seed(seed)
-    except ImportError:  # pragma: no cover - torch is a dependency
-        pass
 
 
 def check_sizes(pair: Pair, collection) -> None:
@@ -102,7 +90,7 @@ def run_systems(
     for system in systems:
         ctx = RunContext(pair, collection, depth=depth, seed=seed, options=options, finished=finished)
         raise_if_stopping()
-        seed_everything(seed)
+        seed_all(seed)
         log.info("running %s on %s", system.name, pair.name)
         started = datetime.now(timezone.utc)
         t0 = time.perf_counter()
