@@ -15,10 +15,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench import cli, interrupts, store
+from bench import store
 from bench.errors import BenchError
 from bench.runs import format_trec, load_run, write_run
-from cli_run import run_main
+from cli_run import clean_bm25_run, run_main
 
 TINY = Path(__file__).parent / "data" / "tiny-pair"
 
@@ -38,19 +38,7 @@ def pair_dir(tmp_path) -> Path:
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory) -> Path:
     """A clean `bench run` of bm25 on the tiny pair (its run directory)."""
-    root = tmp_path_factory.mktemp("reference")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("BENCH_HOME", str(root / "home"))
-        from bench.collections import forget_loaded
-
-        forget_loaded()
-        mp.setattr(sys, "argv", ["bench", "-q", "run", "--pair-file", str(TINY / "pair.yaml"), "--systems", "bm25",
-                                 "--runs", str(root / "runs"), "--no-report"])
-        try:
-            cli.main()
-        finally:
-            interrupts.uninstall()
-    return root / "runs" / "xx-en" / "bm25"
+    return clean_bm25_run(tmp_path_factory.mktemp("reference"), TINY / "pair.yaml")
 
 
 def bench_run(monkeypatch, capsys, pair_file: Path, runs: Path, systems: str = "bm25", *extra):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import cli, interrupts
+from cli_run import clean_bm25_run
 
 TINY = Path(__file__).parent / "data" / "tiny-pair"
 BENCH = Path(sys.executable).with_name("bench")
@@ -31,16 +31,7 @@ pytestmark = pytest.mark.skipif(not Path("/proc/self/maps").exists() or not BENC
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory) -> bytes:
     """run.trec of a clean in-process `bench run` of bm25 on the tiny pair."""
-    root = tmp_path_factory.mktemp("reference")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("BENCH_HOME", str(root / "home"))
-        mp.setattr(sys, "argv", ["bench", "-q", "run", "--pair-file", str(TINY / "pair.yaml"), "--systems", "bm25",
-                                 "--runs", str(root / "runs"), "--no-report"])
-        try:
-            cli.main()
-        finally:
-            interrupts.uninstall()
-    return (root / "runs" / "xx-en" / "bm25" / "run.trec").read_bytes()
+    return (clean_bm25_run(tmp_path_factory.mktemp("reference"), TINY / "pair.yaml") / "run.trec").read_bytes()
 
 
 class Bench:

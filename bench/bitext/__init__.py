@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from bench.bitext.clean import CleanConfig, clean
 from bench.bitext.sources import CORPORA, Corpus, read_corpus, read_eval_corpus, training_corpus
 from bench.errors import BenchError
+from bench.text import text_lines
 
 if TYPE_CHECKING:
     from bench.pairs import Pair
@@ -62,25 +63,14 @@ def read_tsv(path: Path) -> list[tuple[str, str]]:
     if not path.is_file():
         raise BenchError(f"bitext file {path} does not exist", "the pair file's bitext path is relative to the pair file")
     pairs = []
-    with open(path, "rb") as f:
-        for lineno, raw in enumerate(f, 1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise BenchError(f"{path}:{lineno}: not UTF-8 (byte {raw[exc.start]:#04x} at column {exc.start + 1})",
-                                 "save the file as UTF-8") from None
-            if lineno == 1:
-                line = line.removeprefix("\ufeff")
-            line = line.rstrip("\r\n")
-            if not line.strip():
-                continue
-            fields = line.split("\t")
-            if len(fields) != 2:
-                raise BenchError(
-                    f"{path}:{lineno}: expected 2 tab-separated fields (foreign<TAB>english), found {len(fields)}",
-                    "one sentence pair a line, separated by a single tab",
-                )
-            pairs.append((fields[0], fields[1]))
+    for lineno, line in text_lines(path):
+        fields = line.split("\t")
+        if len(fields) != 2:
+            raise BenchError(
+                f"{path}:{lineno}: expected 2 tab-separated fields (foreign<TAB>english), found {len(fields)}",
+                "one sentence pair a line, separated by a single tab",
+            )
+        pairs.append((fields[0], fields[1]))
     if not pairs:
         raise BenchError(f"bitext file {path} has no sentence pairs", "one foreign<TAB>english pair a line")
     return pairs

@@ -31,6 +31,7 @@ from bench.collections.records import Doc, LazyDataset, Query, Records, register
 from bench.errors import BenchError
 from bench.pairs import DEFAULT_MEASURES, PAIRS, Pair
 from bench.store import fingerprint, sha256_file
+from bench.text import text_lines
 
 log = logging.getLogger(__name__)
 
@@ -150,25 +151,6 @@ def load_records(files: dict[str, Path], sources: dict[str, str] | None = None) 
     return Records(queries, docs, qrels, dict(sources), {"unknown_qrel_docs": unknown, "orphan_qrels": len(orphan)})
 
 
-def _lines(path: Path, digest=None):
-    """(line number, line) of the non-blank lines; a UTF-8 byte-order mark is dropped, and bytes that
-    are not UTF-8 are an error naming the line. ``digest`` (a hashlib object) sees every byte read."""
-    with open(path, "rb") as f:
-        for n, raw in enumerate(f, 1):
-            if digest is not None:
-                digest.update(raw)
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise BenchError(f"{path}:{n}: not UTF-8 (byte {raw[exc.start]:#04x} at column {exc.start + 1})",
-                                 "save the file as UTF-8") from None
-            if n == 1:
-                line = line.removeprefix("\ufeff")
-            line = line.rstrip("\n").rstrip("\r")
-            if line.strip():
-                yield n, line
-
-
 _WHITESPACE = re.compile(r"\s")
 
 
@@ -199,7 +181,7 @@ def _unique(rows: list[tuple[int, tuple]], kind: str, path: Path) -> list:
 def _read_queries(path: Path, digest=None) -> list[Query]:
     out = []
     if path.suffix == ".jsonl":
-        for n, line in _lines(path, digest):
+        for n, line in text_lines(path, digest):
             row = _json_line(path, n, line, ("query_id", "text"))
             text = row["text"] if isinstance(row["text"], str) else ""
             if not text.strip():
@@ -208,7 +190,7 @@ def _read_queries(path: Path, digest=None) -> list[Query]:
             out.append((n, Query(_id(path, n, "query", row["query_id"]), text,
                                  str(translation) if translation not in (None, "") else None)))
     else:
-        for n, line in _lines(path, digest):
+        for n, line in text_lines(path, digest):
             cols = line.split("\t")
             if len(cols) not in (2, 3) or not cols[0].strip() or not cols[1].strip():
                 raise BenchError(f"{path}:{n}: expected query_id<TAB>text[<TAB>translation], got {len(cols)} column(s)", HINT)
@@ -220,11 +202,11 @@ def _read_queries(path: Path, digest=None) -> list[Query]:
 def _read_docs(path: Path, digest=None) -> list[Doc]:
     out = []
     if path.suffix == ".jsonl":
-        for n, line in _lines(path, digest):
+        for n, line in text_lines(path, digest):
             row = _json_line(path, n, line, ("doc_id", "text"))
             out.append((n, Doc(_id(path, n, "document", row["doc_id"]), str(row.get("title") or ""), str(row["text"] or ""))))
     else:
-        for n, line in _lines(path, digest):
+        for n, line in text_lines(path, digest):
             cols = line.split("\t")
             if len(cols) != 2 or not cols[0].strip():
                 raise BenchError(f"{path}:{n}: expected doc_id<TAB>text, got {len(cols)} column(s)", HINT)
@@ -235,7 +217,7 @@ def _read_docs(path: Path, digest=None) -> list[Doc]:
 def _read_qrels(path: Path, digest=None) -> dict[str, dict[str, int]]:
     qrels: dict[str, dict[str, int]] = {}
     where: dict[tuple[str, str], int] = {}
-    for n, line in _lines(path, digest):
+    for n, line in text_lines(path, digest):
         cols = line.split()
         if len(cols) != 4:
             raise BenchError(f"{path}:{n}: expected 'query_id 0 doc_id relevance', got {len(cols)} column(s)", HINT)
