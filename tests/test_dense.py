@@ -13,6 +13,7 @@ import torch
 from bench import batching, models
 from bench.collections import Doc, Query
 from bench.retrieve import dense, maxsim
+from bench.retrieve import encoder as encoder_module, encodings
 
 WORDS = ["query", "passage", ":", "the", "river", "nile", "flows", "north", "mto", "unapita", "kaskazini",
          "egypt", "kenya", "capital", "nairobi", "city", "is", "a", "of", "in"]
@@ -143,7 +144,7 @@ def test_document_vectors_are_cached_and_reused(tiny_ref, monkeypatch):
 
 
 def test_a_large_corpus_encodes_vectors_without_token_states(tiny_ref, monkeypatch, bench_home):
-    monkeypatch.setattr(dense, "STATES_WITH_VECTORS_MAX_DOCS", 3)
+    monkeypatch.setattr(encodings, "STATES_WITH_VECTORS_MAX_DOCS", 3)
     dense.doc_vectors(dense.Encoder(tiny_ref), TinyCollection(DOCS, QUERIES))
     kinds = {json.loads(p.read_text())["artifact"] for p in (bench_home / "dense-docs").glob("*/key.json")}
     assert kinds == {"dense-doc-vectors"}
@@ -199,9 +200,9 @@ def test_dense_systems_run_and_a_second_run_needs_no_model(tiny_ref, monkeypatch
     from bench.pairs import get_pair
     from bench.systems import RunContext, get_system
 
-    monkeypatch.setattr(dense, "_ENCODERS", {})
+    monkeypatch.setattr(encoder_module, "_ENCODERS", {})
     spec = str(tiny_ref.path)
-    monkeypatch.setitem(dense._ENCODERS, (spec, None), dense.Encoder(tiny_ref))
+    monkeypatch.setitem(encoder_module._ENCODERS, (spec, None), dense.Encoder(tiny_ref))
     collection = TinyCollection(DOCS, QUERIES)
     runs = {}
     for name in ("mdense", "mdense-maxsim", "oracle-dense"):
@@ -210,7 +211,7 @@ def test_dense_systems_run_and_a_second_run_needs_no_model(tiny_ref, monkeypatch
         assert set(runs[name]) == {"q1", "q2"} and all(len(r) == 3 for r in runs[name].values())
         assert ctx.artifacts["models"]["doc_encoder"]["fingerprint"] == tiny_ref.fingerprint
     monkeypatch.setattr(models, "load", lambda ref: pytest.fail("loaded the model for a cached run"))
-    monkeypatch.setitem(dense._ENCODERS, (spec, None), dense.Encoder(tiny_ref))
+    monkeypatch.setitem(encoder_module._ENCODERS, (spec, None), dense.Encoder(tiny_ref))
     for name, run in runs.items():
         ctx = RunContext(get_pair("sw-en"), collection, depth=3, options={"encoder": spec})
         assert get_system(name).run(ctx) == run
