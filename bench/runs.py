@@ -82,6 +82,17 @@ def read_trec(path: Path) -> dict[str, dict[str, float]]:
     return run
 
 
+def run_name(system: str, seed: int = 0, noise: float = 0.0) -> str:
+    """The directory name of a run: the system's name for the default cell (seed 0, no bitext noise),
+    with ``+noise<rate>`` and ``+seed<n>`` added otherwise (``optical+noise0.2+seed1``)."""
+    name = system
+    if noise:
+        name += f"+noise{noise:g}"
+    if seed:
+        name += f"+seed{seed}"
+    return name
+
+
 def run_dir(runs_root: Path, pair: str, system: str) -> Path:
     return runs_root / pair / system
 
