@@ -330,7 +330,7 @@ def sweep_group() -> None:
               "learns from the bitext).")
 @option_flags(RUN_OPTION_FLAGS, aliases={"distill_steps": ("--steps",)})
 @click.option("--seed", default=0, show_default=True)
-@click.option("--runs", "runs_root", default="runs/sweep-noise", show_default=True, type=click.Path(path_type=Path))
+@click.option("--runs", "runs_root", default="runs", show_default=True, type=click.Path(path_type=Path))
 @click.option("--reports", "reports_dir", default="reports", show_default=True, type=click.Path(path_type=Path))
 def sweep_noise_cmd(pair_name, rates, systems_list, seed, runs_root, reports_dir, **option_values) -> None:
     """Retrain every trained system at each noise rate; write <pair>.noise.{csv,md,png}."""
@@ -347,6 +347,10 @@ def sweep_noise_cmd(pair_name, rates, systems_list, seed, runs_root, reports_dir
     for path in noise_sweep(pair, rate_list, systems, references, runs_root, reports_dir, seed=seed, options=options):
         click.echo(f"wrote {path}")
     click.echo(f"done in {time.perf_counter() - started:.1f} s")
+
+
+from bench.cli_grid import grid_cmd  # noqa: E402  (bench grid: the experiment grid, in-process or on Ray)
+cli.add_command(grid_cmd)
 
 
 def _invoke(args: list[str]) -> None:

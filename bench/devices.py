@@ -1,10 +1,15 @@
-"""Which device a model runs on, and in which precision.
+"""Which device a model runs on, in which precision, and in batches of what size.
 
 ``auto`` takes a CUDA GPU when torch sees one, else the CPU. bfloat16 autocast is used on CUDA
 devices that support it and never on the CPU: a CPU without native bf16 instructions (AVX2 only, such
 as this project's development machines) emulates it, measured 7.5x slower than fp32 for a decoder
 layer's forward and backward pass; and fp32 on every CPU keeps a CPU-trained artifact the same
-whichever CPU trained it. Artifacts are not keyed by device or precision, only recorded with them.
+whichever CPU trained it. Artifacts are not keyed by device or precision, only recorded with them
+(:func:`describe`, in every run's manifest).
+
+These are execution settings, not a system's identity, so they travel in the environment:
+``BENCH_DEVICE`` (``--device``) and ``BENCH_BATCH_TOKENS`` (``--batch-tokens``), set by the command
+line for its process and inherited by the processes it starts (Ray workers), read here.
 """
 
 from __future__ import annotations
@@ -13,12 +18,20 @@ import os
 
 from bench.errors import BenchError
 
+DEVICE_ENV = "BENCH_DEVICE"
+BATCH_TOKENS_ENV = "BENCH_BATCH_TOKENS"
+CPU_BATCH_TOKENS = 8192  # padded tokens per inference pass on the CPU (length-sorted batches)
+CPU_MAX_BATCH = 64  # texts per inference pass on the CPU
+CUDA_MAX_BATCH = 1024
+CUDA_TOKENS_PER_GIB = 2048  # padded tokens per pass for each GiB of GPU memory, within the bounds below
+CUDA_BATCH_TOKENS = (16384, 262144)
+
 
 def resolve(spec: str | None = None):
     """The torch device of ``spec`` (``auto``, ``cpu``, ``cuda``, ``cuda:N``; default ``BENCH_DEVICE`` or auto)."""
     import torch
 
-    spec = (spec or os.environ.get("BENCH_DEVICE") or "auto").strip().lower()
+    spec = (spec or os.environ.get(DEVICE_ENV) or "auto").strip().lower()
     if spec == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -30,6 +43,9 @@ def resolve(spec: str | None = None):
                          "use --device cpu, or install the CUDA build of torch (see the README)")
     if device.type not in ("cpu", "cuda"):
         raise BenchError(f"device type {device.type!r} is not supported", "use auto, cpu, cuda or cuda:N")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise BenchError(f"device {spec} asked for, but torch sees {torch.cuda.device_count()} CUDA GPU(s)",
+                         f"use cuda:0 to cuda:{torch.cuda.device_count() - 1}")
     return device
 
 
@@ -39,3 +55,54 @@ def bf16_autocast(device) -> bool:
 
     device = torch.device(device)
     return device.type == "cuda" and torch.cuda.is_bf16_supported()
+
+
+def batch_tokens(device=None) -> int:
+    """Padded tokens per inference pass: ``BENCH_BATCH_TOKENS`` if set, else sized for ``device``
+    (default :func:`resolve`'s): :data:`CPU_BATCH_TOKENS` on the CPU, :data:`CUDA_TOKENS_PER_GIB` per
+    GiB of GPU memory on CUDA (between the bounds of :data:`CUDA_BATCH_TOKENS`)."""
+    value = os.environ.get(BATCH_TOKENS_ENV, "").strip()
+    if value:
+        try:
+            tokens = int(value)
+        except ValueError:
+            tokens = 0
+        if tokens < 1:
+            raise BenchError(f"{BATCH_TOKENS_ENV} must be a positive integer, not {value!r}", "e.g. --batch-tokens 8192")
+        return tokens
+    device = _device(device)
+    if device.type != "cuda":
+        return CPU_BATCH_TOKENS
+    import torch
+
+    gib = torch.cuda.get_device_properties(device).total_memory / (1 << 30)
+    low, high = CUDA_BATCH_TOKENS
+    return int(min(high, max(low, CUDA_TOKENS_PER_GIB * int(gib))))
+
+
+def max_batch(device=None) -> int:
+    """Texts per inference pass on ``device`` (the token budget is the other bound)."""
+    return CUDA_MAX_BATCH if _device(device).type == "cuda" else CPU_MAX_BATCH
+
+
+def describe(device=None, quantize: str | None = None) -> dict:
+    """What a manifest records of the execution: ``{"device": "cpu" | "cuda:0 (NVIDIA H200)", "dtype":
+    "fp32" | "bf16-autocast" | "int8-dynamic", "torch": version}``. ``quantize`` is the int8 setting
+    of the encoders (effective on the CPU only)."""
+    import torch
+
+    device = _device(device)
+    name = "cpu"
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        name = f"cuda:{index} ({torch.cuda.get_device_name(index)})"
+    if quantize and device.type == "cpu":
+        dtype = f"{quantize}-dynamic"
+    else:
+        dtype = "bf16-autocast" if bf16_autocast(device) else "fp32"
+    return {"device": name, "dtype": dtype, "torch": torch.__version__}
+
+
+def _device(device):
+    """A torch device from None (:func:`resolve`'s), a spec (checked by :func:`resolve`) or a device."""
+    return resolve(device) if device is None or isinstance(device, str) else device

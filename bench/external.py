@@ -27,7 +27,7 @@ from bench.errors import BenchError
 from bench.evaluate import means, per_query
 from bench.pairs import Pair
 from bench.runner import RunResult, git_commit, package_versions, pair_info
-from bench.runs import MANIFEST_FILE, QUERIES_FILE, format_queries, run_dir, write_run
+from bench.runs import MANIFEST_FILE, QUERIES_FILE, format_queries, parse_run_name, run_dir, write_run
 from bench.store import sha256_file
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,10 @@ def check_name(name: str) -> None:
                          "use up to 64 letters, digits, '.', '_', '+' or '-', starting with a letter or digit")
     if name in SYSTEMS:
         raise BenchError(f"run name {name!r} is a built-in system", f"choose another name, e.g. {name}-external")
+    base, seed, noise = parse_run_name(name)
+    if seed or noise:  # runs/<pair>/<name>/ would read as another seed or noise rate of a run of `base`
+        raise BenchError(f"run name {name!r} ends like a seed or noise variant of {base!r} (+noise<rate>, +seed<n>)",
+                         f"choose a name without that ending, e.g. {name.replace('+', '-')}")
 
 
 def _lines(path: Path) -> Iterable[tuple[int, str]]:

@@ -10,12 +10,14 @@ carry one identity.
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Iterable, Mapping
 
 from bench.errors import BenchError
 
 PROFILES = ("full", "ci")
+QUANTIZE = (None, "int8")  # bench.retrieve.encoder.QUANTIZATIONS
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,8 @@ class RunOptions:
     rerank_depth: int = 100
     hybrid_weight: float | None = None  # weight of bm25-psq in a hybrid (None: the tuned default)
     max_length: int | None = None  # maximum tokens per text for the encoders (None: the model's own)
+    memory_budget: int | None = None  # bytes MaxSim's token states may take ("4G" accepted; None: a quarter of RAM)
+    quantize: str | None = None  # "int8": the encoders' linear layers dynamically quantised (CPU inference)
 
     def __post_init__(self):
         if self.profile not in PROFILES:
@@ -47,6 +51,10 @@ class RunOptions:
             raise BenchError(f"option rerank_depth must be a positive integer, not {self.rerank_depth}")
         if self.hybrid_weight is not None and not 0.0 <= self.hybrid_weight <= 1.0:
             raise BenchError(f"option hybrid_weight must be in [0, 1], not {self.hybrid_weight}")
+        if self.quantize not in QUANTIZE:
+            raise BenchError(f"option quantize must be int8 or unset, not {self.quantize!r}", "e.g. --quantize int8")
+        if self.memory_budget is not None:  # a size given as text ("4G") is held in bytes
+            object.__setattr__(self, "memory_budget", parse_size("memory_budget", self.memory_budget))
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any] | "RunOptions" | None) -> "RunOptions":
@@ -95,6 +103,10 @@ HELP = {
     "rerank_depth": "how many documents of the --rerank system are rescored",
     "hybrid_weight": "weight of bm25-psq in the hybrids, in [0, 1] (default: the tuned 0.4)",
     "max_length": "maximum tokens per text for the encoders (default: the model's own)",
+    "memory_budget": "memory the MaxSim systems' token states may take, e.g. 4G or 512M (default: a quarter of "
+                     "RAM); a corpus over it is reranked from the mean-pooled top --rerank-depth instead",
+    "quantize": "int8: the dense systems' encoders run with int8 dynamically quantised linear layers (CPU only; "
+                "cached apart from fp32)",
 }
 
 
@@ -112,7 +124,27 @@ def unread(options: RunOptions, reads: Iterable[str], ignore: Iterable[str] = ("
 _TYPES = {"str | None": str, "int | None": int, "float | None": float, "str": str, "int": int, "float": float}
 
 
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d*)?)\s*([KMGT]?)(?:I?B)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def parse_size(name: str, value: Any) -> int:
+    """A positive number of bytes from ``4G``, ``512M``, ``1.5g``, ``64KiB`` or ``1000000`` (binary units)."""
+    match = None if isinstance(value, bool) else _SIZE.match(str(value))
+    if match is None or (isinstance(value, float) and value != int(value)):
+        raise BenchError(f"option {name} must be a size such as 4G, 512M or a number of bytes, not {value!r}")
+    size = int(float(match.group(1)) * _UNITS[match.group(2).upper()])
+    if size < 1:
+        raise BenchError(f"option {name} must be a positive size, not {value!r}", "e.g. 4G or 512M")
+    return size
+
+
+_PARSERS = {"memory_budget": parse_size}  # options with their own syntax
+
+
 def _coerce(name: str, annotation: str, value: Any) -> Any:
+    if name in _PARSERS:
+        return _PARSERS[name](name, value)
     kind = _TYPES[annotation]
     if isinstance(value, bool) or (kind is not str and isinstance(value, str) and not value.strip()):
         raise BenchError(f"option {name} must be a {kind.__name__}, not {value!r}")

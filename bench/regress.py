@@ -11,7 +11,9 @@ The file (validated against ``regress_schema.json``; unknown keys are errors)::
           nDCG@10: {score: 0.5012, tolerance: 0.01}   # a row may override the tolerance
 
 Measures are ir_measures canonical names. The observed score is the mean over the judged queries of
-the run's ``perquery.csv`` (what every report shows). With ``d = observed − expected``:
+the run's ``perquery.csv`` (what every report shows). A system's row is checked against its default
+cell, ``runs/<pair>/<system>/`` (seed 0, no bitext noise); other seeds and noise rates are ignored
+unless the file names one by its run name (``optical+seed1``). With ``d = observed − expected``:
 
 - **OK**: ``|d| <= EPSILON`` (1e-4; :func:`update` writes scores to 4 decimals, so a run that
   reproduces exactly is always within 5e-5);
@@ -201,13 +203,17 @@ def rows(data: dict) -> list[tuple[str, str, str, float, float]]:
     return out
 
 
-def observed_scores(runs_root: Path, pairs: Iterable[str] | None = None) -> dict[tuple[str, str], dict[str, float]]:
-    """(pair, system) → measure → mean over queries, for every complete run (of ``pairs``)."""
+def observed_scores(runs_root: Path, pairs: Iterable[str] | None = None,
+                    variants: bool = False) -> dict[tuple[str, str], dict[str, float]]:
+    """(pair, run name) → measure → mean over queries, for every complete default-cell run (of ``pairs``),
+    whose run name is its system's; ``variants`` adds the other seeds and noise rates under their run
+    names (``optical+seed1``)."""
     from bench.evaluate import means
     from bench.runs import load_runs
 
     runs = load_runs(Path(runs_root)) if pairs is None else [r for p in pairs for r in load_runs(Path(runs_root), p)]
-    return {(r.pair, r.system): means(r.per_query) for r in runs}
+    return {(r.pair, r.system if r.is_default else r.name): means(r.per_query)
+            for r in runs if variants or r.is_default}
 
 
 # --- check and update -----------------------------------------------------------------------------
@@ -227,7 +233,7 @@ def check(expected_path: Path, runs_root: Path, systems: list[str] | None = None
                              "it has: " + ", ".join(sorted(listed)))
         table = [row for row in table if row[1] in systems]
     check_names(expected_path, runs_root, table)
-    observed = observed_scores(runs_root, sorted({row[0] for row in table}))
+    observed = observed_scores(runs_root, sorted({row[0] for row in table}), variants=True)
     verdicts = []
     for pair, system, measure, expected, tolerance in table:
         run = observed.get((pair, system))
@@ -284,12 +290,13 @@ def update(expected_path: Path, runs_root: Path, pairs: Iterable[str] | None = N
         data = {"version": 1, "tolerance": DEFAULT_TOLERANCE, "expected": {}}
     if tolerance is not None:
         data["tolerance"] = tolerance
-    observed = observed_scores(runs_root, pairs)
-    selected = sorted(set(pairs) if pairs is not None else {p for p, _ in observed})
+    defaults = observed_scores(runs_root, pairs)  # a new row comes from a default cell only
+    observed = observed_scores(runs_root, pairs, variants=True)  # a variant already in the file is updated
+    selected = sorted(set(pairs) if pairs is not None else {p for p, _ in defaults})
     changes = []
     for pair in selected:
         current = data["expected"].get(pair, {})
-        systems = ordered([*current, *(s for p, s in observed if p == pair)], SYSTEM_ORDER)
+        systems = ordered([*current, *(s for p, s in defaults if p == pair)], SYSTEM_ORDER)
         if not any((pair, s) in observed for s in systems):
             log.warning("no complete run of %s under %s: its expected scores are unchanged", pair, runs_root)
             continue

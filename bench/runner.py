@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Sequence
 
 
+from bench import devices
 from bench.errors import BenchError
 from bench.evaluate import means, per_query
 from bench.interrupts import raise_if_stopping
 from bench.options import RunOptions
 from bench.pairs import Pair
-from bench.runs import QUERIES_FILE, format_queries, write_run
+from bench.runs import QUERIES_FILE, format_queries, run_name, write_run
 from bench.store import bench_home
 from bench.systems import RunContext, System
 from bench.tempfiles import sweep_stale_temps
@@ -70,13 +71,35 @@ def check_inputs(pair: Pair, collection, systems: list[System], options: RunOpti
         check_bitext(pair, learners)
 
 
+TRAINING_OPTIONS = ("distill_steps", "mt_steps")  # a system that reads one trains a model (a seeded training)
+
+
+def variant(system: System, seed: int, options: RunOptions) -> tuple[int, float]:
+    """The (seed, bitext noise) that ``system``'s run depends on, which name its run directory
+    (:func:`bench.runs.run_name`). The noise counts for a system that reads ``bitext_noise``; the seed
+    for one that trains a model (reads ``distill_steps`` or ``mt_steps``) or learns from noised bitext
+    (the corruption is seeded). A system given a trained ``mt_model`` trains nothing. Every other
+    system (bm25, mdense, oracles, bm25-psq at noise 0, ...) keeps its plain name whatever the seed:
+    its run is the same."""
+    pretrained = "mt_model" in system.reads and bool(options.mt_model)
+    noise = float(options.bitext_noise) if "bitext_noise" in system.reads and not pretrained else 0.0
+    trains = any(o in system.reads for o in TRAINING_OPTIONS) and not pretrained
+    return (int(seed) if trains or noise else 0), noise
+
+
+def cell_name(system: System, seed: int = 0, options: RunOptions | dict | None = None) -> str:
+    """The run directory name of ``system`` under ``seed`` and ``options`` (``optical+noise0.2+seed1``)."""
+    return run_name(system.name, *variant(system, seed, RunOptions.from_mapping(options)))
+
+
 def run_systems(
     pair: Pair, systems: list[System], runs_root: Path, *, depth: int = 1000, seed: int = 0,
     options: RunOptions | dict | None = None, measures: Sequence[str] | None = None,
 ) -> list[RunResult]:
     """Run each system on the pair under ``options`` (validated here when given as a plain dict) and
-    write its run; a system named in another's ``uses`` keeps its run in memory for it. ``measures``
-    (ir_measures names) replace the pair's for this run."""
+    write its run under ``runs/<pair>/<cell_name>/`` (:func:`variant`: the plain system name for the default
+    cell); a system named in another's ``uses`` keeps its run in memory for it. ``measures`` (ir_measures
+    names) replace the pair's for this run."""
     options = RunOptions.from_mapping(options)
     raise_if_stopping()  # an interrupt that a library swallowed while bench was importing it
     for root in (bench_home(), Path(runs_root)):  # what a killed process left behind
@@ -101,6 +124,7 @@ def run_systems(
         table = per_query(run, collection.qrels, measures or pair.measures)
         scores = means(table)
         own = ctx.artifacts.pop("query_translations", None) or {}  # a system's own translations: queries.tsv
+        cell_seed, cell_noise = variant(system, seed, options)
         manifest = {
             "pair": pair.name,
             "system": system.name,
@@ -118,18 +142,29 @@ def run_systems(
             "n_queries_answered": sum(1 for q in run.values() if q),
             "n_docs": collection.docs_count,
             "depth": depth,
-            "seed": seed,
+            "seed": seed,  # what the process was seeded with; "variant" (write_run): the seed and noise of the run
             "wall_time_s": round(wall, 3),
             "started_at": started.isoformat(timespec="seconds"),
             "commit": git_commit(),
             "versions": package_versions(),
+            "execution": execution(system, options),
         }
         queries = format_queries((q.query_id, q.text, q.translation, own.get(q.query_id)) for q in collection.queries)
-        path = write_run(runs_root, pair.name, system.name, run, table, manifest, depth, {QUERIES_FILE: queries})
+        path = write_run(runs_root, pair.name, system.name, run, table, manifest, depth, {QUERIES_FILE: queries},
+                         seed=cell_seed, noise=cell_noise)
         log.info("%s on %s: %s (%.1f s)", system.name, pair.name,
                  ", ".join(f"{m} {v:.4f}" for m, v in scores.items()), wall)
         results.append(RunResult(system.name, path, scores, wall))
     return results
+
+
+def execution(system: System, options: RunOptions) -> dict:
+    """Where and how the system's models ran (recorded, not part of its identity): :func:`bench.devices.describe`
+    (device, dtype, torch) with the inference batch size and, for a system that reads it, the int8 setting
+    (effective on the CPU only)."""
+    device = devices.resolve()
+    quantize = options.quantize if "quantize" in system.reads and device.type == "cpu" else None
+    return {**devices.describe(device, quantize), "batch_tokens": devices.batch_tokens(device), "quantize": quantize}
 
 
 def pair_info(pair: Pair) -> dict:

@@ -1,4 +1,8 @@
-"""Runs on disk: ``runs/<pair>/<system>/`` holds run.trec, perquery.csv and manifest.json.
+"""Runs on disk: ``runs/<pair>/<run>/`` holds run.trec, perquery.csv and manifest.json.
+
+``<run>`` is the system's name for the default cell (seed 0, no bitext noise), else the name with the
+variant it depends on added (:func:`run_name`: ``optical+seed1``, ``optical+noise0.2+seed2``); the
+manifest records it (``run``, ``variant``), so readers group a system's seeds as replicates.
 
 All three are written into a temporary directory and renamed into place together, so a run
 directory is either complete or absent. The manifest records the sha256 of every other file of the
@@ -93,28 +97,49 @@ def run_name(system: str, seed: int = 0, noise: float = 0.0) -> str:
     return name
 
 
-def run_dir(runs_root: Path, pair: str, system: str) -> Path:
-    return runs_root / pair / system
+_VARIANT = re.compile(r"^(?P<system>.+?)(?:\+noise(?P<noise>[0-9][0-9.e+-]*?))?(?:\+seed(?P<seed>[0-9]+))?$")
+
+
+def parse_run_name(name: str) -> tuple[str, int, float]:
+    """(system, seed, noise) of a run directory's name: the inverse of :func:`run_name` (a name without
+    a variant suffix is the default cell, seed 0 and no noise)."""
+    match = _VARIANT.match(name)
+    if match is None:
+        return name, 0, 0.0
+    try:
+        noise = float(match["noise"]) if match["noise"] else 0.0
+    except ValueError:
+        return name, 0, 0.0
+    return match["system"], int(match["seed"] or 0), noise
+
+
+def run_dir(runs_root: Path, pair: str, system: str, seed: int = 0, noise: float = 0.0) -> Path:
+    return runs_root / pair / run_name(system, seed, noise)
 
 
 def write_run(
     runs_root: Path, pair: str, system: str, run: dict[str, dict[str, float]], table: pd.DataFrame,
-    manifest: dict, depth: int | None, extra_files: dict[str, str] | None = None,
+    manifest: dict, depth: int | None, extra_files: dict[str, str] | None = None, *, seed: int = 0,
+    noise: float = 0.0,
 ) -> Path:
-    """Write the run directory atomically; ``extra_files`` (name -> text) are written beside the
-    three files (e.g. :data:`QUERIES_FILE`, made by :func:`format_queries`)."""
+    """Write the run directory atomically, under ``run_name(system, seed, noise)`` (the run's cell: the
+    seed and bitext noise it depends on); the manifest gets ``run`` (that name) and ``variant`` ({seed,
+    bitext_noise}). ``extra_files`` (name -> text) are written beside the three files (e.g.
+    :data:`QUERIES_FILE`, made by :func:`format_queries`)."""
     if table.empty:
         raise BenchError(f"refusing to write the run of {system} on {pair}: no judged query was scored",
                          "the collection needs queries with qrels on its documents")
-    target = run_dir(runs_root, pair, system)
-    trec = format_trec(run, system, depth)  # refuses invalid ids before anything is written
+    name = run_name(system, seed, noise)
+    target = run_dir(runs_root, pair, system, seed, noise)
+    trec = format_trec(run, name, depth)  # refuses invalid ids before anything is written
     with atomic_dir(target) as tmp:
         (tmp / RUN_FILE).write_text(trec, encoding="utf-8")
         table.to_csv(tmp / PER_QUERY_FILE, index=False)
-        for name, text in (extra_files or {}).items():
-            (tmp / name).write_text(text, encoding="utf-8")
-        files = {name: sha256_file(tmp / name) for name in [RUN_FILE, PER_QUERY_FILE, *(extra_files or {})]}
-        manifest = {**manifest, "files": files}
+        for extra, text in (extra_files or {}).items():
+            (tmp / extra).write_text(text, encoding="utf-8")
+        files = {f: sha256_file(tmp / f) for f in [RUN_FILE, PER_QUERY_FILE, *(extra_files or {})]}
+        manifest = {**manifest, "run": name, "variant": {"seed": int(seed), "bitext_noise": float(noise)},
+                    "files": files}
         (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
     log.info("wrote %s", target)
     return target
@@ -154,6 +179,34 @@ class StoredRun:
     path: Path
     manifest: dict
     per_query: pd.DataFrame  # columns: query_id, measure, value
+
+    @property
+    def name(self) -> str:
+        """The run's directory name (``optical+seed1``; the system's name for the default cell)."""
+        return self.path.name
+
+    @property
+    def seed(self) -> int:
+        """The seed the run depends on (0 for a system whose run no seed changes)."""
+        return self._variant()[0]
+
+    @property
+    def noise(self) -> float:
+        """The bitext noise rate the run was trained with (0 for a system that reads no bitext)."""
+        return self._variant()[1]
+
+    @property
+    def is_default(self) -> bool:
+        """The default cell: seed 0 and no bitext noise (``runs/<pair>/<system>/``)."""
+        return self._variant() == (0, 0.0)
+
+    def _variant(self) -> tuple[int, float]:
+        variant = self.manifest.get("variant")
+        if isinstance(variant, dict):
+            return int(variant.get("seed") or 0), float(variant.get("bitext_noise") or 0.0)
+        # written before manifests carried it: the directory name says (a plain name is the default cell)
+        system, seed, noise = parse_run_name(self.path.name)
+        return (seed, noise) if system == self.system else (0, 0.0)
 
 
 def load_run(path: Path) -> StoredRun | None:

@@ -8,6 +8,8 @@ the declared sha256 before they are renamed into the cache, so a bad copy never 
 Expensive artifacts (indexes, embeddings, checkpoints) live in ``BENCH_HOME/<kind>/<fingerprint>``,
 built in a temporary sibling and renamed into place with a completion marker (:func:`artifact_dir`):
 an interrupted build leaves nothing that looks finished, and a changed input gets a new fingerprint.
+A build (and a download into the cache) holds the artifact's lock (:mod:`bench.locks`), so processes
+and hosts sharing one BENCH_HOME build each artifact once: the others wait, then reuse it.
 
 Nothing on disk is trusted where it is used: a cached download is verified again on every
 :func:`fetch` (:func:`cached_sha256`: the sha256 is remembered under a stamp of the file's size,
@@ -21,13 +23,16 @@ name or by :func:`sweep_stale_temps`.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import logging
 import os
 import re
+import secrets
 import shutil
 import tempfile
+import time
 import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass
@@ -36,6 +41,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from bench.errors import BenchError
 from bench.interrupts import raise_if_stopping
+from bench.locks import build_lock
 from bench.tempfiles import clean_stale_temps, register_temp, release_temp, temp_prefix
 
 log = logging.getLogger(__name__)
@@ -126,15 +132,32 @@ def fetch(remote: RemoteFile, *, rehash: bool = False) -> Path:
     """Return a local copy of ``remote`` verified now (cache, else mirror or URL).
 
     A cached copy is verified against its sha256 on every call (hashed again only when its stamp
-    changed, or always with ``rehash``); a corrupt one is removed, with a warning, and fetched again."""
+    changed, or always with ``rehash``); a corrupt one is removed, with a warning, and fetched again.
+    The copy is made under the file's build lock: processes that need it at once fetch it once."""
     target = cached_path(remote)
-    if target.is_file():
-        digest = _rehash(target) if rehash else cached_sha256(target)
-        if digest == remote.sha256:
-            return target
+    if _verified(target, remote, rehash, remove=False):
+        return target
+    with build_lock(target, f"download {remote.name}"):
+        if not _verified(target, remote, rehash, remove=True):  # else fetched by another process meanwhile
+            _download(remote, target)
+    return target
+
+
+def _verified(target: Path, remote: RemoteFile, rehash: bool, remove: bool) -> bool:
+    """Whether the cached copy is there with the right sha256 (``remove``: a corrupt one, with a warning)."""
+    if not target.is_file():
+        return False
+    digest = _rehash(target) if rehash else cached_sha256(target)
+    if digest == remote.sha256:
+        return True
+    if remove:
         log.warning("%s is corrupt (sha256 %s, expected %s): removed it, fetching it again",
                     target, digest[:12], remote.sha256[:12])
         target.unlink(missing_ok=True)
+    return False
+
+
+def _download(remote: RemoteFile, target: Path) -> None:
     mirror = mirror_dir()
     if mirror is not None:
         source = mirror / remote.mirror_path
@@ -169,7 +192,6 @@ def fetch(remote: RemoteFile, *, rehash: bool = False) -> Path:
         except OSError as exc:
             raise BenchError(f"cannot write {target}: {exc.strerror or exc}", "check BENCH_HOME (free space, permissions)") from exc
     _write_stamp(target, digest)
-    return target
 
 
 def _copy_hashing(stream, path: Path) -> str:
@@ -296,13 +318,31 @@ def atomic_dir(path: Path) -> Iterator[Path]:
         raise_if_stopping()  # nothing is committed after a stop
         (tmp / COMPLETE_MARKER).write_text("")
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700
-        if path.exists():  # an unfinished or stale copy: replace it
-            shutil.rmtree(path)
-        os.replace(tmp, path)
+        _replace_dir(tmp, path)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
         release_temp(tmp)
+
+
+def _replace_dir(tmp: Path, path: Path) -> None:
+    """Rename ``tmp`` to ``path``. A directory already there (an unfinished or stale copy, or the same
+    result that another process finished just now) is first renamed aside whole, then removed."""
+    for _ in range(20):
+        if path.exists():
+            aside = path.parent / f"{temp_prefix(path)}{secrets.token_hex(6)}.tmp"
+            register_temp(aside)
+            with contextlib.suppress(FileNotFoundError):  # else another process moved it first
+                os.rename(path, aside)
+            shutil.rmtree(aside, ignore_errors=True)
+            release_temp(aside)
+        try:
+            os.replace(tmp, path)
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):  # else another process renamed its copy in
+                raise
+    raise OSError(errno.EEXIST, f"{path} keeps being replaced by other processes")
 
 
 def is_complete(path: Path) -> bool:
@@ -317,15 +357,23 @@ def artifact_dir(kind: str, key: dict[str, Any]) -> Path:
 def cached_build(kind: str, key: dict[str, Any], build: Callable[[Path], None]) -> Path:
     """Return the complete artifact for ``key``, building it with ``build(tmp_dir)`` when missing.
 
-    ``key.json`` is written beside the artifact so a cache entry says what it was made from.
+    ``key.json`` is written beside the artifact so a cache entry says what it was made from. The build
+    runs under the artifact's lock (:mod:`bench.locks`): a process (or worker on another host) that needs
+    it meanwhile waits, then reuses it.
     """
     path = artifact_dir(kind, key)
     if is_complete(path):
         log.debug("reusing %s %s", kind, path.name)
         return path
-    with atomic_dir(path) as tmp:
-        (tmp / "key.json").write_text(canonical_json(key))
-        build(tmp)
+    with build_lock(path, f"{kind} {path.name}"):
+        if is_complete(path):
+            log.info("reusing %s %s, built by another process meanwhile", kind, path.name)
+            return path
+        started = time.monotonic()
+        with atomic_dir(path) as tmp:
+            (tmp / "key.json").write_text(canonical_json(key))
+            build(tmp)
+        log.info("built %s %s in %.1f s", kind, path.name, time.monotonic() - started)
     return path
 
 

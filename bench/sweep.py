@@ -1,9 +1,11 @@
 """Robustness to misaligned bitext (the seed study's question): every trained system at every noise rate.
 
 For each rate, the systems that learn from the pair's bitext are run with ``bitext_noise=rate``
-(the same seeded corruption for all of them, :mod:`bench.bitext`) into ``<runs>/noise-<rate>/``; the
-systems that use no bitext run once, as reference lines. The table (long CSV and Markdown) and a plot
-of each measure against the rate go to ``<reports>/<pair>.noise.{csv,md,png}``.
+(the same seeded corruption for all of them, :mod:`bench.bitext`); the systems that use no bitext run
+once, as reference lines. Runs are named like every run (:func:`bench.runner.cell_name`):
+``<runs>/<pair>/<system>+noise<rate>[+seed<n>]/``, rate 0 being the plain run ``<runs>/<pair>/<system>/``,
+so the sweep, ``bench run`` and the grid share runs. The table (long CSV and Markdown) and a plot of
+each measure against the rate go to ``<reports>/<pair>.noise.{csv,md,png}``.
 """
 
 from __future__ import annotations
@@ -50,16 +52,14 @@ def noise_sweep(pair: Pair, rates: Sequence[float], systems: Sequence[System], r
     rows = []
     for rate in rates:
         log.info("noise rate %g: %s", rate, ", ".join(s.name for s in systems))
-        results = run_systems(pair, list(systems), Path(runs_root) / f"noise-{rate:g}", seed=seed,
-                              options=replace(options, bitext_noise=rate))
+        results = run_systems(pair, list(systems), Path(runs_root), seed=seed, options=replace(options, bitext_noise=rate))
         rows += [{"pair": pair.name, "system": r.system, "rate": rate, "measure": m, "value": v}
                  for r in results for m, v in r.means.items()]
     ref_means = {}
     if references:
         # the references read none of the training options: run them under the defaults they read
         reference_options = RunOptions.from_mapping(options.used(o for s in references for o in s.reads))
-        for r in run_systems(pair, list(references), Path(runs_root) / "noise-reference", seed=seed,
-                             options=reference_options):
+        for r in run_systems(pair, list(references), Path(runs_root), seed=seed, options=reference_options):
             ref_means[r.system] = r.means
     table = pd.DataFrame(rows, columns=["pair", "system", "rate", "measure", "value"])
     return write_sweep(pair.name, table, ref_means, reports_dir)

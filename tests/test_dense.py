@@ -147,7 +147,7 @@ def test_a_large_corpus_encodes_vectors_without_token_states(tiny_ref, monkeypat
     monkeypatch.setattr(encodings, "STATES_WITH_VECTORS_MAX_DOCS", 3)
     dense.doc_vectors(dense.Encoder(tiny_ref), TinyCollection(DOCS, QUERIES))
     kinds = {json.loads(p.read_text())["artifact"] for p in (bench_home / "dense-docs").glob("*/key.json")}
-    assert kinds == {"dense-doc-vectors"}
+    assert kinds == {"dense-doc-vectors", "dense-doc-lengths"}  # no token states: the lengths decide
 
 
 def test_token_state_pass_also_fills_the_vector_cache(tiny_ref, monkeypatch):

@@ -47,11 +47,15 @@ def test_sweep_retrains_at_each_rate(bench_home, tmp_path):
                         tmp_path / "reports", options={"encoder": str(model), "distill_steps": 2})
     table = pd.read_csv(paths[0])
     assert sorted(table[table["measure"] == "AP"]["rate"]) == [0.0, 0.5]
-    manifests = [json.loads((tmp_path / "runs" / f"noise-{r:g}" / pair.name / "sdistill" / "manifest.json").read_text())
-                 for r in (0.0, 0.5)]
+    # the uniform run names: rate 0 is the plain run, the others carry +noise<rate> (bench.runs.run_name)
+    manifests = [json.loads((tmp_path / "runs" / pair.name / name / "manifest.json").read_text())
+                 for name in ("sdistill", "sdistill+noise0.5")]
     assert [m["options"]["bitext_noise"] for m in manifests] == [0.0, 0.5]
+    assert [(m["run"], m["variant"]) for m in manifests] == [("sdistill", {"seed": 0, "bitext_noise": 0.0}),
+                                                             ("sdistill+noise0.5", {"seed": 0, "bitext_noise": 0.5})]
+    assert sorted(p.name for p in (tmp_path / "runs" / pair.name).iterdir()) == ["mdense", "sdistill", "sdistill+noise0.5"]
     # half of the 8 pairs misaligned: another bitext, another student
     assert manifests[0]["artifacts"]["bitext"]["fingerprint"] != manifests[1]["artifacts"]["bitext"]["fingerprint"]
     assert manifests[0]["artifacts"]["student"]["checkpoint"] != manifests[1]["artifacts"]["student"]["checkpoint"]
-    assert (tmp_path / "runs" / "noise-reference" / pair.name / "mdense" / "run.trec").exists()
+    assert (tmp_path / "runs" / pair.name / "mdense" / "run.trec").exists()
     assert "mdense (reference)" in paths[1].read_text()

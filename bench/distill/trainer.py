@@ -10,6 +10,13 @@ call with the same inputs resumes from it and ends with the same weights as an u
 RNG that drives dropout is saved). The loop, schedule, plan, state and curve are :mod:`bench.training`'s;
 this module holds what is OPTICAL's own: the student set-up, the loss of a step, the checkpoint.
 
+The frozen teacher's outputs come from a cache built once for the sentences the plan visits
+(:mod:`bench.distill.teacher_cache`; ``teacher_cache=False`` runs the teacher in every step instead:
+the same loss to float tolerance, so the cache is not part of the checkpoint's key). Training runs on
+:func:`bench.devices.resolve`'s device (bf16 autocast for the student's forward pass on CUDA only; the
+losses and Sinkhorn in float32); what is saved (partial state, checkpoint) is on CPU tensors, so a
+GPU-trained student loads on a CPU.
+
 Checkpoint layout: ``student/`` (a transformers model + tokenizer directory), ``projection.pt`` when
 teacher and student widths differ, ``optical.json`` (configuration, fingerprints, timings),
 ``loss.csv`` and ``loss.png``.
@@ -22,15 +29,16 @@ import json
 import logging
 import re
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
 
-from bench import batching, models
+from bench import batching, devices, models
 from bench.distill.optical import MARGINALS, center_states, idf_table, ot_loss, tokenize
 from bench.distill.sentence import mean_pool, sentence_loss
+from bench.distill.teacher_cache import Teacher, forward
 from bench.errors import BenchError
 from bench.store import artifact_dir, bench_home, cached_build, fingerprint, is_complete
 from bench.training import BatchPlan, Every, Loop, Panel, curve_png, seed_all, warmup_then_decay, write_curve
@@ -42,7 +50,6 @@ KIND = "checkpoints"
 STATE_FILE = "state.pt"
 CURVE_FIELDS = ("step", "loss", "ot", "sentence", "anchor", "lr")
 LOSS_PANEL = Panel("loss", (("loss", "loss"),), smooth=True)
-POOLER_MODELS = {"bert", "roberta", "xlm-roberta", "camembert"}  # their unused pooler is not saved: skip it
 
 
 @dataclass(frozen=True)
@@ -113,16 +120,6 @@ class Net:
         return cls.from_ref(models.resolve(spec))
 
 
-@dataclass
-class Student:
-    """A trained student loaded back: model, tokenizer, optional projection, and its optical.json."""
-
-    model: Any
-    tokenizer: Any
-    projection: torch.nn.Linear | None
-    meta: dict = field(default_factory=dict)
-
-
 # Options added after checkpoints were first cached: they enter the key only when they differ from
 # their default, so the existing checkpoints keep their fingerprints.
 _KEYED_WHEN_SET = {"center": False}
@@ -141,11 +138,13 @@ def checkpoint_dir(config: OpticalConfig, bitext_fingerprint: str, teacher_fp: s
 
 def train(config: OpticalConfig, bitext_pairs: Sequence[tuple[str, str]], bitext_fingerprint: str,
           teacher: Net, student_init: Net, *, save_every: int = 50, progress: bool = True,
-          callback: Callable[[int, dict], None] | None = None, plot: bool = True) -> Path:
+          callback: Callable[[int, dict], None] | None = None, plot: bool = True, teacher_cache: bool = True,
+          device=None) -> Path:
     """Train (or reuse) the student for ``config`` on ``(foreign, english)`` pairs; return the checkpoint dir.
 
     ``callback(step, record)`` is called after every step with its loss record. Neither
     ``teacher.model`` nor ``student_init.model`` is modified: the student trains on a copy.
+    ``device``: a spec for :func:`bench.devices.resolve` (default ``BENCH_DEVICE``, else auto).
     """
     if not bitext_pairs:
         raise BenchError("no bitext to train on", "check the pair's bitext (bench fetch, bitext TSV)")
@@ -153,8 +152,9 @@ def train(config: OpticalConfig, bitext_pairs: Sequence[tuple[str, str]], bitext
     work = bench_home() / f"{KIND}-work" / fingerprint(key)
 
     def build(tmp: Path) -> None:
-        _Run(config, bitext_pairs, teacher, student_init, work, fingerprint(key)).fit(
-            tmp, save_every=save_every, progress=progress, callback=callback, plot=plot)
+        run = TrainingRun(config, bitext_pairs, teacher, student_init, work, fingerprint(key),
+                          teacher_cache=teacher_cache, device=device)
+        run.fit(tmp, save_every=save_every, progress=progress, callback=callback, plot=plot)
 
     path = cached_build(KIND, key, build)
     shutil.rmtree(work, ignore_errors=True)
@@ -174,34 +174,6 @@ def train_specs(config: OpticalConfig, bitext_pairs: Sequence[tuple[str, str]], 
     log.warning("no finished %s student for this bitext: training one now (%d steps of %d pairs; cached "
                 "afterwards)", "OT" if config.w_ot else "sentence-distilled", config.steps, config.batch_size)
     return train(config, bitext_pairs, bitext_fingerprint, Net.from_ref(teacher), Net.from_ref(student), **kwargs)
-
-
-def load_student(path: Path) -> Student:
-    """Load a finished checkpoint (a directory returned by :func:`train`) in eval mode."""
-    from transformers import AutoModel, AutoTokenizer
-
-    path = Path(path)
-    if not is_complete(path):
-        raise BenchError(f"{path} is not a finished OPTICAL checkpoint", "train it again (bench train optical)")
-    config = json.loads((path / "student" / "config.json").read_text())
-    extra = {"add_pooling_layer": False} if config.get("model_type") in POOLER_MODELS else {}
-    model = AutoModel.from_pretrained(path / "student", **extra).eval()
-    tokenizer = AutoTokenizer.from_pretrained(path / "student")
-    projection = None
-    if (path / "projection.pt").exists():
-        weight = torch.load(path / "projection.pt", weights_only=True)["weight"]
-        projection = torch.nn.Linear(weight.shape[1], weight.shape[0], bias=False)
-        projection.weight.data.copy_(weight)
-        projection.eval()
-    return Student(model, tokenizer, projection, json.loads((path / "optical.json").read_text()))
-
-
-def student_ref(path: Path) -> models.ModelRef:
-    """The trained student as a :class:`bench.models.ModelRef`, usable by the dense retriever.
-
-    Only for students without a projection (teacher and student of the same width).
-    """
-    return models.distilled_student(Path(path))
 
 
 # --- the training run ----------------------------------------------------------------------------------
@@ -227,14 +199,19 @@ def frozen_prefixes(model, layers: int) -> tuple[str, ...]:
     return embeddings + tuple(f"{stack[0]}.{i}." for i in range(layers))
 
 
-class _Run:
-    """One training: models, tokens, optimizer; :meth:`fit` runs or resumes it into a directory."""
+class TrainingRun:
+    """One training: models, tokens, optimizer; :meth:`fit` runs or resumes it into a directory.
 
-    def __init__(self, config: OpticalConfig, pairs, teacher: Net, student_init: Net, work: Path, key_fp: str):
+    :func:`train` is the way to train; a benchmark may drive :meth:`loss` steps itself (``benchmarks/train_step.py``).
+    """
+
+    def __init__(self, config: OpticalConfig, pairs, teacher: Net, student_init: Net, work: Path, key_fp: str, *,
+                 teacher_cache: bool = True, device=None):
         self.config, self.teacher, self.student_init = config, teacher, student_init
         self.work, self.key_fp = work, key_fp
+        self.device = devices.resolve(device) if not isinstance(device, torch.device) else device
+        self.autocast = devices.bf16_autocast(self.device)
         c = config
-        seed_all(c.seed)
         torch.set_num_threads(batching.threads())
         foreign, english = [f for f, _ in pairs], [e for _, e in pairs]
         self.n = len(pairs)
@@ -246,8 +223,13 @@ class _Run:
         if c.marginals == "idf":
             self.t_idf = idf_table(self.t_tok, teacher.model.config.vocab_size)
             self.s_idf = idf_table(self.s_tok, student_init.model.config.vocab_size)
+        visited = {i for step in range(c.steps) for i in self.plan.rows(step)}
+        self.teacher_side = Teacher(teacher.model, teacher.tokenizer, teacher.fingerprint, english, self.t_tok,
+                                    visited, prefix=c.teacher_prefix, max_length=c.max_length, device=self.device,
+                                    cached=teacher_cache)
+        seed_all(c.seed)  # after the teacher's states (no random numbers drawn there): the student's set-up is seeded
 
-        self.student = copy.deepcopy(student_init.model)
+        self.student = copy.deepcopy(student_init.model).to(self.device)
         self.student.train()
         for p in self.student.parameters():
             p.requires_grad_(True)
@@ -259,7 +241,7 @@ class _Run:
                 if n.startswith(frozen):
                     p.requires_grad_(False)
         d_s, d_t = self.student.config.hidden_size, teacher.model.config.hidden_size
-        self.projection = torch.nn.Linear(d_s, d_t, bias=False) if d_s != d_t else None
+        self.projection = torch.nn.Linear(d_s, d_t, bias=False).to(self.device) if d_s != d_t else None
         self.trainable = {n: p for n, p in self.student.named_parameters() if p.requires_grad}
         params = list(self.trainable.values()) + (list(self.projection.parameters()) if self.projection else [])
         self.start = {n: p.detach().clone() for n, p in self.trainable.items()} if c.anchor > 0 else {}
@@ -272,12 +254,10 @@ class _Run:
 
     def loss(self, rows: list[int]) -> tuple[torch.Tensor, dict]:
         c = self.config
-        tb, sb = self.t_tok.batch(rows, self.t_idf), self.s_tok.batch(rows, self.s_idf)
-        self.teacher.model.eval()
-        with torch.no_grad():
-            t_states = self.teacher.model(input_ids=tb["input_ids"],
-                                          attention_mask=tb["attention_mask"]).last_hidden_state
-        s_states = self.student(input_ids=sb["input_ids"], attention_mask=sb["attention_mask"]).last_hidden_state
+        tb, sb = (_to(self.t_tok.batch(rows, self.t_idf), self.device),
+                  _to(self.s_tok.batch(rows, self.s_idf), self.device))
+        t_states, t_pooled = self.teacher_side(rows, tb)
+        s_states = forward(self.student, sb["input_ids"], sb["attention_mask"])
         if self.projection is not None:
             s_states = self.projection(s_states)
         total = s_states.new_zeros(())
@@ -291,8 +271,7 @@ class _Run:
             total = total + c.w_ot * ot
             parts["ot"] = ot.item()
         if c.w_sent > 0:
-            sent = sentence_loss(mean_pool(s_states, sb["attention_mask"]),
-                                 mean_pool(t_states, tb["attention_mask"])).mean()
+            sent = sentence_loss(mean_pool(s_states, sb["attention_mask"]), t_pooled).mean()
             total = total + c.w_sent * sent
             parts["sentence"] = sent.item()
         if c.anchor > 0:
@@ -309,11 +288,12 @@ class _Run:
         state = loop.resume(self.work / STATE_FILE, self.key_fp)
         if state is not None:
             self._restore(state)
-        log.info("training %s student: %d pairs, %d steps of %d, %d trainable weights%s", self.describe(),
-                 self.n, c.steps, c.batch_size, sum(p.numel() for p in self.params),
-                 f", resuming at step {loop.step}" if state is not None else "")
-        save = Every(save_every, lambda step, record: loop.save(self.work / STATE_FILE, self.key_fp,
-                                                                **self._payload()))
+        log.info("training %s student on %s (%s): %d pairs, %d steps of %d, %d trainable weights%s", self.describe(),
+                 self.device, "bf16 autocast" if self.autocast else "fp32", self.n, c.steps, c.batch_size,
+                 sum(p.numel() for p in self.params), f", resuming at step {loop.step}" if state is not None else "")
+        # the optimizer's state is saved on the CPU: the payload's "optimizer" replaces the loop's own
+        save = Every(save_every, lambda step, record: loop.save(self.work / STATE_FILE, self.key_fp, **self._payload(),
+                                                                optimizer=_cpu(self.optimizer.state_dict())))
         loop.run(lambda step: self.loss(self.plan.rows(step)), hooks=[save], callback=callback)
         self._write(out, loop, state is not None, plot)
 
@@ -324,8 +304,10 @@ class _Run:
     # -- partial state: what the loop's state does not hold --
 
     def _payload(self) -> dict:
-        return {"trainable": {n: p.detach().clone() for n, p in self.trainable.items()},
-                "projection": self.projection.state_dict() if self.projection is not None else None}
+        return {"trainable": {n: p.detach().cpu().clone() for n, p in self.trainable.items()},
+                "projection": _cpu(self.projection.state_dict()) if self.projection is not None else None,
+                # dropout on CUDA draws from the device's generator (the loop saves the CPU one)
+                "cuda_rng": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None}
 
     def _restore(self, state: dict) -> None:
         with torch.no_grad():
@@ -333,16 +315,18 @@ class _Run:
                 self.trainable[n].copy_(value)
         if self.projection is not None:
             self.projection.load_state_dict(state["projection"])
+        if self.device.type == "cuda" and state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
 
     # -- the finished checkpoint --
 
     def _write(self, out: Path, loop: Loop, resumed: bool, plot: bool) -> None:
         c, seconds = self.config, loop.seconds
-        self.student.eval()
+        self.student.eval().cpu()
         self.student.save_pretrained(out / "student")
         self.student_init.tokenizer.save_pretrained(out / "student")
         if self.projection is not None:
-            torch.save({"weight": self.projection.weight.detach().clone()}, out / "projection.pt")
+            torch.save({"weight": self.projection.weight.detach().cpu().clone()}, out / "projection.pt")
         write_curve(loop.curve, out / "loss.csv", CURVE_FIELDS)
         if plot:
             (out / "loss.png").write_bytes(curve_png(loop.curve, [LOSS_PANEL], self.describe()))
@@ -353,10 +337,27 @@ class _Run:
             "final_loss": loop.curve[-1]["loss"] if loop.curve else None,
             "seconds_last_session": round(seconds, 1), "resumed": resumed,
             "projection": self.projection is not None, "conventions": asdict(conventions),
+            "device": devices.describe(self.device)["device"], "precision": devices.describe(self.device)["dtype"],
+            "teacher_cache": self.teacher_side.path.name if self.teacher_side.path is not None else None,
             "versions": {"torch": torch.__version__, "transformers": _version("transformers")},
         }
         (out / "optical.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
         log.info("trained %s student in %.0f s (final loss %.4f)", self.describe(), seconds, meta["final_loss"] or 0.0)
+
+
+def _to(batch: dict, device) -> dict:
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+def _cpu(obj):
+    """``obj`` (a state dict: nested dicts, lists, tensors) with every tensor copied to the CPU."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu().clone()
+    if isinstance(obj, dict):
+        return {k: _cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_cpu(v) for v in obj)
+    return obj
 
 
 def _version(dist: str) -> str:

@@ -2,11 +2,16 @@
 
 - :func:`write_pair_report` writes ``reports/<pair>.md``, a self-contained ``reports/<pair>.html`` (figures
   embedded as PNG data) and ``reports/<pair>.perquery.csv`` (long form: pair, system, query_id,
-  measure, value).
+  measure, value: the values the tables are computed from, a system's seeds averaged per query).
 - :func:`write_leaderboard` writes ``reports/leaderboard.{md,html,json}``: MAP and nDCG@10 (or a pair's
   own first two measures) of every system on every reported pair (tuning pairs excluded), with
   intervals and significance against each pair's baseline, bold on the best of every column, the mean
   over the low-resource pairs, links to the pair reports, and the run each number came from.
+
+A system's runs of other seeds (``runs/<pair>/optical+seed1/``) are replicates of its default run: the
+tables show the mean over seeds ± the sample standard deviation (ddof 1) and the number of seeds, and
+each seed is also tested on its own; runs on noised bitext (``optical+noise0.2``) have their own table in
+the pair report and are not on the leaderboard (:mod:`bench.report.variants`).
 
 A pair report shows the query texts and translations the runs stored beside them (``queries.tsv``) in
 its per-query analysis.
@@ -15,8 +20,8 @@ Only complete runs count (an interrupted or damaged run directory is skipped wit
 every file is written atomically, so an interrupted report leaves the previous one intact. A report
 reads runs only: what it says about a pair comes from the runs' manifests (``pair_info``).
 
-Modules, each importing only those above it: ``model`` (the report as plain data, ordering and
-formatting), ``tables`` (the table model both writers render), ``markdown`` and ``html`` (the writers;
+Modules, each importing only those above it: ``variants`` (runs grouped into seeds and noise rates),
+``model`` (the report as plain data, ordering and formatting), ``tables`` (the table model both writers render), ``markdown`` and ``html`` (the writers;
 templates in ``templates/``), ``files`` (atomic writes, :func:`write_pair_report`), ``leaderboard``.
 """
 

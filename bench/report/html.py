@@ -10,7 +10,8 @@ from functools import cache
 import jinja2
 
 from bench.report.model import LABELS, label
-from bench.report.tables import COMPARISON_NOTE, HEAD_TO_HEAD_NOTE, PROVENANCE_NOTE, PairPage
+from bench.report.tables import (COMPARISON_NOTE, HEAD_TO_HEAD_NOTE, NOISE_NOTE, PROVENANCE_NOTE, SEEDS_HEAD_TO_HEAD_NOTE,
+                                 SEEDS_NOTE, PairPage)
 
 
 @cache
@@ -40,4 +41,5 @@ def pair_html(page: PairPage) -> str:
         figures["differences"] = data_uri(plots.difference_chart(page.differences.values, page.differences.title))
     return render("pair.html.j2", page=page, report=report, figures=figures, primary=label(report.primary),
                   comparison_note=COMPARISON_NOTE, head_to_head_note=HEAD_TO_HEAD_NOTE,
-                  provenance_note=PROVENANCE_NOTE)
+                  provenance_note=PROVENANCE_NOTE, seeds_note=SEEDS_NOTE, seeds_head_to_head_note=SEEDS_HEAD_TO_HEAD_NOTE,
+                  noise_note=NOISE_NOTE)

@@ -4,7 +4,12 @@ system differs from that pair's baseline (paired randomization test, Holm-correc
 systems, as in the pair's report); the mean over the low-resource pairs; links to the pair reports; and
 the run each number came from, as plain data (``leaderboard.json``) and as markdown and HTML. Bold is the
 best value of each column. What a pair is (low-resource, tuning, description) comes from its runs'
-manifests."""
+manifests.
+
+A system run with several seeds (``runs/<pair>/optical+seed1/``, ...) shows the mean over its seeds ± their
+sample standard deviation (ddof 1) and the number of seeds; its interval and † come from its per-query
+values averaged over the seeds (:mod:`bench.report.variants`). Runs on noised bitext are not on the
+leaderboard (the pair report and the sweep show them)."""
 
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ from bench.report.markdown import md_lines
 from bench.report.model import (DEFAULT_BASELINE, MEASURE_ORDER, PAIR_ORDER, SYSTEM_ORDER, fmt, label, now_utc,
                                 ordered, pair_info, source_path)
 from bench.report.tables import Cell, Table
+from bench.report.variants import STD_NOTE, by_system, group_runs, value_text
 from bench.runs import load_runs
 
 LEADERBOARD_MEASURES = ["AP", "nDCG@10"]
@@ -45,21 +51,28 @@ def leaderboard_data(runs_root: Path, reports_dir: Path, *, n_resamples: int = s
         info = pair_info(pair, runs)
         if info.tuning:
             continue
-        systems = ordered([r.system for r in runs], SYSTEM_ORDER)
-        by_system = {r.system: r for r in runs}
-        per_query = pd.concat([by_system[s].per_query.assign(system=s) for s in systems], ignore_index=True)
+        main = by_system(group_runs(runs))  # noise 0; a system's seeds are its replicates
+        if not main:
+            continue
+        systems = ordered(main, SYSTEM_ORDER)
+        per_query = pd.concat([main[s].per_query().assign(system=s) for s in systems], ignore_index=True)
         measures = pair_measures(per_query["measure"].unique())
         baseline = (DEFAULT_BASELINE if DEFAULT_BASELINE in systems else systems[0]) if len(systems) > 1 else None
         table = stats.compare(per_query, baseline, measures, n_resamples=n_resamples, seed=seed)
         pairs[pair] = {"pair": pair, "description": info.description, "low_resource": info.low_resource,
                        "measures": measures, "baseline": baseline, "report": f"{pair}.html"}
         for system in systems:
-            run = by_system[system]
-            scores = means(run.per_query)
+            cell = main[system]
+            run = cell.runs[0]
+            scores = means(cell.per_query())
             rows = {r["measure"]: r for _, r in table[table["system"] == system].iterrows()}
             entries.append({
                 "pair": pair, "system": system,
                 "scores": {m: scores.get(m) for m in measures},
+                "seeds": cell.seeds,  # one value per seed below where there are several
+                "std": {m: _num(cell.spread(m)[1]) for m in measures} if cell.n > 1 else {},
+                "seed_scores": {m: cell.seed_means(m) for m in measures} if cell.n > 1 else {},
+                "runs": [source_path(r, base) for r in cell.runs],
                 "ci": {m: [_num(rows[m]["ci_low"]), _num(rows[m]["ci_high"])] for m in measures if m in rows},
                 "p_holm": {m: _num(rows[m]["p_holm"]) for m in measures if m in rows and system != baseline},
                 "significant": {m: bool(rows[m]["significant"]) for m in measures if m in rows},
@@ -117,8 +130,10 @@ def scores_table(data: dict) -> Table:
         for pair, m in columns:
             v, e = value(system, (pair, m)), entry.get((pair, system))
             ci = (e or {}).get("ci", {}).get(m)
+            n = len((e or {}).get("seeds") or [0])
+            std = (e or {}).get("std", {}).get(m)
             cells.append(Cell(
-                fmt(v), bold=v is not None and bool(np.isclose(v, best[(pair, m)])),
+                fmt(v) if n < 2 else f"{value_text(v, float('nan') if std is None else std, n)} ({n} seeds)", bold=v is not None and bool(np.isclose(v, best[(pair, m)])),
                 significant=bool((e or {}).get("significant", {}).get(m)),
                 interval=f"[{fmt(ci[0])}, {fmt(ci[1])}]" if ci and ci[0] is not None else ""))
         for m in measures:
@@ -135,10 +150,11 @@ def scores_table(data: dict) -> Table:
 
 
 def sources_table(data: dict) -> Table:
+    """The run of each entry (every run, for a system of several seeds: the first's time and commit)."""
     return Table(["pair", "system", "run", "started (UTC)", "commit", "dataset", "queries"], [
-        [Cell(e["pair"]), Cell(e["system"] + (" (external)" if e.get("external") else "")), Cell(e["run"], code=True),
-         Cell(e["started_at"] or "—"), Cell((e["commit"] or "unknown")[:12]), Cell(e["dataset_id"] or "—"),
-         Cell(str(e["n_queries"]))]
+        [Cell(e["pair"]), Cell(e["system"] + (" (external)" if e.get("external") else "")),
+         Cell(", ".join(e.get("runs") or [e["run"]]), code=True), Cell(e["started_at"] or "—"),
+         Cell((e["commit"] or "unknown")[:12]), Cell(e["dataset_id"] or "—"), Cell(str(e["n_queries"]))]
         for e in data["entries"]], text_cols=6)
 
 
@@ -151,7 +167,10 @@ def _texts(data: dict) -> dict[str, str]:
                   "pair (tuning pairs are never reported). Each value is the mean over the pair's judged queries "
                   f"with a {stats.CONFIDENCE:.0%} percentile bootstrap interval; † differs from the pair's baseline "
                   f"(paired randomization test, Holm-corrected across the pair's systems, p < {stats.ALPHA}); "
-                  "bold: the best of its column."),
+                  "bold: the best of its column." + (
+                      f" A system of several seeds: the mean over its seeds {STD_NOTE}, and how many; its interval and † "
+                      "use its per-query values averaged over the seeds."
+                      if any(len(e.get("seeds") or []) > 1 for e in data["entries"]) else "")),
         "mean_note": (f"Low-resource mean: {means_over}; — when a system lacks a run on one of them. "
                       "A pair without MAP and nDCG@10 shows its own first two measures."),
     }

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from bench.report.model import label
-from bench.report.tables import COMPARISON_NOTE, HEAD_TO_HEAD_NOTE, PROVENANCE_NOTE, Cell, PairPage, Table
+from bench.report.tables import (COMPARISON_NOTE, HEAD_TO_HEAD_NOTE, NOISE_NOTE, PROVENANCE_NOTE, SEEDS_HEAD_TO_HEAD_NOTE,
+                                 SEEDS_NOTE, Cell, PairPage, Table)
 
 
 def md_table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -47,6 +48,13 @@ def pair_markdown(page: PairPage) -> str:
     if page.head_to_head is not None:
         out += [f"## Head to head ({label(report.primary)})", "", *md_lines(page.head_to_head), "",
                 HEAD_TO_HEAD_NOTE, ""]
+    if page.seeds is not None:
+        out += [f"## Seeds ({label(report.primary)} against the baseline)", "", *md_lines(page.seeds), "", SEEDS_NOTE, ""]
+    if page.seeds_head_to_head is not None:
+        out += [f"### Head to head, seed by seed ({label(report.primary)})", "", *md_lines(page.seeds_head_to_head), "",
+                SEEDS_HEAD_TO_HEAD_NOTE, ""]
+    if page.noise is not None:
+        out += ["## Runs on noised bitext", "", *md_lines(page.noise), "", NOISE_NOTE, ""]
     versions = ", ".join(f"{row[0].text} {row[1].text}" for row in page.versions.rows) or "not recorded"
     out += ["## Provenance", "", *md_lines(page.provenance), "", PROVENANCE_NOTE, "",
             f"Package versions: {versions}", ""]

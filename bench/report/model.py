@@ -17,6 +17,7 @@ import pandas as pd
 
 from bench import stats
 from bench.errors import BenchError
+from bench.report.variants import Replicates, by_system, group_runs, noisy, per_seed_tests
 from bench.runs import StoredRun, load_runs, read_queries
 
 log = logging.getLogger(__name__)
@@ -116,7 +117,7 @@ class PairReport:
     description: str
     query_lang: str
     doc_lang: str
-    runs: list[StoredRun]
+    runs: list[StoredRun]  # every run reported: the main cells' seeds, then the noise variants
     systems: list[str]
     measures: list[str]
     baseline: str | None
@@ -130,6 +131,18 @@ class PairReport:
     queries: dict[str, dict[str, str]] = field(default_factory=dict)
     system_translations: dict[str, dict[str, str]] = field(default_factory=dict)
     generated_at: str = field(default_factory=now_utc)
+    # the seeds of each system (noise 0; report.variants): the table's values are their per-query average
+    replicates: dict[str, Replicates] = field(default_factory=dict)
+    per_seed: pd.DataFrame | None = None  # each seed of a several-seed system against the baseline (primary)
+    per_seed_head_to_head: pd.DataFrame | None = None  # each seed of a HEAD_TO_HEAD system against its reference
+    noise: list[Replicates] = field(default_factory=list)  # runs on noised bitext: their own section
+
+    def seeds(self, system: str) -> int:
+        return self.replicates[system].n if system in self.replicates else 1
+
+    @property
+    def several_seeds(self) -> list[str]:
+        return [s for s in self.systems if self.seeds(s) > 1]
 
     def row(self, system: str, measure: str) -> pd.Series | None:
         rows = self.table[(self.table["system"] == system) & (self.table["measure"] == measure)]
@@ -142,13 +155,19 @@ class PairReport:
 
 def build_pair_report(pair: str, runs_root: Path, baseline: str | None = None, *,
                       n_resamples: int = stats.N_RESAMPLES, seed: int = 0) -> PairReport:
+    """The report of ``pair``: one row per system at noise 0 (its seeds averaged, see :mod:`.variants`),
+    the seeds one by one, and the runs on noised bitext apart."""
     runs = load_runs(runs_root, pair)
     if not runs:
         raise BenchError(f"no complete run of pair {pair} under {runs_root}", f"run `bench run --pair {pair}` first")
-    systems = ordered([r.system for r in runs], SYSTEM_ORDER)
-    by_system = {r.system: r for r in runs}
+    grouped = group_runs(runs)
+    main = by_system(grouped)
+    if not main:
+        raise BenchError(f"every run of pair {pair} under {runs_root} is on noised bitext: nothing to compare them with",
+                         f"run `bench run --pair {pair}` (no --bitext-noise) for the systems' plain runs")
+    systems = ordered(main, SYSTEM_ORDER)
     per_query = pd.concat(
-        [by_system[s].per_query.assign(pair=pair, system=s) for s in systems], ignore_index=True,
+        [main[s].per_query().assign(pair=pair, system=s) for s in systems], ignore_index=True,
     )[PER_QUERY_COLUMNS]
     measures = ordered(per_query["measure"], MEASURE_ORDER)
     if baseline is None:
@@ -159,10 +178,12 @@ def build_pair_report(pair: str, runs_root: Path, baseline: str | None = None, *
         baseline = None
     table = stats.compare(per_query, baseline, measures, n_resamples=n_resamples, seed=seed)
     info = pair_info(pair, runs)
+    variants = noisy(grouped, SYSTEM_ORDER)
     report = PairReport(
         pair=pair, description=info.description, query_lang=info.query_lang, doc_lang=info.doc_lang,
-        runs=[by_system[s] for s in systems], systems=systems, measures=measures, baseline=baseline, table=table,
-        per_query=per_query, primary="AP" if "AP" in measures else measures[0],
+        runs=[r for s in systems for r in main[s].runs] + [r for v in variants for r in v.runs], systems=systems,
+        measures=measures, baseline=baseline, table=table, per_query=per_query,
+        primary="AP" if "AP" in measures else measures[0], replicates=main, noise=variants,
     )
     if baseline is not None:
         others = [s for s in systems if s != baseline]
@@ -170,10 +191,18 @@ def build_pair_report(pair: str, runs_root: Path, baseline: str | None = None, *
         report.best = max(candidates, key=lambda s: report.row(s, report.primary)["mean"])
         paired = stats.paired_values(per_query, report.best, baseline, report.primary)
         report.diffs = (paired["system"] - paired["other"]).sort_values(ascending=False, kind="stable")
-    report.queries, report.system_translations = query_texts(report.runs)
-    asked = [(a, b) for a, b in HEAD_TO_HEAD if a in by_system and b in by_system]
+    report.queries, report.system_translations = query_texts([main[s].runs[0] for s in systems])
+    asked = [(a, b) for a, b in HEAD_TO_HEAD if a in main and b in main]
     if asked:
         report.head_to_head = stats.head_to_head(per_query, asked, report.primary, n_resamples=n_resamples, seed=seed)
+    several = report.several_seeds
+    if several:
+        tests = dict(n_resamples=n_resamples, seed=seed)
+        report.per_seed = per_seed_tests(main, per_query, [(s, baseline) for s in several if baseline not in (None, s)],
+                                         report.primary, **tests)
+        seeded = [(a, b) for a, b in asked if a in several]
+        if seeded:
+            report.per_seed_head_to_head = per_seed_tests(main, per_query, seeded, report.primary, **tests)
     return report
 
 

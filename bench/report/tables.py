@@ -11,6 +11,7 @@ import pandas as pd
 
 from bench import stats
 from bench.report.model import PairReport, fmt, fmt_p, label, source_path
+from bench.report.variants import STD_NOTE, value_text
 from bench.runs import StoredRun
 from bench.store import fingerprint
 
@@ -18,6 +19,14 @@ COMPARISON_NOTE = ("Δ: mean per-query difference, system − baseline. p-values
                    "randomization p-values per measure.")
 HEAD_TO_HEAD_NOTE = ("Paired over the queries both systems answer; two-sided p-values; Holm adjusts the "
                      "randomization p-values over the comparisons in this table; † p Holm < 0.05.")
+SEEDS_NOTE = ("Each seed's own run. Δ and the tests: the seed's run against the baseline's values in the table "
+              "above (their mean over its seeds where it has several), paired over queries; two-sided p-values; "
+              "Holm adjusts the randomization p-values over the rows of this table.")
+SEEDS_HEAD_TO_HEAD_NOTE = ("Each seed of the system against the reference's values in the head-to-head table (their mean over "
+                           "its seeds where it has several); Holm over the rows of this table; † p Holm < 0.05.")
+NOISE_NOTE = ("Systems retrained on bitext with the given fraction of misaligned pairs (bench sweep noise, bench grid "
+              f"--noise), kept out of the tables above; with several seeds, the mean {STD_NOTE}. Δ: against the "
+              "same system without noise.")
 PROVENANCE_NOTE = ("data: fingerprint of the run's input files and their sha256 (the manifest's data field); models: role "
                    "and fingerprint of each model used (the translation model and the distilled checkpoint "
                    "included); commit: the git commit bench ran from.")
@@ -76,6 +85,9 @@ class PairPage:
     head_to_head: Table | None
     provenance: Table
     versions: Table
+    seeds: Table | None = None  # each seed of the systems that have several, against the baseline
+    seeds_head_to_head: Table | None = None  # each seed in the head-to-head comparisons
+    noise: Table | None = None  # the runs on noised bitext
 
 
 def facts(report: PairReport) -> str:
@@ -95,11 +107,14 @@ def effectiveness(report: PairReport) -> Table:
     best = {m: float(report.table[report.table["measure"] == m]["mean"].max()) for m in report.measures}
     rows = []
     for system in report.systems:
-        cells = [Cell(f"{system} (baseline)" if system == report.baseline else system)]
+        n = report.seeds(system)
+        notes = [*(["baseline"] if system == report.baseline else []), *([f"{n} seeds"] if n > 1 else [])]
+        cells = [Cell(f"{system} ({', '.join(notes)})" if notes else system)]
         for measure in report.measures:
             row = report.row(system, measure)
+            std = report.replicates[system].spread(measure)[1] if n > 1 else float("nan")
             cells.append(Cell("—") if row is None else Cell(
-                fmt(row["mean"]), bold=bool(np.isclose(row["mean"], best[measure])),
+                value_text(row["mean"], std, n), bold=bool(np.isclose(row["mean"], best[measure])),
                 significant=bool(row["significant"]), interval=f"[{fmt(row['ci_low'])}, {fmt(row['ci_high'])}]"))
         rows.append(cells)
     return Table(["system", *(label(m) for m in report.measures)], rows,
@@ -169,6 +184,55 @@ def head_to_head(report: PairReport) -> Table | None:
         for _, r in report.head_to_head.iterrows()], text_cols=2)
 
 
+def seeds(report: PairReport) -> Table | None:
+    """Every seed of the systems that have several: its means, and on the primary measure its test
+    against the baseline (``report.per_seed``)."""
+    if not report.several_seeds:
+        return None
+    tested = {} if report.per_seed is None else {(r["system"], r["seed"]): r for _, r in report.per_seed.iterrows()}
+    rows = []
+    for system in report.several_seeds:
+        cell = report.replicates[system]
+        means = {m: cell.seed_means(m) for m in report.measures}
+        for i, run in enumerate(cell.runs):
+            r = tested.get((system, run.seed))
+            test = ([signed(r["delta"]), Cell(f"{r['wins']}/{r['ties']}/{r['losses']}"), Cell(fmt_p(r["p_randomization"])),
+                     Cell(fmt_p(r["p_ttest"])), Cell(fmt_p(r["p_holm"]), significant=bool(r["significant"]))]
+                    if r is not None else [Cell("—") for _ in range(5)])
+            rows.append([Cell(system), Cell(str(run.seed)), Cell(run.name, code=True),
+                         *(Cell(fmt(means[m][i])) for m in report.measures), *test])
+    primary = label(report.primary)
+    return Table(["system", "seed", "run", *(label(m) for m in report.measures), f"Δ {primary}", "wins/ties/losses",
+                  "p randomization", "p t-test", "p Holm"], rows, text_cols=3)
+
+
+def seeds_head_to_head(report: PairReport) -> Table | None:
+    """Each seed of a HEAD_TO_HEAD system against its reference, on the primary measure."""
+    if report.per_seed_head_to_head is None:
+        return None
+    return Table(["system", "seed", "reference", "system mean", "reference mean", "Δ", "wins/ties/losses",
+                  "p randomization", "p t-test", "p Holm"], [
+        [Cell(r["system"]), Cell(str(r["seed"])), Cell(r["reference"]), Cell(fmt(r["mean"])), Cell(fmt(r["reference_mean"])),
+         signed(r["delta"]), Cell(f"{r['wins']}/{r['ties']}/{r['losses']}"), Cell(fmt_p(r["p_randomization"])),
+         Cell(fmt_p(r["p_ttest"])), Cell(fmt_p(r["p_holm"]), significant=bool(r["significant"]))]
+        for _, r in report.per_seed_head_to_head.iterrows()], text_cols=3)
+
+
+def noise(report: PairReport) -> Table | None:
+    """The runs on noised bitext: per system and rate, the mean (± std over seeds) and Δ against noise 0."""
+    if not report.noise:
+        return None
+    rows = []
+    for cell in report.noise:
+        clean = report.replicates.get(cell.system)
+        mean = cell.spread(report.primary)[0]
+        delta = signed(mean - clean.spread(report.primary)[0]) if clean is not None and not np.isnan(mean) else Cell("—")
+        rows.append([Cell(cell.system), Cell(f"{cell.noise:g}"), Cell(str(cell.n)),
+                     *(Cell(value_text(*cell.spread(m), cell.n)) for m in report.measures), delta])
+    return Table(["system", "bitext noise", "seeds", *(label(m) for m in report.measures),
+                  f"Δ {label(report.primary)} vs noise 0"], rows)
+
+
 def models_cell(models: dict, artifacts: dict) -> str:
     """``role fingerprint`` for each model of the run, the MT model and the distilled checkpoint included."""
     def fp(value) -> str:
@@ -202,7 +266,7 @@ def versions_summary(runs: list[StoredRun]) -> dict[str, str]:
     packages: dict[str, dict[str, list[str]]] = {}
     for run in runs:
         for package, version in sorted((run.manifest.get("versions") or {}).items()):
-            packages.setdefault(package, {}).setdefault(str(version), []).append(run.system)
+            packages.setdefault(package, {}).setdefault(str(version), []).append(run.name)
     return {
         package: next(iter(seen)) if len(seen) == 1 else "; ".join(f"{v} ({', '.join(s)})" for v, s in seen.items())
         for package, seen in sorted(packages.items())
@@ -212,14 +276,18 @@ def versions_summary(runs: list[StoredRun]) -> dict[str, str]:
 def pair_page(report: PairReport, base: Path) -> PairPage:
     """Every table and text of the report, computed once for both writers."""
     compared = report.baseline is not None
+    several = ("" if not report.several_seeds else
+               f" A system of several seeds: the mean over its seeds {STD_NOTE}; its interval, † and comparisons "
+               "use its per-query values averaged over the seeds, and each seed is tested on its own under Seeds.")
     return PairPage(
         report=report, facts=facts(report), effectiveness=effectiveness(report),
         effectiveness_note=(f"Mean over queries with a {stats.CONFIDENCE:.0%} percentile bootstrap interval; "
-                            "bold: best per measure."),
+                            "bold: best per measure." + several),
         significance_note=significance_note(report) if compared else None,
         comparison=comparison(report) if compared else None,
         differences=differences(report) if compared else None,
         head_to_head=head_to_head(report), provenance=provenance(report, base),
         versions=Table(["package", "version"], [[Cell(k), Cell(v)] for k, v in versions_summary(report.runs).items()],
                        text_cols=2),
+        seeds=seeds(report), seeds_head_to_head=seeds_head_to_head(report), noise=noise(report),
     )

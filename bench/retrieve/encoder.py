@@ -1,26 +1,47 @@
-"""An encoder: a resolved model with its own conventions, applied in length-sorted batches.
+"""An encoder: a resolved model with its own conventions, applied in length-sorted batches on a device.
 
 An :class:`Encoder` applies its model's conventions (E5: ``query: `` / ``passage: `` prefixes; mean
 pooling over non-padding tokens; L2 normalisation) in length-sorted batches under
 ``torch.inference_mode`` with torch threads set to the cores. Its model is loaded only when something
 has to be encoded, so a fully cached run never loads it.
+
+The device is :func:`bench.devices.resolve`'s (``--device``, ``BENCH_DEVICE``) unless one is given,
+and the batches are sized for it (:func:`bench.devices.batch_tokens`, ``--batch-tokens``). On CUDA
+the forward pass runs under bfloat16 autocast (:func:`bench.devices.bf16_autocast`); pooling and
+normalisation are computed in float32 whatever the device, and the vectors come back as float32
+numpy arrays. The model that :func:`bench.models.load` shares in the process is never moved: a CUDA
+encoder uses a copy of it on the GPU (one per model and device).
+
+``quantize="int8"``: torch dynamic quantisation (:func:`torch.ao.quantization.quantize_dynamic`)
+of every ``nn.Linear`` to qint8 weights with per-channel scales, activations quantised per batch;
+on the CPU only (on CUDA the setting is ignored with a warning: bf16 is the fast path there). Chosen
+over ONNX Runtime because it needs no export step and no second runtime: the same tokenisation,
+batching, pooling and cache code run, on a quantised copy of the same model, and nothing new is
+installed. Per channel rather than per tensor because it keeps the vectors closer to fp32 (one batch of
+16 AfriQA passages through the packaged multilingual-e5-small: worst cosine to fp32 0.972 per channel,
+0.960 per tensor, for a forward pass ~20% faster per tensor). The
+encoder's cache key names the quantisation, so int8 vectors never reuse fp32 caches (and fp32 keys
+are as before).
 """
 
 from __future__ import annotations
 
+import copy
 import logging
+import warnings
 from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 
-from bench import batching, models
+from bench import batching, devices, models
+from bench.errors import BenchError
 
 log = logging.getLogger(__name__)
 
 ENCODE_VERSION = 1  # bump when the way texts are encoded changes
-BATCH_TOKENS = 8192  # padded tokens per forward pass (length-sorted batches)
-MAX_BATCH = 64
+# the quantisations an encoder can apply, and what each is (its name in the cache key)
+QUANTIZATIONS = {"int8": "torch-dynamic-qint8-per-channel-linear"}
 _PLURAL = {"query": "queries", "doc": "documents"}
 
 
@@ -34,31 +55,73 @@ class Encoded:
 
 
 class Encoder:
-    """A resolved model with its conventions; the model itself is loaded on first use."""
+    """A resolved model with its conventions; the model itself is loaded on first use.
 
-    def __init__(self, ref: models.ModelRef, max_length: int | None = None,
-                 batch_tokens: int = BATCH_TOKENS, max_batch: int = MAX_BATCH):
+    ``device``: a spec or torch device (default: :func:`bench.devices.resolve`'s at each use, so the
+    process's ``--device``); ``batch_tokens`` / ``max_batch``: the batch bounds (default: sized for the
+    device); ``quantize``: None or ``"int8"`` (see the module's text); ``bf16``: autocast the forward
+    pass in bfloat16 (default: where :func:`bench.devices.bf16_autocast` says; True forces it, as a
+    test does on the CPU).
+    """
+
+    def __init__(self, ref: models.ModelRef, max_length: int | None = None, batch_tokens: int | None = None,
+                 max_batch: int | None = None, *, device=None, quantize: str | None = None, bf16: bool | None = None):
+        if quantize is not None and quantize not in QUANTIZATIONS:
+            raise BenchError(f"unknown quantisation {quantize!r}", "use " + " or ".join(QUANTIZATIONS) + ", or none")
         self.ref = ref
         self.conventions = ref.conventions
         self.max_length = int(max_length or ref.conventions.max_length)
-        self.batch_tokens = batch_tokens
-        self.max_batch = max_batch
-        self._loaded = None
+        self._batch_tokens, self._max_batch = batch_tokens, max_batch
+        self._device = device
+        self.requested_quantize = quantize
+        self.bf16 = bf16
+        self._warned = False
+
+    @property
+    def device(self):
+        """The torch device this encoder runs on now."""
+        return devices.resolve(self._device) if self._device is None or isinstance(self._device, str) else self._device
+
+    @property
+    def quantize(self) -> str | None:
+        """The quantisation applied: the one asked for, on the CPU only."""
+        if self.requested_quantize and self.device.type != "cpu":
+            if not self._warned:
+                log.warning("%s quantisation is for the CPU: ignored on %s (bf16 autocast there)",
+                            self.requested_quantize, self.device)
+                self._warned = True
+            return None
+        return self.requested_quantize
+
+    @property
+    def batch_tokens(self) -> int:
+        return self._batch_tokens or devices.batch_tokens(self.device)
+
+    @property
+    def max_batch(self) -> int:
+        return self._max_batch or devices.max_batch(self.device)
+
+    @property
+    def autocast(self) -> bool:
+        return devices.bf16_autocast(self.device) if self.bf16 is None else bool(self.bf16)
 
     @property
     def loaded(self):
-        if self._loaded is None:
-            self._loaded = models.load(self.ref)
-        return self._loaded
+        """``(model, tokenizer)``: the model on this encoder's device, quantised if asked."""
+        _, tokenizer = models.load(self.ref)
+        return placed_model(self.ref, self.device, self.quantize), tokenizer
 
     def prefix(self, side: str) -> str:
         return self.conventions.query_prefix if side == "query" else self.conventions.doc_prefix
 
     def key(self, side: str) -> dict:
-        """Everything about this encoder that determines the vectors of one side."""
+        """Everything about this encoder that determines the vectors of one side (not the device)."""
         c = self.conventions
-        return {"model": self.ref.fingerprint, "max_length": self.max_length, "prefix": self.prefix(side),
-                "pooling": c.pooling, "normalize": c.normalize, "version": ENCODE_VERSION}
+        key = {"model": self.ref.fingerprint, "max_length": self.max_length, "prefix": self.prefix(side),
+               "pooling": c.pooling, "normalize": c.normalize, "version": ENCODE_VERSION}
+        if self.quantize:  # only when set, so the fp32 keys (and caches) are those of before
+            key["quantize"] = QUANTIZATIONS[self.quantize]
+        return key
 
     def encode(self, texts: Sequence[str], side: str, token_states: bool = False, desc: str | None = None) -> Encoded:
         """Encode ``texts`` as queries or documents (``side``); keep token states if asked.
@@ -68,6 +131,7 @@ class Encoder:
         import torch
         from tqdm import tqdm
 
+        device, autocast = self.device, self.autocast
         model, tokenizer = self.loaded
         torch.set_num_threads(batching.threads())
         prefix = self.prefix(side)
@@ -84,11 +148,13 @@ class Encoder:
                    disable=len(texts) < 256, mininterval=2.0)
         with torch.inference_mode(), bar:
             for rows in batching.length_batches([len(x) for x in ids], self.batch_tokens, self.max_batch):
-                input_ids, mask = batching.pad_batch(ids, rows, pad_id)
-                hidden = model(input_ids=input_ids, attention_mask=mask).last_hidden_state
-                vectors[rows] = self._pool(hidden, mask).numpy()
+                input_ids, mask = (t.to(device) for t in batching.pad_batch(ids, rows, pad_id))
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+                    hidden = model(input_ids=input_ids, attention_mask=mask).last_hidden_state
+                hidden = hidden.float()  # pooling and normalisation in float32, whatever ran the model
+                vectors[rows] = self._pool(hidden, mask).cpu().numpy()
                 if token_states:
-                    normed = torch.nn.functional.normalize(hidden, dim=-1).to(torch.float16).numpy()
+                    normed = torch.nn.functional.normalize(hidden, dim=-1).to(torch.float16).cpu().numpy()
                     for j, i in enumerate(rows):
                         states[i] = normed[j, :len(ids[i])][keep[i]]
                 bar.update(len(rows))
@@ -123,12 +189,52 @@ def _kept_tokens(batch, prefix_chars: int) -> list[np.ndarray]:
     return out
 
 
+_PLACED: dict[tuple, object] = {}  # (model path, fingerprint, device, quantisation) -> model
+
+
+def placed_model(ref: models.ModelRef, device, quantize: str | None = None):
+    """:func:`bench.models.load`'s model on ``device`` (a copy, on CUDA), quantised if asked (a copy,
+    on the CPU); the shared model itself is returned as it is on the CPU and never changed."""
+    import torch
+
+    model, _ = models.load(ref)
+    device = torch.device(device)
+    if device.type == "cpu" and not quantize:
+        return model
+    key = (str(ref.path), ref.fingerprint, str(device), quantize)
+    if key not in _PLACED:
+        if quantize:
+            if device.type != "cpu":
+                raise BenchError(f"{quantize} quantisation runs on the CPU only, not on {device}", "use --device cpu")
+            log.info("quantising %s to %s (%s)", ref.name, quantize, QUANTIZATIONS[quantize])
+            _PLACED[key] = quantize_int8(model)
+        else:
+            log.info("copying %s to %s", ref.name, device)
+            _PLACED[key] = copy.deepcopy(model).to(device).eval()
+    return _PLACED[key]
+
+
+def quantize_int8(model):
+    """A copy of ``model`` with every ``nn.Linear`` dynamically quantised to qint8 (per-channel weight
+    scales); embeddings, LayerNorms and attention stay float32. torch marks ``torch.ao.quantization``
+    deprecated in favour of torchao but ships it in the pinned version: the warnings are silenced."""
+    import torch
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", message=".*quantize_per_(tensor|channel).*")
+        quantized = quantize_dynamic(model, {torch.nn.Linear: per_channel_dynamic_qconfig}, inplace=False)
+    return quantized.eval()
+
+
 _ENCODERS: dict[tuple, Encoder] = {}
 
 
-def encoder(spec: str, max_length: int | None = None) -> Encoder:
-    """The encoder of a model spec (one per spec and length per process, so a model loads once)."""
-    key = (spec, max_length)
+def encoder(spec: str, max_length: int | None = None, quantize: str | None = None) -> Encoder:
+    """The encoder of a model spec (one per spec, length and quantisation per process, so a model loads
+    once); it runs on the process's device (:func:`bench.devices.resolve`) at each use."""
+    key = (spec, max_length) if quantize is None else (spec, max_length, quantize)
     if key not in _ENCODERS:
-        _ENCODERS[key] = Encoder(models.resolve(spec), max_length)
+        _ENCODERS[key] = Encoder(models.resolve(spec), max_length, quantize=quantize)
     return _ENCODERS[key]

@@ -3,7 +3,8 @@
 The score of a document for a query is the sum over the query's kept tokens (prefix and special
 tokens excluded) of the best cosine between that token and any of the document's tokens. Search is
 exhaustive, one chunk of whole documents at a time, so the similarity matrix stays under a fixed
-number of elements whatever the corpus size.
+number of elements whatever the corpus size; memory-mapped states are read chunk by chunk (float32
+only for the chunk in hand), and a running top ``depth`` per query is merged with each chunk's.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from typing import Sequence
 
 import numpy as np
 
-from bench import batching
+from bench import batching, devices
+from bench.retrieve.chunked import release_pages, top_rows
 from bench.retrieve.ranking import Run, top_k
 
 CHUNK_ELEMENTS = 1 << 24  # query tokens x document tokens per similarity block (64 MB of float32)
@@ -25,7 +27,7 @@ def _maxsim(d, q, d_lengths, q_index, n_q: int):
 
     best = torch.segment_reduce(d @ q.T, "max", lengths=d_lengths, axis=0, unsafe=True)  # (n_docs, Tq)
     best = torch.nan_to_num(best, nan=0.0, neginf=0.0)  # a document without tokens scores 0
-    return torch.zeros((len(d_lengths), n_q)).index_add_(1, q_index, best).T
+    return torch.zeros((len(d_lengths), n_q), device=best.device).index_add_(1, q_index, best).T
 
 
 def _query_index(q_offsets: np.ndarray):
@@ -46,14 +48,16 @@ def scores(q_states: np.ndarray, q_offsets: np.ndarray, d_states: np.ndarray, d_
 def search(query_ids: Sequence[str], q_states: np.ndarray, q_offsets: np.ndarray, doc_ids: Sequence[str],
            d_states: np.ndarray, d_offsets: np.ndarray, depth: int = 1000,
            chunk_elements: int = CHUNK_ELEMENTS) -> Run:
-    """Exhaustive MaxSim: the top ``depth`` documents of each query, documents scored chunk by chunk."""
+    """Exhaustive MaxSim: the top ``depth`` documents of each query, documents scored chunk by chunk
+    on :func:`bench.devices.resolve`'s device (the running top ``depth`` is kept on the CPU)."""
     import torch
     from tqdm import tqdm
 
     torch.set_num_threads(batching.threads())
     n_q, n_docs = len(query_ids), len(doc_ids)
-    q = torch.from_numpy(np.asarray(q_states, dtype=np.float32))
-    q_index = _query_index(q_offsets)
+    device = devices.resolve()
+    q = torch.from_numpy(np.asarray(q_states, dtype=np.float32)).to(device)
+    q_index = _query_index(q_offsets).to(device)
     tokens_per_chunk = max(1, chunk_elements // max(1, len(q)))
     best = torch.full((n_q, 0), float("-inf"))
     best_idx = torch.zeros((n_q, 0), dtype=torch.long)
@@ -65,12 +69,12 @@ def search(query_ids: Sequence[str], q_states: np.ndarray, q_offsets: np.ndarray
             # whole documents, at least one, within the token budget
             stop = int(np.searchsorted(d_offsets, d_offsets[start] + tokens_per_chunk, side="right")) - 1
             stop = min(max(stop, start + 1), n_docs)
-            d = torch.from_numpy(np.asarray(d_states[d_offsets[start]:d_offsets[stop]], dtype=np.float32))
-            chunk = _maxsim(d, q, torch.from_numpy(np.diff(d_offsets[start:stop + 1])), q_index, n_q)
-            merged = torch.cat([best, chunk], dim=1)
-            merged_idx = torch.cat([best_idx, torch.arange(start, stop).expand(n_q, -1)], dim=1)
-            best, pos = torch.topk(merged, min(k, merged.shape[1]), dim=1)
-            best_idx = torch.gather(merged_idx, 1, pos)
+            d = torch.from_numpy(np.asarray(d_states[d_offsets[start]:d_offsets[stop]], dtype=np.float32)).to(device)
+            lengths = torch.from_numpy(np.diff(d_offsets[start:stop + 1])).to(device)
+            chunk = _maxsim(d, q, lengths, q_index, n_q).cpu()
+            top, idx = top_rows(chunk, k)  # the chunk's best, then merged with the running best
+            best, best_idx = top_rows(torch.cat([best, top], 1), k, torch.cat([best_idx, idx + start], 1))
+            release_pages(d_states, int(d_offsets[stop]))
             bar.update(stop - start)
             start = stop
         bar.close()
@@ -91,6 +95,7 @@ def rerank(query_ids: Sequence[str], q_states: np.ndarray, q_offsets: np.ndarray
             continue
         rows = [row[d] for d in cands]
         states = np.concatenate([d_states[d_offsets[r]:d_offsets[r + 1]] for r in rows])
+        release_pages(d_states, len(d_states))  # a memory map's pages read for this query go back
         offsets = np.concatenate([[0], np.cumsum([d_offsets[r + 1] - d_offsets[r] for r in rows])])
         q = q_states[q_offsets[qi]:q_offsets[qi + 1]]
         values = scores(q, np.array([0, len(q)]), states, offsets)[0].tolist()

@@ -4,11 +4,14 @@ The trained model (:mod:`bench.translate.mt_model`) keeps the packaged multiling
 its token states for every foreign sentence of the bitext are computed once, stored as float16
 (``states.npy``, one row per token, ``offsets.npy`` delimiting sentences) and cached under
 ``BENCH_HOME/mt-states/<fingerprint>`` (key: encoder fingerprint, layer, maximum length, bitext
-fingerprint). Training then only runs the decoder.
+fingerprint). Training then only runs the decoder. They are encoded on :func:`bench.devices.resolve`'s
+device (a copy of the shared model on a GPU), in fp32 on every device: they are stored as float16,
+whose mantissa bf16 would not fill.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 from dataclasses import dataclass
@@ -17,7 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
-from bench import batching, models
+from bench import batching, devices, models
 from bench.store import cached_build, fingerprint
 
 log = logging.getLogger(__name__)
@@ -43,7 +46,7 @@ class SourceStates:
 
 
 def source_states(encoder_ref: models.ModelRef, layer: int, max_length: int, texts: Sequence[str],
-                  texts_fp: str, batch_tokens: int = 8192) -> SourceStates:
+                  texts_fp: str, batch_tokens: int | None = None) -> SourceStates:
     """The encoder's layer-``layer`` token states of ``texts`` (specials included), cached."""
     key = {"artifact": "mt-source-states", "version": STATES_VERSION, "encoder": encoder_ref.fingerprint,
            "layer": layer, "max_length": max_length, "texts": texts_fp, "n": len(texts)}
@@ -58,11 +61,14 @@ def source_states(encoder_ref: models.ModelRef, layer: int, max_length: int, tex
 
 
 def encode_states(encoder_ref: models.ModelRef, layer: int, max_length: int, texts: Sequence[str],
-                  batch_tokens: int = 8192) -> tuple[np.ndarray, np.ndarray]:
+                  batch_tokens: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     import torch
     from tqdm import tqdm
 
     model, tokenizer = models.load(encoder_ref)
+    device = devices.resolve()
+    model = model if device.type == "cpu" else copy.deepcopy(model).to(device)  # the shared model never moves
+    batch_tokens = batch_tokens or devices.batch_tokens(device)
     torch.set_num_threads(batching.threads())
     ids = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
     out: list[np.ndarray | None] = [None] * len(texts)
@@ -70,10 +76,10 @@ def encode_states(encoder_ref: models.ModelRef, layer: int, max_length: int, tex
     log.info("encoding %d source sentences with %s (layer %d, frozen)", len(texts), encoder_ref.name, layer)
     with torch.inference_mode(), tqdm(total=len(texts), desc="source states", unit="sent", mininterval=5.0,
                                       disable=len(texts) < 256) as bar:
-        for rows in batching.length_batches([len(x) for x in ids], batch_tokens, 128):
-            input_ids, mask = batching.pad_batch(ids, rows, pad)
+        for rows in batching.length_batches([len(x) for x in ids], batch_tokens, 2 * devices.max_batch(device)):
+            input_ids, mask = (t.to(device) for t in batching.pad_batch(ids, rows, pad))
             hidden = _layer_output(model, input_ids, mask, layer)
-            hidden = hidden.to(torch.float16).numpy()
+            hidden = hidden.to(torch.float16).cpu().numpy()
             for j, i in enumerate(rows):
                 out[i] = hidden[j, :len(ids[i])]
             bar.update(len(rows))

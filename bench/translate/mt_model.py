@@ -199,7 +199,7 @@ class CopyTranslator(nn.Module):
         return self.drop(self.memory_norm(self.state_proj(states) + self.lexical_proj(lexical)))
 
     def prepare(self, memory: torch.Tensor, source_mask: torch.Tensor) -> dict:
-        bias = torch.zeros(source_mask.shape, dtype=memory.dtype).masked_fill(source_mask == 0, float("-inf"))
+        bias = torch.zeros_like(source_mask, dtype=memory.dtype).masked_fill(source_mask == 0, float("-inf"))
         return {"memory": memory, "bias": bias[:, None, None, :],
                 "cross": [layer.cross_keys(memory) for layer in self.layers]}
 
@@ -207,7 +207,7 @@ class CopyTranslator(nn.Module):
 
     def _inputs(self, tokens: torch.Tensor, offset: int) -> torch.Tensor:
         tokens = tokens.masked_fill(tokens >= len(self.vocab), UNK)  # extended (copied) pieces
-        pos = torch.arange(offset, offset + tokens.shape[1]).clamp_max(self.positions.num_embeddings - 1)
+        pos = torch.arange(offset, offset + tokens.shape[1], device=tokens.device).clamp_max(self.positions.num_embeddings - 1)
         return self.drop(self.embed(tokens) * math.sqrt(self.arch.d_model) + self.positions(pos)[None])
 
     def _heads(self, h: torch.Tensor, enc: dict):
@@ -267,9 +267,10 @@ def beam_search(model: CopyTranslator, enc: dict, source_local: torch.Tensor, n_
     """Best local-id sequence per sentence (batched beam search; scores divided by length**penalty).
 
     ``max_len[b]`` counts the pieces of sentence b including </s>. With ``beams=1`` it is greedy decoding.
+    The model runs on its device (that of ``enc``), the search's bookkeeping on the CPU.
     """
-    batch = source_local.shape[0]
-    expand = torch.arange(batch).repeat_interleave(beams)
+    batch, dev = source_local.shape[0], enc["memory"].device
+    expand = torch.arange(batch, device=dev).repeat_interleave(beams)
     enc = {"memory": enc["memory"][expand], "bias": enc["bias"][expand],
            "cross": [(k[expand], v[expand]) for k, v in enc["cross"]]}
     source_local = source_local[expand]
@@ -282,7 +283,7 @@ def beam_search(model: CopyTranslator, enc: dict, source_local: torch.Tensor, n_
     limit = torch.tensor(list(max_len)).repeat_interleave(beams)
     best: list[tuple[float, list[int]]] = [(float("-inf"), []) for _ in range(batch)]
     for t in range(int(limit.max())):
-        logp = model.step(enc, source_local, n_ext, tokens[:, -1:], t, caches)
+        logp = model.step(enc, source_local, n_ext, tokens[:, -1:].to(dev), t, caches).float().cpu()
         logp = logp.masked_fill((limit <= t + 1)[:, None] & (torch.arange(logp.shape[1]) != EOS)[None], float("-inf"))
         logp[:, PAD] = float("-inf")
         logp[:, BOS] = float("-inf")
@@ -317,7 +318,7 @@ def beam_search(model: CopyTranslator, enc: dict, source_local: torch.Tensor, n_
         origin = origin.view(-1)
         tokens = torch.cat([tokens[origin], chosen.view(-1, 1)], dim=1)
         for cache in caches:
-            cache["k"], cache["v"] = cache["k"][origin], cache["v"][origin]
+            cache["k"], cache["v"] = cache["k"][origin.to(dev)], cache["v"][origin.to(dev)]
         scores = next_scores.view(-1)
         finished = torch.isinf(scores)
         if bool(finished.all()):
@@ -374,10 +375,12 @@ def load(path: Path) -> tuple[CopyTranslator, object, object]:
 @torch.inference_mode()
 def decode(model: CopyTranslator, tokenizer, states: torch.Tensor, source_ids: Sequence[Sequence[int]], *,
            beams: int, max_new_tokens: int, length_penalty: float = 1.0) -> list[str]:
-    """Translations of one batch from its encoder states (B, S, d) and source token ids (unpadded)."""
-    input_ids, mask = pad_batch(source_ids, range(len(source_ids)), tokenizer.pad_token_id)
-    enc = model.prepare(model.memory(states, input_ids), mask)
+    """Translations of one batch from encoder states (B, S, d) and source ids (unpadded), on the model's device."""
+    dev = model.out_bias.device
+    input_ids, mask = (t.to(dev) for t in pad_batch(source_ids, range(len(source_ids)), tokenizer.pad_token_id))
+    enc = model.prepare(model.memory(states.to(dev), input_ids), mask)
     source_local, extensions = model.vocab.extend(source_ids)
+    source_local = source_local.to(dev)
     n_ext = max((len(e) for e in extensions), default=0)
     limits = [min(max_new_tokens, model.arch.max_target_len, 2 * len(x) + 10) for x in source_ids]
     out = beam_search(model, enc, source_local, n_ext, limits, beams, length_penalty)
@@ -389,7 +392,8 @@ def decode(model: CopyTranslator, tokenizer, states: torch.Tensor, source_ids: S
 def translate(model: CopyTranslator, encoder, tokenizer, source_ids: Sequence[Sequence[int]], *, beams: int,
               max_new_tokens: int, length_penalty: float) -> list[str]:
     """:func:`decode` with the (truncated) encoder run live on the tokenised sources, as in training."""
-    input_ids, mask = pad_batch(source_ids, range(len(source_ids)), tokenizer.pad_token_id)
+    dev = model.out_bias.device  # the encoder is on the same device
+    input_ids, mask = (t.to(dev) for t in pad_batch(source_ids, range(len(source_ids)), tokenizer.pad_token_id))
     states = encoder(input_ids=input_ids, attention_mask=mask).last_hidden_state
     return decode(model, tokenizer, states, source_ids, beams=beams, max_new_tokens=max_new_tokens,
                   length_penalty=length_penalty)

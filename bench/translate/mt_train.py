@@ -1,4 +1,4 @@
-"""`bench train mt`: a small foreign→English translation model trained on the pair's bitext, on CPU.
+"""`bench train mt`: a small foreign→English translation model trained on the pair's bitext.
 
 Architecture (:mod:`bench.translate.mt_model`; why: DESIGN.md §7 gives 2 CPU cores and an hour): the
 packaged multilingual encoder (multilingual-e5-small, which already represents Swahili, Hausa and
@@ -14,7 +14,12 @@ is a cached artifact under ``BENCH_HOME/mt-models/<fp>`` keyed by the bitext fin
 fingerprint, the configuration and the seed. The step loop, learning-rate schedule and curve files are
 :mod:`bench.training`'s; the batches, word dropout and held-out evaluation are this module's. Beside it: ``curve.csv`` / ``curve.png`` (training loss,
 held-out loss and chrF on a held-out slice of the bitext; never FLORES) and ``bench-mt.json``
-(configuration, time, peak memory). :func:`bench.translate.nmt.translate` loads it like any model.
+(configuration, device, precision, time, peak memory). :func:`bench.translate.nmt.translate` loads it like any model.
+
+The decoder trains on :func:`bench.devices.resolve`'s device (``--device``), under bfloat16 autocast on
+CUDA and in fp32 on the CPU. The model is not keyed by device: the batch order and word dropout are
+drawn on the CPU whatever the device, but dropout and float arithmetic differ on a GPU, so a model
+trained there differs from a CPU-trained one in its numbers (not in its recipe).
 """
 
 from __future__ import annotations
@@ -221,22 +226,24 @@ def _train(out: Path, pairs: list[tuple[str, str]], ref: models.ModelRef, config
     states = mt_data.source_states(ref, config.encoder_layer, config.max_source_len, foreign,
                                    mt_data.texts_fingerprint(foreign))
     data = _Data(states, source_ids, english_ids, vocab)
-    model = build_model(ref, config, vocab)
+    device = devices.resolve()
+    bf16 = config.bf16 and devices.bf16_autocast(device)  # CUDA only: fp32 on every CPU
+    model = build_model(ref, config, vocab).to(device)
     trainable = [p for p in model.parameters() if p.requires_grad]
     log.info("decoder: %.1fM trainable parameters, %d target pieces; %d training, %d held-out pairs",
              sum(p.numel() for p in trainable) / 1e6, len(vocab), len(train_rows), len(dev_rows))
     optim = torch.optim.AdamW(trainable, lr=config.lr, betas=(0.9, 0.98), eps=1e-8, weight_decay=0.01)
     feed = _epochs([len(x) for x in data.target_ids], train_rows, config.batch_tokens, rng)
 
-    bf16 = config.bf16 and devices.bf16_autocast("cpu")  # training runs on the CPU: fp32
 
     def step_loss(step: int):
         epoch, rows = next(feed)
         model.train()
         states_b, ids_b, mask_b, local_b, dec_in, labels = data.batch(rows)
-        dropped = (torch.rand(dec_in.shape) < config.input_unk) & (dec_in > EOS)
+        dropped = (torch.rand(dec_in.shape) < config.input_unk) & (dec_in > EOS)  # drawn on the CPU: seeded
         dec_in = dec_in.masked_fill(dropped, UNK)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        states_b, ids_b, mask_b, local_b, dec_in, labels = _to(device, states_b, ids_b, mask_b, local_b, dec_in, labels)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             enc = model.prepare(model.memory(states_b, ids_b), mask_b)
             nll, smooth = model.loss_terms(enc, local_b, dec_in, labels)
         return token_loss(nll.float(), smooth.float(), labels, config.label_smoothing), {"epoch": epoch}
@@ -261,7 +268,7 @@ def _train(out: Path, pairs: list[tuple[str, str]], ref: models.ModelRef, config
     if loop.stopped_by == "max_minutes":
         log.warning("MT training stopped by its time budget (%.0f min) at step %d of %d: the model depends on this "
                     "machine's speed", config.max_minutes, loop.step, config.max_steps)
-    model.eval()
+    model.cpu().eval()
     save_model(model, tokenizer, out)
     if curve:
         (out / "curve.png").write_bytes(curve_png(curve, CURVE_PANELS, figsize=(10, 4)))
@@ -269,7 +276,7 @@ def _train(out: Path, pairs: list[tuple[str, str]], ref: models.ModelRef, config
         "config": asdict(config), "seed": seed, "encoder": ref.describe(), "pairs": len(pairs),
         "train_pairs": len(train_rows), "dev_pairs": len(dev_rows), "target_pieces": len(vocab), "steps": loop.step,
         "epochs": loop.curve[-1]["epoch"] if loop.curve else 0, "stopped_by": loop.stopped_by,
-        "device": "cpu", "precision": "bf16-autocast" if bf16 else "fp32",
+        "device": devices.describe(device)["device"], "precision": "bf16-autocast" if bf16 else "fp32",
         "train_minutes": round(loop.seconds / 60, 2), "total_minutes": round((time.time() - t0) / 60, 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "final": curve[-1] if curve else None,
@@ -282,12 +289,13 @@ def _evaluate(model: CopyTranslator, data: _Data, tokenizer, dev_rows, english: 
     import torch
 
     model.eval()
+    device = model.out_bias.device
     total, tokens = 0.0, 0
     hyps = []
     rows = list(dev_rows)
     with torch.inference_mode():
         for start in range(0, len(rows), 64):
-            states_b, ids_b, mask_b, local_b, dec_in, labels = data.batch(rows[start:start + 64])
+            states_b, ids_b, mask_b, local_b, dec_in, labels = _to(device, *data.batch(rows[start:start + 64]))
             enc = model.prepare(model.memory(states_b, ids_b), mask_b)
             nll, _ = model.loss_terms(enc, local_b, dec_in, labels)
             total += float(nll[labels != -100].sum())
@@ -300,3 +308,8 @@ def _evaluate(model: CopyTranslator, data: _Data, tokenizer, dev_rows, english: 
                            max_new_tokens=config.max_target_len)
     chrf = sacrebleu.corpus_chrf(hyps, [[english[i] for i in sample]]).score if sample else 0.0
     return {"dev_loss": total / max(tokens, 1), "dev_chrf": chrf, "dev_ppl": math.exp(min(total / max(tokens, 1), 50))}
+
+
+def _to(device, *tensors):
+    """The tensors on ``device`` (no copy where they are already there)."""
+    return tuple(t.to(device) for t in tensors)

@@ -10,6 +10,8 @@ their ``bench-mt-model.json`` and decoded by their own copy-aware beam search.
 
 Translations are cached under ``BENCH_HOME/translations/<fingerprint>`` keyed by the model's
 fingerprint, the texts, the languages and the decoding parameters, so a repeated run loads no model.
+Decoding runs on :func:`bench.devices.resolve`'s device (``--device``), in fp32 on every device (beam
+search is where a lower precision would change a translation, and the cache is not keyed by device).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
 
-from bench import batching, models
+from bench import batching, devices, models
 from bench.errors import BenchError
 from bench.store import cached_build, fingerprint
 from bench.translate import mt_model
@@ -103,7 +105,7 @@ def translate(texts: Sequence[str], model: str | Path | MtModel, src_lang: str, 
 
 
 @lru_cache(maxsize=2)
-def _load(path: str, fingerprint_: str):
+def _load(path: str, fingerprint_: str, device: str = "cpu"):
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
     log.info("loading MT model %s", path)
@@ -115,7 +117,7 @@ def _load(path: str, fingerprint_: str):
     except (OSError, ValueError) as exc:
         raise BenchError(f"cannot load the MT model in {path}: {str(exc).splitlines()[0][:160]}",
                          "is it a transformers seq2seq model directory?") from exc
-    model.eval()
+    model.to(device).eval()
     return model, tokenizer, decoder_tok
 
 
@@ -163,7 +165,8 @@ def translate_uncached(texts: Sequence[str], ref: MtModel, src_lang: str, tgt_la
 
 def _hf_generator(ref: MtModel, src_lang: str, tgt_lang: str, params: DecodeParams):
     """(tokenizer, batch of source ids → translations) for a Hugging Face seq2seq model."""
-    model, tokenizer, decoder_tok = _load(str(ref.path), ref.fingerprint)
+    device = devices.resolve()
+    model, tokenizer, decoder_tok = _load(str(ref.path), ref.fingerprint, str(device))
     src_code, forced_bos = language_codes(tokenizer, src_lang, tgt_lang)
     if src_code is not None:
         tokenizer.src_lang = src_code
@@ -172,24 +175,25 @@ def _hf_generator(ref: MtModel, src_lang: str, tgt_lang: str, params: DecodePara
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
     def generate(batch: list[list[int]]) -> list[str]:
-        input_ids, mask = batching.pad_batch(batch, range(len(batch)), pad)  # right padding, as seq2seq encoders expect
+        input_ids, mask = (t.to(device) for t in batching.pad_batch(batch, range(len(batch)), pad))  # right padding
         generated = model.generate(input_ids=input_ids, attention_mask=mask, num_beams=params.num_beams,
                                    max_new_tokens=max_new, length_penalty=params.length_penalty,
                                    do_sample=False, **extra)
-        return decoder_tok.batch_decode(generated, skip_special_tokens=True)
+        return decoder_tok.batch_decode(generated.cpu(), skip_special_tokens=True)
 
     return tokenizer, generate
 
 
 @lru_cache(maxsize=2)
-def _load_bench_model(path: str, fingerprint_: str):
+def _load_bench_model(path: str, fingerprint_: str, device: str = "cpu"):
     log.info("loading MT model %s", path)
-    return mt_model.load(Path(path))
+    model, encoder, tokenizer = mt_model.load(Path(path))
+    return model.to(device), encoder.to(device), tokenizer
 
 
 def _bench_generator(ref: MtModel, params: DecodeParams):
     """(tokenizer, batch of source ids → translations) for bench's own models (copy-aware beam search)."""
-    model, encoder, tokenizer = _load_bench_model(str(ref.path), ref.fingerprint)
+    model, encoder, tokenizer = _load_bench_model(str(ref.path), ref.fingerprint, str(devices.resolve()))
 
     def generate(batch: list[list[int]]) -> list[str]:
         return mt_model.translate(model, encoder, tokenizer, batch, beams=params.num_beams,
