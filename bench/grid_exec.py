@@ -129,14 +129,21 @@ def _started(events, key: tuple) -> None:
         events.put.remote((key, socket.gethostname()))
 
 
+def _begin(task, env: dict | None, events, done) -> tuple[dict, dict | None]:
+    """A task's start: tell the driver, name it, and unless a dependency failed, set up its environment."""
+    _started(events, task_key(task))
+    out = {"label": task.label, "host": socket.gethostname()}
+    failed = _failed_dependency(done)
+    if not failed:
+        _enter(env)
+    return out, failed
+
+
 def need_task(need: Need, env: dict | None, events, *done: dict) -> dict:
     """Build one need (after the needs it is built from: ``done``, their outcomes)."""
-    _started(events, task_key(need))
-    out = {"label": need.label, "host": socket.gethostname()}
-    failed = _failed_dependency(done)
+    out, failed = _begin(need, env, events, done)
     if failed:
         return {**out, **failed}
-    _enter(env)
     t0, started_ns = time.perf_counter(), time.time_ns()
     try:
         path = need.build()
@@ -152,12 +159,9 @@ def need_task(need: Need, env: dict | None, events, *done: dict) -> dict:
 
 def cell_task(cell: Cell, runs_root: str, depth: int, measures, env: dict | None, events, *done: dict) -> dict:
     """Run one cell (``runner.run_systems`` for its system, seed and options) after its needs."""
-    _started(events, task_key(cell))
-    out = {"label": cell.label, "host": socket.gethostname()}
-    failed = _failed_dependency(done)
+    out, failed = _begin(cell, env, events, done)
     if failed:
         return {**out, **failed}
-    _enter(env)
     t0 = time.perf_counter()
     try:
         from bench.needs_build import resolve_pair

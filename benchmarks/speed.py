@@ -85,12 +85,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    lines: list[str] = []
-
-    def say(name, value):
-        line = f"{name}: {value:.4g}" if isinstance(value, float) else f"{name}: {value}"
-        print(line, flush=True)
-        lines.append(line)
+    say = train_step.Figures()
 
     import torch
 
@@ -129,8 +124,7 @@ def main() -> None:
     else:
         say("cuda", "no CUDA device: encode_cuda_speedup and train_cuda_speedup not measured")
     say("wall_s", time.perf_counter() - started)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / ("speed-quick.txt" if args.quick else "speed.txt")).write_text("\n".join(lines) + "\n")
+    say.write(RESULTS / ("speed-quick.txt" if args.quick else "speed.txt"))
 
 
 if __name__ == "__main__":

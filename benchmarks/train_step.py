@@ -45,6 +45,22 @@ RESULTS = Path(__file__).resolve().parent / "results" / "train_step.txt"
 FREEZE = (0, 3, 6)
 
 
+class Figures:
+    """Prints each figure as ``name: value`` and keeps the lines for the results file."""
+
+    def __init__(self):
+        self.lines: list[str] = []
+
+    def __call__(self, name, value) -> None:
+        line = f"{name}: {value:.4g}" if isinstance(value, float) else f"{name}: {value}"
+        print(line, flush=True)
+        self.lines.append(line)
+
+    def write(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("\n".join(self.lines) + "\n")
+
+
 def measure(pair_name: str, steps: int, warmup: int, say, freeze=FREEZE, device: str = "cpu") -> dict[str, float]:
     """Step the variants (teacher cache off/on x ``freeze``) in turn on ``device``; say and return the figures."""
     pair = get_pair(pair_name)
@@ -117,18 +133,12 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps per variant first")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    lines: list[str] = []
-
-    def say(name, value):
-        line = f"{name}: {value:.4g}" if isinstance(value, float) else f"{name}: {value}"
-        print(line, flush=True)
-        lines.append(line)
+    say = Figures()
 
     measure(args.pair, args.steps, args.warmup, say)
     say("note", f"{args.steps} timed steps per variant after {args.warmup} warm-up steps, stepped in turn; "
                 f"the recipe's 300 steps visit up to {300 * 32} pairs")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text("\n".join(lines) + "\n")
+    say.write(RESULTS)
 
 
 if __name__ == "__main__":
