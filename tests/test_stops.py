@@ -121,12 +121,17 @@ from bench import interrupts, store
 interrupts.install(grace_s=float(sys.argv[2]))
 with store.atomic_dir(Path(sys.argv[1]) / "artifact") as tmp:
     (tmp / "half").write_text("half-written")
-    print("ready", flush=True)
-    while True:
-        try:
+    # a library that swallows the interrupt, or a call that never returns. "ready" is printed inside the
+    # try, so the one KeyboardInterrupt is swallowed wherever it lands (a loop with the try inside it
+    # lets one through when the signal lands on the loop's own jump, and the process dies of SIGINT)
+    try:
+        print("ready", flush=True)
+        while True:
             time.sleep(0.01)
-        except KeyboardInterrupt:  # a library that swallows the interrupt, or a call that never returns
-            pass
+    except KeyboardInterrupt:
+        pass
+    while True:  # only the first signal raises; the watchdog, or a second signal, ends this
+        time.sleep(0.01)
 """
 
 
