@@ -21,7 +21,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from bench.distill.recipes import SDISTILL, describe, trained_student
+from bench.distill.recipes import OPTICAL, SDISTILL, describe, trained_student
 from bench.evaluate import means, per_query
 from bench.pairs import get_pair
 from bench.retrieve import dense
@@ -49,6 +49,11 @@ VARIANTS = {
     "ot0.3+sent": replace(OT, w_ot=0.3, w_sent=1.0),
     "ot-idf-unbal+sent": replace(OT, w_sent=1.0, marginals="idf", tau=0.1),
     "ot-minilm+sent": replace(OT, w_sent=1.0, teacher="all-minilm-l6-v2", teacher_prefix=""),
+    # issue 14: how many lower layers of the student can stay frozen (cheaper steps, the teacher cached)
+    # without costing MAP; the rule that picks one is in benchmarks/results/optical_tuning/RULES.md
+    "optical": OPTICAL,
+    "optical-freeze3": replace(OPTICAL, freeze_layers=3),
+    "optical-freeze6": replace(OPTICAL, freeze_layers=6),
 }
 FIELDS = ("pair", "variant", "scoring", "AP", "nDCG@10", "RR@10", "train_s", "peak_rss_mb", "checkpoint", "config")
 
