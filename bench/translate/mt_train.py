@@ -75,8 +75,10 @@ class MtConfig:
     batch_tokens: int = 3000  # target tokens (padded) per step
     # training runs max_steps steps (the learning rate decays linearly to 0 over them), so a rerun gives
     # the same model on any machine; max_minutes is only a safety stop (bench-mt.json records which
-    # bound ended it, and a time-stopped model depends on the machine's speed)
-    max_minutes: float = 60.0
+    # bound ended it, and a time-stopped model depends on the machine's speed). 180, not 60: in fp32 on a
+    # 2-core AVX2 CPU a step takes 1.8 s, so 2,000 steps need an hour, and the 60-minute stop ended
+    # sw-en's default model at step 1,501 when the machine was shared (2026-12-02)
+    max_minutes: float = 180.0
     dev_size: int = 500  # held-out bitext pairs (the training curve; FLORES is never seen)
     eval_every: int = 250
     eval_sentences: int = 100  # held-out pairs translated (greedy) for the curve's chrF
@@ -121,8 +123,8 @@ def train_on_bitext(pairs: Sequence[tuple[str, str]], bitext_fp: str, config: Mt
     key = model_key(bitext_fp, ref.fingerprint, config, seed)
     path = artifact_dir("mt-models", key)
     if not is_complete(path):
-        log.warning("training an MT model on %d sentence pairs: this takes up to %.0f minutes on CPU "
-                    "(cached afterwards in %s)", len(pairs), config.max_minutes, path)
+        log.warning("training an MT model on %d sentence pairs: about an hour on 2 CPU cores, at most %.0f "
+                    "minutes (cached afterwards in %s)", len(pairs), config.max_minutes, path)
     return cached_build("mt-models", key, lambda tmp: _train(tmp, list(pairs), ref, config, seed))
 
 
