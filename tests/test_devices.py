@@ -94,7 +94,12 @@ def test_cpu_given_explicitly_auto_and_the_environment_encode_identically(tiny_r
     auto = top10(dense.Encoder(tiny_ref), docs, queries)
     explicit = top10(dense.Encoder(tiny_ref, device="cpu"), docs, queries)
     monkeypatch.setenv("BENCH_DEVICE", "cpu")
-    from_env = top10(dense.Encoder(tiny_ref, device=torch.device("cpu")), docs, queries)
+    from_env = top10(dense.Encoder(tiny_ref), docs, queries)
+    if not torch.cuda.is_available():  # the variable is read: naming a device the machine lacks is refused
+        monkeypatch.setenv("BENCH_DEVICE", "cuda")
+        with pytest.raises(BenchError, match="CUDA"):
+            dense.Encoder(tiny_ref).device
+        monkeypatch.setenv("BENCH_DEVICE", "cpu")
     for other in (explicit, from_env):
         assert np.array_equal(auto[0].vectors, other[0].vectors) and np.array_equal(auto[0].states, other[0].states)
         assert np.array_equal(auto[1].vectors, other[1].vectors) and auto[2] == other[2]

@@ -331,13 +331,14 @@ class TrainingRun:
         if plot:
             (out / "loss.png").write_bytes(curve_png(loop.curve, [LOSS_PANEL], self.describe()))
         conventions = self.student_init.conventions or models.Conventions(query_prefix=c.student_prefix)
+        execution = devices.describe(self.device)
         meta = {
             "system": self.describe(), "config": asdict(c), "teacher_fingerprint": self.teacher.fingerprint,
             "student_init_fingerprint": self.student_init.fingerprint, "pairs": self.n, "steps": loop.step,
             "final_loss": loop.curve[-1]["loss"] if loop.curve else None,
             "seconds_last_session": round(seconds, 1), "resumed": resumed,
             "projection": self.projection is not None, "conventions": asdict(conventions),
-            "device": devices.describe(self.device)["device"], "precision": devices.describe(self.device)["dtype"],
+            "device": execution["device"], "precision": execution["dtype"],
             "teacher_cache": self.teacher_side.path.name if self.teacher_side.path is not None else None,
             "versions": {"torch": torch.__version__, "transformers": _version("transformers")},
         }

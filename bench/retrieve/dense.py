@@ -24,7 +24,7 @@ from bench.collections import Collection
 from bench.retrieve import maxsim
 from bench.retrieve.chunked import default_budget, format_bytes, release_pages, rows_per_chunk, top_rows
 from bench.retrieve.encoder import Encoded, Encoder, encoder  # noqa: F401  (public names of dense retrieval)
-from bench.retrieve.encodings import (DOC_TEXT, DocStates, cached_doc_states, doc_lengths,  # noqa: F401
+from bench.retrieve.encodings import (DOC_TEXT, STATES, DocStates, cached_doc_states, doc_lengths,  # noqa: F401
                                       doc_states, doc_vectors, query_vectors)
 from bench.retrieve.ranking import Run, top_k
 from bench.store import cached_build, fingerprint
@@ -32,7 +32,6 @@ from bench.store import cached_build, fingerprint
 log = logging.getLogger(__name__)
 
 CHUNK_BYTES = 64 << 20  # float32 document vectors scored per block by exhaustive search
-STATES = "no-specials,l2,float16"  # the document token states MaxSim reads (as encodings.doc_states keeps them)
 
 
 # --- search ---------------------------------------------------------------------------------------

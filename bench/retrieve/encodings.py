@@ -34,6 +34,7 @@ from bench.store import artifact_dir, cached_build, fingerprint, is_complete
 
 log = logging.getLogger(__name__)
 
+STATES = "no-specials,l2,float16"  # the document token states MaxSim reads, as doc_states keeps them
 DOC_TEXT = "title+text"  # what a document's text is: Doc.default_text()
 STATES_WITH_VECTORS_MAX_DOCS = 20_000  # ~2.3 GB of float16 token states at 150 tokens a passage
 CHUNK_TOKENS = 1 << 18  # padded tokens encoded before a chunk goes to disk (whole batches; at least one)
@@ -89,7 +90,7 @@ def doc_vectors(enc: Encoder, collection: Collection, shards: int = 1) -> DocVec
 
 
 def _states_key(enc: Encoder, collection: Collection) -> dict:
-    return {**_doc_key(enc, collection, "dense-doc-states"), "states": "no-specials,l2,float16"}
+    return {**_doc_key(enc, collection, "dense-doc-states"), "states": STATES}
 
 
 def cached_doc_states(enc: Encoder, collection: Collection) -> DocStates | None:
