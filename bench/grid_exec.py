@@ -49,8 +49,6 @@ class Outcome:
     path: str | None = None  # the artifact's directory, the run's directory
     built: bool | None = None  # a need: built by this task (False: found complete)
     seconds: float = 0.0
-    host: str = ""
-    means: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -172,7 +170,7 @@ def cell_task(cell: Cell, runs_root: str, depth: int, measures, env: dict | None
     except Exception as exc:
         log.debug("%s failed", cell.label, exc_info=True)
         return {**out, "ok": False, "error": one_line(exc), "seconds": time.perf_counter() - t0}
-    return {**out, "ok": True, "path": str(result.path), "means": result.means, "seconds": time.perf_counter() - t0}
+    return {**out, "ok": True, "path": str(result.path), "seconds": time.perf_counter() - t0}
 
 
 def report_task(pair: str, runs_root: str, reports_dir: str, env: dict | None, *cells: dict) -> list[str]:
@@ -228,7 +226,7 @@ class Progress:
 def _outcome(task: Need | Cell, raw: dict) -> Outcome:
     kind = "need" if isinstance(task, Need) else "cell"
     return Outcome(kind, raw.get("label") or task.label, bool(raw.get("ok")), raw.get("error"), raw.get("path"),
-                   raw.get("built"), float(raw.get("seconds") or 0.0), raw.get("host", ""), raw.get("means") or {})
+                   raw.get("built"), float(raw.get("seconds") or 0.0))
 
 
 # --- running a plan ------------------------------------------------------------------------------------------
