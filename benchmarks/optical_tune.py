@@ -54,6 +54,9 @@ VARIANTS = {
     "optical": OPTICAL,
     "optical-freeze3": replace(OPTICAL, freeze_layers=3),
     "optical-freeze6": replace(OPTICAL, freeze_layers=6),
+    # the same rule for the sentence-level ablation, at the recipes' shared budget
+    "sdistill-freeze3": replace(SDISTILL, freeze_layers=3),
+    "sdistill-freeze6": replace(SDISTILL, freeze_layers=6),
 }
 FIELDS = ("pair", "variant", "scoring", "AP", "nDCG@10", "RR@10", "train_s", "peak_rss_mb", "checkpoint", "config")
 
