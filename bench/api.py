@@ -8,7 +8,7 @@
   (long form), ``.compare(baseline)`` (the head-to-head table: deltas, wins/ties/losses, paired tests,
   Holm); results of the same pair add up (``bench.run(...) + bench.evaluate(...)``).
 
-A pair is a built-in pair's name, the path of a pair file, or a :class:`bench.pairs.Pair`.
+A pair is a built-in pair's name, the path of a pair file, or a :class:`bench.data.pairs.Pair`.
 """
 
 from __future__ import annotations
@@ -21,13 +21,13 @@ from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
-from bench import stats
+from bench.results import stats
 from bench.errors import BenchError
-from bench.evaluate import per_query
-from bench.options import RunOptions
-from bench.pairs import Pair
-from bench.plan import check_baseline, check_options, choose_systems, measure_names, resolve_pair
-from bench.runs import RUN_FILE, load_run, read_trec
+from bench.results.scoring import per_query
+from bench.systems.options import RunOptions
+from bench.data.pairs import Pair
+from bench.experiment.plan import check_baseline, check_options, choose_systems, measure_names, resolve_pair
+from bench.results.runs import RUN_FILE, load_run, read_trec
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ class Results:
 
     def compare(self, baseline: str, measures: Sequence[str] | None = None, *, n_resamples: int = stats.N_RESAMPLES,
                 seed: int = 0, alpha: float = stats.ALPHA) -> pd.DataFrame:
-        """Every other system against ``baseline`` on each measure (:func:`bench.stats.head_to_head`):
+        """Every other system against ``baseline`` on each measure (:func:`bench.results.stats.head_to_head`):
         means, ``delta``, wins/ties/losses, randomization and t-test p-values, Holm over the systems."""
         if baseline not in self.systems:
             raise BenchError(f"baseline {baseline!r} is not among the results' systems", "one of: " + ", ".join(self.systems))
@@ -118,11 +118,11 @@ def run(pair: str | Path | Pair, systems: str | Sequence[str] | None = None, run
         measures: str | Sequence[str] | None = None, baseline: str | None = None, **options: Any) -> Results:
     """Run ``systems`` (names; default: every system that applies) on ``pair`` like ``bench run``.
 
-    ``options`` are run options (:class:`bench.options.RunOptions`: ``encoder=``, ``rerank=``, ...); an
+    ``options`` are run options (:class:`bench.systems.options.RunOptions`: ``encoder=``, ``rerank=``, ...); an
     unknown one, or one that no chosen system reads, is an error before anything runs. ``measures``
     (ir_measures names) replace the pair's. Runs are stored under ``runs/<pair>/<system>/``; with
     ``reports``, the pair's report is written there too (against ``baseline``)."""
-    from bench.runner import run_systems
+    from bench.experiment.runner import run_systems
 
     pair = resolve_pair(pair)
     if depth < 1:
@@ -145,7 +145,7 @@ def run(pair: str | Path | Pair, systems: str | Sequence[str] | None = None, run
         paths[result.system] = result.path
     written = []
     if reports is not None:
-        from bench.report import write_pair_report
+        from bench.results.report import write_pair_report
 
         written = write_pair_report(pair.name, Path(runs), Path(reports), baseline=baseline)
     return Results(pair.name, pd.concat(tables, ignore_index=True)[PER_QUERY_COLUMNS], paths, written)

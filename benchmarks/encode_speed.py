@@ -3,7 +3,7 @@
     HF_HUB_OFFLINE=1 BENCH_MIRROR=../shared/mirror python benchmarks/encode_speed.py [--limit 400] [--runs] [--int8]
 
 1. The same AfriQA passages (a seeded sample of ``--limit``) are encoded, in the same process and
-   with the same loaded model and thread count, by ``bench.retrieve.dense.Encoder`` and by the plain
+   with the same loaded model and thread count, by ``bench.methods.retrieve.dense.Encoder`` and by the plain
    loop below (the model card's recipe: batches of 32 in corpus order, pad to the longest, mean
    pooling, L2 norm), and by the same loop over the passages sorted by length (what is left is
    bench's own overhead). Prints passages/s of each and the ratios (higher is better for bench).
@@ -30,9 +30,11 @@ import time
 import numpy as np
 import torch
 
-from bench import batching, models
-from bench.pairs import get_pair
-from bench.retrieve import dense
+from bench.infra import batching
+
+from bench.data import models
+from bench.data.pairs import get_pair
+from bench.methods.retrieve import dense
 
 
 def plain_loop(model, tokenizer, texts: list[str], batch_size: int = 32, max_length: int = 512) -> np.ndarray:

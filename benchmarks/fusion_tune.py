@@ -5,7 +5,7 @@
     python benchmarks/fusion_tune.py --runs runs-tuning --out benchmarks/results/fusion_tuning.csv
 
 For each tuning pair and dense system, fuses the stored runs with bm25-psq at each weight
-(bench.retrieve.fusion.combsum) and appends MAP to ``--out``; prints the weight with the best mean
+(bench.methods.retrieve.fusion.combsum) and appends MAP to ``--out``; prints the weight with the best mean
 MAP over the pairs for each dense system.
 """
 
@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.evaluate import means, per_query
-from bench.pairs import get_pair
-from bench.retrieve.fusion import combsum
-from bench.runs import read_trec
+from bench.results.scoring import means, per_query
+from bench.data.pairs import get_pair
+from bench.methods.retrieve.fusion import combsum
+from bench.results.runs import read_trec
 
 WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.35, 0.4, 0.5, 0.6, 1.0)
 

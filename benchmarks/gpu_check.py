@@ -13,10 +13,10 @@ off, so that CPU and CUDA train the same function (their random generators diffe
 
 What it does, each through bench's own code:
 
-- encodes passages and queries with :class:`bench.retrieve.encoder.Encoder` on the CPU and on CUDA:
+- encodes passages and queries with :class:`bench.methods.retrieve.encoder.Encoder` on the CPU and on CUDA:
   vector cosine CPU vs CUDA, top-10 overlap of the dot-product rankings, passages/s, the ratio;
-- trains the OPTICAL recipe (:data:`bench.distill.recipes.OPTICAL`, teacher = student = the model,
-  cached teacher) with :func:`bench.distill.train` for a few steps on each device (losses compared
+- trains the OPTICAL recipe (:data:`bench.methods.distill.recipes.OPTICAL`, teacher = student = the model,
+  cached teacher) with :func:`bench.methods.distill.train` for a few steps on each device (losses compared
   step by step), then 300 steps on CUDA (the wall time of the whole training, the teacher's cache
   included) and loads the CUDA-trained student on the CPU.
 
@@ -42,10 +42,10 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from bench import models  # noqa: E402  (bench/__init__ skips the collections where ir_datasets is missing)
-from bench.distill import Net, load_student, train  # noqa: E402
-from bench.distill.recipes import OPTICAL  # noqa: E402
-from bench.retrieve.encoder import Encoder  # noqa: E402
+from bench.data import models  # noqa: E402  (bench/__init__ skips the collections where ir_datasets is missing)
+from bench.methods.distill import Net, load_student, train  # noqa: E402
+from bench.methods.distill.recipes import OPTICAL  # noqa: E402
+from bench.methods.retrieve.encoder import Encoder  # noqa: E402
 
 E5_SHAPE = dict(hidden_size=384, num_hidden_layers=12, num_attention_heads=12, intermediate_size=1536,
                 vocab_size=250037, max_position_embeddings=512)

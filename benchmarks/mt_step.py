@@ -16,8 +16,8 @@ import time
 
 import torch
 
-from bench.batching import threads
-from bench.translate.mt_model import Architecture, CopyTranslator, Vocabulary, token_loss
+from bench.infra.batching import threads
+from bench.methods.translate.mt_model import Architecture, CopyTranslator, Vocabulary, token_loss
 
 
 def _step(model, optim, batch, *, full_mixture: bool, bf16: bool) -> float:

@@ -16,10 +16,10 @@ import logging
 import resource
 import time
 
-from bench.evaluate import means, per_query
-from bench.pairs import get_pair
+from bench.results.scoring import means, per_query
+from bench.data.pairs import get_pair
 from bench.systems import RunContext, get_system
-from bench.translate import flores, mt_train, nmt
+from bench.methods.translate import flores, mt_train, nmt
 
 
 def main() -> None:

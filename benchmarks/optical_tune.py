@@ -3,7 +3,7 @@
     BENCH_MIRROR=../shared/mirror BENCH_THREADS=1 python benchmarks/optical_tune.py ha-en-dev \
         --variants zero-shot,sdistill,ot,ot+sent --out benchmarks/results/optical_tuning/ha-en-dev.csv
 
-Each variant is a change to the shared budget of :mod:`bench.distill.recipes`; it is trained on the
+Each variant is a change to the shared budget of :mod:`bench.methods.distill.recipes`; it is trained on the
 pair's bitext (guarded against the pair's queries; cached by fingerprint) and scored by mean pooling
 and by MaxSim against the teacher's passages. One row per (variant, scoring) is appended to ``--out``
 with MAP, nDCG@10, training time and peak memory. Test collections are refused: the study must never
@@ -21,10 +21,10 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from bench.distill.recipes import OPTICAL, SDISTILL, describe, trained_student
-from bench.evaluate import means, per_query
-from bench.pairs import get_pair
-from bench.retrieve import dense
+from bench.methods.distill.recipes import OPTICAL, SDISTILL, describe, trained_student
+from bench.results.scoring import means, per_query
+from bench.data.pairs import get_pair
+from bench.methods.retrieve import dense
 from bench.systems import DEFAULT_ENCODER
 
 OT = replace(SDISTILL, w_ot=1.0, w_sent=0.0)

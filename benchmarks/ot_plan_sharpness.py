@@ -15,10 +15,10 @@ import argparse
 
 import torch
 
-from bench import models
-from bench.bitext import load_bitext
-from bench.distill.optical import center_states, cosine_cost, ot_loss, tokenize
-from bench.pairs import get_pair
+from bench.data import models
+from bench.data.bitext import load_bitext
+from bench.methods.distill.optical import center_states, cosine_cost, ot_loss, tokenize
+from bench.data.pairs import get_pair
 
 
 def plan_sharpness(plan: torch.Tensor, keep_a: torch.Tensor, keep_b: torch.Tensor) -> tuple[float, float]:

@@ -3,7 +3,7 @@
     BENCH_MIRROR=... BENCH_HOME=... python benchmarks/psq_eval.py ha-en-dev yo-en-train --grid 1
     BENCH_MIRROR=... BENCH_HOME=... python benchmarks/psq_eval.py sw-en ha-en yo-en
 
-Without --grid, only the defaults of bench.translate.psq.PsqConfig are run. Prints one line per
+Without --grid, only the defaults of bench.methods.translate.psq.PsqConfig are run. Prints one line per
 (pair, variant); outputs are not kept.
 """
 
@@ -14,12 +14,12 @@ import itertools
 import logging
 import time
 
-from bench.bitext import load_bitext
-from bench.evaluate import means, per_query
-from bench.pairs import get_pair
-from bench.retrieve import bm25
-from bench.translate.ibm1 import translation_table
-from bench.translate.psq import PsqConfig, psq_query
+from bench.data.bitext import load_bitext
+from bench.results.scoring import means, per_query
+from bench.data.pairs import get_pair
+from bench.methods.retrieve import bm25
+from bench.methods.translate.ibm1 import translation_table
+from bench.methods.translate.psq import PsqConfig, psq_query
 
 
 def mean_ap(run, qrels) -> float:

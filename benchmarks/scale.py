@@ -6,13 +6,13 @@ Each corpus is a seeded sample (with replacement) of the AfriQA sw-en passages u
 through bench's own collection code; the queries are sw-en's. Per size, each step runs in a fresh
 subprocess (so its peak RSS, ``VmHWM``, is its own), with a temporary ``BENCH_HOME``:
 
-- ``bm25``: ``bench.retrieve.bm25.build_index`` of the corpus (Lucene, in-process JVM included in
+- ``bm25``: ``bench.methods.retrieve.bm25.build_index`` of the corpus (Lucene, in-process JVM included in
   the RSS), then ``bm25.search`` of the sw-en queries at depth 1000;
 - ``dense``: the encoder replaced by seeded random unit vectors of width 384, written to a ``.npy``
-  file (a step of its own) and searched memory-mapped by ``bench.retrieve.dense.search`` at depth 1000;
+  file (a step of its own) and searched memory-mapped by ``bench.methods.retrieve.dense.search`` at depth 1000;
 - ``maxsim``: what MaxSim would need for the corpus's token states (the tokenizer's count of each
   passage, times how often it was drawn) against the default memory budget
-  (``bench.retrieve.chunked.default_budget``: a quarter of RAM), through ``dense.maxsim_plan``; where
+  (``bench.methods.retrieve.chunked.default_budget``: a quarter of RAM), through ``dense.maxsim_plan``; where
   it switches to reranking, the mean-pooled top ``rerank_depth`` is reranked by MaxSim over random
   token states of the candidates only (``dense.candidate_states`` with a random encoder, streamed to
   disk as a real run does), each candidate with its true token count.
@@ -65,8 +65,8 @@ def peak_rss_mb() -> float:
 def synthetic_collection(size: int, seed: int):
     """``size`` passages drawn (seeded, with replacement) from AfriQA sw-en, as a bench Collection;
     also the index of the source passage of each, and the source passages."""
-    from bench.collections import Collection, Doc, LazyDataset, Records, register_dataset
-    from bench.pairs import get_pair
+    from bench.data.collection import Collection, Doc, LazyDataset, Records, register_dataset
+    from bench.data.pairs import get_pair
 
     source = get_pair("sw-en").collection()
     passages = list(source.iter_docs())
@@ -113,8 +113,8 @@ def step_vectors(size: int, seed: int, workdir: Path) -> dict:
 
 
 def step_dense(size: int, seed: int, workdir: Path) -> dict:
-    from bench.pairs import get_pair
-    from bench.retrieve import dense
+    from bench.data.pairs import get_pair
+    from bench.methods.retrieve import dense
 
     qids = [q.query_id for q in get_pair("sw-en").collection().queries]  # what a search holds: ids, vectors
     doc_ids = [f"s{i:0{len(str(size - 1))}d}" for i in range(size)]
@@ -136,7 +136,7 @@ def step_dense(size: int, seed: int, workdir: Path) -> dict:
 
 
 def step_bm25(size: int, seed: int, workdir: Path) -> dict:
-    from bench.retrieve import bm25
+    from bench.methods.retrieve import bm25
 
     collection, _, _ = synthetic_collection(size, seed)
     queries = [(q.query_id, q.text) for q in collection.queries]
@@ -163,7 +163,7 @@ class RandomEncoder:
         return {"model": "random-unit-vectors", "seed": self.seed, "width": WIDTH, "side": side}
 
     def encode(self, texts, side, token_states=False, desc=None):
-        from bench.retrieve.encoder import Encoded
+        from bench.methods.retrieve.encoder import Encoded
 
         self.calls += 1
         rng = np.random.default_rng([self.seed, 3, self.calls])
@@ -176,7 +176,7 @@ def kept_tokens(texts: list[str], prefix: str) -> list[int]:
     """Tokens the encoder keeps per text (not special; the prefix kept, as on the document side)."""
     from transformers import AutoTokenizer
 
-    from bench import models
+    from bench.data import models
 
     tokenizer = AutoTokenizer.from_pretrained(models.resolve(ENCODER).path)  # the tokenizer alone, not the model
     masks = tokenizer([prefix + t for t in texts], truncation=True, max_length=512,
@@ -185,9 +185,9 @@ def kept_tokens(texts: list[str], prefix: str) -> list[int]:
 
 
 def step_maxsim(size: int, seed: int, workdir: Path) -> dict:
-    from bench.retrieve import dense, maxsim
-    from bench.retrieve.chunked import default_budget
-    from bench.retrieve.ranking import top_k
+    from bench.methods.retrieve import dense, maxsim
+    from bench.methods.retrieve.chunked import default_budget
+    from bench.methods.retrieve.ranking import top_k
 
     collection, picks, passages = synthetic_collection(size, seed)
     per_source = kept_tokens([p.default_text() for p in passages], "passage: ")
@@ -198,7 +198,7 @@ def step_maxsim(size: int, seed: int, workdir: Path) -> dict:
     messages: list[str] = []
     handler = logging.Handler()
     handler.emit = lambda record: messages.append(record.getMessage())
-    logging.getLogger("bench.retrieve.dense").addHandler(handler)
+    logging.getLogger("bench.methods.retrieve.dense").addHandler(handler)
     budget = default_budget()
     plan = dense.maxsim_plan(size, tokens, WIDTH, budget, RERANK_DEPTH)
     out.update(maxsim_mode=plan["mode"], maxsim_states_gib=plan["states_bytes"] / 2**30,
@@ -230,8 +230,8 @@ def step_maxsim(size: int, seed: int, workdir: Path) -> dict:
 
 def step_prepare(size: int, seed: int, workdir: Path) -> dict:
     """The packaged encoder converted and AfriQA fetched once, before any step that is measured."""
-    from bench import models
-    from bench.pairs import get_pair
+    from bench.data import models
+    from bench.data.pairs import get_pair
 
     models.resolve(ENCODER)
     return {"source_passages": get_pair("sw-en").collection().docs_count}

@@ -6,7 +6,7 @@ Figures (one ``name: value`` line each, also written to ``benchmarks/results/spe
 ``speed-quick.txt`` with ``--quick``):
 
 - ``encode_int8_speedup``: passages/s of the int8 encoder (torch dynamic quantisation,
-  :mod:`bench.retrieve.encoder`) over the fp32 one, the packaged multilingual-e5-small on a seeded
+  :mod:`bench.methods.retrieve.encoder`) over the fp32 one, the packaged multilingual-e5-small on a seeded
   sample of sw-en passages, the two encoders alternating over several rounds (best round each), with
   the cosine between their vectors;
 - ``encode_int8_map_delta_mdense``, ``encode_int8_map_delta_maxsim`` (not with ``--quick``): MAP of
@@ -37,9 +37,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # train_step.py beside
 
 import train_step  # noqa: E402
 
-from bench import api, batching, models  # noqa: E402
-from bench.pairs import get_pair  # noqa: E402
-from bench.retrieve.encoder import Encoder  # noqa: E402
+from bench import api  # noqa: E402
+
+from bench.infra import batching
+
+from bench.data import models
+from bench.data.pairs import get_pair  # noqa: E402
+from bench.methods.retrieve.encoder import Encoder  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

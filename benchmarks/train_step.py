@@ -2,12 +2,12 @@
 
     python benchmarks/train_step.py [--steps 20] [--warmup 2] [--pair sw-en]
 
-The OPTICAL recipe (:data:`bench.distill.recipes.OPTICAL`, batch 32) with the packaged
+The OPTICAL recipe (:data:`bench.methods.distill.recipes.OPTICAL`, batch 32) with the packaged
 multilingual-e5-small as teacher and student, on the pair's real cleaned bitext (bench's loaders), in
 one process. Six variants (teacher cache on/off × freeze_layers 0, 3, 6) are set up side by side and
 stepped in turn, one step each per round, so that a change of the machine's load hits them all alike
 (each with its own torch random stream, so its dropout is that of an uninterrupted training);
-after ``--warmup`` rounds, ``--steps`` rounds are timed (bench's own :class:`bench.training.Loop`:
+after ``--warmup`` rounds, ``--steps`` rounds are timed (bench's own :class:`bench.infra.training.Loop`:
 forward, loss, backward, clipping, AdamW). Figures: steps/s per variant, its ratio to the uncached
 freeze_layers=0 baseline, ``train_cached_teacher_speedup`` (cached vs uncached at freeze_layers=0),
 the largest relative difference between the cached and uncached losses of the same steps (same seed,
@@ -32,14 +32,14 @@ from pathlib import Path
 
 import torch
 
-from bench import models
-from bench.bitext import load_bitext
-from bench.distill import Net
-from bench.distill.recipes import OPTICAL, for_pair
-from bench.distill.trainer import TrainingRun
-from bench.pairs import get_pair
-from bench.batching import threads
-from bench.training import Loop, warmup_then_decay
+from bench.data import models
+from bench.data.bitext import load_bitext
+from bench.methods.distill import Net
+from bench.methods.distill.recipes import OPTICAL, for_pair
+from bench.methods.distill.trainer import TrainingRun
+from bench.data.pairs import get_pair
+from bench.infra.batching import threads
+from bench.infra.training import Loop, warmup_then_decay
 
 RESULTS = Path(__file__).resolve().parent / "results" / "train_step.txt"
 FREEZE = (0, 3, 6)

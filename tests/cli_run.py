@@ -3,7 +3,9 @@
 import sys
 from pathlib import Path
 
-from bench import cli, interrupts
+from bench import cli
+
+from bench.infra import interrupts
 
 
 def run_main(monkeypatch, capsys, *args) -> tuple[int, str, str]:
@@ -23,7 +25,7 @@ def clean_bm25_run(root: Path, pair_file: Path) -> Path:
     """A clean in-process `bench run` of bm25 on ``pair_file`` under ``root`` (its own BENCH_HOME); its run dir."""
     import pytest
 
-    from bench.collections import forget_loaded
+    from bench.data.collection import forget_loaded
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("BENCH_HOME", str(root / "home"))

@@ -30,7 +30,7 @@ def one_thread(monkeypatch):
 @pytest.fixture
 def bench_home(tmp_path, monkeypatch) -> Path:
     """A fresh, empty BENCH_HOME for one test."""
-    from bench.collections import forget_loaded
+    from bench.data.collection import forget_loaded
 
     home = tmp_path / "bench-home"
     monkeypatch.setenv("BENCH_HOME", str(home))

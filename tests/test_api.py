@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 import bench
-from bench.collections.local import load_pair_file
+from bench.data.collection.local import load_pair_file
 from bench.errors import BenchError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -136,11 +136,12 @@ def test_measures_replace_the_pairs_and_a_report_is_written(bench_home, tmp_path
     assert "P@1" in (tmp_path / "reports" / "xx-en.md").read_text()
 
 
-def test_bench_evaluate_is_the_module_and_the_function():
-    from bench.evaluate import per_query
+def test_bench_evaluate_is_the_api_function_and_scoring_is_its_own_module():
+    from bench import api
+    from bench.results import scoring
 
-    assert callable(bench.evaluate) and bench.evaluate.per_query is per_query
-    assert bench.run.__module__ == "bench.api"
+    assert bench.evaluate is api.evaluate and bench.run is api.run and bench.Results is api.Results
+    assert scoring.per_query.__module__ == "bench.results.scoring" and not callable(scoring)
 
 
 def test_import_bench_is_light_and_registers_the_datasets():

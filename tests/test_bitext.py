@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from bench.bitext import Bitext, bitext_from_pairs, load_bitext, read_tsv
-from bench.bitext import sources
-from bench.bitext.clean import (
+from bench.data.bitext import Bitext, bitext_from_pairs, load_bitext, read_tsv
+from bench.data.bitext import sources
+from bench.data.bitext.clean import (
     CleanConfig, add_noise, clean, deduplicate, leakage_guard, length_filter, normalise, ratio_filter,
 )
 from bench.errors import BenchError
-from bench.pairs import Pair, all_pairs
+from bench.data.pairs import Pair, all_pairs
 
 MIRROR = Path(os.environ.get("BENCH_MIRROR", Path(__file__).resolve().parents[2] / "shared" / "mirror"))
 
@@ -168,7 +168,7 @@ def test_clean_counts_each_step_and_fingerprints_content():
 
 def _user_pair(tmp_path: Path, bitext_lines: list[str], prefix: str = "sw-en",
                query: str = "q1\tMji mkuu wa Kenya ni upi?\tWhat is the capital of Kenya?"):
-    from bench.collections.local import load_pair_file
+    from bench.data.collection.local import load_pair_file
 
     (tmp_path / "queries.tsv").write_text(query + "\n", encoding="utf-8")
     (tmp_path / "docs.tsv").write_text("d1\tNairobi is the capital of Kenya.\nd2\tDodoma.\n", encoding="utf-8")
@@ -211,7 +211,7 @@ def test_sw_en_bitext_from_the_mirror(monkeypatch, tmp_path):
         pytest.skip("no mirror at " + str(MIRROR))
     monkeypatch.setenv("BENCH_MIRROR", str(MIRROR))
     monkeypatch.setenv("BENCH_HOME", os.environ.get("BENCH_HOME") or str(tmp_path))
-    from bench.pairs import get_pair
+    from bench.data.pairs import get_pair
 
     bitext = load_bitext(get_pair("sw-en"))
     assert bitext.sources == {"lafand-en-swa": 30782, "tico19-en-sw": 3071, "ntrex-swa": 1997, "tatoeba-swh": 390}

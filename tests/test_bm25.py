@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from bench.collections.local import load_pair_file
-from bench.evaluate import means, per_query
-from bench.retrieve import bm25
-from bench.text import tokenize
+from bench.data.collection.local import load_pair_file
+from bench.results.scoring import means, per_query
+from bench.methods.retrieve import bm25
+from bench.infra.text import tokenize
 
 TINY = Path(__file__).parent / "data" / "tiny-pair"
 
@@ -70,7 +70,7 @@ def test_weighted_query_with_unit_weights_equals_the_plain_query(bench_home):
 
 @pytest.mark.integration
 def test_sw_en_bm25_and_oracle_map(real_data):
-    from bench.pairs import get_pair
+    from bench.data.pairs import get_pair
 
     pair = get_pair("sw-en")
     collection = pair.collection()

@@ -14,11 +14,13 @@ from pathlib import Path
 import ir_datasets
 import pytest
 
-from bench import external, regress
-from bench.collections import Collection, africlirmatrix, ciral, remote
+from bench.experiment import external
+
+from bench.results import regress
+from bench.data.collection import Collection, africlirmatrix, ciral, remote
 from bench.errors import BenchError
-from bench.pairs import get_pair
-from bench.store import COMPLETE_MARKER
+from bench.data.pairs import get_pair
+from bench.infra.store import COMPLETE_MARKER
 from cli_run import run_main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -122,7 +124,7 @@ def test_offline_the_missing_passages_are_one_line_and_the_queries_still_load(mo
 def _tiny_ciral_index(tmp_path: Path) -> Path:
     """A Lucene index of PASSAGES built as pyserini built CIRAL's (MrTyDiCollection, -storeRaw), packed
     like the published archive."""
-    from bench.retrieve.lucene import ensure_jvm
+    from bench.methods.retrieve.lucene import ensure_jvm
 
     ensure_jvm()  # before jnius is imported: that import starts a JVM without pyserini's classpath
     from jnius import autoclass
@@ -140,7 +142,7 @@ def _tiny_ciral_index(tmp_path: Path) -> Path:
 
 
 def test_passages_from_a_prebuilt_index_then_an_external_run_on_them(monkeypatch, capsys, tmp_path, bench_home):
-    from bench.retrieve import prebuilt
+    from bench.methods.retrieve import prebuilt
 
     archive = _tiny_ciral_index(tmp_path)
     md5 = hashlib.md5(archive.read_bytes()).hexdigest()
@@ -191,7 +193,7 @@ def test_africlirmatrix_documents_download_once_with_their_sha256_recorded(monke
 def test_published_ciral_baselines_are_expected_scores(tmp_path):
     import pandas as pd
 
-    from bench.runs import write_run
+    from bench.results.runs import write_run
 
     path = ROOT / "reports" / "expected-ciral.yaml"
     rows = {(p, s, m): v for p, s, m, v, _ in regress.rows(regress.load_expected(path))}

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import store
+from bench.infra import store
 from cli_run import run_main
 
 TINY = Path(__file__).parent / "data" / "tiny-pair"
@@ -34,7 +34,7 @@ def test_offline_without_mirror(monkeypatch, capsys, tmp_path, bench_home):
     monkeypatch.delenv("BENCH_MIRROR", raising=False)
     monkeypatch.setattr(store.urllib.request, "urlopen",
                         lambda url, timeout: (_ for _ in ()).throw(urllib.error.URLError("no network")))
-    from bench.collections import forget_loaded
+    from bench.data.collection import forget_loaded
 
     forget_loaded()  # an earlier test may have loaded sw-en in this process
     code, _, err = run_main(monkeypatch, capsys, "run", "--pair", "sw-en", "--systems", "bm25",
@@ -46,7 +46,7 @@ def test_offline_without_mirror(monkeypatch, capsys, tmp_path, bench_home):
 
 
 def test_corrupt_mirror_file_is_refused_and_nothing_is_kept(monkeypatch, capsys, tmp_path, bench_home):
-    from bench.collections import afriqa
+    from bench.data.collection import afriqa
 
     mirror = tmp_path / "mirror"
     remotes = afriqa.files_for("afriqa/sw-en/test")

@@ -1,8 +1,8 @@
 import ir_datasets
 import pytest
 
-from bench.collections import afriqa
-from bench.pairs import get_pair
+from bench.data.collection import afriqa
+from bench.data.pairs import get_pair
 
 GOLD = [
     {"id": "0", "title": "Kenya", "context": "Kenya is a country.", "question_lang": "Kenya iko wapi?"},

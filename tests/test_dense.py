@@ -10,10 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from bench import batching, models
-from bench.collections import Doc, Query
-from bench.retrieve import dense, maxsim
-from bench.retrieve import encoder as encoder_module, encodings
+from bench.infra import batching
+
+from bench.data import models
+from bench.data.collection import Doc, Query
+from bench.methods.retrieve import dense, maxsim
+from bench.methods.retrieve import encoder as encoder_module, encodings
 
 WORDS = ["query", "passage", ":", "the", "river", "nile", "flows", "north", "mto", "unapita", "kaskazini",
          "egypt", "kenya", "capital", "nairobi", "city", "is", "a", "of", "in"]
@@ -197,7 +199,7 @@ def test_maxsim_equals_the_sum_of_best_cosines_and_chunking_changes_nothing():
 
 
 def test_dense_systems_run_and_a_second_run_needs_no_model(tiny_ref, monkeypatch):
-    from bench.pairs import get_pair
+    from bench.data.pairs import get_pair
     from bench.systems import RunContext, get_system
 
     monkeypatch.setattr(encoder_module, "_ENCODERS", {})

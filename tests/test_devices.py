@@ -13,13 +13,15 @@ import numpy as np
 import pytest
 import torch
 
-from bench import devices, models
-from bench.collections import Doc
+from bench.infra import devices
+
+from bench.data import models
+from bench.data.collection import Doc
 from bench.errors import BenchError
-from bench.options import RunOptions
-from bench.retrieve import dense, encodings
-from bench.retrieve import encoder as encoder_module
-from bench.store import artifact_dir
+from bench.systems.options import RunOptions
+from bench.methods.retrieve import dense, encodings
+from bench.methods.retrieve import encoder as encoder_module
+from bench.infra.store import artifact_dir
 from cli_run import run_main
 from test_dense import WORDS, TinyCollection, write_tiny_model
 

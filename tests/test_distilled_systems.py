@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.collections.local import load_pair_file
+from bench.data.collection.local import load_pair_file
 from bench.errors import BenchError
-from bench.runner import run_systems
+from bench.experiment.runner import run_systems
 from bench.systems import parse_systems
 from test_dense import write_tiny_model
 
@@ -96,7 +96,7 @@ def test_a_pair_without_english_is_refused(bench_home, tmp_path):
 
 
 def test_hybrid_reuses_the_component_runs_made_earlier_in_the_same_invocation(bench_home, tmp_path, monkeypatch):
-    from bench.retrieve import dense
+    from bench.methods.retrieve import dense
 
     model = write_tiny_model(tmp_path / "tiny")
     pair = pair_with_bitext(tmp_path)

@@ -3,7 +3,7 @@ import math
 import pandas as pd
 import pytest
 
-from bench.evaluate import means, per_query
+from bench.results.scoring import means, per_query
 from bench.errors import BenchError
 
 QRELS = {"q1": {"d1": 1, "d3": 1}, "q2": {"d5": 1}, "q3": {}}

@@ -10,10 +10,12 @@ import ir_measures
 import pandas as pd
 import pytest
 
-from bench import external, regress, report
+from bench.experiment import external
+
+from bench.results import regress, report
 from bench.errors import BenchError
-from bench.runs import QUERIES_FILE, load_runs, read_queries
-from bench.store import sha256_file
+from bench.results.runs import QUERIES_FILE, load_runs, read_queries
+from bench.infra.store import sha256_file
 from cli_run import run_main
 
 TINY = Path(__file__).parent / "data" / "tiny-pair"
@@ -81,7 +83,7 @@ def test_eval_scores_a_run_like_ir_measures_and_stores_it(monkeypatch, capsys, t
 
 
 def test_external_runs_take_part_in_reports_leaderboard_and_check(tmp_path, bench_home, run_file):
-    from bench.collections.local import load_pair_file
+    from bench.data.collection.local import load_pair_file
 
     pair = load_pair_file(TINY / "pair.yaml")
     worse = tmp_path / "worse.trec"
@@ -148,8 +150,8 @@ def test_bad_run_names_and_paths(monkeypatch, capsys, tmp_path, bench_home, run_
 
 
 def test_names_twice_and_never_over_a_run_bench_made(tmp_path, bench_home, run_file):
-    from bench.collections.local import load_pair_file
-    from bench.runs import write_run
+    from bench.data.collection.local import load_pair_file
+    from bench.results.runs import write_run
 
     pair = load_pair_file(TINY / "pair.yaml")
     with pytest.raises(BenchError, match="--run names 'a' twice"):
@@ -168,12 +170,12 @@ def test_eval_needs_a_run(monkeypatch, capsys, bench_home):
 
 
 def test_bench_run_takes_external_runs_too(monkeypatch, capsys, tmp_path, bench_home, run_file):
-    import bench.runner
+    import bench.experiment.runner
 
     calls = []
-    made = [bench.runner.RunResult("oracle-bm25", tmp_path, {"AP": 1.0, "RR@10": 1.0}, 0.5),
-            bench.runner.RunResult("bm25", tmp_path, {"AP": 0.8333, "RR@10": 1.0}, 1.5)]
-    monkeypatch.setattr(bench.runner, "run_systems", lambda *a, **k: calls.append(a) or list(made))  # no Lucene
+    made = [bench.experiment.runner.RunResult("oracle-bm25", tmp_path, {"AP": 1.0, "RR@10": 1.0}, 0.5),
+            bench.experiment.runner.RunResult("bm25", tmp_path, {"AP": 0.8333, "RR@10": 1.0}, 1.5)]
+    monkeypatch.setattr(bench.experiment.runner, "run_systems", lambda *a, **k: calls.append(a) or list(made))  # no Lucene
     bad = tmp_path / "bad.trec"
     bad.write_text("q1 Q0 d1 1 2.0\n")
     code, _, err = run_main(monkeypatch, capsys, "run", "--pair-file", str(TINY / "pair.yaml"), "--systems", "bm25",
@@ -189,7 +191,7 @@ def test_bench_run_takes_external_runs_too(monkeypatch, capsys, tmp_path, bench_
 
 
 def test_check_only_the_systems_asked_for(monkeypatch, capsys, tmp_path, bench_home, run_file):
-    from bench.collections.local import load_pair_file
+    from bench.data.collection.local import load_pair_file
 
     external.evaluate(load_pair_file(TINY / "pair.yaml"), [f"mine={run_file}"], tmp_path / "runs")
     expected = tmp_path / "expected.yaml"

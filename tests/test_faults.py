@@ -15,9 +15,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench import store
+from bench.infra import store
 from bench.errors import BenchError
-from bench.runs import format_trec, load_run, write_run
+from bench.results.runs import format_trec, load_run, write_run
 from cli_run import clean_bm25_run, run_main
 
 TINY = Path(__file__).parent / "data" / "tiny-pair"
@@ -96,7 +96,7 @@ def test_bench_fetch_hashes_every_cached_file_again(tmp_path, bench_home, monkey
     stamp = store._stamp(path.resolve(), path.resolve().stat())
     stamp.parent.mkdir(parents=True, exist_ok=True)
     stamp.write_text(remote.sha256)  # the stamp now vouches for the corrupt bytes
-    monkeypatch.setattr("bench.pairs.remote_files", lambda pair: [remote])
+    monkeypatch.setattr("bench.data.pairs.remote_files", lambda pair: [remote])
     code, out, _ = run_main(monkeypatch, capsys, "-q", "fetch", "--pair", "sw-en")
     assert code == 0 and "1 files verified" in out
     assert path.read_bytes() == CLEAN
@@ -104,8 +104,8 @@ def test_bench_fetch_hashes_every_cached_file_again(tmp_path, bench_home, monkey
 
 @pytest.mark.integration
 def test_a_corrupted_afriqa_file_never_reaches_the_collection(tmp_path, monkeypatch, real_data):
-    from bench.collections import afriqa, forget_loaded
-    from bench.pairs import get_pair
+    from bench.data.collection import afriqa, forget_loaded
+    from bench.data.pairs import get_pair
 
     monkeypatch.setenv("BENCH_HOME", str(tmp_path / "home"))  # a private cache: this test corrupts it
     forget_loaded()
@@ -333,7 +333,7 @@ def test_bench_home_that_is_a_file_is_named_as_such(monkeypatch, capsys, tmp_pat
 def test_stale_temporaries_of_dead_processes_are_removed_and_live_ones_kept(tmp_path):
     import subprocess
 
-    from bench import tempfiles
+    from bench.infra import tempfiles
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     pid = int(dead.stdout)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from bench.retrieve.fusion import combsum, minmax
+from bench.methods.retrieve.fusion import combsum, minmax
 
 
 def test_minmax_per_query():

@@ -19,10 +19,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench import store, systems
+from bench.infra import store
+
+from bench import systems
 from bench.errors import BenchError
-from bench.grid import grid_spec, load_grid_file, plan_grid
-from bench.retrieve.ranking import Run
+from bench.experiment.grid import grid_spec, load_grid_file, plan_grid
+from bench.methods.retrieve.ranking import Run
 from bench.systems import System
 from cli_run import run_main
 from test_dense import WORDS, TinyCollection, write_tiny_model
@@ -45,7 +47,7 @@ def tiny_pair(tmp_path: Path) -> Path:
 
 
 def use_home(monkeypatch, home: Path) -> Path:
-    from bench.collections import forget_loaded
+    from bench.data.collection import forget_loaded
 
     monkeypatch.setenv("BENCH_HOME", str(home))
     forget_loaded()
@@ -160,10 +162,10 @@ def test_a_bad_grid_file_is_one_line(tmp_path, monkeypatch, capsys, text, error)
 
 
 def test_an_encoding_assembled_from_shards_is_byte_identical_to_one_pass(bench_home, tmp_path, monkeypatch):
-    from bench import models
-    from bench.collections import Doc
-    from bench.retrieve import encodings
-    from bench.retrieve.encoder import Encoder
+    from bench.data import models
+    from bench.data.collection import Doc
+    from bench.methods.retrieve import encodings
+    from bench.methods.retrieve.encoder import Encoder
 
     ref = models.resolve(str(write_tiny_model(tmp_path / "tiny")))
     rng = random.Random(0)  # lengths 0..40 words: five batches of 64, empty documents too
@@ -202,11 +204,11 @@ def test_an_encoding_assembled_from_shards_is_byte_identical_to_one_pass(bench_h
 
 def count_builds(monkeypatch) -> list[tuple[str, str, bool]]:
     """Every cached build in this process: (kind, fingerprint, inside a cell?)."""
-    import bench.distill.recipes  # noqa: F401  (every module that builds, imported before patching)
-    import bench.grid_exec as grid_exec
-    import bench.retrieve.bm25  # noqa: F401
-    import bench.retrieve.dense  # noqa: F401
-    import bench.translate.ibm1  # noqa: F401
+    import bench.methods.distill.recipes  # noqa: F401  (every module that builds, imported before patching)
+    import bench.experiment.grid_exec as grid_exec
+    import bench.methods.retrieve.bm25  # noqa: F401
+    import bench.methods.retrieve.dense  # noqa: F401
+    import bench.methods.translate.ibm1  # noqa: F401
 
     builds, inside = [], [False]
     original = store.cached_build
@@ -241,7 +243,7 @@ GRID_SYSTEMS = "bm25,oracle-bm25,bm25-psq,mdense,mdense-maxsim"
 
 def test_the_grid_on_ray_writes_what_the_plan_in_process_and_bench_run_write(local_ray, test_systems, tmp_path,
                                                                               monkeypatch, capsys):
-    from bench.grid_exec import run_plan
+    from bench.experiment.grid_exec import run_plan
 
     pair = tiny_pair(tmp_path)
     model = str(write_tiny_model(tmp_path / "tiny"))

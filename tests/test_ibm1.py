@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.bitext import bitext_from_pairs
-from bench.translate.ibm1 import NULL, TranslationTable, english_tokens, train_ibm1, train_on_bitext, translation_table
+from bench.data.bitext import bitext_from_pairs
+from bench.methods.translate.ibm1 import NULL, TranslationTable, english_tokens, train_ibm1, train_on_bitext, translation_table
 
 BITEXT = [  # articles have no Swahili counterpart and are spread over the nouns and adjectives
     ("nyumba kubwa", "the big house"),
@@ -87,8 +87,8 @@ def test_table_is_cached_by_bitext_fingerprint(tmp_path, monkeypatch):
 
 @pytest.mark.integration
 def test_sw_en_table_from_the_mirror(real_data):
-    from bench.bitext import load_bitext
-    from bench.pairs import get_pair
+    from bench.data.bitext import load_bitext
+    from bench.data.pairs import get_pair
 
     table, _ = translation_table(load_bitext(get_pair("sw-en")), source_lang="sw", iterations=5)
     best = {f: table.translations(f)[0][0] for f in ("rais", "mto", "vita", "nani", "kwanza", "nyumba")}

@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from bench.errors import BenchError
-from bench.options import RunOptions
-from bench.retrieve import dense, encodings, maxsim
-from bench.retrieve import encoder as encoder_module
-from bench.retrieve.chunked import format_bytes, release_pages, top_rows
+from bench.systems.options import RunOptions
+from bench.methods.retrieve import dense, encodings, maxsim
+from bench.methods.retrieve import encoder as encoder_module
+from bench.methods.retrieve.chunked import format_bytes, release_pages, top_rows
 from test_dense import DOCS, QUERIES, TinyCollection, tiny_ref, write_tiny_model  # noqa: F401 (tiny_ref: a fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -112,7 +112,7 @@ def test_the_token_count_is_the_encoders(tiny_spec):
 
 def test_a_tiny_budget_makes_maxsim_rerank_the_mean_pooled_top_k(tiny_spec, caplog):
     collection = TinyCollection(DOCS, QUERIES)
-    with caplog.at_level(logging.WARNING, logger="bench.retrieve.dense"):
+    with caplog.at_level(logging.WARNING, logger="bench.methods.retrieve.dense"):
         run, used = dense.retrieve(collection, tiny_spec, tiny_spec, queries(), scoring="maxsim", depth=3,
                                    rerank_depth=2, memory_budget=1000)
     assert used["maxsim"] == {"mode": "rerank", "first_stage": "mean", "depth": 2, "states_bytes": STATES_BYTES,
@@ -158,7 +158,7 @@ def test_reranking_encodes_only_the_candidates_when_the_corpus_states_do_not_exi
 
 def test_with_a_large_budget_maxsim_stays_exhaustive(tiny_spec, caplog):
     collection = TinyCollection(DOCS, QUERIES)
-    with caplog.at_level(logging.WARNING, logger="bench.retrieve.dense"):
+    with caplog.at_level(logging.WARNING, logger="bench.methods.retrieve.dense"):
         run, used = dense.retrieve(collection, tiny_spec, tiny_spec, queries(), scoring="maxsim", depth=3,
                                    memory_budget=10**9)
     assert caplog.records == []
@@ -170,8 +170,8 @@ def test_with_a_large_budget_maxsim_stays_exhaustive(tiny_spec, caplog):
 
 
 def test_the_manifest_of_a_run_says_maxsim_reranked(bench_home, tmp_path):
-    from bench.collections.local import load_pair_file
-    from bench.runner import run_systems
+    from bench.data.collection.local import load_pair_file
+    from bench.experiment.runner import run_systems
     from bench.systems import parse_systems
 
     model = write_tiny_model(tmp_path / "tiny")

@@ -4,7 +4,7 @@ from pathlib import Path
 import ir_datasets
 import pytest
 
-from bench.collections.local import load_pair_file
+from bench.data.collection.local import load_pair_file
 from bench.errors import BenchError
 
 TINY = Path(__file__).parent / "data" / "tiny-pair"

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import interrupts, locks, store, tempfiles
+from bench.infra import interrupts, locks, store, tempfiles
 
 TINY = Path(__file__).parent / "data" / "tiny-pair"
 BENCH = Path(sys.executable).with_name("bench")
@@ -44,7 +44,7 @@ def dead_pid() -> int:
     return proc.pid
 
 
-def record_logs(names=("bench.store", "bench.locks")) -> list[str]:
+def record_logs(names=("bench.infra.store", "bench.infra.locks")) -> list[str]:
     """Capture the INFO lines of ``names`` in a list (in a spawned child, where caplog is not)."""
     messages: list[str] = []
 
@@ -159,7 +159,7 @@ def test_another_hosts_lock_is_waited_for_while_its_heartbeat_is_fresh_then_brok
     beat = threading.Thread(target=heartbeat)
     started = time.monotonic()
     beat.start()
-    with caplog.at_level(logging.INFO, logger="bench.locks"):
+    with caplog.at_level(logging.INFO, logger="bench.infra.locks"):
         with locks.build_lock(artifact, "thing", poll_s=0.02):
             waited = time.monotonic() - started
             assert not beating.is_set()
@@ -265,7 +265,7 @@ def test_writers_committing_one_directory_at_once_all_succeed(tmp_path):
 
 KILLED_BUILDER = """
 import sys, time
-from bench import store
+from bench.infra import store
 def build(tmp):
     (tmp / "half").write_text("half-written")
     print("building", flush=True)

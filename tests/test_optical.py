@@ -13,16 +13,16 @@ from tokenizers.pre_tokenizers import Whitespace
 from tokenizers.processors import TemplateProcessing
 from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
 
-from bench.distill import (
+from bench.methods.distill import (
     SDISTILL, Net, OpticalConfig, checkpoint_dir, cosine_cost, load_student, ot_loss, sentence_loss, sinkhorn,
     student_ref, train,
 )
-from bench.distill.optical import center_states, idf_table, tokenize
-from bench.distill.trainer import checkpoint_key
+from bench.methods.distill.optical import center_states, idf_table, tokenize
+from bench.methods.distill.trainer import checkpoint_key
 from bench.errors import BenchError
-from bench.store import is_complete
-from bench.training import BatchPlan, read_curve
-from bench.training import warmup_then_decay as lr_factor
+from bench.infra.store import is_complete
+from bench.infra.training import BatchPlan, read_curve
+from bench.infra.training import warmup_then_decay as lr_factor
 
 FOREIGN = "habari ya asubuhi leo ni siku nzuri sana mimi ninapenda kusoma vitabu watoto wanacheza nje".split()
 ENGLISH = "good morning today is a very nice day i love reading books the children play outside".split()
@@ -324,8 +324,8 @@ def test_config_validation_and_fingerprint_changes(nets):
 
 
 def test_train_specs_resolves_models_and_skips_loading_when_trained(bench_home, tmp_path, monkeypatch, nets):
-    from bench import models
-    from bench.distill import train_specs
+    from bench.data import models
+    from bench.methods.distill import train_specs
 
     refs = {}
     for name, net in zip(("tiny-en", "tiny-sw"), nets):
@@ -349,7 +349,7 @@ def test_train_specs_resolves_models_and_skips_loading_when_trained(bench_home, 
 def test_freeze_layers_keeps_the_embeddings_and_lowest_layers_at_their_start(bench_home, nets):
     from dataclasses import replace
 
-    from bench.distill.trainer import frozen_prefixes
+    from bench.methods.distill.trainer import frozen_prefixes
 
     teacher, student = nets
     start = {k: v.clone() for k, v in student.model.state_dict().items()}

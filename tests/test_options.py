@@ -3,7 +3,7 @@
 import pytest
 
 from bench.errors import BenchError
-from bench.options import RunOptions, unread
+from bench.systems.options import RunOptions, unread
 from bench.systems import SYSTEMS, get_system
 
 
@@ -65,8 +65,8 @@ def test_every_system_reads_only_declared_options():
 
 
 def test_every_option_has_its_help_and_a_flag():
-    from bench.commandline import RUN_OPTION_FLAGS
-    from bench.options import HELP, flag
+    from bench.cli.common import RUN_OPTION_FLAGS
+    from bench.systems.options import HELP, flag
 
     declared = set(RunOptions.__dataclass_fields__)
     assert set(HELP) == declared
@@ -77,8 +77,8 @@ def test_every_option_has_its_help_and_a_flag():
 def test_the_systems_chosen_for_a_pair(bench_home):
     from pathlib import Path
 
-    from bench.collections.local import load_pair_file
-    from bench.plan import choose_systems
+    from bench.data.collection.local import load_pair_file
+    from bench.experiment.plan import choose_systems
     from bench.systems import CI_SYSTEMS
 
     pair = load_pair_file(Path(__file__).parent / "data" / "tiny-pair" / "pair-foreign-docs.yaml")
@@ -92,7 +92,7 @@ def test_the_systems_chosen_for_a_pair(bench_home):
 
 
 def test_measure_names_are_ir_measures_canonical_names():
-    from bench.plan import measure_names
+    from bench.experiment.plan import measure_names
 
     assert measure_names("AP, nDCG@10,AP,R@100") == ["AP", "nDCG@10", "R@100"]
     assert measure_names(["P@5", "AP(rel=2)"]) == ["P@5", "AP(rel=2)"]

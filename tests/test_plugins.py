@@ -17,19 +17,19 @@ from pathlib import Path
 import pytest
 
 from bench import cli, systems
-from bench.collections.local import load_pair_file
+from bench.data.collection.local import load_pair_file
 from bench.errors import BenchError
-from bench.options import RunOptions
-from bench.plan import check_options
-from bench.runner import run_systems
-from bench.runs import read_trec
+from bench.systems.options import RunOptions
+from bench.experiment.plan import check_options
+from bench.experiment.runner import run_systems
+from bench.results.runs import read_trec
 
 TINY = Path(__file__).parent / "data" / "tiny-pair"
 
 PLUGIN = '''
 """A tiny plugin system: word overlap between query and document."""
-from bench.plugins import system
-from bench.text import tokenize
+from bench.systems.plugins import system
+from bench.infra.text import tokenize
 
 
 @system("word overlap of query and document, ties by document order", reads=("max_length",),
@@ -154,9 +154,9 @@ def test_a_broken_plugin_is_one_warning_and_left_out(site, caplog):
     (site / "bench_tiny_plugin_odd.py").write_text("run = 42\n")
     (site / "bench_tiny_plugin_fine.py").write_text(
         'def run(ctx):\n    """Every query, the first document."""\n    return {q: {"d1": 1.0} for q, _ in ctx.foreign_queries()}\n')
-    with caplog.at_level(logging.WARNING, logger="bench.plugins"):
+    with caplog.at_level(logging.WARNING, logger="bench.systems.plugins"):
         _forget_plugins()
-    warnings = [r.getMessage() for r in caplog.records if r.name == "bench.plugins"]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "bench.systems.plugins"]
     assert len(warnings) == 2 and all("\n" not in w for w in warnings)
     assert warnings[0].startswith("plugin system 'gone' (the plugin bench_tiny_plugin_missing:run of the package "
                                   "bench-broken) is left out: ModuleNotFoundError")

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from bench.translate.ibm1 import NULL, TranslationTable
-from bench.translate.psq import PsqConfig, psq_query, translate_token
+from bench.methods.translate.ibm1 import NULL, TranslationTable
+from bench.methods.translate.psq import PsqConfig, psq_query, translate_token
 
 
 @pytest.fixture()

@@ -1,4 +1,4 @@
-"""bench.regress: verdicts and exit codes for every case, the schema, and --update."""
+"""bench.results.regress: verdicts and exit codes for every case, the schema, and --update."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from bench import regress
+from bench.results import regress
 from bench.errors import BenchError
-from bench.regress import FAIL, OK, OKISH, SKIP
-from bench.runs import write_run
-from bench.store import COMPLETE_MARKER
+from bench.results.regress import FAIL, OK, OKISH, SKIP
+from bench.results.runs import write_run
+from bench.infra.store import COMPLETE_MARKER
 
 
 def make_run(root, pair, system, means: dict[str, float]) -> None:

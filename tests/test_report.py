@@ -1,4 +1,4 @@
-"""bench.report: per-pair reports and the leaderboard from synthetic runs written with bench.runs."""
+"""bench.results.report: per-pair reports and the leaderboard from synthetic runs written with bench.results.runs."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import report
+from bench.results import report
 from bench.errors import BenchError
-from bench.runs import write_run
-from bench.store import COMPLETE_MARKER
+from bench.results.runs import write_run
+from bench.infra.store import COMPLETE_MARKER
 
 N_RESAMPLES = 1000
-# What bench run records of these pairs in each manifest (bench.runner, from the registry): the report
+# What bench run records of these pairs in each manifest (bench.experiment.runner, from the registry): the report
 # reads it from there. (query_lang, doc_lang, low_resource, tuning)
 PAIRS = {"sw-en": ("sw", "en", True, False), "ha-en": ("ha", "en", True, False),
          "en-fi": ("en", "fi", False, False), "ha-en-dev": ("ha", "en", True, True)}
@@ -157,7 +157,7 @@ def test_failed_render_leaves_previous_report(runs, tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("interrupted")
 
-    monkeypatch.setattr("bench.plots.difference_chart", broken)
+    monkeypatch.setattr("bench.infra.plots.difference_chart", broken)
     with pytest.raises(RuntimeError):
         report.write_pair_report("sw-en", runs, reports, n_resamples=N_RESAMPLES)
     assert {p.name: p.read_bytes() for p in reports.iterdir()} == before  # and no temporary files left
@@ -208,7 +208,7 @@ def test_reports_never_read_the_registries():
         tree = ast.parse(source.read_text())
         imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
         imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
-        assert not imported & {"bench.pairs", "bench.systems"}, source.name
+        assert not imported & {"bench.data.pairs", "bench.systems"}, source.name
     assert (package / "templates" / "pair.html.j2").is_file()
 
 
@@ -343,7 +343,7 @@ def test_leaderboard_intervals_and_significance_against_each_pairs_baseline(tmp_
 
 
 def test_per_query_analysis_shows_the_query_and_its_translations(tmp_path):
-    from bench.runs import QUERIES_FILE, format_queries
+    from bench.results.runs import QUERIES_FILE, format_queries
 
     root, reports = tmp_path / "runs", tmp_path / "reports"
     texts = [("q00", "paka mkeka", "cat mat"), ("q01", "mbwa", "dog"), ("q02", "nyumba\tkubwa", "big house"),
@@ -366,7 +366,7 @@ def test_per_query_analysis_shows_the_query_and_its_translations(tmp_path):
 
 
 def test_reports_of_runs_without_queries_file_or_without_differences_have_no_analysis(runs, tmp_path):
-    from bench.runs import QUERIES_FILE, format_queries
+    from bench.results.runs import QUERIES_FILE, format_queries
 
     report.write_pair_report("sw-en", runs, tmp_path / "reports", n_resamples=N_RESAMPLES)
     assert "query by query" not in (tmp_path / "reports" / "sw-en.md").read_text()
@@ -381,9 +381,9 @@ def test_reports_of_runs_without_queries_file_or_without_differences_have_no_ana
 def test_the_runner_stores_the_queries_it_ran_and_the_report_shows_them(tmp_path, bench_home):
     from pathlib import Path
 
-    from bench.collections.local import load_pair_file
-    from bench.runner import run_systems
-    from bench.runs import read_queries
+    from bench.data.collection.local import load_pair_file
+    from bench.experiment.runner import run_systems
+    from bench.results.runs import read_queries
     from bench.systems import System
 
     pair = load_pair_file(Path(__file__).parent / "data" / "tiny-pair" / "pair.yaml")

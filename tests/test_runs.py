@@ -2,7 +2,7 @@ import pandas as pd
 import pytest
 
 from bench.errors import BenchError
-from bench.runs import format_trec, load_run, load_runs, read_trec, write_run
+from bench.results.runs import format_trec, load_run, load_runs, read_trec, write_run
 
 
 def test_format_trec_ranks_by_score_then_doc_id():

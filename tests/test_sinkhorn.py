@@ -7,7 +7,7 @@ import ot
 import pytest
 import torch
 
-from bench.distill.sinkhorn import marginal_errors, normalized_weights, sinkhorn
+from bench.methods.distill.sinkhorn import marginal_errors, normalized_weights, sinkhorn
 
 EPS = 0.1
 ITERS = 2000  # enough for float64 convergence on these small problems

@@ -1,4 +1,4 @@
-"""bench.stats: p-values counted by hand, a known bootstrap interval, Holm on known p-values."""
+"""bench.results.stats: p-values counted by hand, a known bootstrap interval, Holm on known p-values."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import stats
+from bench.results import stats
 
 
 def exact_sign_flip_p(a, b) -> float:
@@ -189,7 +189,7 @@ def test_compare_pairs_only_shared_queries(caplog):
 def test_head_to_head_pairs_holm_over_the_family():
     import pandas as pd
 
-    from bench.stats import head_to_head
+    from bench.results.stats import head_to_head
 
     rows = []
     for system, values in {"a": [0.5, 0.6, 0.7, 0.8], "b": [0.4] * 4, "c": [0.4] * 4}.items():

@@ -117,7 +117,7 @@ def test_stops_with_the_jvm_up_unwind_and_a_killed_run_is_cleaned_by_the_rerun(t
 WATCHDOG = """
 import sys, time
 from pathlib import Path
-from bench import interrupts, store
+from bench.infra import interrupts, store
 interrupts.install(grace_s=float(sys.argv[2]))
 with store.atomic_dir(Path(sys.argv[1]) / "artifact") as tmp:
     (tmp / "half").write_text("half-written")

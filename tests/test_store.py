@@ -3,9 +3,9 @@ import urllib.error
 
 import pytest
 
-from bench import store
+from bench.infra import store
 from bench.errors import BenchError
-from bench.store import RemoteFile
+from bench.infra.store import RemoteFile
 
 
 def _remote_for(content: bytes, path="data/file.txt", repo="owner/name") -> RemoteFile:
@@ -91,7 +91,7 @@ def test_sigterm_during_a_build_leaves_nothing(tmp_path):
     import os
     import signal
 
-    from bench import interrupts
+    from bench.infra import interrupts
 
     try:
         interrupts.install()  # what `bench` does first

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from bench.errors import BenchError
-from bench.sweep import noise_sweep, parse_rates, write_sweep
+from bench.experiment.sweep import noise_sweep, parse_rates, write_sweep
 from bench.systems import parse_systems
 from test_dense import write_tiny_model
 from test_distilled_systems import pair_with_bitext
@@ -47,7 +47,7 @@ def test_sweep_retrains_at_each_rate(bench_home, tmp_path):
                         tmp_path / "reports", options={"encoder": str(model), "distill_steps": 2})
     table = pd.read_csv(paths[0])
     assert sorted(table[table["measure"] == "AP"]["rate"]) == [0.0, 0.5]
-    # the uniform run names: rate 0 is the plain run, the others carry +noise<rate> (bench.runs.run_name)
+    # the uniform run names: rate 0 is the plain run, the others carry +noise<rate> (bench.results.runs.run_name)
     manifests = [json.loads((tmp_path / "runs" / pair.name / name / "manifest.json").read_text())
                  for name in ("sdistill", "sdistill+noise0.5")]
     assert [m["options"]["bitext_noise"] for m in manifests] == [0.0, 0.5]

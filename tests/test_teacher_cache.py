@@ -12,14 +12,14 @@ import pytest
 import torch
 from test_optical import ENGLISH, FOREIGN, PAIRS, TINY, tiny_net, weights
 
-from bench.distill import checkpoint_dir, load_student, train
-from bench.distill.optical import tokenize
-from bench.distill.recipes import OPTICAL, SDISTILL
-from bench.distill.sentence import mean_pool
-from bench.distill.teacher_cache import KIND, Teacher, cached_states, states_key
-from bench.distill.trainer import checkpoint_key
-from bench.store import fingerprint
-from bench.training import BatchPlan, read_curve
+from bench.methods.distill import checkpoint_dir, load_student, train
+from bench.methods.distill.optical import tokenize
+from bench.methods.distill.recipes import OPTICAL, SDISTILL
+from bench.methods.distill.sentence import mean_pool
+from bench.methods.distill.teacher_cache import KIND, Teacher, cached_states, states_key
+from bench.methods.distill.trainer import checkpoint_key
+from bench.infra.store import fingerprint
+from bench.infra.training import BatchPlan, read_curve
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -1,4 +1,4 @@
-"""The shared training mechanics (bench.training) on a tiny torch.nn.Linear: schedules, plan, loop, state, curves."""
+"""The shared training mechanics (bench.infra.training) on a tiny torch.nn.Linear: schedules, plan, loop, state, curves."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from bench.training import (  # noqa: E402
+from bench.infra.training import (  # noqa: E402
     BatchPlan, Every, Loop, Panel, curve_png, load_state, read_curve, save_state, warmup_then_decay,
     warmup_times_decay, write_curve,
 )

@@ -11,13 +11,13 @@ import pandas as pd
 import pytest
 import yaml
 
-from bench import regress, report, stats
+from bench.results import regress, report, stats
 from bench.errors import BenchError
-from bench.options import RunOptions
-from bench.report.model import fmt_p
-from bench.runner import cell_name, run_systems, variant
-from bench.runs import MANIFEST_FILE, RUN_FILE, load_run, load_runs, parse_run_name, run_name, write_run
-from bench.sweep import noise_sweep
+from bench.systems.options import RunOptions
+from bench.results.report.model import fmt_p
+from bench.experiment.runner import cell_name, run_systems, variant
+from bench.results.runs import MANIFEST_FILE, RUN_FILE, load_run, load_runs, parse_run_name, run_name, write_run
+from bench.experiment.sweep import noise_sweep
 from bench.systems import System, get_system
 from test_distilled_systems import pair_with_bitext
 
@@ -249,7 +249,7 @@ def test_check_reads_the_default_cell_and_named_variants_only(seeded, tmp_path):
 
 
 def test_an_external_run_may_not_take_a_variant_name():
-    from bench.external import check_name
+    from bench.experiment.external import check_name
 
     for name in ("mine+seed1", "optical+noise0.2", "x+noise0.2+seed3"):
         with pytest.raises(BenchError, match="ends like a seed or noise variant"):

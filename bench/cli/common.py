@@ -1,0 +1,136 @@
+"""What bench's click commands share: -q/-v/--debug on every command, run options as flags, listings.
+
+- :class:`BenchGroup`: every command and sub-group added to it also takes ``-q``, ``-v`` and ``--debug``
+  after its name (``bench run --pair sw-en -v``), added to those given before it (``bench -v run``);
+  logging is set again through the ``setup_logging`` the root command puts in ``ctx.meta``.
+- :func:`option_flags`: a flag per run option (``--rerank-depth``), passed as a keyword and validated
+  by :class:`bench.systems.options.RunOptions` (a bad value is one line, not a usage screen).
+- :func:`execution_flags`: ``--device`` and ``--batch-tokens``, execution settings rather than run
+  options (no system's identity changes with them), carried in the environment (``BENCH_DEVICE``,
+  ``BENCH_BATCH_TOKENS``, read by :mod:`bench.infra.devices`) for the command and the processes it starts;
+  a device this machine lacks is one line before anything runs. :class:`BenchGroup` adds them to the
+  commands that run models (:data:`DEVICE_COMMANDS`).
+- :func:`systems_listing`: the lines of ``bench systems``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import fields
+
+import click
+
+from bench.infra import devices
+from bench.systems.options import HELP, RunOptions, flag
+
+LOG_STATE = "bench.log"  # ctx.meta keys: the flags seen so far, and the function that applies them
+SETUP_LOGGING = "bench.setup_logging"
+
+# Run options that are flags of `bench run` and `bench sweep noise` (profile and bitext_noise have their own)
+RUN_OPTION_FLAGS = ("encoder", "teacher", "mt_model", "rerank", "rerank_depth", "hybrid_weight", "max_length",
+                    "distill_steps", "mt_steps", "memory_budget", "quantize")
+_METAVARS = {"encoder": "MODEL", "teacher": "MODEL", "mt_model": "MODEL", "rerank": "SYSTEM", "hybrid_weight": "W",
+             "memory_budget": "SIZE", "quantize": "int8"}
+
+_LOG_FLAGS = (
+    (("--debug",), dict(is_flag=True, help="Show the traceback of an error.")),
+    (("-v", "--verbose"), dict(count=True, help="Progress logs (-v: INFO, -vv: DEBUG).")),
+    (("-q", "--quiet"), dict(is_flag=True, help="Only warnings and errors.")),
+)
+
+
+# Commands that run models, as (group, command) when added to a BenchGroup (the root group is `cli`):
+# they take --device and --batch-tokens
+DEVICE_COMMANDS = {("cli", "run"), ("cli", "grid"), ("train", "mt"), ("train", "optical"), ("sweep", "noise")}
+_ENV = {"device": devices.DEVICE_ENV, "batch_tokens": devices.BATCH_TOKENS_ENV}
+_EXECUTION_FLAGS = (
+    (("--device",), dict(metavar="auto|cpu|cuda|cuda:N", help="Where the models run (default: BENCH_DEVICE, else "
+                         "auto: CUDA when torch sees a GPU). Not part of any artifact's identity.")),
+    (("--batch-tokens",), dict(type=click.IntRange(min=1), metavar="N", help="Padded tokens per inference batch "
+                               "(default: BENCH_BATCH_TOKENS, else sized for the device).")),
+)
+
+
+def execution_flag(ctx: click.Context, param: click.Parameter, value) -> None:
+    """--device / --batch-tokens: set for this command (and the processes it starts) in the environment,
+    restored when the command ends; a device asked for here or in BENCH_DEVICE is checked now."""
+    name = _ENV[param.name]
+    if param.name == "device":
+        spec = value or os.environ.get(name)
+        if spec and spec.strip().lower() != "auto":
+            devices.resolve(spec)  # no such GPU, a typo: one line, before anything is written
+    if value is None:
+        return
+    before = os.environ.get(name)
+    os.environ[name] = str(value)
+    ctx.call_on_close(lambda: os.environ.pop(name, None) if before is None else os.environ.__setitem__(name, before))
+
+
+def execution_flags(fn):
+    """Decorator: ``--device`` and ``--batch-tokens`` (:func:`execution_flag`), not passed to the command."""
+    for opts, kwargs in reversed(_EXECUTION_FLAGS):
+        fn = click.option(*opts, expose_value=False, callback=execution_flag, **kwargs)(fn)
+    return fn
+
+
+def log_flag(ctx: click.Context, param: click.Parameter, value) -> None:
+    """A -q/-v/--debug given after a command's name: added to the flags seen so far, logging set again."""
+    state = ctx.meta.setdefault(LOG_STATE, {"debug": False, "verbose": 0, "quiet": False})
+    if not value:
+        return
+    if param.name == "verbose":
+        state["verbose"] += value
+    else:
+        state[param.name] = True
+    root = ctx.find_root()
+    if isinstance(root.obj, dict):
+        root.obj["debug"] = state["debug"]
+    setup = ctx.meta.get(SETUP_LOGGING)
+    if setup is not None:
+        setup(state["verbose"], state["quiet"])
+
+
+class BenchGroup(click.Group):
+    """A group whose every command (and sub-group) also takes -q/-v/--debug after its name, and whose
+    commands that run models (:data:`DEVICE_COMMANDS`) take --device and --batch-tokens."""
+
+    group_class = type  # sub-groups (train, sweep) are BenchGroups too
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        have = {o for p in cmd.params for o in p.opts}
+        for opts, kwargs in _LOG_FLAGS:
+            if not have & set(opts):
+                cmd.params.append(click.Option(opts, expose_value=False, callback=log_flag, **kwargs))
+        if (self.name, name or cmd.name) in DEVICE_COMMANDS and "--device" not in have:
+            for opts, kwargs in _EXECUTION_FLAGS:
+                cmd.params.append(click.Option(opts, expose_value=False, callback=execution_flag, **kwargs))
+        super().add_command(cmd, name)
+
+
+def option_flags(names, aliases: dict | None = None):
+    """Decorator: a flag for each run option in ``names`` (``rerank_depth``: ``--rerank-depth N``),
+    passed to the command as a keyword (None when not given); ``aliases`` adds older flag names."""
+
+    def wrap(fn):
+        for name in reversed(names):
+            text = HELP[name][0].upper() + HELP[name][1:] + "."
+            fn = click.option(flag(name), *(aliases or {}).get(name, ()), name, metavar=_METAVARS.get(name, "N"),
+                              help=text)(fn)
+        return fn
+
+    return wrap
+
+
+def systems_listing(systems) -> list[str]:
+    """Each system on two lines (name and description; the flags it reads), then every option's help."""
+    width = max(len(s.name) for s in systems)
+    lines = []
+    for s in systems:
+        notes = [f"plugin: {s.plugin}"] if s.plugin else []
+        if s.needs_translation:
+            notes.append("needs translated queries")
+        lines.append(f"{s.name.ljust(width)}  {s.description}" + (f"  [{'; '.join(notes)}]" if notes else ""))
+        lines.append(f"{'':{width}}  options: {', '.join(flag(o) for o in s.reads) or 'none'}")
+    names = [f.name for f in fields(RunOptions)]
+    w = max(len(flag(n)) for n in names)
+    return lines + ["", "options (flags of bench run):"] + [f"  {flag(n).ljust(w)}  {HELP[n]}" for n in names]

@@ -1,0 +1,1 @@
+"""Data: pairs, collections, bitext and models."""

@@ -1,0 +1,1 @@
+"""Orchestration: what a run will do, running it, the grid, the sweep, external runs."""

@@ -1,0 +1,1 @@
+"""Methods: retrieval, translation and distillation, as plain functions of plain arguments."""

@@ -1,0 +1,14 @@
+"""The run type every retriever returns, and reading the top of a run.
+
+Dense (:mod:`bench.methods.retrieve.dense`) and late-interaction (:mod:`bench.methods.retrieve.maxsim`) scoring both
+produce and rerank runs; this module is what they share, so neither imports the other for it.
+"""
+
+from __future__ import annotations
+
+Run = dict[str, dict[str, float]]  # query id -> {doc id: score}
+
+
+def top_k(run: Run, k: int) -> dict[str, list[str]]:
+    """The ``k`` best documents of each query of a run (ties broken by doc id, as in TREC files)."""
+    return {qid: [d for d, _ in sorted(docs.items(), key=lambda kv: (-kv[1], kv[0]))[:k]] for qid, docs in run.items()}

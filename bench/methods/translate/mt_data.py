@@ -1,0 +1,130 @@
+"""Data for `bench train mt`: the frozen encoder's source states of the bitext.
+
+The trained model (:mod:`bench.methods.translate.mt_model`) keeps the packaged multilingual encoder frozen, so
+its token states for every foreign sentence of the bitext are computed once, stored as float16
+(``states.npy``, one row per token, ``offsets.npy`` delimiting sentences) and cached under
+``BENCH_HOME/mt-states/<fingerprint>`` (key: encoder fingerprint, layer, maximum length, bitext
+fingerprint). Training then only runs the decoder. They are encoded on :func:`bench.infra.devices.resolve`'s
+device (a copy of the shared model on a GPU), in fp32 on every device: they are stored as float16,
+whose mantissa bf16 would not fill.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from bench.infra import batching, devices
+
+from bench.data import models
+from bench.infra.store import cached_build, fingerprint
+
+log = logging.getLogger(__name__)
+
+STATES_VERSION = 1
+
+
+@dataclass
+class SourceStates:
+    """Frozen encoder states of n sentences: rows ``offsets[i]:offsets[i+1]`` of ``states``."""
+
+    states: np.ndarray  # (T, d) float16
+    offsets: np.ndarray  # (n + 1,) int64
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def get(self, i: int) -> np.ndarray:
+        return self.states[self.offsets[i]:self.offsets[i + 1]]
+
+
+def source_states(encoder_ref: models.ModelRef, layer: int, max_length: int, texts: Sequence[str],
+                  texts_fp: str, batch_tokens: int | None = None) -> SourceStates:
+    """The encoder's layer-``layer`` token states of ``texts`` (specials included), cached."""
+    key = {"artifact": "mt-source-states", "version": STATES_VERSION, "encoder": encoder_ref.fingerprint,
+           "layer": layer, "max_length": max_length, "texts": texts_fp, "n": len(texts)}
+
+    def build(tmp: Path) -> None:
+        states, offsets = encode_states(encoder_ref, layer, max_length, texts, batch_tokens)
+        np.save(tmp / "states.npy", states)
+        np.save(tmp / "offsets.npy", offsets)
+
+    path = cached_build("mt-states", key, build)
+    return SourceStates(np.load(path / "states.npy", mmap_mode="r"), np.load(path / "offsets.npy"))
+
+
+def encode_states(encoder_ref: models.ModelRef, layer: int, max_length: int, texts: Sequence[str],
+                  batch_tokens: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    import torch
+    from tqdm import tqdm
+
+    model, tokenizer = models.load(encoder_ref)
+    device = devices.resolve()
+    model = model if device.type == "cpu" else copy.deepcopy(model).to(device)  # the shared model never moves
+    batch_tokens = batch_tokens or devices.batch_tokens(device)
+    torch.set_num_threads(batching.threads())
+    ids = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
+    out: list[np.ndarray | None] = [None] * len(texts)
+    pad = tokenizer.pad_token_id or 0
+    log.info("encoding %d source sentences with %s (layer %d, frozen)", len(texts), encoder_ref.name, layer)
+    with torch.inference_mode(), tqdm(total=len(texts), desc="source states", unit="sent", mininterval=5.0,
+                                      disable=len(texts) < 256) as bar:
+        for rows in batching.length_batches([len(x) for x in ids], batch_tokens, 2 * devices.max_batch(device)):
+            input_ids, mask = (t.to(device) for t in batching.pad_batch(ids, rows, pad))
+            hidden = _layer_output(model, input_ids, mask, layer)
+            hidden = hidden.to(torch.float16).cpu().numpy()
+            for j, i in enumerate(rows):
+                out[i] = hidden[j, :len(ids[i])]
+            bar.update(len(rows))
+    offsets = np.zeros(len(texts) + 1, dtype=np.int64)
+    offsets[1:] = np.cumsum([len(x) for x in out])
+    dim = model.config.hidden_size
+    flat = np.concatenate(out) if out else np.zeros((0, dim), np.float16)
+    return flat.reshape(-1, dim), offsets
+
+
+def _layer_output(model, input_ids, mask, layer: int):
+    if layer == model.config.num_hidden_layers:
+        return model(input_ids=input_ids, attention_mask=mask).last_hidden_state
+    return model(input_ids=input_ids, attention_mask=mask, output_hidden_states=True).hidden_states[layer]
+
+
+def truncated_encoder(encoder_ref: models.ModelRef, layer: int):
+    """A frozen copy of the encoder keeping its first ``layer`` layers (what the decoder attends to)."""
+    from transformers import AutoConfig, AutoModel
+
+    model, _ = models.load(encoder_ref)
+    config = AutoConfig.from_pretrained(str(encoder_ref.path))
+    config.num_hidden_layers = min(layer, config.num_hidden_layers)
+    enc = AutoModel.from_config(config)
+    missing, unexpected = enc.load_state_dict(model.state_dict(), strict=False)
+    if [k for k in missing if not k.startswith("pooler.")] or [k for k in unexpected if not k.startswith("encoder.layer.")]:
+        raise RuntimeError(f"encoder copy: missing {missing}, unexpected {unexpected}")
+    for p in enc.parameters():
+        p.requires_grad_(False)
+    return enc
+
+
+def bitext_split(n: int, dev_size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded held-out slice of the bitext (indices): (train, dev)."""
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(n)
+    dev_size = min(dev_size, max(1, n // 10)) if n < 10 * dev_size else dev_size
+    return np.sort(order[dev_size:]), np.sort(order[:dev_size])
+
+
+def texts_fingerprint(texts: Sequence[str]) -> str:
+    return fingerprint(list(texts), 32)
+
+
+def write_json(path: Path, obj) -> None:
+    path.write_text(json.dumps(obj, indent=1, ensure_ascii=False))

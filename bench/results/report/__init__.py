@@ -1,0 +1,46 @@
+"""Per-pair comparison reports and the leaderboard, built from the complete runs under ``runs/``.
+
+- :func:`write_pair_report` writes ``reports/<pair>.md``, a self-contained ``reports/<pair>.html`` (figures
+  embedded as PNG data) and ``reports/<pair>.perquery.csv`` (long form: pair, system, query_id,
+  measure, value: the values the tables are computed from, a system's seeds averaged per query).
+- :func:`write_leaderboard` writes ``reports/leaderboard.{md,html,json}``: MAP and nDCG@10 (or a pair's
+  own first two measures) of every system on every reported pair (tuning pairs excluded), with
+  intervals and significance against each pair's baseline, bold on the best of every column, the mean
+  over the low-resource pairs, links to the pair reports, and the run each number came from.
+
+A system's runs of other seeds (``runs/<pair>/optical+seed1/``) are replicates of its default run: the
+tables show the mean over seeds ± the sample standard deviation (ddof 1) and the number of seeds, and
+each seed is also tested on its own; runs on noised bitext (``optical+noise0.2``) have their own table in
+the pair report and are not on the leaderboard (:mod:`bench.results.report.variants`).
+
+A pair report shows the query texts and translations the runs stored beside them (``queries.tsv``) in
+its per-query analysis.
+
+Only complete runs count (an interrupted or damaged run directory is skipped with a warning), and
+every file is written atomically, so an interrupted report leaves the previous one intact. A report
+reads runs only: what it says about a pair comes from the runs' manifests (``pair_info``).
+
+Modules, each importing only those above it: ``variants`` (runs grouped into seeds and noise rates),
+``model`` (the report as plain data, ordering and formatting), ``tables`` (the table model both writers render), ``markdown`` and ``html`` (the writers;
+templates in ``templates/``), ``files`` (atomic writes, :func:`write_pair_report`), ``leaderboard``.
+"""
+
+from bench.results.report.files import write_pair_report, write_texts
+from bench.results.report.html import pair_html
+from bench.results.report.leaderboard import (
+    LEADERBOARD_MEASURES, leaderboard_data, leaderboard_html, leaderboard_markdown, write_leaderboard,
+)
+from bench.results.report.markdown import md_lines, md_table, pair_markdown
+from bench.results.report.model import (
+    HEAD_TO_HEAD, MEASURE_ORDER, PAIR_ORDER, SYSTEM_ORDER, PairInfo, PairReport, build_pair_report, fmt, fmt_p, label,
+    ordered, pair_info,
+)
+from bench.results.report.tables import Cell, PairPage, Table, models_cell, pair_page, versions_summary
+
+__all__ = [
+    "HEAD_TO_HEAD", "LEADERBOARD_MEASURES", "MEASURE_ORDER", "PAIR_ORDER", "SYSTEM_ORDER", "Cell", "PairInfo",
+    "PairPage", "PairReport", "Table", "build_pair_report", "fmt", "fmt_p", "label", "leaderboard_data",
+    "leaderboard_html", "leaderboard_markdown", "md_lines", "md_table", "models_cell", "ordered", "pair_html",
+    "pair_info", "pair_markdown", "pair_page", "versions_summary", "write_leaderboard", "write_pair_report",
+    "write_texts",
+]

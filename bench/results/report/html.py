@@ -1,0 +1,45 @@
+"""Self-contained HTML from the table model: jinja2 templates (``templates/``, autoescaped), inline CSS,
+figures as PNG data URIs, no scripts and no external assets, so one file can be mailed, archived or
+opened offline."""
+
+from __future__ import annotations
+
+import base64
+from functools import cache
+
+import jinja2
+
+from bench.results.report.model import LABELS, label
+from bench.results.report.tables import (COMPARISON_NOTE, HEAD_TO_HEAD_NOTE, NOISE_NOTE, PROVENANCE_NOTE, SEEDS_HEAD_TO_HEAD_NOTE,
+                                 SEEDS_NOTE, PairPage)
+
+
+@cache
+def environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("bench.results.report", "templates"), autoescape=True, undefined=jinja2.StrictUndefined,
+        trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+    )
+
+
+def render(template: str, **context) -> str:
+    """``templates/<template>`` rendered with ``context``; every value is escaped (autoescape)."""
+    return environment().get_template(template).render(**context)
+
+
+def data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def pair_html(page: PairPage) -> str:
+    from bench.infra import plots  # matplotlib: only when a page is drawn
+
+    report = page.report
+    bars = plots.bar_chart(report.table, report.systems, report.measures, LABELS, report.baseline)
+    figures = {"bars": data_uri(bars)}
+    if page.differences is not None:
+        figures["differences"] = data_uri(plots.difference_chart(page.differences.values, page.differences.title))
+    return render("pair.html.j2", page=page, report=report, figures=figures, primary=label(report.primary),
+                  comparison_note=COMPARISON_NOTE, head_to_head_note=HEAD_TO_HEAD_NOTE,
+                  provenance_note=PROVENANCE_NOTE, seeds_note=SEEDS_NOTE, seeds_head_to_head_note=SEEDS_HEAD_TO_HEAD_NOTE,
+                  noise_note=NOISE_NOTE)

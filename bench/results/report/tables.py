@@ -1,0 +1,293 @@
+"""The report's tables as plain data: a header and rows of cells, built once and rendered by both the
+markdown and the HTML writer (:mod:`bench.results.report.markdown`, :mod:`bench.results.report.html`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bench.results import stats
+from bench.results.report.model import PairReport, fmt, fmt_p, label, source_path
+from bench.results.report.variants import STD_NOTE, value_text
+from bench.results.runs import StoredRun
+from bench.infra.store import fingerprint
+
+COMPARISON_NOTE = ("Δ: mean per-query difference, system − baseline. p-values are two-sided; Holm adjusts the "
+                   "randomization p-values per measure.")
+HEAD_TO_HEAD_NOTE = ("Paired over the queries both systems answer; two-sided p-values; Holm adjusts the "
+                     "randomization p-values over the comparisons in this table; † p Holm < 0.05.")
+SEEDS_NOTE = ("Each seed's own run. Δ and the tests: the seed's run against the baseline's values in the table "
+              "above (their mean over its seeds where it has several), paired over queries; two-sided p-values; "
+              "Holm adjusts the randomization p-values over the rows of this table.")
+SEEDS_HEAD_TO_HEAD_NOTE = ("Each seed of the system against the reference's values in the head-to-head table (their mean over "
+                           "its seeds where it has several); Holm over the rows of this table; † p Holm < 0.05.")
+NOISE_NOTE = ("Systems retrained on bitext with the given fraction of misaligned pairs (bench sweep noise, bench grid "
+              f"--noise), kept out of the tables above; with several seeds, the mean {STD_NOTE}. Δ: against the "
+              "same system without noise.")
+PROVENANCE_NOTE = ("data: fingerprint of the run's input files and their sha256 (the manifest's data field); models: role "
+                   "and fingerprint of each model used (the translation model and the distilled checkpoint "
+                   "included); commit: the git commit bench ran from.")
+
+
+@dataclass(frozen=True)
+class Cell:
+    text: str
+    bold: bool = False  # the best of its column
+    significant: bool = False  # marked † (see the table's note)
+    interval: str = ""  # a confidence interval, shown after the value
+    tone: str = ""  # "pos" or "neg" for a signed difference (colour in HTML only)
+    code: bool = False  # a path or an identifier (monospace in HTML only)
+    link: str = ""  # a relative link (another report)
+
+
+@dataclass
+class Table:
+    header: list[str]
+    rows: list[list[Cell]]
+    text_cols: int = 1  # the first columns hold text (left-aligned), the rest numbers
+    row_classes: list[str] = field(default_factory=list)  # per row, "" or e.g. "baseline"
+    css: str = ""
+    groups: list[tuple] = field(default_factory=list)  # HTML: header groups (text, span[, link]) after column 0
+    subheader: list[str] = field(default_factory=list)  # HTML: the labels under the groups
+
+
+def signed(x: float) -> Cell:
+    return Cell(f"{x:+.3f}", tone="pos" if x > stats.TIE_EPS else "neg" if x < -stats.TIE_EPS else "")
+
+
+@dataclass
+class Differences:
+    """The per-query differences of the best system against the baseline, on the primary measure."""
+
+    title: str
+    summary: str
+    gains: str
+    losses: str
+    values: pd.Series
+    table: Table
+    analysis: Table | None = None  # the largest gains and losses with the query, its translations and both values
+
+
+@dataclass
+class PairPage:
+    """Everything a writer shows of one pair's report (figures are drawn from ``report``)."""
+
+    report: PairReport
+    facts: str
+    effectiveness: Table
+    effectiveness_note: str
+    significance_note: str | None
+    comparison: Table | None
+    differences: Differences | None
+    head_to_head: Table | None
+    provenance: Table
+    versions: Table
+    seeds: Table | None = None  # each seed of the systems that have several, against the baseline
+    seeds_head_to_head: Table | None = None  # each seed in the head-to-head comparisons
+    noise: Table | None = None  # the runs on noised bitext
+
+
+def facts(report: PairReport) -> str:
+    return (f"Queries in {report.query_lang}, documents in {report.doc_lang}; {report.n_queries} judged queries; "
+            f"{len(report.systems)} systems; baseline: {report.baseline or '— (one system)'}. "
+            f"Generated {report.generated_at}.")
+
+
+def significance_note(report: PairReport) -> str:
+    k = len(report.systems) - 1
+    return (f"† differs from the baseline {report.baseline}: paired randomization test, Holm-corrected across "
+            f"the {k} system{'s' if k != 1 else ''} compared, p < {stats.ALPHA}.")
+
+
+def effectiveness(report: PairReport) -> Table:
+    """Mean and interval of every system on every measure; bold: best per measure; †: differs from the baseline."""
+    best = {m: float(report.table[report.table["measure"] == m]["mean"].max()) for m in report.measures}
+    rows = []
+    for system in report.systems:
+        n = report.seeds(system)
+        notes = [*(["baseline"] if system == report.baseline else []), *([f"{n} seeds"] if n > 1 else [])]
+        cells = [Cell(f"{system} ({', '.join(notes)})" if notes else system)]
+        for measure in report.measures:
+            row = report.row(system, measure)
+            std = report.replicates[system].spread(measure)[1] if n > 1 else float("nan")
+            cells.append(Cell("—") if row is None else Cell(
+                value_text(row["mean"], std, n), bold=bool(np.isclose(row["mean"], best[measure])),
+                significant=bool(row["significant"]), interval=f"[{fmt(row['ci_low'])}, {fmt(row['ci_high'])}]"))
+        rows.append(cells)
+    return Table(["system", *(label(m) for m in report.measures)], rows,
+                 row_classes=["baseline" if s == report.baseline else "" for s in report.systems])
+
+
+def comparison(report: PairReport) -> Table:
+    """Every non-baseline system against the baseline, measure by measure."""
+    rows = [report.row(s, m) for s in report.systems if s != report.baseline for m in report.measures]
+    return Table(["system", "measure", "Δ mean", "wins/ties/losses", "p randomization", "p t-test", "p Holm"], [
+        [Cell(r["system"]), Cell(label(r["measure"])), signed(r["delta"]),
+         Cell(f"{r['wins']}/{r['ties']}/{r['losses']}"), Cell(fmt_p(r["p_randomization"])), Cell(fmt_p(r["p_ttest"])),
+         Cell(fmt_p(r["p_holm"]), significant=bool(r["significant"]))]
+        for r in rows if r is not None], text_cols=2)
+
+
+def differences(report: PairReport) -> Differences:
+    d = report.diffs
+    better, worse, tied = (int((d > stats.TIE_EPS).sum()), int((d < -stats.TIE_EPS).sum()),
+                           int((d.abs() <= stats.TIE_EPS).sum()))
+    gains = ", ".join(f"{q} ({v:+.3f})" for q, v in d.head(5).items() if v > stats.TIE_EPS) or "none"
+    losses = ", ".join(f"{q} ({v:+.3f})" for q, v in d[d < -stats.TIE_EPS].tail(5)[::-1].items()) or "none"
+    return Differences(
+        title=f"{report.best} − {report.baseline} ({label(report.primary)})",
+        summary=(f"{report.best} is better on {better}, worse on {worse} and tied on {tied} of {d.size} queries "
+                 f"(mean difference {d.mean():+.3f})."),
+        gains=gains, losses=losses, values=d,
+        table=Table(["query", "difference"], [[Cell(str(q)), signed(v)] for q, v in d.items()]),
+        analysis=analysis(report),
+    )
+
+
+ANALYSIS_ROWS = 5  # the largest gains and the largest losses shown with their queries
+
+
+def analysis(report: PairReport) -> Table | None:
+    """Per-query analysis: the largest gains and losses of the best system against the baseline, with the
+    query text, its human translation and the systems' own translations (what the runs stored)."""
+    d = report.diffs
+    if d is None or not report.queries:
+        return None
+    picked = [q for q, v in d.head(ANALYSIS_ROWS).items() if v > stats.TIE_EPS]
+    picked += [q for q, v in d[d < -stats.TIE_EPS].tail(ANALYSIS_ROWS)[::-1].items()]
+    if not picked:  # every query tied
+        return None
+    own = [s for s in (report.best, report.baseline) if report.system_translations.get(s)]
+    paired = stats.paired_values(report.per_query, report.best, report.baseline, report.primary)
+    rows = []
+    for qid in picked:
+        query = report.queries.get(str(qid), {})
+        rows.append([Cell(str(qid)), Cell(query.get("text") or "—"), Cell(query.get("translation") or "—"),
+                     *(Cell(report.system_translations[s].get(str(qid)) or "—") for s in own),
+                     Cell(fmt(paired.loc[qid, "other"])), Cell(fmt(paired.loc[qid, "system"])), signed(d[qid])])
+    header = ["query", "text", "translation", *(f"{s}'s translation" for s in own), report.baseline, report.best, "Δ"]
+    return Table(header, rows, text_cols=3 + len(own))
+
+
+def head_to_head(report: PairReport) -> Table | None:
+    """The HEAD_TO_HEAD comparisons that ran, on the primary measure."""
+    if report.head_to_head is None:
+        return None
+    return Table(["system", "reference", "system mean", "reference mean", "Δ", "wins/ties/losses",
+                  "p randomization", "p t-test", "p Holm"], [
+        [Cell(r["system"]), Cell(r["reference"]), Cell(fmt(r["mean"])), Cell(fmt(r["reference_mean"])),
+         signed(r["delta"]), Cell(f"{r['wins']}/{r['ties']}/{r['losses']}"), Cell(fmt_p(r["p_randomization"])),
+         Cell(fmt_p(r["p_ttest"])), Cell(fmt_p(r["p_holm"]), significant=bool(r["significant"]))]
+        for _, r in report.head_to_head.iterrows()], text_cols=2)
+
+
+def seeds(report: PairReport) -> Table | None:
+    """Every seed of the systems that have several: its means, and on the primary measure its test
+    against the baseline (``report.per_seed``)."""
+    if not report.several_seeds:
+        return None
+    tested = {} if report.per_seed is None else {(r["system"], r["seed"]): r for _, r in report.per_seed.iterrows()}
+    rows = []
+    for system in report.several_seeds:
+        cell = report.replicates[system]
+        means = {m: cell.seed_means(m) for m in report.measures}
+        for i, run in enumerate(cell.runs):
+            r = tested.get((system, run.seed))
+            test = ([signed(r["delta"]), Cell(f"{r['wins']}/{r['ties']}/{r['losses']}"), Cell(fmt_p(r["p_randomization"])),
+                     Cell(fmt_p(r["p_ttest"])), Cell(fmt_p(r["p_holm"]), significant=bool(r["significant"]))]
+                    if r is not None else [Cell("—") for _ in range(5)])
+            rows.append([Cell(system), Cell(str(run.seed)), Cell(run.name, code=True),
+                         *(Cell(fmt(means[m][i])) for m in report.measures), *test])
+    primary = label(report.primary)
+    return Table(["system", "seed", "run", *(label(m) for m in report.measures), f"Δ {primary}", "wins/ties/losses",
+                  "p randomization", "p t-test", "p Holm"], rows, text_cols=3)
+
+
+def seeds_head_to_head(report: PairReport) -> Table | None:
+    """Each seed of a HEAD_TO_HEAD system against its reference, on the primary measure."""
+    if report.per_seed_head_to_head is None:
+        return None
+    return Table(["system", "seed", "reference", "system mean", "reference mean", "Δ", "wins/ties/losses",
+                  "p randomization", "p t-test", "p Holm"], [
+        [Cell(r["system"]), Cell(str(r["seed"])), Cell(r["reference"]), Cell(fmt(r["mean"])), Cell(fmt(r["reference_mean"])),
+         signed(r["delta"]), Cell(f"{r['wins']}/{r['ties']}/{r['losses']}"), Cell(fmt_p(r["p_randomization"])),
+         Cell(fmt_p(r["p_ttest"])), Cell(fmt_p(r["p_holm"]), significant=bool(r["significant"]))]
+        for _, r in report.per_seed_head_to_head.iterrows()], text_cols=3)
+
+
+def noise(report: PairReport) -> Table | None:
+    """The runs on noised bitext: per system and rate, the mean (± std over seeds) and Δ against noise 0."""
+    if not report.noise:
+        return None
+    rows = []
+    for cell in report.noise:
+        clean = report.replicates.get(cell.system)
+        mean = cell.spread(report.primary)[0]
+        delta = signed(mean - clean.spread(report.primary)[0]) if clean is not None and not np.isnan(mean) else Cell("—")
+        rows.append([Cell(cell.system), Cell(f"{cell.noise:g}"), Cell(str(cell.n)),
+                     *(Cell(value_text(*cell.spread(m), cell.n)) for m in report.measures), delta])
+    return Table(["system", "bitext noise", "seeds", *(label(m) for m in report.measures),
+                  f"Δ {label(report.primary)} vs noise 0"], rows)
+
+
+def models_cell(models: dict, artifacts: dict) -> str:
+    """``role fingerprint`` for each model of the run, the MT model and the distilled checkpoint included."""
+    def fp(value) -> str:
+        return str(value.get("fingerprint") if isinstance(value, dict) else value)[:12]
+
+    cells = [f"{role} {fp(value)}" for role, value in sorted(models.items())]
+    if "mt_model" in artifacts:
+        cells.append(f"mt_model {fp(artifacts['mt_model'])}")
+    if "student" in artifacts:
+        cells.append(f"student {str(artifacts['student'].get('checkpoint'))[:16]}")
+    return ", ".join(cells) or "—"
+
+
+def provenance(report: PairReport, base: Path) -> Table:
+    """Where each number came from: run directory, time, commit, data and model fingerprints."""
+    rows = []
+    for run in report.runs:
+        m = run.manifest
+        rows.append([
+            run.system, source_path(run, base), str(m.get("started_at") or "—"), (m.get("commit") or "unknown")[:12],
+            str(m.get("dataset_id") or "—"), fingerprint(m.get("data") or {}, 12) if m.get("data") else "—",
+            models_cell(m.get("models") or {}, m.get("artifacts") or {}), str(m.get("seed", "—")),
+            str(m.get("depth", "—")), fmt(m.get("wall_time_s"), 1),
+        ])
+    header = ["system", "run", "started (UTC)", "commit", "dataset", "data", "models", "seed", "depth", "time (s)"]
+    return Table(header, [[Cell(c) for c in row] for row in rows], text_cols=len(header), css="nowrap")
+
+
+def versions_summary(runs: list[StoredRun]) -> dict[str, str]:
+    """Package → version; where runs disagree, each version with the systems that used it."""
+    packages: dict[str, dict[str, list[str]]] = {}
+    for run in runs:
+        for package, version in sorted((run.manifest.get("versions") or {}).items()):
+            packages.setdefault(package, {}).setdefault(str(version), []).append(run.name)
+    return {
+        package: next(iter(seen)) if len(seen) == 1 else "; ".join(f"{v} ({', '.join(s)})" for v, s in seen.items())
+        for package, seen in sorted(packages.items())
+    }
+
+
+def pair_page(report: PairReport, base: Path) -> PairPage:
+    """Every table and text of the report, computed once for both writers."""
+    compared = report.baseline is not None
+    several = ("" if not report.several_seeds else
+               f" A system of several seeds: the mean over its seeds {STD_NOTE}; its interval, † and comparisons "
+               "use its per-query values averaged over the seeds, and each seed is tested on its own under Seeds.")
+    return PairPage(
+        report=report, facts=facts(report), effectiveness=effectiveness(report),
+        effectiveness_note=(f"Mean over queries with a {stats.CONFIDENCE:.0%} percentile bootstrap interval; "
+                            "bold: best per measure." + several),
+        significance_note=significance_note(report) if compared else None,
+        comparison=comparison(report) if compared else None,
+        differences=differences(report) if compared else None,
+        head_to_head=head_to_head(report), provenance=provenance(report, base),
+        versions=Table(["package", "version"], [[Cell(k), Cell(v)] for k, v in versions_summary(report.runs).items()],
+                       text_cols=2),
+        seeds=seeds(report), seeds_head_to_head=seeds_head_to_head(report), noise=noise(report),
+    )

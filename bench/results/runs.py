@@ -1,0 +1,287 @@
+"""Runs on disk: ``runs/<pair>/<run>/`` holds run.trec, perquery.csv and manifest.json.
+
+``<run>`` is the system's name for the default cell (seed 0, no bitext noise), else the name with the
+variant it depends on added (:func:`run_name`: ``optical+seed1``, ``optical+noise0.2+seed2``); the
+manifest records it (``run``, ``variant``), so readers group a system's seeds as replicates.
+
+All three are written into a temporary directory and renamed into place together, so a run
+directory is either complete or absent. The manifest records the sha256 of every other file of the
+run (``files``), and :func:`load_run` verifies them: a run whose files changed after it was written is
+refused (one line: which run, and how to redo it), never reported or checked. Runs written before
+manifests carried the hashes are accepted with a warning after a consistency check (their run file
+parses and answers as many queries as the manifest says). bench never writes a run without a judged
+query, and refuses to read one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from bench.errors import BenchError
+from bench.infra.store import atomic_dir, is_complete, sha256_file
+
+log = logging.getLogger(__name__)
+
+RUN_FILE = "run.trec"
+PER_QUERY_FILE = "perquery.csv"
+MANIFEST_FILE = "manifest.json"
+QUERIES_FILE = "queries.tsv"  # optional: the queries the run answered (what reports show beside per-query values)
+QUERY_COLUMNS = ["query_id", "text", "translation", "system_translation"]
+
+
+_WHITESPACE = re.compile(r"\s")
+
+
+def check_trec_id(kind: str, value: str) -> None:
+    """A TREC field must be one non-empty token: refuse an id that would write a malformed line."""
+    if not isinstance(value, str) or not value or _WHITESPACE.search(value):
+        raise BenchError(f"cannot write a TREC run: {kind} {value!r} is empty or contains whitespace",
+                         "ids must be non-empty and contain no whitespace: fix them where the collection is read")
+
+
+def format_trec(run: dict[str, dict[str, float]], tag: str, depth: int | None = None) -> str:
+    """TREC run lines, best first; ties broken by doc id so the file is deterministic. An id or tag that
+    is empty or holds whitespace, or a NaN score, is refused rather than written."""
+    check_trec_id("run tag", tag)
+    lines = []
+    for qid in sorted(run):
+        check_trec_id("query id", qid)
+        for doc_id, score in run[qid].items():
+            check_trec_id("document id", doc_id)
+            if math.isnan(score):
+                raise BenchError(f"cannot write a TREC run: query {qid}, document {doc_id} has a NaN score",
+                                 "the system produced an invalid score: a bug to report")
+        ranked = sorted(run[qid].items(), key=lambda kv: (-kv[1], kv[0]))[:depth]
+        lines.extend(f"{qid} Q0 {doc_id} {rank} {score:.6f} {tag}" for rank, (doc_id, score) in enumerate(ranked, 1))
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+_TREC_LINE = re.compile(r"^\S+\s+\S+\s+\S+\s+\S+\s+\S+\s+\S+$")
+
+
+def read_trec(path: Path) -> dict[str, dict[str, float]]:
+    """Parse a TREC run; a malformed line is an error that names the file and line."""
+    run: dict[str, dict[str, float]] = {}
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise BenchError(f"cannot read run file {path}: {exc.strerror}", "check the path") from exc
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        if not _TREC_LINE.match(line.strip()):
+            raise BenchError(f"{path}:{n}: not a TREC run line: {line[:80]!r}", "expected 'qid Q0 docid rank score tag'")
+        qid, _, doc_id, _, score, _ = line.split()
+        try:
+            run.setdefault(qid, {})[doc_id] = float(score)
+        except ValueError:
+            raise BenchError(f"{path}:{n}: score {score!r} is not a number", "expected 'qid Q0 docid rank score tag'") from None
+    return run
+
+
+def run_name(system: str, seed: int = 0, noise: float = 0.0) -> str:
+    """The directory name of a run: the system's name for the default cell (seed 0, no bitext noise),
+    with ``+noise<rate>`` and ``+seed<n>`` added otherwise (``optical+noise0.2+seed1``)."""
+    name = system
+    if noise:
+        name += f"+noise{noise:g}"
+    if seed:
+        name += f"+seed{seed}"
+    return name
+
+
+_VARIANT = re.compile(r"^(?P<system>.+?)(?:\+noise(?P<noise>[0-9][0-9.e+-]*?))?(?:\+seed(?P<seed>[0-9]+))?$")
+
+
+def parse_run_name(name: str) -> tuple[str, int, float]:
+    """(system, seed, noise) of a run directory's name: the inverse of :func:`run_name` (a name without
+    a variant suffix is the default cell, seed 0 and no noise)."""
+    match = _VARIANT.match(name)
+    if match is None:
+        return name, 0, 0.0
+    try:
+        noise = float(match["noise"]) if match["noise"] else 0.0
+    except ValueError:
+        return name, 0, 0.0
+    return match["system"], int(match["seed"] or 0), noise
+
+
+def run_dir(runs_root: Path, pair: str, system: str, seed: int = 0, noise: float = 0.0) -> Path:
+    return runs_root / pair / run_name(system, seed, noise)
+
+
+def write_run(
+    runs_root: Path, pair: str, system: str, run: dict[str, dict[str, float]], table: pd.DataFrame,
+    manifest: dict, depth: int | None, extra_files: dict[str, str] | None = None, *, seed: int = 0,
+    noise: float = 0.0,
+) -> Path:
+    """Write the run directory atomically, under ``run_name(system, seed, noise)`` (the run's cell: the
+    seed and bitext noise it depends on); the manifest gets ``run`` (that name) and ``variant`` ({seed,
+    bitext_noise}). ``extra_files`` (name -> text) are written beside the three files (e.g.
+    :data:`QUERIES_FILE`, made by :func:`format_queries`)."""
+    if table.empty:
+        raise BenchError(f"refusing to write the run of {system} on {pair}: no judged query was scored",
+                         "the collection needs queries with qrels on its documents")
+    name = run_name(system, seed, noise)
+    target = run_dir(runs_root, pair, system, seed, noise)
+    trec = format_trec(run, name, depth)  # refuses invalid ids before anything is written
+    with atomic_dir(target) as tmp:
+        (tmp / RUN_FILE).write_text(trec, encoding="utf-8")
+        table.to_csv(tmp / PER_QUERY_FILE, index=False)
+        for extra, text in (extra_files or {}).items():
+            (tmp / extra).write_text(text, encoding="utf-8")
+        files = {f: sha256_file(tmp / f) for f in [RUN_FILE, PER_QUERY_FILE, *(extra_files or {})]}
+        manifest = {**manifest, "run": name, "variant": {"seed": int(seed), "bitext_noise": float(noise)},
+                    "files": files}
+        (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+    log.info("wrote %s", target)
+    return target
+
+
+def format_queries(rows) -> str:
+    """``queries.tsv``: a header, then query_id, text, translation, system_translation per query (tabs and
+    line breaks inside a text become spaces; a missing value is empty)."""
+    def clean(value) -> str:
+        return " ".join(str(value).split()) if value else ""
+
+    lines = ["\t".join(QUERY_COLUMNS)]
+    lines += ["\t".join(clean(row[i]) if i < len(row) else "" for i in range(len(QUERY_COLUMNS))) for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def read_queries(path: Path) -> dict[str, dict[str, str]]:
+    """query_id -> {text, translation, system_translation} from a run directory's ``queries.tsv``
+    ({} when the run has none: runs written before it existed, or a damaged file)."""
+    try:
+        lines = (Path(path) / QUERIES_FILE).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return {}
+    if not lines or lines[0].split("\t") != QUERY_COLUMNS:
+        return {}
+    out = {}
+    for line in lines[1:]:
+        cols = (line.split("\t") + [""] * len(QUERY_COLUMNS))[:len(QUERY_COLUMNS)]
+        out[cols[0]] = dict(zip(QUERY_COLUMNS[1:], cols[1:]))
+    return out
+
+
+@dataclass
+class StoredRun:
+    pair: str
+    system: str
+    path: Path
+    manifest: dict
+    per_query: pd.DataFrame  # columns: query_id, measure, value
+
+    @property
+    def name(self) -> str:
+        """The run's directory name (``optical+seed1``; the system's name for the default cell)."""
+        return self.path.name
+
+    @property
+    def seed(self) -> int:
+        """The seed the run depends on (0 for a system whose run no seed changes)."""
+        return self._variant()[0]
+
+    @property
+    def noise(self) -> float:
+        """The bitext noise rate the run was trained with (0 for a system that reads no bitext)."""
+        return self._variant()[1]
+
+    @property
+    def is_default(self) -> bool:
+        """The default cell: seed 0 and no bitext noise (``runs/<pair>/<system>/``)."""
+        return self._variant() == (0, 0.0)
+
+    def _variant(self) -> tuple[int, float]:
+        variant = self.manifest.get("variant")
+        if isinstance(variant, dict):
+            return int(variant.get("seed") or 0), float(variant.get("bitext_noise") or 0.0)
+        # written before manifests carried it: the directory name says (a plain name is the default cell)
+        system, seed, noise = parse_run_name(self.path.name)
+        return (seed, noise) if system == self.system else (0, 0.0)
+
+
+def load_run(path: Path) -> StoredRun | None:
+    """A stored, verified run; None when it is incomplete (interrupted) or a file is gone (being
+    deleted). A run whose files changed since it was written, or that scored no judged query, is an
+    error that names the run and how to redo it."""
+    path = Path(path)
+    if not is_complete(path):
+        return None
+    try:
+        manifest = json.loads((path / MANIFEST_FILE).read_text(encoding="utf-8"))
+        pair, system = manifest["pair"], manifest["system"]
+    except FileNotFoundError as exc:
+        log.warning("run %s is damaged: %s", path, exc)
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise _changed(path, {}, f"its {MANIFEST_FILE} is unreadable ({type(exc).__name__})") from None
+    recorded = manifest.get("files")
+    for name, want in (recorded.items() if isinstance(recorded, dict) else ()):
+        try:
+            got = sha256_file(path / name)
+        except FileNotFoundError:
+            log.warning("run %s is damaged: %s is gone", path, name)
+            return None
+        if got != want:
+            raise _changed(path, manifest, f"{name} has sha256 {got[:12]}…, not the {want[:12]}… it was written with")
+    try:
+        table = pd.read_csv(path / PER_QUERY_FILE, dtype={"query_id": str, "measure": str, "value": float})
+    except FileNotFoundError as exc:
+        log.warning("run %s is damaged: %s", path, exc)
+        return None
+    except (OSError, ValueError) as exc:
+        raise _changed(path, manifest, f"its {PER_QUERY_FILE} is unreadable ({type(exc).__name__})") from None
+    if not isinstance(recorded, dict):
+        _check_unhashed(path, manifest, table)
+    if table.empty:
+        raise _changed(path, manifest, "it scored no judged query", "delete it (bench no longer writes such runs)")
+    return StoredRun(pair, system, path, manifest, table)
+
+
+def _check_unhashed(path: Path, manifest: dict, table: pd.DataFrame) -> None:
+    """A run written before manifests carried file hashes: accepted (with a warning) when consistent."""
+    log.warning("run %s predates file hashes in manifests: checked for consistency only (rerun it to record them)", path)
+    try:
+        answered = sum(1 for docs in read_trec(path / RUN_FILE).values() if docs)
+    except BenchError as exc:
+        raise _changed(path, manifest, f"its {RUN_FILE} is unreadable ({exc.message})") from None
+    want = manifest.get("n_queries_answered")
+    if isinstance(want, int) and answered != want:
+        raise _changed(path, manifest, f"{RUN_FILE} answers {answered} queries, the manifest says {want}")
+    scored = int(table["query_id"].nunique()) if "query_id" in table else 0
+    if isinstance(manifest.get("n_queries"), int) and scored != manifest["n_queries"]:
+        raise _changed(path, manifest, f"{PER_QUERY_FILE} scores {scored} queries, the manifest says {manifest['n_queries']}")
+
+
+def redo_hint(manifest: dict) -> str:
+    """How to write a run again: the `bench run` that makes it."""
+    pair, system = manifest.get("pair", "PAIR"), manifest.get("system", "SYSTEM")
+    if str(manifest.get("dataset_id", "")).startswith("bench-local/"):
+        return f"rerun it: bench run --pair-file <the pair file of {pair}> --systems {system}"
+    return f"rerun it: bench run --pair {pair} --systems {system}"
+
+
+def _changed(path: Path, manifest: dict, what: str, fix: str | None = None) -> BenchError:
+    hint = redo_hint(manifest) if manifest else f"delete {path} and rerun it with bench run"
+    return BenchError(f"refusing run {path}: {what}", f"{fix}, then {hint[0].lower()}{hint[1:]}" if fix else hint)
+
+
+def load_runs(runs_root: Path, pair: str | None = None) -> list[StoredRun]:
+    """Every complete, readable run under ``runs_root`` (optionally of one pair), by pair and system."""
+    found = []
+    for path in sorted(p for p in Path(runs_root).glob(f"{pair or '*'}/*") if p.is_dir() and not p.name.startswith(".")):
+        stored = load_run(path)
+        if stored is None:
+            log.warning("skipping incomplete or damaged run %s", path)
+            continue
+        found.append(stored)
+    return found

@@ -1,0 +1,225 @@
+"""How each need of :mod:`bench.systems.needs` is built: the cached builders the systems call, with their settings.
+
+Every function here takes plain, picklable arguments (a pair by reference: a built-in pair's name
+or a pair file's path, resolved where the task runs) and returns the artifact's directory where the
+builder says it; each calls exactly what the system's own run calls on first use (:mod:`bench.systems`),
+so the system finds it cached.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.errors import BenchError
+from bench.data.pairs import PAIRS, Pair, get_pair
+from bench.infra.store import bench_home
+
+log = logging.getLogger(__name__)
+
+_PAIR_FILES: dict[tuple, Pair] = {}
+
+
+def resolve_pair(ref: str) -> Pair:
+    """A built-in pair by name, or a pair file by path (loaded once per process and file version)."""
+    path = Path(ref)
+    if ref in PAIRS or not path.is_file():
+        return get_pair(ref)
+    from bench.data.collection.local import load_pair_file
+
+    st = path.stat()
+    stamp = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if stamp not in _PAIR_FILES:
+        _PAIR_FILES[stamp] = load_pair_file(path)
+    return _PAIR_FILES[stamp]
+
+
+def build_model(spec: str) -> Path:
+    from bench.data import models
+
+    return models.resolve(spec).path
+
+
+def build_index(ref: str) -> Path:
+    from bench.methods.retrieve import bm25
+
+    pair = resolve_pair(ref)
+    return bm25.build_index(pair.collection(), pair.doc_lang).path.parent
+
+
+def build_table(ref: str, noise: float, seed: int, settings: dict) -> Path:
+    """The IBM1 table of bm25-psq (``systems.bm25_psq``: the pair's bitext, noised with the run's seed)."""
+    from bench.data.bitext import load_bitext
+    from bench.methods.translate.ibm1 import translation_table
+
+    pair = resolve_pair(ref)
+    _, table_fp = translation_table(load_bitext(pair, noise=noise, seed=seed), source_lang=pair.query_lang, **settings)
+    return bench_home() / "translation-tables" / table_fp
+
+
+def build_mt_states(ref: str, config: dict, noise: float, seed: int) -> None:
+    """The frozen encoder's states of the bitext's foreign side, which every MT training on this bitext
+    reads (``mt_train._train``): built once, before the trainings that share it run side by side."""
+    from bench.data import models
+    from bench.data.bitext import load_bitext
+    from bench.methods.translate import mt_data, mt_train
+
+    cfg = mt_train.MtConfig.from_dict(config)
+    foreign = [f for f, _ in load_bitext(resolve_pair(ref), noise=noise, seed=seed).pairs]
+    mt_data.source_states(models.resolve(cfg.encoder), cfg.encoder_layer, cfg.max_source_len, foreign,
+                          mt_data.texts_fingerprint(foreign))
+
+
+def build_mt(ref: str, config: dict, noise: float, seed: int) -> Path:
+    from bench.methods.translate import mt_train
+
+    return mt_train.train_mt(resolve_pair(ref), config=config, noise=noise, seed=seed)
+
+
+def nmt_queries(ref: str, mt_model: str | None, config: dict, noise: float, seed: int) -> list[tuple[str, str]]:
+    """The queries as ``systems._nmt_queries`` translates them (the model's FLORES provenance too)."""
+    from bench.systems import NMT_DECODE
+    from bench.methods.translate import flores, mt_train, nmt
+
+    pair = resolve_pair(ref)
+    model = nmt.resolve(mt_model) if mt_model else nmt.resolve(
+        mt_train.train_mt(pair, config=config, noise=noise, seed=seed))
+    flores.provenance(model, pair.query_lang, pair.doc_lang, NMT_DECODE)
+    queries = [(q.query_id, q.text) for q in pair.collection().queries]
+    return nmt.translate_queries(queries, model, pair.query_lang, pair.doc_lang, nmt.DecodeParams(**NMT_DECODE))
+
+
+def build_translations(ref: str, mt_model: str | None, config: dict, noise: float, seed: int) -> None:
+    nmt_queries(ref, mt_model, config, noise, seed)
+
+
+@dataclass(frozen=True)
+class Student:
+    """A distilled student as a model of an encoding (its checkpoint is a need of its own)."""
+
+    ref: str
+    recipe: str
+    config: Any  # bench.methods.distill.trainer.OpticalConfig
+    noise: float
+    seed: int
+
+
+def build_student(ref: str, config, noise: float, seed: int) -> Path:
+    from bench.methods.distill.recipes import trained_student
+
+    return trained_student(resolve_pair(ref), config, noise=noise, seed=seed)[0]
+
+
+def _spec(model: str | Student) -> str:
+    """The model spec an encoder is made of (a student: its checkpoint's directory, as the system uses it)."""
+    if isinstance(model, Student):
+        return str(build_student(model.ref, model.config, model.noise, model.seed))
+    return model
+
+
+# --- encodings ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Encoding:
+    """The documents of a pair encoded by a model, for the scorings in ``modes`` ("mean", "maxsim")."""
+
+    ref: str
+    model: str | Student
+    max_length: int | None
+    modes: frozenset
+    memory_budget: int | None = None
+    rerank_depth: int = 100
+    rerank: bool = False  # the systems rerank a first stage (`rerank` option)
+
+
+def _doc_side(e: Encoding):
+    from bench.methods.retrieve.encoder import encoder
+
+    collection = resolve_pair(e.ref).collection()
+    return encoder(_spec(e.model), e.max_length), collection
+
+
+def _doc_files(e: Encoding, enc, collection) -> set[str]:
+    """What the dense systems of ``modes`` read of the corpus (``dense.retrieve``): mean scoring the
+    vectors; MaxSim the token states where they fit the memory budget, else the vectors of its mean
+    first stage, or nothing (only its candidates' states) when it reranks a given first stage."""
+    files = {"vectors"} if "mean" in e.modes else set()
+    if "maxsim" in e.modes:
+        from bench.methods.retrieve import dense
+        from bench.methods.retrieve.chunked import default_budget
+
+        tokens, width = dense.doc_tokens(enc, collection)
+        budget = int(e.memory_budget or default_budget())
+        if dense.maxsim_plan(collection.docs_count, tokens, width, budget, e.rerank_depth)["mode"] == "exhaustive":
+            files.add("states")
+        elif not e.rerank:
+            files.add("vectors")
+    return files
+
+
+def build_encoding(e: Encoding, shards: int = 1) -> Path | None:
+    """The encoding (assembled from ``shards`` when more than one: built by :func:`build_shard`)."""
+    from bench.methods.retrieve import encodings
+
+    enc, collection = _doc_side(e)
+    files, path = _doc_files(e, enc, collection), None
+    if "states" in files:
+        path = encodings.doc_states(enc, collection, shards).path
+    if "vectors" in files:
+        path = encodings.doc_vectors(enc, collection, shards).path
+    return path
+
+
+def build_doc_plan(e: Encoding) -> None:
+    """What the shards of an encoding read first: the documents' lengths and the MaxSim decision."""
+    from bench.methods.retrieve import encodings
+
+    enc, collection = _doc_side(e)
+    encodings.doc_lengths(enc, collection)
+    _doc_files(e, enc, collection)
+
+
+def build_shard(e: Encoding, index: int, shards: int) -> Path | None:
+    from bench.methods.retrieve import encodings
+
+    enc, collection = _doc_side(e)
+    files = _doc_files(e, enc, collection)
+    return encodings.doc_shard(enc, collection, index, shards, states="states" in files) if files else None
+
+
+@dataclass(frozen=True)
+class QueryEncoding:
+    """A pair's queries (``source``: ("foreign",), ("translation",) or ("nmt", ...)) encoded by a model,
+    pooled ("mean") and/or token by token ("states")."""
+
+    ref: str
+    model: str | Student
+    max_length: int | None
+    source: tuple
+    modes: frozenset
+    mt_model: str | None = None  # for NMT queries: what translates them (as nmt_queries)
+    mt_config: dict | None = None
+    noise: float = 0.0
+    seed: int = 0
+
+
+def build_queries(q: QueryEncoding) -> None:
+    from bench.methods.retrieve.encoder import encoder
+    from bench.methods.retrieve.encodings import query_vectors
+
+    queries = resolve_pair(q.ref).collection().queries
+    if q.source[0] == "translation":
+        if not all(x.translation for x in queries):
+            raise BenchError(f"{resolve_pair(q.ref).name} has no human English translation of some queries",
+                             "oracle systems need a collection with translated queries, such as AfriQA")
+        texts = [(x.query_id, x.translation) for x in queries]
+    elif q.source[0] == "nmt":
+        texts = nmt_queries(q.ref, q.mt_model, q.mt_config or {}, q.noise, q.seed)
+    else:
+        texts = [(x.query_id, x.text) for x in queries]
+    enc = encoder(_spec(q.model), q.max_length)
+    for states in sorted({m == "states" for m in q.modes}):
+        query_vectors(enc, texts, token_states=states)

@@ -1,0 +1,157 @@
+"""Run options: the per-run settings that systems read, declared, typed and validated once.
+
+The CLI (or the runner, for a plain dict from the Python API or a test) builds one frozen
+:class:`RunOptions`; an unknown key is an error with the closest names, a value of the wrong type is
+an error naming the option. Each system declares which options it reads (``System.reads``), so its
+recorded spec is its defaults plus the options it used, and two runs that differ in an option never
+carry one identity.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any, Iterable, Mapping
+
+from bench.errors import BenchError
+
+PROFILES = ("full", "ci")
+QUANTIZE = (None, "int8")  # bench.methods.retrieve.encoder.QUANTIZATIONS
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Every option a system may read; the defaults are what a plain ``bench run`` uses."""
+
+    profile: str = "full"  # "ci": short training budgets (the regression check of MAP)
+    bitext_noise: float = 0.0  # fraction of the bitext replaced by misaligned pairs (seeded by the run's seed)
+    encoder: str | None = None  # the multilingual encoder (model spec) instead of the default
+    teacher: str | None = None  # the English-side encoder; by default the encoder itself
+    mt_model: str | None = None  # a seq2seq model (directory or HF id) instead of `bench train mt`'s
+    mt_steps: int | None = None  # training steps of the MT model `bench train mt` trains
+    distill_steps: int | None = None  # training steps of the distilled students (overrides the recipe)
+    rerank: str | None = None  # a system whose top `rerank_depth` documents a dense system rescores
+    rerank_depth: int = 100
+    hybrid_weight: float | None = None  # weight of bm25-psq in a hybrid (None: the tuned default)
+    max_length: int | None = None  # maximum tokens per text for the encoders (None: the model's own)
+    memory_budget: int | None = None  # bytes MaxSim's token states may take ("4G" accepted; None: a quarter of RAM)
+    quantize: str | None = None  # "int8": the encoders' linear layers dynamically quantised (CPU inference)
+
+    def __post_init__(self):
+        if self.profile not in PROFILES:
+            raise BenchError(f"option profile must be one of {', '.join(PROFILES)}, not {self.profile!r}")
+        if not 0.0 <= self.bitext_noise < 1.0:
+            raise BenchError(f"option bitext_noise must be in [0, 1), not {self.bitext_noise}")
+        for name in ("mt_steps", "distill_steps", "max_length"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise BenchError(f"option {name} must be a positive integer, not {value}")
+        if self.rerank_depth < 1:
+            raise BenchError(f"option rerank_depth must be a positive integer, not {self.rerank_depth}")
+        if self.hybrid_weight is not None and not 0.0 <= self.hybrid_weight <= 1.0:
+            raise BenchError(f"option hybrid_weight must be in [0, 1], not {self.hybrid_weight}")
+        if self.quantize not in QUANTIZE:
+            raise BenchError(f"option quantize must be int8 or unset, not {self.quantize!r}", "e.g. --quantize int8")
+        if self.memory_budget is not None:  # a size given as text ("4G") is held in bytes
+            object.__setattr__(self, "memory_budget", parse_size("memory_budget", self.memory_budget))
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any] | "RunOptions" | None) -> "RunOptions":
+        """Options from a plain mapping (None values mean the default); unknown keys are errors."""
+        if isinstance(values, RunOptions):
+            return values
+        values = dict(values or {})
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], list(known), n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]}?" if close else "known options: " + ", ".join(known)
+            raise BenchError(f"unknown run option {unknown[0]!r}", hint)
+        typed = {name: _coerce(name, known[name].type, value) for name, value in values.items() if value is not None}
+        return cls(**typed)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def used(self, names: Iterable[str]) -> dict[str, Any]:
+        """The options among ``names`` that differ from their defaults (what a system's spec records)."""
+        default = RunOptions()
+        return {n: getattr(self, n) for n in names if getattr(self, n) != getattr(default, n)}
+
+    def without(self, *names: str) -> "RunOptions":
+        """These options back at their defaults (e.g. a first stage run without the reranking options)."""
+        default = RunOptions()
+        return replace(self, **{n: getattr(default, n) for n in names})
+
+    def key(self) -> tuple:
+        """A hashable identity of the options (runs made under the same options are shared)."""
+        return tuple(sorted(self.as_dict().items()))
+
+
+# What each option does (the help of its `bench run` flag, and `bench systems`).
+HELP = {
+    "profile": "ci: short training budgets (the regression check of MAP)",
+    "bitext_noise": "fraction of the bitext replaced by misaligned pairs (seeded) for trained systems",
+    "encoder": "the multilingual encoder: a packaged name (multilingual-e5-small), a local directory or a "
+               "Hugging Face id",
+    "teacher": "the English-side encoder of the dense and distilled systems (default: the encoder)",
+    "mt_model": "a seq2seq translation model (directory or Hugging Face id) instead of the one `bench train mt` trains",
+    "mt_steps": "training steps of the MT model that `bench train mt` trains",
+    "distill_steps": "training steps of the distilled students (default: the recipe's)",
+    "rerank": "a system whose top --rerank-depth documents the dense systems rescore",
+    "rerank_depth": "how many documents of the --rerank system are rescored",
+    "hybrid_weight": "weight of bm25-psq in the hybrids, in [0, 1] (default: the tuned 0.4)",
+    "max_length": "maximum tokens per text for the encoders (default: the model's own)",
+    "memory_budget": "memory the MaxSim systems' token states may take, e.g. 4G or 512M (default: a quarter of "
+                     "RAM); a corpus over it is reranked from the mean-pooled top --rerank-depth instead",
+    "quantize": "int8: the dense systems' encoders run with int8 dynamically quantised linear layers (CPU only; "
+                "cached apart from fp32)",
+}
+
+
+def flag(name: str) -> str:
+    """The command-line flag of an option: ``rerank_depth`` -> ``--rerank-depth``."""
+    return "--" + name.replace("_", "-")
+
+
+def unread(options: RunOptions, reads: Iterable[str], ignore: Iterable[str] = ("profile",)) -> list[str]:
+    """Options set away from their defaults that none of ``reads`` (the chosen systems' options) reads."""
+    read = set(reads) | set(ignore)
+    return sorted(n for n in options.used(f.name for f in fields(RunOptions)) if n not in read)
+
+
+_TYPES = {"str | None": str, "int | None": int, "float | None": float, "str": str, "int": int, "float": float}
+
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d*)?)\s*([KMGT]?)(?:I?B)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def parse_size(name: str, value: Any) -> int:
+    """A positive number of bytes from ``4G``, ``512M``, ``1.5g``, ``64KiB`` or ``1000000`` (binary units)."""
+    match = None if isinstance(value, bool) else _SIZE.match(str(value))
+    if match is None or (isinstance(value, float) and value != int(value)):
+        raise BenchError(f"option {name} must be a size such as 4G, 512M or a number of bytes, not {value!r}")
+    size = int(float(match.group(1)) * _UNITS[match.group(2).upper()])
+    if size < 1:
+        raise BenchError(f"option {name} must be a positive size, not {value!r}", "e.g. 4G or 512M")
+    return size
+
+
+_PARSERS = {"memory_budget": parse_size}  # options with their own syntax
+
+
+def _coerce(name: str, annotation: str, value: Any) -> Any:
+    if name in _PARSERS:
+        return _PARSERS[name](name, value)
+    kind = _TYPES[annotation]
+    if isinstance(value, bool) or (kind is not str and isinstance(value, str) and not value.strip()):
+        raise BenchError(f"option {name} must be a {kind.__name__}, not {value!r}")
+    try:
+        coerced = kind(value)
+    except (TypeError, ValueError):
+        raise BenchError(f"option {name} must be a {kind.__name__}, not {value!r}") from None
+    if kind is int and isinstance(value, float) and value != coerced:
+        raise BenchError(f"option {name} must be an integer, not {value!r}")
+    return coerced
