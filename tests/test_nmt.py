@@ -180,13 +180,14 @@ def test_nmt_systems_translate_queries_with_the_given_model(bench_home, tiny_mar
     from types import SimpleNamespace
 
     from bench.data.collection import Query
-    from bench.systems import RunContext, _nmt_queries, get_system
+    from bench.systems import RunContext, get_system
+    from bench.systems.stages import Nmt
 
     assert get_system("bm25-nmt").spec["query"] == "nmt" and get_system("nmt-dense").spec["query"] == "nmt"
     pair = SimpleNamespace(name="sw-en", query_lang="sw", doc_lang="en")
     coll = SimpleNamespace(queries=[Query("q1", "a b c"), Query("q2", "d e")])
     ctx = RunContext(pair, coll, options={"mt_model": str(tiny_marian)})
-    translated = _nmt_queries(ctx)
+    translated = Nmt().texts(ctx)
     assert [qid for qid, _ in translated] == ["q1", "q2"]
     assert ctx.artifacts["mt_model"]["fingerprint"] == nmt.resolve(tiny_marian).fingerprint
 

@@ -71,7 +71,8 @@ def test_psq_query_sums_weights_of_all_tokens(table):
 
 
 def test_defaults_are_the_tuned_ones_and_the_system_uses_them(table):
-    from bench.systems import PSQ_QUERY, get_system
+    from bench.systems import get_system
+    from bench.systems.stages import PSQ_QUERY
 
     assert PsqConfig().spec() == PSQ_QUERY == get_system("bm25-psq").spec["psq"]
     # the tuned defaults: raw probabilities (no renormalisation), the original token kept at 0.5

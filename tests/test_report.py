@@ -13,7 +13,9 @@ import pytest
 
 from bench.results import report
 from bench.errors import BenchError
+from bench.data.pairs import PAIRS as REGISTRY
 from bench.results.runs import write_run
+from bench.systems import SYSTEMS, get_system, place
 from bench.infra.store import COMPLETE_MARKER
 
 N_RESAMPLES = 1000
@@ -25,9 +27,10 @@ PAIRS = {"sw-en": ("sw", "en", True, False), "ha-en": ("ha", "en", True, False),
 
 def pair_info(pair: str, description: str | None = None, query_lang: str | None = None) -> dict:
     q, d, low, tuning = PAIRS.get(pair, (query_lang or pair.split("-")[0], pair.split("-")[1], False, False))
+    order = REGISTRY.names()
     return {"name": pair, "description": f"the {pair} test pair" if description is None else description,
             "query_lang": q, "doc_lang": d, "dataset_id": f"test/{pair}", "low_resource": low, "tuning": tuning,
-            "measures": ["AP", "nDCG@10"]}
+            "measures": ["AP", "nDCG@10"], "place": order.index(pair) if pair in order else None}
 
 
 def make_run(root, pair: str, system: str, values: dict[str, list[float]], extra_files=None, **manifest) -> None:
@@ -42,6 +45,7 @@ def make_run(root, pair: str, system: str, values: dict[str, list[float]], extra
     run = {f"q{i:02d}": {"d1": 1.0} for i in range(len(first))}
     write_run(root, pair, system, run, table, {
         "pair": pair, "system": system, "spec": {"system": system}, "dataset_id": f"test/{pair}",
+        "place": place(system), "ceiling": get_system(system).ceiling if system in SYSTEMS else False,
         "data": {"qrels.tsv": "a" * 64}, "models": {}, "measures": table.groupby("measure")["value"].mean().to_dict(),
         "n_queries": len(first), "versions": {"numpy": np.__version__}, "seed": 0, "wall_time_s": 1.5,
         "started_at": "2025-03-04T05:06:07Z", "commit": "abcdef1234567890", "depth": 1000, **manifest,

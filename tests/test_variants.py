@@ -15,7 +15,7 @@ from bench.results import regress, report, stats
 from bench.errors import BenchError
 from bench.systems.options import RunOptions
 from bench.results.report.model import fmt_p
-from bench.experiment.runner import cell_name, run_systems, variant
+from bench.experiment.runner import cell_name, run_systems
 from bench.results.runs import MANIFEST_FILE, RUN_FILE, load_run, load_runs, parse_run_name, run_name, write_run
 from bench.experiment.sweep import noise_sweep
 from bench.systems import System, get_system
@@ -272,7 +272,7 @@ def test_the_sweep_writes_its_runs_under_the_uniform_names(bench_home, tmp_path)
         assert stored["variant"] == {"seed": 1, "bitext_noise": rate}
         got = table[table["rate"] == rate].set_index("measure")["value"].to_dict()
         assert got == pytest.approx(stored["measures"])
-    assert variant(TRAINED, 1, RunOptions(bitext_noise=0.2)) == (1, 0.2)
+    assert TRAINED.variant(1, RunOptions(bitext_noise=0.2)) == (1, 0.2)
     # and the pair report reads the sweep's runs: the rate-0 run in the main table, the other apart
     built = report.build_pair_report("xx-en", root, n_resamples=N)
     assert built.systems == ["ref", "student"] and [(c.system, c.noise, c.seeds) for c in built.noise] == [

@@ -189,12 +189,11 @@ def _resolve_pair(pair_name: str | None, pair_file: Path | None):
 
 
 def _echo_table(pair: str, results) -> None:
-    from bench.results.report.model import SYSTEM_ORDER, ordered
+    from bench.systems import place
 
     if not results:
         return
-    rank = {name: i for i, name in enumerate(ordered([r.system for r in results], SYSTEM_ORDER))}
-    results = sorted(results, key=lambda r: rank[r.system])
+    results = sorted(results, key=lambda r: (place(r.system), r.system))
     measures = list(results[0].means)
     width = max(len(r.system) for r in results)
     click.echo(f"\n{pair}")

@@ -26,7 +26,7 @@ from typing import Iterable, Sequence
 from bench.errors import BenchError
 from bench.results.scoring import means, per_query
 from bench.data.pairs import Pair
-from bench.experiment.runner import RunResult, git_commit, package_versions, pair_info
+from bench.experiment.runner import RunResult, git_commit, package_versions, pair_record
 from bench.results.runs import MANIFEST_FILE, QUERIES_FILE, format_queries, parse_run_name, run_dir, write_run
 from bench.infra.store import sha256_file
 
@@ -186,7 +186,7 @@ def store(pair: Pair, prepared: Sequence[ExternalRun], runs_root: Path, collecti
             "external": True, "spec": {"system": ext.name, "external": True, "sha256": ext.sha256},
             "source": {"path": str(ext.source.resolve()), "sha256": ext.sha256, "lines": ext.n_lines},
             "n_unknown_docs": ext.n_unknown_docs, "unknown_docs_examples": ext.unknown_examples,
-            "options": {}, "pair_info": pair_info(pair), "dataset_id": pair.dataset_id, "data": collection.sources,
+            "options": {}, "pair_info": pair_record(pair), "dataset_id": pair.dataset_id, "data": collection.sources,
             "collection_notes": collection.notes, "models": {}, "artifacts": {}, "measures": scores,
             "n_queries": int(table["query_id"].nunique()), "n_queries_answered": sum(1 for q in ext.run.values() if q),
             "n_docs": n_docs, "depth": max(len(docs) for docs in ext.run.values()), "seed": None, "wall_time_s": None,

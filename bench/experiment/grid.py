@@ -5,7 +5,7 @@ A :class:`GridSpec` is what was asked for (flags of ``bench grid`` or a YAML fil
 pairs' inputs; downloads fetched now) and expands it into a :class:`GridPlan`:
 
 - **cells**: one per pair, system and the (seed, noise rate) its run depends on
-  (:func:`bench.experiment.runner.variant`): the noise rates multiply the systems that read ``bitext_noise``,
+  (:meth:`bench.systems.System.variant`): the noise rates multiply the systems that read ``bitext_noise``,
   the seeds those that train or learn from noised bitext; every other system runs once (the plan's
   notes say which). A cell writes ``runs/<pair>/<run_name>/`` like ``bench run``; one whose complete
   run is stored with the same spec, options, depth and measures is done already and left out.
@@ -26,12 +26,12 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from bench.errors import BenchError
-from bench.systems.needs import Key, Need, combine, needs_of
+from bench.systems.needs import Key, Need, combine
 from bench.systems.options import RunOptions
 from bench.data.pairs import PAIRS, Pair
-from bench.experiment.runner import check_inputs, check_sizes, variant
+from bench.experiment.runner import check_inputs, check_sizes
 from bench.results.runs import load_run, run_dir, run_name
-from bench.systems import System
+from bench.systems import Job, System
 
 log = logging.getLogger(__name__)
 
@@ -242,7 +242,7 @@ def plan_grid(spec: GridSpec) -> GridPlan:
     pairs = resolve_pairs(spec)
     chosen = {pair.name: choose_systems(pair, spec.systems, options) for pair, _ in pairs}
     every = list({s.name: s for systems in chosen.values() for s in systems}.values())
-    if max(spec.noise) > 0 and not any(_reads_noise(s, options) for s in every):
+    if max(spec.noise) > 0 and not any(s.learns_from_bitext(options) for s in every):
         raise BenchError(f"--noise {','.join(f'{r:g}' for r in spec.noise)}: no chosen system reads bitext_noise",
                          "choose a system that learns from the bitext (bm25-psq, optical, ...), or drop --noise")
     check_options(replace(options, bitext_noise=max(spec.noise)), every)
@@ -255,17 +255,13 @@ def plan_grid(spec: GridSpec) -> GridPlan:
     cell_needs, wanted = [], []
     for cell in cells:
         pair = next(p for p, _ in pairs if p.name == cell.pair)
-        own = needs_of(cell.system, cell.options, cell.seed, pair, cell.ref)
+        own = cell.system.needs(Job(pair, cell.ref, cell.options, cell.seed))
         cell_needs.append(replace(cell, needs=tuple(dict.fromkeys(n.key for n in own))))
         wanted += own
     needs = _in_order(combine(wanted, spec.shards))
     notes = _notes(every, spec, options) + ([f"{len(done)} cell(s) have a complete run already: skipped"]
                                             if done else [])
     return GridPlan(spec, [p.name for p, _ in pairs], cell_needs, done, needs, notes, measures)
-
-
-def _reads_noise(system: System, options: RunOptions) -> bool:
-    return variant(system, 0, replace(options, bitext_noise=0.5))[1] > 0
 
 
 def _check_pair(pair: Pair, systems: list[System], options: RunOptions) -> None:
@@ -283,7 +279,7 @@ def _check_pair(pair: Pair, systems: list[System], options: RunOptions) -> None:
         raise BenchError(f"{', '.join(oracles)} need human translations of the queries, and {pair.name} has none",
                          "drop them or that pair (bench pairs lists the collections)")
     fetch_corpus(pair.dataset_id)
-    if any(_reads_noise(s, options) for s in systems) and not pair.files:
+    if any(s.learns_from_bitext(options) for s in systems) and not pair.files:
         for remote in remote_files(pair):  # the bitext and FLORES: never fetched by two tasks at once
             fetch(remote)
 
@@ -291,11 +287,11 @@ def _check_pair(pair: Pair, systems: list[System], options: RunOptions) -> None:
 def _cells(pair: Pair, ref: str, systems: Sequence[System], spec: GridSpec, options: RunOptions) -> list[Cell]:
     out: dict[str, Cell] = {}
     for system in systems:
-        rates = spec.noise if _reads_noise(system, options) else [0.0]
+        rates = spec.noise if system.learns_from_bitext(options) else [0.0]
         for rate in rates:
             cell_options = replace(options, bitext_noise=float(rate))
             for seed in spec.seeds:
-                cell_seed, cell_noise = variant(system, seed, cell_options)
+                cell_seed, cell_noise = system.variant(seed, cell_options)
                 name = run_name(system.name, cell_seed, cell_noise)
                 out.setdefault(name, Cell(pair.name, ref, system, cell_seed, cell_noise, cell_options, name))
     return list(out.values())
@@ -351,8 +347,8 @@ def _notes(systems: Sequence[System], spec: GridSpec, options: RunOptions) -> li
     """What the seeds and noise rates do to each system (once per system)."""
     notes = []
     for system in systems:
-        rates = spec.noise if _reads_noise(system, options) else [0.0]
-        per_rate = {r: len({variant(system, s, replace(options, bitext_noise=r))[0] for s in spec.seeds}) for r in rates}
+        rates = spec.noise if system.learns_from_bitext(options) else [0.0]
+        per_rate = {r: len({system.variant(s, replace(options, bitext_noise=r))[0] for s in spec.seeds}) for r in rates}
         if len(rates) == 1 and per_rate[rates[0]] == 1:
             if len(spec.seeds) > 1 or len(spec.noise) > 1:
                 notes.append(f"{system.name}: one run per pair (its run depends on no seed or noise rate)")

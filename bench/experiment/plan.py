@@ -18,7 +18,7 @@ from bench.results.scoring import parse_measures
 from bench.systems.options import RunOptions, flag, unread
 from bench.data.pairs import PAIRS, Pair, get_pair
 from bench.results.runs import MANIFEST_FILE, run_dir
-from bench.systems import CI_SYSTEMS, System, default_systems, get_system, parse_systems
+from bench.systems import System, ci_systems, default_systems, get_system, parse_systems
 
 PAIR_FILE_SUFFIXES = (".yaml", ".yml", ".toml")
 
@@ -40,7 +40,7 @@ def choose_systems(pair: Pair, names: str | Sequence[str] | None, options: RunOp
     (:func:`bench.systems.default_systems`; with an ``mt_model``, the NMT systems on any pair)."""
     systems = parse_systems(names)
     if systems is None and options.profile == "ci":
-        systems = parse_systems(CI_SYSTEMS)
+        systems = ci_systems()
     if systems is None:
         has_translations = all(q.translation for q in pair.collection().queries)
         systems = default_systems(has_translations, pair.doc_lang, mt_model=bool(options.mt_model))

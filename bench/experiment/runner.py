@@ -21,7 +21,7 @@ from bench.systems.options import RunOptions
 from bench.data.pairs import Pair
 from bench.results.runs import QUERIES_FILE, format_queries, run_name, write_run
 from bench.infra.store import bench_home
-from bench.systems import RunContext, System
+from bench.systems import RunContext, System, place
 from bench.infra.tempfiles import sweep_stale_temps
 from bench.infra.training import seed_all
 
@@ -64,32 +64,16 @@ def check_inputs(pair: Pair, collection, systems: list[System], options: RunOpti
         raise BenchError(f"{pair.name} has no judged query: no qrels for any of its {len(query_ids)} queries", hint)
     if not any(rel > 0 for docs in judged.values() for rel in docs.values()):
         raise BenchError(f"{pair.name}: no qrel marks a document relevant, so every score would be 0", hint)
-    learners = [s.name for s in systems if "bitext_noise" in s.reads and not ("mt_model" in s.reads and options.mt_model)]
+    learners = [s.name for s in systems if s.learns_from_bitext(options)]
     if learners:
         from bench.data.bitext import check_bitext
 
         check_bitext(pair, learners)
 
 
-TRAINING_OPTIONS = ("distill_steps", "mt_steps")  # a system that reads one trains a model (a seeded training)
-
-
-def variant(system: System, seed: int, options: RunOptions) -> tuple[int, float]:
-    """The (seed, bitext noise) that ``system``'s run depends on, which name its run directory
-    (:func:`bench.results.runs.run_name`). The noise counts for a system that reads ``bitext_noise``; the seed
-    for one that trains a model (reads ``distill_steps`` or ``mt_steps``) or learns from noised bitext
-    (the corruption is seeded). A system given a trained ``mt_model`` trains nothing. Every other
-    system (bm25, mdense, oracles, bm25-psq at noise 0, ...) keeps its plain name whatever the seed:
-    its run is the same."""
-    pretrained = "mt_model" in system.reads and bool(options.mt_model)
-    noise = float(options.bitext_noise) if "bitext_noise" in system.reads and not pretrained else 0.0
-    trains = any(o in system.reads for o in TRAINING_OPTIONS) and not pretrained
-    return (int(seed) if trains or noise else 0), noise
-
-
 def cell_name(system: System, seed: int = 0, options: RunOptions | dict | None = None) -> str:
     """The run directory name of ``system`` under ``seed`` and ``options`` (``optical+noise0.2+seed1``)."""
-    return run_name(system.name, *variant(system, seed, RunOptions.from_mapping(options)))
+    return run_name(system.name, *system.variant(seed, RunOptions.from_mapping(options)))
 
 
 def run_systems(
@@ -97,8 +81,8 @@ def run_systems(
     options: RunOptions | dict | None = None, measures: Sequence[str] | None = None,
 ) -> list[RunResult]:
     """Run each system on the pair under ``options`` (validated here when given as a plain dict) and
-    write its run under ``runs/<pair>/<cell_name>/`` (:func:`variant`: the plain system name for the default
-    cell); a system named in another's ``uses`` keeps its run in memory for it. ``measures`` (ir_measures
+    write its run under ``runs/<pair>/<cell_name>/`` (:meth:`System.variant`: the plain system name for the
+    default cell); a system named in another's ``uses`` keeps its run in memory for it. ``measures`` (ir_measures
     names) replace the pair's for this run."""
     options = RunOptions.from_mapping(options)
     raise_if_stopping()  # an interrupt that a library swallowed while bench was importing it
@@ -124,14 +108,16 @@ def run_systems(
         table = per_query(run, collection.qrels, measures or pair.measures)
         scores = means(table)
         own = ctx.artifacts.pop("query_translations", None) or {}  # a system's own translations: queries.tsv
-        cell_seed, cell_noise = variant(system, seed, options)
+        cell_seed, cell_noise = system.variant(seed, options)
         manifest = {
             "pair": pair.name,
             "system": system.name,
             "description": system.description,
+            "place": place(system.name),  # in the report's tables (by family, then as declared)
+            "ceiling": system.ceiling,  # a ceiling is shown apart, never as the best system
             "spec": system.spec_for(options),
             "options": options.as_dict(),
-            "pair_info": pair_info(pair),
+            "pair_info": pair_record(pair),
             "dataset_id": pair.dataset_id,
             "data": collection.sources,
             "collection_notes": collection.notes,
@@ -167,11 +153,16 @@ def execution(system: System, options: RunOptions) -> dict:
     return {**devices.describe(device, quantize), "batch_tokens": devices.batch_tokens(device), "quantize": quantize}
 
 
-def pair_info(pair: Pair) -> dict:
-    """What a report needs to know of the pair, recorded in every manifest (reports read runs only)."""
+def pair_record(pair: Pair) -> dict:
+    """What a report needs to know of the pair, recorded in every manifest as ``pair_info`` (reports read
+    runs only): its place among the pairs is its place in the registry (a pair file's: none, after them)."""
+    from bench.data.pairs import PAIRS
+
+    names = PAIRS.names()
     return {"name": pair.name, "description": pair.description, "query_lang": pair.query_lang,
             "doc_lang": pair.doc_lang, "dataset_id": pair.dataset_id, "low_resource": pair.low_resource,
-            "tuning": pair.tuning, "measures": list(pair.measures)}
+            "tuning": pair.tuning, "measures": list(pair.measures),
+            "place": names.index(pair.name) if pair.name in names else None}
 
 
 def package_versions() -> dict[str, str]:

@@ -24,13 +24,10 @@ from bench.data.pairs import Pair
 from bench.results.report import md_table, write_texts, label
 from bench.experiment.runner import run_systems
 from bench.infra.store import atomic_file
-from bench.systems import System, get_system
+from bench.systems import System, all_systems, get_system
 
 log = logging.getLogger(__name__)
 
-# Systems that learn from the bitext (noise changes them), and references that do not.
-BITEXT_SYSTEMS = ("bm25-psq", "sdistill", "sdistill-maxsim", "optical", "optical-maxsim")
-REFERENCE_SYSTEMS = ("mdense", "mdense-maxsim")
 PRIMARY = "AP"
 
 
@@ -92,7 +89,22 @@ def write_sweep(pair: str, table: pd.DataFrame, references: dict[str, dict[str, 
     return paths + [reports_dir / f"{pair}.noise.png"]
 
 
+def swept(system: System) -> bool:
+    """Swept by default: a system that learns from the bitext, unless it trains an MT model (an hour a rate
+    on a CPU: name it to sweep it) or fuses other systems (their runs are swept)."""
+    stages = system.stages
+    return (system.learns_from_bitext() and stages is not None and not stages.english_documents_only
+            and not system.uses)
+
+
+def reference(system: System) -> bool:
+    """A reference line: a built-in system of the zero-shot encoder on the query as asked (what the
+    students start from); it uses no bitext."""
+    return system.stages is not None and system.stages.zero_shot
+
+
 def default_systems(names: str | None) -> tuple[list[System], list[System]]:
-    """The swept systems (``names`` or :data:`BITEXT_SYSTEMS`) and the references."""
-    chosen = [n.strip() for n in names.split(",") if n.strip()] if names else list(BITEXT_SYSTEMS)
-    return [get_system(n) for n in chosen], [get_system(n) for n in REFERENCE_SYSTEMS]
+    """The swept systems (``names`` or every :func:`swept` one) and the references (:func:`reference`)."""
+    every = all_systems()
+    chosen = [get_system(n.strip()) for n in names.split(",") if n.strip()] if names else [s for s in every if swept(s)]
+    return chosen, [s for s in every if reference(s)]

@@ -283,7 +283,8 @@ def update(expected_path: Path, runs_root: Path, pairs: Iterable[str] | None = N
     hand. Other pairs are left as they are. ``tolerance`` sets the file's default (else kept, or
     :data:`DEFAULT_TOLERANCE` for a new file). Returns the rows whose score changed or appeared.
     """
-    from bench.results.report import MEASURE_ORDER, SYSTEM_ORDER, ordered
+    from bench.results.report import MEASURE_ORDER, ordered, system_order
+    from bench.results.runs import load_runs
 
     expected_path = Path(expected_path)
     if expected_path.exists():
@@ -298,7 +299,7 @@ def update(expected_path: Path, runs_root: Path, pairs: Iterable[str] | None = N
     changes = []
     for pair in selected:
         current = data["expected"].get(pair, {})
-        systems = ordered([*current, *(s for p, s in defaults if p == pair)], SYSTEM_ORDER)
+        systems = ordered([*current, *(s for p, s in defaults if p == pair)], system_order(load_runs(runs_root, pair)))
         if not any((pair, s) in observed for s in systems):
             log.warning("no complete run of %s under %s: its expected scores are unchanged", pair, runs_root)
             continue

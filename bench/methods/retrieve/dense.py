@@ -25,9 +25,10 @@ from bench.methods.retrieve import maxsim
 from bench.methods.retrieve.chunked import default_budget, format_bytes, release_pages, rows_per_chunk, top_rows
 from bench.methods.retrieve.encoder import Encoded, Encoder, encoder  # noqa: F401  (public names of dense retrieval)
 from bench.methods.retrieve.encodings import (DOC_TEXT, STATES, DocStates, cached_doc_states, doc_lengths,  # noqa: F401
-                                      doc_states, doc_vectors, query_vectors)
+                                              doc_states, doc_vectors, query_vectors)
 from bench.methods.retrieve.ranking import Run, top_k
 from bench.infra.store import cached_build, fingerprint
+from bench.methods.token_states import OFFSETS_FILE, TokenStates
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +138,7 @@ def candidate_states(enc: Encoder, collection: Collection, doc_ids: Sequence[str
     def build(tmp: Path) -> None:
         docs = [(d.doc_id, d.default_text()) for d in collection.iter_docs() if d.doc_id in wanted]
         log.info("encoding %d candidate documents token by token with %s", len(docs), enc.ref.name)
-        dim, offsets = width, [0]
+        dim, lengths = width, []
         # a document's states take at most max_length x width x 2 bytes; x2: the encoder joins a copy
         group = rows_per_chunk(enc.max_length * width * 2 * 2, budget, len(docs))
         with open(tmp / "states.f16", "wb") as out:
@@ -145,16 +146,17 @@ def candidate_states(enc: Encoder, collection: Collection, doc_ids: Sequence[str
                 part = enc.encode([text for _, text in docs[start:start + group]], "doc", token_states=True)
                 dim = part.states.shape[1]
                 np.ascontiguousarray(part.states, dtype=np.float16).tofile(out)  # no copy as bytes
-                offsets.extend((offsets[-1] + part.offsets[1:]).tolist())
+                lengths.extend(part.lengths().tolist())
+        offsets = TokenStates.offsets_of(lengths)
         (tmp / "doc_ids.json").write_text(json.dumps([d for d, _ in docs]))
-        (tmp / "shape.json").write_text(json.dumps([offsets[-1], int(dim)]))
-        np.save(tmp / "offsets.npy", np.asarray(offsets, dtype=np.int64))
+        (tmp / "shape.json").write_text(json.dumps([int(offsets[-1]), int(dim)]))
+        np.save(tmp / OFFSETS_FILE, offsets)
 
     path = cached_build("dense-docs", key, build)
     tokens, width = json.loads((path / "shape.json").read_text())
     states = (np.memmap(path / "states.f16", dtype=np.float16, mode="r", shape=(tokens, width)) if tokens
               else np.zeros((0, width), np.float16))
-    return DocStates(json.loads((path / "doc_ids.json").read_text()), states, np.load(path / "offsets.npy"))
+    return DocStates(json.loads((path / "doc_ids.json").read_text()), states, np.load(path / OFFSETS_FILE))
 
 
 # --- systems --------------------------------------------------------------------------------------
@@ -169,8 +171,8 @@ def retrieve(collection: Collection, query_spec: str, doc_spec: str, queries: Se
     ``scoring`` is ``mean`` (pooled vectors) or ``maxsim`` (late interaction); with a ``first_stage``
     run, its top ``rerank_depth`` documents are rescored instead of searching the whole corpus for the
     top ``depth``. ``memory_budget`` (bytes; None: a quarter of RAM) bounds the token states MaxSim
-    holds (see the module's text); ``quantize`` (``int8``) quantises both encoders (:mod:`bench.methods.retrieve.encoder`).
-    Returns the run and what was used, for the manifest: the models
+    holds (see the module's text); ``quantize`` (``int8``) quantises both encoders
+    (:mod:`bench.methods.retrieve.encoder`). Returns the run and what was used, for the manifest: the models
     (``query_encoder``, ``doc_encoder``: spec and fingerprint) and, for MaxSim, ``maxsim``: the mode
     (``exhaustive`` or ``rerank``), the states' size and the budget, and which states were read.
     """
@@ -192,13 +194,31 @@ def retrieve(collection: Collection, query_spec: str, doc_spec: str, queries: Se
     return search(qids, q.vectors, dv.doc_ids, dv.vectors, depth, chunk_bytes=chunk_bytes), used
 
 
+def corpus_files(enc: Encoder, collection: Collection, scoring: str, budget: int, rerank_depth: int,
+                 reranks: bool) -> set[str]:
+    """What a dense run of ``scoring`` by ``enc`` reads of the corpus (``vectors``, ``states``), as
+    :func:`retrieve` decides it; ``reranks``: a first stage is given (the ``rerank`` option)."""
+    if scoring == "mean":
+        return {"vectors"}
+    tokens, width = doc_tokens(enc, collection)
+    return _maxsim_reads(maxsim_plan(collection.docs_count, tokens, width, budget, rerank_depth), reranks)
+
+
+def _maxsim_reads(plan: dict, reranks: bool) -> set[str]:
+    """MaxSim reads the corpus's token states where they fit the memory budget; else the vectors of its
+    mean first stage, or nothing of the corpus (only its candidates' states) when it reranks a given one."""
+    if plan["mode"] == "exhaustive":
+        return {"states"}
+    return set() if reranks else {"vectors"}
+
+
 def _maxsim(collection: Collection, q_enc: Encoder, d_enc: Encoder, queries, depth: int, first_stage: Run | None,
             rerank_depth: int, budget: int, chunk_bytes: int) -> tuple[Run, dict]:
     qids = [qid for qid, _ in queries]
     tokens, width = doc_tokens(d_enc, collection)
     plan = maxsim_plan(collection.docs_count, tokens, width, budget, rerank_depth)
     fits = plan["mode"] == "exhaustive"
-    if first_stage is None and not fits:
+    if "vectors" in _maxsim_reads(plan, first_stage is not None):
         q = query_vectors(q_enc, queries)
         dv = doc_vectors(d_enc, collection)
         first_stage = search(qids, q.vectors, dv.doc_ids, dv.vectors, rerank_depth, chunk_bytes=chunk_bytes)

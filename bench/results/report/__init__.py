@@ -32,15 +32,16 @@ from bench.results.report.leaderboard import (
 )
 from bench.results.report.markdown import md_lines, md_table, pair_markdown
 from bench.results.report.model import (
-    HEAD_TO_HEAD, MEASURE_ORDER, PAIR_ORDER, SYSTEM_ORDER, PairInfo, PairReport, build_pair_report, fmt, fmt_p, label,
-    ordered, pair_info,
+    HEAD_TO_HEAD, MEASURE_ORDER, PairInfo, PairReport, build_pair_report, ceilings, fmt, fmt_p, label, ordered,
+    pair_order, recorded_pair, system_order,
 )
 from bench.results.report.tables import Cell, PairPage, Table, models_cell, pair_page, versions_summary
 
 __all__ = [
-    "HEAD_TO_HEAD", "LEADERBOARD_MEASURES", "MEASURE_ORDER", "PAIR_ORDER", "SYSTEM_ORDER", "Cell", "PairInfo",
+    "HEAD_TO_HEAD", "LEADERBOARD_MEASURES", "MEASURE_ORDER", "Cell", "PairInfo", "ceilings", "pair_order",
+    "recorded_pair", "system_order",
     "PairPage", "PairReport", "Table", "build_pair_report", "fmt", "fmt_p", "label", "leaderboard_data",
     "leaderboard_html", "leaderboard_markdown", "md_lines", "md_table", "models_cell", "ordered", "pair_html",
-    "pair_info", "pair_markdown", "pair_page", "versions_summary", "write_leaderboard", "write_pair_report",
+    "pair_markdown", "pair_page", "versions_summary", "write_leaderboard", "write_pair_report",
     "write_texts",
 ]

@@ -24,8 +24,8 @@ from bench.results.scoring import means
 from bench.results.report.files import write_texts
 from bench.results.report.html import render
 from bench.results.report.markdown import md_lines
-from bench.results.report.model import (DEFAULT_BASELINE, MEASURE_ORDER, PAIR_ORDER, SYSTEM_ORDER, fmt, label, now_utc,
-                                ordered, pair_info, source_path)
+from bench.results.report.model import (DEFAULT_BASELINE, MEASURE_ORDER, fmt, label, now_utc, pair_order, system_order,
+                                ordered, recorded_pair, source_path)
 from bench.results.report.tables import Cell, Table
 from bench.results.report.variants import STD_NOTE, by_system, group_runs, value_text
 from bench.results.runs import load_runs
@@ -48,13 +48,13 @@ def leaderboard_data(runs_root: Path, reports_dir: Path, *, n_resamples: int = s
         by_pair.setdefault(run.pair, []).append(run)
     pairs, entries = {}, []
     for pair, runs in by_pair.items():
-        info = pair_info(pair, runs)
+        info = recorded_pair(pair, runs)
         if info.tuning:
             continue
         main = by_system(group_runs(runs))  # noise 0; a system's seeds are its replicates
         if not main:
             continue
-        systems = ordered(main, SYSTEM_ORDER)
+        systems = ordered(main, system_order(runs))
         per_query = pd.concat([main[s].per_query().assign(system=s) for s in systems], ignore_index=True)
         measures = pair_measures(per_query["measure"].unique())
         baseline = (DEFAULT_BASELINE if DEFAULT_BASELINE in systems else systems[0]) if len(systems) > 1 else None
@@ -80,9 +80,10 @@ def leaderboard_data(runs_root: Path, reports_dir: Path, *, n_resamples: int = s
                 "run": source_path(run, base), "started_at": run.manifest.get("started_at"),
                 "commit": run.manifest.get("commit"), "dataset_id": run.manifest.get("dataset_id"),
             })
-    pair_names = ordered(pairs, PAIR_ORDER)
+    every = [r for runs in by_pair.values() for r in runs]
+    pair_names = ordered(pairs, pair_order(every))
     low = [p for p in pair_names if pairs[p]["low_resource"]]
-    systems = ordered([e["system"] for e in entries], SYSTEM_ORDER)
+    systems = ordered([e["system"] for e in entries], system_order(every))
     score = {(e["pair"], e["system"]): e["scores"] for e in entries}
     mean_pairs = {m: [p for p in low if m in pairs[p]["measures"]] for m in LEADERBOARD_MEASURES}
     low_means = {}

@@ -22,15 +22,7 @@ from bench.results.runs import StoredRun, load_runs, read_queries
 
 log = logging.getLogger(__name__)
 
-SYSTEM_ORDER = ["bm25", "bm25-psq", "bm25-nmt", "nmt-dense", "mdense", "mdense-maxsim", "sdistill", "sdistill-maxsim",
-                "optical", "optical-maxsim", "mdense-hybrid", "optical-hybrid",
-                "oracle-bm25", "oracle-dense"]
 MEASURE_ORDER = ["AP", "nDCG@10", "nDCG@20", "RR@10", "R@100", "R@1000"]
-# The order pairs appear in on the leaderboard; a pair not listed comes after these, by name.
-PAIR_ORDER = ["sw-en", "ha-en", "yo-en", "ha-en-dev", "yo-en-train", "en-sw-ciral", "en-ha-ciral", "en-yo-ciral",
-              "en-sw-ciral-test-a", "en-ha-ciral-test-a", "en-yo-ciral-test-a", "en-sw-africlirmatrix",
-              "en-ha-africlirmatrix", "en-yo-africlirmatrix", "en-sw", "en-yo", "en-tl", "en-mr", "en-fi", "en-de",
-              "en-fr", "en-sw-wikiclir"]
 LABELS = {"AP": "MAP"}
 DEFAULT_BASELINE = "bm25"
 # The study's questions (issue 6), asked whenever both systems ran: what distillation buys over the
@@ -46,6 +38,44 @@ PER_QUERY_COLUMNS = ["pair", "system", "query_id", "measure", "value"]
 
 def label(measure: str) -> str:
     return LABELS.get(measure, measure)
+
+
+def _place(value) -> float:
+    return value if isinstance(value, int) and not isinstance(value, bool) else float("inf")
+
+
+def system_order(runs: list[StoredRun]) -> list[str]:
+    """The systems of ``runs`` in the order of the tables: the place their manifests record (bench's systems
+    by family, then as declared), then the others (external runs, runs written before manifests recorded
+    it) by name."""
+    places: dict[str, float] = {}
+    for run in runs:
+        places[run.system] = min(places.get(run.system, float("inf")), _place(run.manifest.get("place")))
+    return sorted(places, key=lambda s: (places[s], s))
+
+
+def pair_order(runs: list[StoredRun]) -> list[str]:
+    """The pairs of ``runs`` in the registry's order (recorded in ``pair_info``), then the others by name."""
+    places: dict[str, float] = {}
+    for run in runs:
+        info = run.manifest.get("pair_info")
+        place = _place(info.get("place")) if isinstance(info, dict) else float("inf")
+        places[run.pair] = min(places.get(run.pair, float("inf")), place)
+    return sorted(places, key=lambda p: (places[p], p))
+
+
+def ceilings(runs: list[StoredRun]) -> set[str]:
+    """The systems of ``runs`` that are ceilings (human translations of the queries), as their manifests
+    say; a manifest written before it recorded ``ceiling`` says it by its spec's query."""
+    found = set()
+    for run in runs:
+        flag = run.manifest.get("ceiling")
+        if flag is None:
+            spec = run.manifest.get("spec")
+            flag = isinstance(spec, dict) and spec.get("query") == "human-translation"
+        if flag:
+            found.add(run.system)
+    return found
 
 
 def ordered(names, order: list[str]) -> list[str]:
@@ -92,7 +122,7 @@ class PairInfo:
     tuning: bool = False
 
 
-def pair_info(pair: str, runs: list[StoredRun]) -> PairInfo:
+def recorded_pair(pair: str, runs: list[StoredRun]) -> PairInfo:
     """The ``pair_info`` of the most recent of ``runs`` that records one (one warning when none does)."""
     recorded = [r for r in runs if isinstance(r.manifest.get("pair_info"), dict)]
     if not recorded:
@@ -165,7 +195,7 @@ def build_pair_report(pair: str, runs_root: Path, baseline: str | None = None, *
     if not main:
         raise BenchError(f"every run of pair {pair} under {runs_root} is on noised bitext: nothing to compare them with",
                          f"run `bench run --pair {pair}` (no --bitext-noise) for the systems' plain runs")
-    systems = ordered(main, SYSTEM_ORDER)
+    systems = ordered(main, system_order(runs))
     per_query = pd.concat(
         [main[s].per_query().assign(pair=pair, system=s) for s in systems], ignore_index=True,
     )[PER_QUERY_COLUMNS]
@@ -177,8 +207,8 @@ def build_pair_report(pair: str, runs_root: Path, baseline: str | None = None, *
     if len(systems) == 1:
         baseline = None
     table = stats.compare(per_query, baseline, measures, n_resamples=n_resamples, seed=seed)
-    info = pair_info(pair, runs)
-    variants = noisy(grouped, SYSTEM_ORDER)
+    info = recorded_pair(pair, runs)
+    variants = noisy(grouped, system_order(runs))
     report = PairReport(
         pair=pair, description=info.description, query_lang=info.query_lang, doc_lang=info.doc_lang,
         runs=[r for s in systems for r in main[s].runs] + [r for v in variants for r in v.runs], systems=systems,
@@ -187,7 +217,7 @@ def build_pair_report(pair: str, runs_root: Path, baseline: str | None = None, *
     )
     if baseline is not None:
         others = [s for s in systems if s != baseline]
-        candidates = [s for s in others if not s.startswith("oracle")] or others  # oracles are ceilings
+        candidates = [s for s in others if s not in ceilings(runs)] or others  # a ceiling is not a competitor
         report.best = max(candidates, key=lambda s: report.row(s, report.primary)["mean"])
         paired = stats.paired_values(per_query, report.best, baseline, report.primary)
         report.diffs = (paired["system"] - paired["other"]).sort_values(ascending=False, kind="stable")

@@ -1,9 +1,11 @@
-"""How each need of :mod:`bench.systems.needs` is built: the cached builders the systems call, with their settings.
+"""How each need of a system (:mod:`bench.systems.stages`) is built: the cached builders its run calls.
 
 Every function here takes plain, picklable arguments (a pair by reference: a built-in pair's name
-or a pair file's path, resolved where the task runs) and returns the artifact's directory where the
-builder says it; each calls exactly what the system's own run calls on first use (:mod:`bench.systems`),
-so the system finds it cached.
+or a pair file's path, resolved where the task runs; Ray sends them to a worker) and returns the
+artifact's directory where the builder says it. Each calls what the system's own run calls on first
+use, with the settings the stage passes (the stage declares them once), so the run finds it cached;
+where the run and the build share a step (the NMT translation of the queries), both call the one
+function here.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ def build_index(ref: str) -> Path:
 
 
 def build_table(ref: str, noise: float, seed: int, settings: dict) -> Path:
-    """The IBM1 table of bm25-psq (``systems.bm25_psq``: the pair's bitext, noised with the run's seed)."""
+    """The IBM1 table of bm25-psq (the Psq stage: the pair's bitext, noised with the run's seed)."""
     from bench.data.bitext import load_bitext
     from bench.methods.translate.ibm1 import translation_table
 
@@ -78,21 +80,35 @@ def build_mt(ref: str, config: dict, noise: float, seed: int) -> Path:
     return mt_train.train_mt(resolve_pair(ref), config=config, noise=noise, seed=seed)
 
 
-def nmt_queries(ref: str, mt_model: str | None, config: dict, noise: float, seed: int) -> list[tuple[str, str]]:
-    """The queries as ``systems._nmt_queries`` translates them (the model's FLORES provenance too)."""
-    from bench.systems import NMT_DECODE
+def translated_queries(pair: Pair, queries: list[tuple[str, str]], mt_model: str | None, config: dict, noise: float,
+                       seed: int, decode: dict) -> tuple[list[tuple[str, str]], dict]:
+    """``queries`` translated into the documents' language by NMT, and the model's provenance (its FLORES
+    scores): ``mt_model`` (a seq2seq model), else the model ``bench train mt`` trains on the pair's bitext
+    with ``config``, ``noise`` and ``seed`` (trained now, for up to an hour on a CPU, unless cached)."""
     from bench.methods.translate import flores, mt_train, nmt
 
+    if mt_model:
+        ref = nmt.resolve(mt_model)
+    else:
+        if pair.doc_lang != "en":
+            raise BenchError(f"bench trains foreign→English NMT only; {pair.name} needs an `mt_model` option",
+                             "give a seq2seq model that translates into " + pair.doc_lang)
+        ref = nmt.resolve(mt_train.train_mt(pair, config=config, noise=noise, seed=seed))
+    info = flores.provenance(ref, pair.query_lang, pair.doc_lang, decode)
+    params = nmt.DecodeParams(**decode)
+    return nmt.translate_queries(queries, ref, pair.query_lang, pair.doc_lang, params), info
+
+
+def nmt_queries(ref: str, mt_model: str | None, config: dict, noise: float, seed: int,
+                decode: dict) -> list[tuple[str, str]]:
+    """The pair's queries as the NMT systems translate them (:func:`translated_queries`)."""
     pair = resolve_pair(ref)
-    model = nmt.resolve(mt_model) if mt_model else nmt.resolve(
-        mt_train.train_mt(pair, config=config, noise=noise, seed=seed))
-    flores.provenance(model, pair.query_lang, pair.doc_lang, NMT_DECODE)
     queries = [(q.query_id, q.text) for q in pair.collection().queries]
-    return nmt.translate_queries(queries, model, pair.query_lang, pair.doc_lang, nmt.DecodeParams(**NMT_DECODE))
+    return translated_queries(pair, queries, mt_model, config, noise, seed, decode)[0]
 
 
-def build_translations(ref: str, mt_model: str | None, config: dict, noise: float, seed: int) -> None:
-    nmt_queries(ref, mt_model, config, noise, seed)
+def build_translations(ref: str, mt_model: str | None, config: dict, noise: float, seed: int, decode: dict) -> None:
+    nmt_queries(ref, mt_model, config, noise, seed, decode)
 
 
 @dataclass(frozen=True)
@@ -143,21 +159,13 @@ def _doc_side(e: Encoding):
 
 
 def _doc_files(e: Encoding, enc, collection) -> set[str]:
-    """What the dense systems of ``modes`` read of the corpus (``dense.retrieve``): mean scoring the
-    vectors; MaxSim the token states where they fit the memory budget, else the vectors of its mean
-    first stage, or nothing (only its candidates' states) when it reranks a given first stage."""
-    files = {"vectors"} if "mean" in e.modes else set()
-    if "maxsim" in e.modes:
-        from bench.methods.retrieve import dense
-        from bench.methods.retrieve.chunked import default_budget
+    """What the dense runs of ``modes`` read of the corpus (:func:`bench.methods.retrieve.dense.corpus_files`)."""
+    from bench.methods.retrieve import dense
+    from bench.methods.retrieve.chunked import default_budget
 
-        tokens, width = dense.doc_tokens(enc, collection)
-        budget = int(e.memory_budget or default_budget())
-        if dense.maxsim_plan(collection.docs_count, tokens, width, budget, e.rerank_depth)["mode"] == "exhaustive":
-            files.add("states")
-        elif not e.rerank:
-            files.add("vectors")
-    return files
+    budget = int(e.memory_budget or default_budget())
+    return set().union(*(dense.corpus_files(enc, collection, mode, budget, e.rerank_depth, e.rerank)
+                         for mode in sorted(e.modes)))
 
 
 def build_encoding(e: Encoding, shards: int = 1) -> Path | None:
@@ -190,6 +198,13 @@ def build_shard(e: Encoding, index: int, shards: int) -> Path | None:
     return encodings.doc_shard(enc, collection, index, shards, states="states" in files) if files else None
 
 
+def model_name(model: str | Student) -> str:
+    """How a need's label names a model."""
+    if isinstance(model, Student):
+        return f"the {model.recipe} student (seed {model.seed}{f', noise {model.noise:g}' if model.noise else ''})"
+    return model.rstrip("/").rsplit("/", 1)[-1]
+
+
 @dataclass(frozen=True)
 class QueryEncoding:
     """A pair's queries (``source``: ("foreign",), ("translation",) or ("nmt", ...)) encoded by a model,
@@ -204,6 +219,7 @@ class QueryEncoding:
     mt_config: dict | None = None
     noise: float = 0.0
     seed: int = 0
+    decode: dict | None = None
 
 
 def build_queries(q: QueryEncoding) -> None:
@@ -217,7 +233,7 @@ def build_queries(q: QueryEncoding) -> None:
                              "oracle systems need a collection with translated queries, such as AfriQA")
         texts = [(x.query_id, x.translation) for x in queries]
     elif q.source[0] == "nmt":
-        texts = nmt_queries(q.ref, q.mt_model, q.mt_config or {}, q.noise, q.seed)
+        texts = nmt_queries(q.ref, q.mt_model, q.mt_config or {}, q.noise, q.seed, q.decode or {})
     else:
         texts = [(x.query_id, x.text) for x in queries]
     enc = encoder(_spec(q.model), q.max_length)
