@@ -24,9 +24,9 @@ import pandas as pd
 from bench.results import stats
 from bench.errors import BenchError
 from bench.results.scoring import per_query
-from bench.systems.options import RunOptions
 from bench.data.pairs import Pair
-from bench.experiment.plan import check_baseline, check_options, choose_systems, measure_names, resolve_pair
+from bench.data.pair_ref import resolve_pair
+from bench.experiment.plan import measure_names, plan_run
 from bench.results.runs import RUN_FILE, load_run, read_trec
 
 log = logging.getLogger(__name__)
@@ -122,20 +122,12 @@ def run(pair: str | Path | Pair, systems: str | Sequence[str] | None = None, run
     unknown one, or one that no chosen system reads, is an error before anything runs. ``measures``
     (ir_measures names) replace the pair's. Runs are stored under ``runs/<pair>/<system>/``; with
     ``reports``, the pair's report is written there too (against ``baseline``)."""
-    from bench.experiment.runner import run_systems
-
-    pair = resolve_pair(pair)
-    if depth < 1:
-        raise BenchError(f"depth must be positive, got {depth}", "e.g. depth=1000")
-    run_options = RunOptions.from_mapping(options)
-    chosen = choose_systems(pair, systems, run_options)
-    check_options(run_options, chosen)
-    names = measure_names(measures)
-    check_baseline(baseline, [s.name for s in chosen], Path(runs), pair)
     if baseline is not None and reports is None:
         raise BenchError("baseline= is the report's baseline, and no report is written", "give reports= too, "
                          "or use results.compare(baseline)")
-    done = run_systems(pair, chosen, Path(runs), depth=depth, seed=seed, options=run_options, measures=names)
+    plan = plan_run(pair, systems, options=options, depth=depth, seed=seed, measures=measures, runs=runs,
+                    reports=reports, baseline=baseline)
+    done = plan.execute()
     tables, paths = [], {}
     for result in done:
         stored = load_run(result.path)
@@ -143,12 +135,8 @@ def run(pair: str | Path | Pair, systems: str | Sequence[str] | None = None, run
             raise BenchError(f"the run {result.path} just written cannot be read", "check the disk")
         tables.append(stored.per_query.assign(system=result.system))
         paths[result.system] = result.path
-    written = []
-    if reports is not None:
-        from bench.results.report import write_pair_report
-
-        written = write_pair_report(pair.name, Path(runs), Path(reports), baseline=baseline)
-    return Results(pair.name, pd.concat(tables, ignore_index=True)[PER_QUERY_COLUMNS], paths, written)
+    written = plan.write_report()
+    return Results(plan.pair.name, pd.concat(tables, ignore_index=True)[PER_QUERY_COLUMNS], paths, written)
 
 
 def evaluate(pair: str | Path | Pair, run: str | Path | Mapping[str, Mapping[str, float]], *,

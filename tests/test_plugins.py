@@ -153,7 +153,8 @@ def test_a_broken_plugin_is_one_warning_and_left_out(site, caplog):
                "odd = bench_tiny_plugin_odd:run\nfine = bench_tiny_plugin_fine:run\n")
     (site / "bench_tiny_plugin_odd.py").write_text("run = 42\n")
     (site / "bench_tiny_plugin_fine.py").write_text(
-        'def run(ctx):\n    """Every query, the first document."""\n    return {q: {"d1": 1.0} for q, _ in ctx.foreign_queries()}\n')
+        'def run(ctx):\n    """Every query, the first document."""\n'
+        '    return {q: {"d1": 1.0} for q, _ in ctx.foreign_queries()}\n')
     with caplog.at_level(logging.WARNING, logger="bench.systems.plugins"):
         _forget_plugins()
     warnings = [r.getMessage() for r in caplog.records if r.name == "bench.systems.plugins"]
@@ -168,7 +169,8 @@ def test_a_broken_plugin_is_one_warning_and_left_out(site, caplog):
 
 
 def test_a_duplicate_name_is_an_error_naming_both(site, monkeypatch, capsys):
-    _fake_dist(site, "bench-dup", "bm25 = bench_tiny_plugin_dup:run\n", "bench_tiny_plugin_dup", "def run(ctx): return {}\n")
+    _fake_dist(site, "bench-dup", "bm25 = bench_tiny_plugin_dup:run\n", "bench_tiny_plugin_dup",
+               "def run(ctx): return {}\n")
     with pytest.raises(BenchError) as err:
         _forget_plugins()
     assert str(err.value).startswith("system 'bm25' is defined twice: by bench (a built-in system) and by the plugin "
@@ -182,14 +184,16 @@ def test_a_duplicate_name_is_an_error_naming_both(site, monkeypatch, capsys):
 
 
 def test_two_plugins_with_one_name(site):
-    _fake_dist(site, "bench-one", "twin = bench_tiny_plugin_one:run\n", "bench_tiny_plugin_one", "def run(ctx): return {}\n")
-    _fake_dist(site, "bench-two", "twin = bench_tiny_plugin_two:run\n", "bench_tiny_plugin_two", "def run(ctx): return {}\n")
+    _fake_dist(site, "bench-one", "twin = bench_tiny_plugin_one:run\n", "bench_tiny_plugin_one",
+               "def run(ctx): return {}\n")
+    _fake_dist(site, "bench-two", "twin = bench_tiny_plugin_two:run\n", "bench_tiny_plugin_two",
+               "def run(ctx): return {}\n")
     with pytest.raises(BenchError, match=r"system 'twin' is defined twice: by the plugin bench_tiny_plugin_\w+:run of "
                                          r"the package bench-\w+ and by the plugin bench_tiny_plugin_\w+:run"):
         _forget_plugins()
 
 
 def test_plugins_are_not_loaded_by_import_bench():
-    code = "import bench, bench.systems as s, sys; print(s._plugins is None, 'torch' in sys.modules)"
+    code = "import bench, bench.systems.registry as s, sys; print(s._plugins is None, 'torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["True", "False"]

@@ -130,62 +130,29 @@ def systems_cmd() -> None:
 def run_cmd(pair_name, pair_file, systems_list, depth, seed, runs_root, reports_dir, no_report, profile,
             bitext_noise, external_runs=(), measures=None, baseline=None, **option_values) -> None:
     """Run systems on a pair, score them with ir-measures, and write runs and a report."""
-    from bench.systems.options import RunOptions
-    from bench.experiment.plan import check_baseline, choose_systems, measure_names
-    from bench.experiment.runner import run_systems
+    from bench.experiment.plan import plan_run
 
     if profile == "ci" and not pair_name and not pair_file:
         pair_name = "sw-en"
     check_dirs(("--runs", runs_root, True), ("--reports", None if no_report else reports_dir, True))
-    pair = _resolve_pair(pair_name, pair_file)
-    if depth < 1:
-        raise BenchError(f"--depth must be positive, got {depth}", "e.g. --depth 1000")
-    started = time.perf_counter()
-    options = RunOptions.from_mapping({"profile": profile, "bitext_noise": bitext_noise, **option_values})
-    systems = choose_systems(pair, systems_list, options)
-    _check_read(options, systems)  # an option no chosen system reads, a typo'd model or system: one line, now
-    measure_list = measure_names(measures)
+    pair = _pair_given(pair_name, pair_file)
     if baseline is not None and no_report:
         raise BenchError("--baseline is the report's baseline, and --no-report writes no report", "drop one of them")
-    check_baseline(baseline, [s.name for s in systems] + [r.split("=", 1)[0] for r in external_runs], runs_root, pair)
-    prepared = None
-    if external_runs:  # validated before any system runs: a bad run file costs nothing
-        from bench.experiment import external
-
-        prepared = external.prepare(pair, external_runs, runs_root)
-    if systems:
-        from bench.methods.retrieve.prebuilt import fetch_corpus
-
-        fetch_corpus(pair.dataset_id)  # CIRAL's passages, AfriCLIRMatrix's documents: once, where online
-    results = run_systems(pair, systems, runs_root, depth=depth, seed=seed, options=options, measures=measure_list)
-    if prepared:
-        results += external.store(pair, prepared, runs_root, measures=measure_list)
-    _echo_table(pair.name, results)
-    if not no_report:
-        from bench.results.report import write_pair_report
-
-        for path in write_pair_report(pair.name, runs_root, reports_dir, baseline=baseline):
-            click.echo(f"wrote {path}")
+    started = time.perf_counter()
+    options = {"profile": profile, "bitext_noise": bitext_noise, **option_values}
+    plan = plan_run(pair, systems_list, options=options, depth=depth, seed=seed, measures=measures, runs=runs_root,
+                    reports=None if no_report else reports_dir, baseline=baseline, external=external_runs)
+    _echo_table(plan.pair.name, plan.execute())
+    for path in plan.write_report():
+        click.echo(f"wrote {path}")
     click.echo(f"done in {time.perf_counter() - started:.1f} s")
 
 
-def _check_read(options, systems) -> None:
-    """Options against the chosen systems, before anything runs (:func:`bench.experiment.plan.check_options`)."""
-    from bench.experiment.plan import check_options
-
-    check_options(options, systems)
-
-
-def _resolve_pair(pair_name: str | None, pair_file: Path | None):
-    from bench.data.pairs import get_pair
-
+def _pair_given(pair_name: str | None, pair_file: Path | None) -> str | Path:
+    """The pair of ``--pair`` or ``--pair-file`` (exactly one of them)."""
     if bool(pair_name) == bool(pair_file):
         raise BenchError("give exactly one of --pair and --pair-file", "e.g. bench run --pair sw-en")
-    if pair_file:
-        from bench.data.collection.local import load_pair_file
-
-        return load_pair_file(pair_file)
-    return get_pair(pair_name)
+    return Path(pair_file) if pair_file else pair_name
 
 
 def _echo_table(pair: str, results) -> None:
@@ -216,7 +183,9 @@ def eval_cmd(pair_name, pair_file, external_runs, runs_root, reports_dir, no_rep
 
     if not external_runs:
         raise BenchError("give at least one --run NAME=PATH", "e.g. bench eval --pair sw-en --run mine=run.trec")
-    pair = _resolve_pair(pair_name, pair_file)
+    from bench.data.pair_ref import resolve_pair
+
+    pair = resolve_pair(_pair_given(pair_name, pair_file))
     results = external.evaluate(pair, external_runs, runs_root)
     _echo_table(pair.name, results)
     if not no_report:
@@ -337,17 +306,13 @@ def sweep_group() -> None:
 @click.option("--reports", "reports_dir", default="reports", show_default=True, type=click.Path(path_type=Path))
 def sweep_noise_cmd(pair_name, rates, systems_list, seed, runs_root, reports_dir, **option_values) -> None:
     """Retrain every trained system at each noise rate; write <pair>.noise.{csv,md,png}."""
-    from bench.systems.options import RunOptions
-    from bench.experiment.sweep import default_systems, noise_sweep, parse_rates
+    from bench.experiment.sweep import parse_rates, plan_sweep
 
     rate_list = parse_rates(rates)
     check_dirs(("--runs", runs_root, True), ("--reports", reports_dir, True))
-    pair = _resolve_pair(pair_name, None)
-    systems, references = default_systems(systems_list)
-    options = RunOptions.from_mapping(option_values)
-    _check_read(options, [*systems, *references])
+    sweep = plan_sweep(pair_name, rate_list, systems_list, option_values, seed=seed, runs=runs_root)
     started = time.perf_counter()
-    for path in noise_sweep(pair, rate_list, systems, references, runs_root, reports_dir, seed=seed, options=options):
+    for path in sweep.execute(reports_dir):
         click.echo(f"wrote {path}")
     click.echo(f"done in {time.perf_counter() - started:.1f} s")
 

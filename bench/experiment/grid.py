@@ -25,10 +25,12 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Sequence
 
+from bench.data.pair_ref import pair_ref, resolve_pair
 from bench.errors import BenchError
+from bench.experiment.plan import RunPlan, check_options, choose_systems, measure_names, noise_rates
 from bench.systems.needs import Key, Need, combine
 from bench.systems.options import RunOptions
-from bench.data.pairs import PAIRS, Pair
+from bench.data.pairs import Pair
 from bench.experiment.runner import check_inputs, check_sizes
 from bench.results.runs import load_run, run_dir, run_name
 from bench.systems import Job, System
@@ -77,17 +79,6 @@ def parse_seeds(value) -> list[int]:
     return seeds
 
 
-def parse_noise(value) -> list[float]:
-    try:
-        rates = [float(r) for r in _items(value) if not isinstance(r, bool)]
-    except (TypeError, ValueError):
-        rates = []
-    if not rates or len(rates) != len(_items(value)) or not all(0 <= r < 1 for r in rates) \
-            or len(set(rates)) != len(rates):
-        raise BenchError(f"--noise must be distinct fractions in [0, 1), got {value!r}", "e.g. --noise 0,0.2,0.4")
-    return rates
-
-
 def _positive(name: str, value, minimum: int = 1) -> int:
     whole = (isinstance(value, int) and not isinstance(value, bool)) or (isinstance(value, str) and value.strip().isdigit())
     if not whole or int(value) < minimum:
@@ -117,7 +108,7 @@ def grid_spec(values: dict[str, Any], base: Path | None = None) -> GridSpec:
     if "seeds" in v:
         spec.seeds = parse_seeds(v["seeds"])
     if "noise" in v:
-        spec.noise = parse_noise(v["noise"])
+        spec.noise = noise_rates(v["noise"])
     options = v.get("options", {})
     if not isinstance(options, dict):
         raise BenchError(f"grid key options must be a mapping of run options, got {options!r}", "e.g. options: {encoder: X}")
@@ -187,6 +178,11 @@ class Cell:
     def label(self) -> str:
         return f"{self.pair} {self.run}"
 
+    def plan(self, runs: Path, depth: int, measures: Sequence[str] | None) -> RunPlan:
+        """The cell as a run plan of its one system (checked with the whole grid by :func:`plan_grid`)."""
+        return RunPlan(resolve_pair(self.ref), self.ref, (self.system,), self.options, depth, self.seed,
+                       tuple(measures) if measures else None, Path(runs))
+
 
 @dataclass
 class GridPlan:
@@ -219,13 +215,9 @@ class GridPlan:
 
 def resolve_pairs(spec: GridSpec) -> list[tuple[Pair, str]]:
     """(pair, reference) of each pair of the grid; a pair named twice is an error."""
-    from bench.experiment.plan import resolve_pair
-
     found = []
-    for item in [*spec.pairs, *map(str, spec.pair_files)]:
-        pair = resolve_pair(item)
-        ref = item if item in PAIRS else str(Path(item).resolve())
-        found.append((pair, ref))
+    for item in [*spec.pairs, *spec.pair_files]:
+        found.append((resolve_pair(item), pair_ref(item)))
     names = [p.name for p, _ in found]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
@@ -235,8 +227,6 @@ def resolve_pairs(spec: GridSpec) -> list[tuple[Pair, str]]:
 
 def plan_grid(spec: GridSpec) -> GridPlan:
     """Check everything and expand the grid (loads each pair's collection and fetches its downloads)."""
-    from bench.experiment.plan import check_options, choose_systems, measure_names
-
     measures = measure_names(spec.measures)
     options = RunOptions.from_mapping(spec.options)
     pairs = resolve_pairs(spec)

@@ -156,17 +156,13 @@ def need_task(need: Need, env: dict | None, events, *done: dict) -> dict:
 
 
 def cell_task(cell: Cell, runs_root: str, depth: int, measures, env: dict | None, events, *done: dict) -> dict:
-    """Run one cell (``runner.run_systems`` for its system, seed and options) after its needs."""
+    """Run one cell (its :class:`~bench.experiment.plan.RunPlan`: its system, seed and options) after its needs."""
     out, failed = _begin(cell, env, events, done)
     if failed:
         return {**out, **failed}
     t0 = time.perf_counter()
     try:
-        from bench.systems.needs_build import resolve_pair
-        from bench.experiment.runner import run_systems
-
-        [result] = run_systems(resolve_pair(cell.ref), [cell.system], Path(runs_root), depth=depth, seed=cell.seed,
-                               options=cell.options, measures=measures)
+        [result] = cell.plan(Path(runs_root), depth, measures).execute()
     except Exception as exc:
         log.debug("%s failed", cell.label, exc_info=True)
         return {**out, "ok": False, "error": one_line(exc), "seconds": time.perf_counter() - t0}

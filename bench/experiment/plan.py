@@ -1,41 +1,105 @@
-"""What a run will do, settled before anything runs: the pair, the systems, the options, the measures.
+"""One plan per run: what a run will do, settled once, before anything runs, and then run.
 
-``bench run`` and the Python API (:mod:`bench.api`) both resolve a pair (a name, a pair file or a
-:class:`~bench.data.pairs.Pair`), choose the systems (named ones, the ``ci`` profile's, or every system that
-applies to the pair), and check the options against them, so a typo fails in one line before hours of
-training, never after.
+:func:`plan_run` resolves the pair (a name, a pair file or a :class:`~bench.data.pairs.Pair`), chooses
+the systems (named ones, the ``ci`` profile's, or every system that applies to the pair), checks the
+options against them, the measures, the depth, the seed, the baseline, validates the external runs and
+fetches what the run must fetch (CIRAL's passages, AfriCLIRMatrix's documents), so a typo fails in one
+line before hours of training, never after. The :class:`RunPlan` it returns is what ``bench run`` and
+:func:`bench.run` execute (:meth:`RunPlan.execute`); ``bench sweep`` runs one plan per noise rate and
+each cell of ``bench grid`` is a plan of one system (checked once for the whole grid). The CLI and the
+API differ only in how they present the result.
 """
 
 from __future__ import annotations
 
 import difflib
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
+from bench.data.pair_ref import pair_ref, resolve_pair
+from bench.data.pairs import Pair
 from bench.errors import BenchError
-from bench.results.scoring import parse_measures
-from bench.systems.options import RunOptions, flag, unread
-from bench.data.pairs import PAIRS, Pair, get_pair
 from bench.results.runs import MANIFEST_FILE, run_dir
+from bench.results.scoring import parse_measures
 from bench.systems import System, ci_systems, default_systems, get_system, parse_systems
-
-PAIR_FILE_SUFFIXES = (".yaml", ".yml", ".toml")
-
-
-def resolve_pair(pair: str | Path | Pair) -> Pair:
-    """A :class:`Pair`, a built-in pair's name, or the path of a pair file."""
-    if isinstance(pair, Pair):
-        return pair
-    text = str(pair)
-    if isinstance(pair, Path) or (text not in PAIRS and (text.endswith(PAIR_FILE_SUFFIXES) or Path(text).is_file())):
-        from bench.data.collection.local import load_pair_file
-
-        return load_pair_file(Path(text))
-    return get_pair(text)
+from bench.systems.options import RunOptions, flag, unread
 
 
-def choose_systems(pair: Pair, names: str | Sequence[str] | None, options: RunOptions) -> list[System]:
+@dataclass(frozen=True)
+class RunPlan:
+    """A checked run: ``systems`` on ``pair`` under ``options``, ``depth``, ``seed`` and ``measures`` (None:
+    the pair's), stored under ``runs``; the report (when ``reports`` is set) against ``baseline``;
+    ``external``: validated runs made elsewhere, stored beside the systems'. ``ref``: how a worker
+    process resolves the pair (:func:`bench.data.pair_ref.resolve_pair`)."""
+
+    pair: Pair
+    ref: str
+    systems: tuple[System, ...]
+    options: RunOptions = field(default_factory=RunOptions)
+    depth: int = 1000
+    seed: int = 0
+    measures: tuple[str, ...] | None = None
+    runs: Path = Path("runs")
+    reports: Path | None = None
+    baseline: str | None = None
+    external: tuple = ()  # bench.experiment.external.ExternalRun
+
+    def execute(self) -> list:
+        """Run the systems, then store the external runs (:class:`bench.experiment.runner.RunResult` each)."""
+        from bench.experiment import external
+        from bench.experiment.runner import run_systems
+
+        pair = resolve_pair(self.ref) if self.ref != self.pair.name else self.pair
+        measures = list(self.measures) if self.measures else None
+        results = run_systems(pair, list(self.systems), self.runs, depth=self.depth, seed=self.seed,
+                              options=self.options, measures=measures)
+        if self.external:
+            results += external.store(pair, self.external, self.runs, measures=measures)
+        return results
+
+    def write_report(self) -> list[Path]:
+        """The pair's report from the runs stored under ``runs`` (none when the plan writes no report)."""
+        if self.reports is None:
+            return []
+        from bench.results.report import write_pair_report
+
+        return write_pair_report(self.pair.name, self.runs, self.reports, baseline=self.baseline)
+
+
+def plan_run(pair: str | Path | Pair, systems: str | Sequence[str | System] | None = None, *,
+             options: RunOptions | Mapping[str, Any] | None = None, depth: Any = 1000, seed: Any = 0,
+             measures: str | Sequence[str] | None = None, runs: str | Path = "runs",
+             reports: str | Path | None = None, baseline: str | None = None,
+             external: Sequence[str] = (), fetch: bool = True) -> RunPlan:
+    """Check everything a run needs and return its :class:`RunPlan` (nothing is run or written).
+
+    ``external``: ``NAME=PATH`` runs made elsewhere, validated now; ``fetch``: fetch the corpora that
+    are published outside GitHub now (once, where online)."""
+    resolved = resolve_pair(pair)
+    run_options = RunOptions.from_mapping(options)
+    chosen = choose_systems(resolved, systems, run_options)
+    check_options(run_options, chosen)
+    names = measure_names(measures)
+    runs_root = Path(runs)
+    external_names = [str(r).split("=", 1)[0] for r in external]
+    check_baseline(baseline, [s.name for s in chosen] + external_names, runs_root, resolved)
+    prepared = ()
+    if external:  # validated before any system runs: a bad run file costs nothing
+        from bench.experiment import external as ext
+
+        prepared = tuple(ext.prepare(resolved, list(external), runs_root))
+    if fetch and chosen:
+        from bench.methods.retrieve.prebuilt import fetch_corpus
+
+        fetch_corpus(resolved.dataset_id)  # CIRAL's passages, AfriCLIRMatrix's documents: once, where online
+    return RunPlan(resolved, pair_ref(pair), tuple(chosen), run_options, positive_int("depth", depth),
+                   non_negative_int("seed", seed), tuple(names) if names else None, runs_root,
+                   None if reports is None else Path(reports), baseline, prepared)
+
+
+def choose_systems(pair: Pair, names: str | Sequence[str | System] | None, options: RunOptions) -> list[System]:
     """The systems named, else the ``ci`` profile's, else every system that applies to the pair
     (:func:`bench.systems.default_systems`; with an ``mt_model``, the NMT systems on any pair)."""
     systems = parse_systems(names)
@@ -105,3 +169,43 @@ def check_baseline(baseline: str | None, systems: Iterable[str], runs_root: Path
     raise BenchError(f"baseline {baseline!r} is not among the chosen systems and has no run under "
                      f"{Path(runs_root) / pair.name}",
                      f"did you mean {close[0]}?" if close else "choose one of: " + ", ".join(names))
+
+
+def _whole(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and re.fullmatch(r"\s*\d+\s*", value):
+        return int(value)
+    return None
+
+
+def positive_int(name: str, value: Any) -> int:
+    """A whole number of at least 1 (``depth``), else an error naming ``name``."""
+    whole = _whole(value)
+    if whole is None or whole < 1:
+        raise BenchError(f"{name} must be a positive integer, got {value!r}", f"e.g. {name}=1000")
+    return whole
+
+
+def non_negative_int(name: str, value: Any) -> int:
+    """A whole number of at least 0 (``seed``), else an error naming ``name``."""
+    whole = _whole(value)
+    if whole is None or whole < 0:
+        raise BenchError(f"{name} must be a non-negative integer, got {value!r}", f"e.g. {name}=0")
+    return whole
+
+
+def noise_rates(value: Any, name: str = "--noise") -> list[float]:
+    """Distinct fractions of misaligned bitext in [0, 1), comma-separated or a sequence (``--noise`` of the
+    grid, ``--rates`` of the sweep), in the order given."""
+    items = value.split(",") if isinstance(value, str) else list(value) if isinstance(value, (list, tuple)) else [value]
+    items = [i.strip() if isinstance(i, str) else i for i in items if not (isinstance(i, str) and not i.strip())]
+    try:
+        rates = [float(r) for r in items if not isinstance(r, bool)]
+    except (TypeError, ValueError):
+        rates = []
+    if not rates or len(rates) != len(items) or not all(0 <= r < 1 for r in rates) or len(set(rates)) != len(rates):
+        raise BenchError(f"{name} must be distinct fractions in [0, 1), got {value!r}", f"e.g. {name} 0,0.2,0.4")
+    return rates

@@ -11,20 +11,20 @@ each measure against the rate go to ``<reports>/<pair>.noise.{csv,md,png}``.
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
 import pandas as pd
 
 from bench.infra import plots
-from bench.errors import BenchError
 from bench.systems.options import RunOptions
 from bench.data.pairs import Pair
 from bench.results.report import md_table, write_texts, label
-from bench.experiment.runner import run_systems
+from bench.data.pair_ref import pair_ref, resolve_pair
+from bench.experiment.plan import RunPlan, check_options, noise_rates
 from bench.infra.store import atomic_file
-from bench.systems import System, all_systems, get_system
+from bench.systems import System, all_systems, parse_systems
 
 log = logging.getLogger(__name__)
 
@@ -32,34 +32,61 @@ PRIMARY = "AP"
 
 
 def parse_rates(value: str) -> list[float]:
-    try:
-        rates = [float(x) for x in value.split(",") if x.strip()]
-    except ValueError:
-        raise BenchError(f"--rates must be comma-separated numbers, got {value!r}", "e.g. --rates 0,0.2,0.4") from None
-    if not rates or any(not 0 <= r < 1 for r in rates) or len(set(rates)) != len(rates):
-        raise BenchError(f"--rates must be distinct fractions in [0, 1), got {value!r}", "e.g. --rates 0,0.2,0.4")
-    return sorted(rates)
+    """The ``--rates`` of a sweep (:func:`bench.experiment.plan.noise_rates`), in increasing order."""
+    return sorted(noise_rates(value, "--rates"))
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """The runs of a sweep, planned and checked before the first starts: one :class:`RunPlan` per noise
+    rate (the swept systems) and one for the references (which read no bitext: run once)."""
+
+    pair: Pair
+    rates: tuple[float, ...]
+    plans: tuple[RunPlan, ...]
+    reference: RunPlan | None
+
+    def execute(self, reports_dir: Path) -> list[Path]:
+        """Run every plan; write the table, Markdown and plot; return their paths."""
+        rows = []
+        for rate, plan in zip(self.rates, self.plans):
+            log.info("noise rate %g: %s", rate, ", ".join(s.name for s in plan.systems))
+            rows += [{"pair": self.pair.name, "system": r.system, "rate": rate, "measure": m, "value": v}
+                     for r in plan.execute() for m, v in r.means.items()]
+        ref_means = {r.system: r.means for r in self.reference.execute()} if self.reference else {}
+        table = pd.DataFrame(rows, columns=["pair", "system", "rate", "measure", "value"])
+        return write_sweep(self.pair.name, table, ref_means, reports_dir)
+
+
+def plan_sweep(pair: str | Path | Pair, rates: Sequence[float], systems: str | Sequence[System] | None = None,
+               options: RunOptions | dict | None = None, *, references: Sequence[System] | None = None,
+               seed: int = 0, runs: str | Path = "runs") -> Sweep:
+    """Check a sweep (the pair, the systems, the options against the swept systems and the references)
+    and plan its runs. ``systems``: names or systems (default: every :func:`swept` system); the references
+    default to every :func:`reference` system."""
+    resolved = resolve_pair(pair)
+    named = systems if systems is None or isinstance(systems, str) else list(systems)
+    chosen, default_refs = default_systems(named) if named is None or isinstance(named, str) else (named, [])
+    refs = list(default_refs if references is None else references)
+    options = RunOptions.from_mapping(options)
+    check_options(options, [*chosen, *refs])
+    ref = pair_ref(pair)
+    plans = tuple(RunPlan(resolved, ref, tuple(chosen), replace(options, bitext_noise=rate), seed=seed,
+                          runs=Path(runs)) for rate in rates)
+    reference = None
+    if refs:
+        # the references read none of the training options: run them under the defaults they read
+        reference_options = RunOptions.from_mapping(options.used(o for s in refs for o in s.reads))
+        reference = RunPlan(resolved, ref, tuple(refs), reference_options, seed=seed, runs=Path(runs))
+    return Sweep(resolved, tuple(rates), plans, reference)
 
 
 def noise_sweep(pair: Pair, rates: Sequence[float], systems: Sequence[System], references: Sequence[System],
                 runs_root: Path, reports_dir: Path, *, seed: int = 0,
                 options: RunOptions | dict | None = None) -> list[Path]:
-    """Run the sweep; return the written table, Markdown and plot paths."""
-    options = RunOptions.from_mapping(options)
-    rows = []
-    for rate in rates:
-        log.info("noise rate %g: %s", rate, ", ".join(s.name for s in systems))
-        results = run_systems(pair, list(systems), Path(runs_root), seed=seed, options=replace(options, bitext_noise=rate))
-        rows += [{"pair": pair.name, "system": r.system, "rate": rate, "measure": m, "value": v}
-                 for r in results for m, v in r.means.items()]
-    ref_means = {}
-    if references:
-        # the references read none of the training options: run them under the defaults they read
-        reference_options = RunOptions.from_mapping(options.used(o for s in references for o in s.reads))
-        for r in run_systems(pair, list(references), Path(runs_root), seed=seed, options=reference_options):
-            ref_means[r.system] = r.means
-    table = pd.DataFrame(rows, columns=["pair", "system", "rate", "measure", "value"])
-    return write_sweep(pair.name, table, ref_means, reports_dir)
+    """Plan and run a sweep (:func:`plan_sweep`); return the written table, Markdown and plot paths."""
+    return plan_sweep(pair, rates, systems, options, references=references, seed=seed, runs=runs_root).execute(
+        reports_dir)
 
 
 def write_sweep(pair: str, table: pd.DataFrame, references: dict[str, dict[str, float]], reports_dir: Path) -> list[Path]:
@@ -103,8 +130,8 @@ def reference(system: System) -> bool:
     return system.stages is not None and system.stages.zero_shot
 
 
-def default_systems(names: str | None) -> tuple[list[System], list[System]]:
+def default_systems(names: str | Sequence[str] | None) -> tuple[list[System], list[System]]:
     """The swept systems (``names`` or every :func:`swept` one) and the references (:func:`reference`)."""
     every = all_systems()
-    chosen = [get_system(n.strip()) for n in names.split(",") if n.strip()] if names else [s for s in every if swept(s)]
+    chosen = parse_systems(names) if names else [s for s in every if swept(s)]
     return chosen, [s for s in every if reference(s)]

@@ -16,27 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import BenchError
-from bench.data.pairs import PAIRS, Pair, get_pair
+from bench.data.pair_ref import resolve_pair
+from bench.data.pairs import Pair
 from bench.infra.store import bench_home
 
 log = logging.getLogger(__name__)
-
-_PAIR_FILES: dict[tuple, Pair] = {}
-
-
-def resolve_pair(ref: str) -> Pair:
-    """A built-in pair by name, or a pair file by path (loaded once per process and file version)."""
-    path = Path(ref)
-    if ref in PAIRS or not path.is_file():
-        return get_pair(ref)
-    from bench.data.collection.local import load_pair_file
-
-    st = path.stat()
-    stamp = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    if stamp not in _PAIR_FILES:
-        _PAIR_FILES[stamp] = load_pair_file(path)
-    return _PAIR_FILES[stamp]
-
 
 def build_model(spec: str) -> Path:
     from bench.data import models
