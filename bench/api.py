@@ -21,18 +21,17 @@ from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
-from bench.results import stats
-from bench.errors import BenchError
-from bench.results.scoring import per_query
-from bench.data.pairs import Pair
 from bench.data.pair_ref import resolve_pair
+from bench.data.pairs import Pair
+from bench.errors import BenchError
 from bench.experiment.plan import measure_names, plan_run
+from bench.methods.retrieve.ranking import Run
+from bench.results import stats
 from bench.results.runs import RUN_FILE, load_run, read_trec
+from bench.results.scoring import SYSTEMS_PER_QUERY_COLUMNS, per_query
 
 log = logging.getLogger(__name__)
 
-PER_QUERY_COLUMNS = ["system", "query_id", "measure", "value"]
-Run = dict[str, dict[str, float]]
 
 
 @dataclass
@@ -68,17 +67,19 @@ class Results:
 
     def perquery(self) -> pd.DataFrame:
         """The long table: one row per system, judged query and measure (an unanswered query scores 0)."""
-        return self.per_query[PER_QUERY_COLUMNS].reset_index(drop=True).copy()
+        return self.per_query[SYSTEMS_PER_QUERY_COLUMNS].reset_index(drop=True).copy()
 
     def compare(self, baseline: str, measures: Sequence[str] | None = None, *, n_resamples: int = stats.N_RESAMPLES,
                 seed: int = 0, alpha: float = stats.ALPHA) -> pd.DataFrame:
         """Every other system against ``baseline`` on each measure (:func:`bench.results.stats.head_to_head`):
         means, ``delta``, wins/ties/losses, randomization and t-test p-values, Holm over the systems."""
         if baseline not in self.systems:
-            raise BenchError(f"baseline {baseline!r} is not among the results' systems", "one of: " + ", ".join(self.systems))
+            raise BenchError(f"baseline {baseline!r} is not among the results' systems",
+                             "one of: " + ", ".join(self.systems))
         others = [s for s in self.systems if s != baseline]
         if not others:
-            raise BenchError(f"nothing to compare with {baseline!r}: it is the only system", "add runs: results + other")
+            raise BenchError(f"nothing to compare with {baseline!r}: it is the only system",
+                             "add runs: results + other")
         tables = [stats.head_to_head(self.per_query, [(s, baseline) for s in others], m, n_resamples=n_resamples,
                                      seed=seed, alpha=alpha) for m in (measures or self.measures)]
         return pd.concat(tables, ignore_index=True)
@@ -100,10 +101,12 @@ class Results:
         if not isinstance(other, Results):
             return NotImplemented
         if other.pair != self.pair:
-            raise BenchError(f"cannot add results of {other.pair} to results of {self.pair}", "compare runs of one pair")
+            raise BenchError(f"cannot add results of {other.pair} to results of {self.pair}",
+                             "compare runs of one pair")
         clash = sorted(set(self.systems) & set(other.systems))
         if clash:
-            raise BenchError(f"both results have a system {clash[0]!r}", "give the run another name (evaluate(..., name=))")
+            raise BenchError(f"both results have a system {clash[0]!r}",
+                             "give the run another name (evaluate(..., name=))")
         return Results(self.pair, pd.concat([self.per_query, other.per_query], ignore_index=True),
                        {**self.paths, **other.paths}, [*self.reports, *other.reports], {**self._runs, **other._runs})
 
@@ -136,7 +139,7 @@ def run(pair: str | Path | Pair, systems: str | Sequence[str] | None = None, run
         tables.append(stored.per_query.assign(system=result.system))
         paths[result.system] = result.path
     written = plan.write_report()
-    return Results(plan.pair.name, pd.concat(tables, ignore_index=True)[PER_QUERY_COLUMNS], paths, written)
+    return Results(plan.pair.name, pd.concat(tables, ignore_index=True)[SYSTEMS_PER_QUERY_COLUMNS], paths, written)
 
 
 def evaluate(pair: str | Path | Pair, run: str | Path | Mapping[str, Mapping[str, float]], *,
@@ -162,7 +165,7 @@ def evaluate(pair: str | Path | Pair, run: str | Path | Mapping[str, Mapping[str
         log.warning("%d of the run's query ids are not queries of %s (e.g. %s): ignored", len(unknown), pair.name,
                     unknown[0])
     table = per_query(run, collection.qrels, measure_names(measures) or pair.measures)
-    return Results(pair.name, table.assign(system=name)[PER_QUERY_COLUMNS], _runs={name: run})
+    return Results(pair.name, table.assign(system=name)[SYSTEMS_PER_QUERY_COLUMNS], _runs={name: run})
 
 
 def _checked(run: Mapping) -> Run:

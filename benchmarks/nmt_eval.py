@@ -42,7 +42,7 @@ def main() -> None:
             "steps", "epochs", "stopped_by", "train_minutes", "total_minutes", "peak_rss_mb", "final")}), flush=True)
     if not args.no_flores:
         t = time.time()
-        scores = flores.evaluate(ref, pair.query_lang, nmt.DecodeParams())
+        scores = flores.devtest_scores(ref, pair.query_lang, nmt.DecodeParams())
         print(f"FLORES-200 devtest {pair.query_lang}->en: chrF {scores['chrF']:.2f} BLEU {scores['BLEU']:.2f} "
               f"({scores['sentences']} sentences, {time.time() - t:.0f} s) {scores['chrF_signature']} | "
               f"{scores['BLEU_signature']}", flush=True)
@@ -56,8 +56,8 @@ def main() -> None:
         print(f"{pair.name}\t{name}\tMAP={got['AP']:.4f}\tnDCG@10={got['nDCG@10']:.4f}\t"
               f"R@100={got['R@100']:.4f}\t({time.time() - t:.0f} s)", flush=True)
         if name in ("bm25-nmt",):
-            queries = nmt.translate_queries(ctx.foreign_queries()[:5], ref, pair.query_lang, "en",
-                                            nmt.DecodeParams(**{k: v for k, v in ctx.artifacts["mt_model"]["decode"].items()}))
+            decode = nmt.DecodeParams(**{k: v for k, v in ctx.artifacts["mt_model"]["decode"].items()})
+            queries = nmt.translate_queries(ctx.foreign_queries()[:5], ref, pair.query_lang, "en", decode)
             for (qid, text), (_, tr) in zip(ctx.foreign_queries()[:5], queries):
                 print(f"  {qid}: {text!r} -> {tr!r}")
     print(f"peak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")

@@ -64,7 +64,8 @@ def main() -> None:
             if iterations not in tables:
                 started = time.perf_counter()
                 tables[iterations] = translation_table(bitext, source_lang=pair.query_lang, iterations=iterations)[0]
-                print(f"{name}\tibm1 iterations={iterations}\t{time.perf_counter() - started:.1f}s (or cached)", flush=True)
+                print(f"{name}\tibm1 iterations={iterations}\t{time.perf_counter() - started:.1f}s (or cached)",
+                      flush=True)
             table = tables[iterations]
             queries = {q.query_id: psq_query(q.text, table, config, source_lang=pair.query_lang) for q in coll.queries}
             run = bm25.search_weighted(index, queries)

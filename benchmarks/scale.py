@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import os
 import shutil
 import subprocess
@@ -109,7 +108,8 @@ def step_vectors(size: int, seed: int, workdir: Path) -> dict:
         np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False, "shape": (size, WIDTH)})
         for start in range(0, size, WRITE_ROWS):
             f.write(unit_rows(rng, min(WRITE_ROWS, size - start)).tobytes())
-    return {"vectors_write_s": time.perf_counter() - t0, "vectors_file_mb": vectors_path(workdir, size).stat().st_size / 2**20}
+    return {"vectors_write_s": time.perf_counter() - t0,
+            "vectors_file_mb": vectors_path(workdir, size).stat().st_size / 2**20}
 
 
 def step_dense(size: int, seed: int, workdir: Path) -> dict:
@@ -164,11 +164,11 @@ class RandomEncoder:
 
     def encode(self, texts, side, token_states=False, desc=None):
         from bench.methods.retrieve.encoder import Encoded
+        from bench.methods.token_states import TokenStates
 
         self.calls += 1
         rng = np.random.default_rng([self.seed, 3, self.calls])
-        lengths = [self.counts[t] for t in texts]
-        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        offsets = TokenStates.offsets_of([self.counts[t] for t in texts])
         return Encoded(unit_rows(rng, len(texts)), unit_rows(rng, int(offsets[-1]), np.float16), offsets)
 
 
@@ -188,6 +188,7 @@ def step_maxsim(size: int, seed: int, workdir: Path) -> dict:
     from bench.methods.retrieve import dense, maxsim
     from bench.methods.retrieve.chunked import default_budget
     from bench.methods.retrieve.ranking import top_k
+    from bench.methods.token_states import TokenStates
 
     collection, picks, passages = synthetic_collection(size, seed)
     per_source = kept_tokens([p.default_text() for p in passages], "passage: ")
@@ -218,7 +219,7 @@ def step_maxsim(size: int, seed: int, workdir: Path) -> dict:
     out["maxsim_candidate_states_s"] = time.perf_counter() - t0
     q_texts = [q.text for q in collection.queries]
     q_lengths = [max(1, n) for n in kept_tokens(q_texts, "")]  # the query side keeps no prefix tokens
-    q_offsets = np.concatenate([[0], np.cumsum(q_lengths)]).astype(np.int64)
+    q_offsets = TokenStates.offsets_of(q_lengths)
     q_states = unit_rows(np.random.default_rng([seed, 4]), int(q_offsets[-1]), np.float16)
     t0 = time.perf_counter()
     run = maxsim.rerank(qids, q_states, q_offsets, states.doc_ids, states.states, states.offsets, first, RERANK_DEPTH)
@@ -237,7 +238,8 @@ def step_prepare(size: int, seed: int, workdir: Path) -> dict:
     return {"source_passages": get_pair("sw-en").collection().docs_count}
 
 
-STEPS = {"prepare": step_prepare, "vectors": step_vectors, "dense": step_dense, "bm25": step_bm25, "maxsim": step_maxsim}
+STEPS = {"prepare": step_prepare, "vectors": step_vectors, "dense": step_dense, "bm25": step_bm25,
+         "maxsim": step_maxsim}
 
 
 # --- the driver -----------------------------------------------------------------------------------

@@ -96,7 +96,8 @@ def main() -> None:
     started = time.perf_counter()
     say("mode", "quick" if args.quick else "full")
     say("threads", batching.threads())
-    say("cpu_bf16_native", bool(getattr(torch.backends.cpu, "get_cpu_capability", lambda: "?")() in ("avx512_bf16", "amx")))
+    capability = getattr(torch.backends.cpu, "get_cpu_capability", lambda: "?")()
+    say("cpu_bf16_native", bool(capability in ("avx512_bf16", "amx")))
     n = args.passages or (120 if args.quick else 400)
     passages = [d.default_text() for d in get_pair("sw-en").collection().iter_docs()]
     texts = random.Random(args.seed).sample(passages, min(n, len(passages)))

@@ -1,21 +1,30 @@
-"""Cost of one OPTICAL training step on this CPU: cached vs uncached teacher, freeze_layers 0, 3, 6.
+"""Cost of one OPTICAL training step on this CPU: cached vs uncached teacher and frozen prefix, freeze_layers 0, 3, 6.
 
     python benchmarks/train_step.py [--steps 20] [--warmup 2] [--pair sw-en]
 
 The OPTICAL recipe (:data:`bench.methods.distill.recipes.OPTICAL`, batch 32) with the packaged
 multilingual-e5-small as teacher and student, on the pair's real cleaned bitext (bench's loaders), in
-one process. Six variants (teacher cache on/off × freeze_layers 0, 3, 6) are set up side by side and
-stepped in turn, one step each per round, so that a change of the machine's load hits them all alike
-(each with its own torch random stream, so its dropout is that of an uninterrupted training);
-after ``--warmup`` rounds, ``--steps`` rounds are timed (bench's own :class:`bench.infra.training.Loop`:
-forward, loss, backward, clipping, AdamW). Figures: steps/s per variant, its ratio to the uncached
-freeze_layers=0 baseline, ``train_cached_teacher_speedup`` (cached vs uncached at freeze_layers=0),
-the largest relative difference between the cached and uncached losses of the same steps (same seed,
-same batches, same dropout), and the one-off cost of the teacher's cache. Lines ``name: value``, also
-written to ``benchmarks/results/train_step.txt``.
+one process. The variants, for each freeze_layers k: ``uncached_freeze<k>`` (the teacher and the frozen
+layers run in every step; ``uncached_freeze0`` is the step of a training without any cache, the
+baseline), ``cached_freeze<k>`` (the teacher's states cached, the frozen layers run) and, for k > 0,
+``cached_prefix_freeze<k>`` (the teacher's states and the frozen layers' outputs cached: only the upper
+12 - k layers run; at k = 0 there is no frozen prefix, so ``cached_freeze0`` is that variant). They
+are set up side by side and stepped in turn, one step each per round, so that a change of the
+machine's load hits them all alike (each with its own torch random stream, so its dropout is that of
+an uninterrupted training); after ``--warmup`` rounds, ``--steps`` rounds are timed (bench's own
+:class:`bench.infra.training.Loop`: forward, loss, backward, clipping, AdamW). Figures: steps/s per
+variant, its ratio to the baseline, ``train_cached_teacher_speedup`` (cached vs uncached teacher at
+freeze_layers 0), ``train_prefix_cache_speedup_freeze<k>`` (cached vs running frozen layers, the
+teacher cached in both), the largest relative difference between the losses of the same steps (same
+seed, same batches, same dropout) of the cached teacher and of the cached prefix against the uncached
+run, and the one-off costs of the caches. Lines ``name: value``, also written to
+``benchmarks/results/train_step.txt``.
 
-The teacher's cache goes to a temporary BENCH_HOME (the benchmark's few hundred sentences are of no
-use to a real training); the model and the bitext are read from the usual one.
+With k > 0 the frozen layers run in eval mode (no dropout) cached or not (since issue 21), so the
+``uncached_freeze<k>`` figures of earlier results files are of a step with dropout there.
+
+The caches go to a temporary BENCH_HOME (the benchmark's few hundred sentences are of no use to a
+real training); the model and the bitext are read from the usual one.
 """
 
 from __future__ import annotations
@@ -61,8 +70,22 @@ class Figures:
         path.write_text("\n".join(self.lines) + "\n")
 
 
+def variants(freeze) -> list[tuple[str, int, bool, bool]]:
+    """(name, freeze_layers, teacher cache, prefix cache) of each variant, the baseline first."""
+    out = []
+    for k in freeze:
+        out += [(f"uncached_freeze{k}", k, False, False), (f"cached_freeze{k}", k, True, False)]
+        if k > 0:
+            out.append((f"cached_prefix_freeze{k}", k, True, True))
+    return out
+
+
+def max_rel_diff(losses: list[float], reference: list[float]) -> float:
+    return max(abs(a - b) / abs(b) for a, b in zip(losses, reference))
+
+
 def measure(pair_name: str, steps: int, warmup: int, say, freeze=FREEZE, device: str = "cpu") -> dict[str, float]:
-    """Step the variants (teacher cache off/on x ``freeze``) in turn on ``device``; say and return the figures."""
+    """Step the :func:`variants` of ``freeze`` in turn on ``device``; say and return the figures (steps/s)."""
     pair = get_pair(pair_name)
     bitext = load_bitext(pair)
     total = warmup + steps
@@ -76,26 +99,29 @@ def measure(pair_name: str, steps: int, warmup: int, say, freeze=FREEZE, device:
         os.environ["BENCH_HOME"] = home
         try:
             runs, loops, times, losses, setup, rng = {}, {}, {}, {}, {}, {}
-            for freeze_layers in freeze:
-                for cached in (False, True):
-                    name = f"{'cached' if cached else 'uncached'}_freeze{freeze_layers}"
-                    start = time.perf_counter()
-                    run = TrainingRun(replace(config, freeze_layers=freeze_layers), bitext.pairs, teacher, student,
-                                      Path(home) / "work", name, teacher_cache=cached, device=device)
-                    setup[name] = time.perf_counter() - start
-                    if cached and freeze_layers == freeze[0]:  # the first cached set-up builds the cache
-                        cache = run.teacher_side.cache
-                        say("teacher_cache_sentences", len(cache))
-                        # set-up times of the two first variants: the cached one includes the cache's build
-                        say("train_setup_s_uncached", setup[f"uncached_freeze{freeze[0]}"])
-                        say("train_setup_s_cached_with_cache_build", setup[name])
-                        say("teacher_cache_mb", cache.states.nbytes / 2 ** 20)
-                    runs[name] = run
-                    loops[name] = Loop(run.optimizer, run.params, steps=0, max_grad_norm=config.max_grad_norm,
-                                       lr=lambda step: config.lr * warmup_then_decay(step, config.steps, config.warmup),
-                                       progress=False)
-                    times[name], losses[name] = [], []
-                    rng[name] = torch.get_rng_state()  # each variant draws its dropout from its own stream
+            for name, freeze_layers, teacher_cache, prefix_cache in variants(freeze):
+                start = time.perf_counter()
+                run = TrainingRun(replace(config, freeze_layers=freeze_layers), bitext.pairs, teacher, student,
+                                  Path(home) / "work", name, teacher_cache=teacher_cache, prefix_cache=prefix_cache,
+                                  device=device)
+                setup[name] = time.perf_counter() - start
+                if name == f"cached_freeze{freeze[0]}":  # the first cached set-up builds the teacher's cache
+                    cache = run.teacher_side.cache
+                    say("teacher_cache_sentences", len(cache))
+                    # set-up times of the two first variants: the cached one includes the cache's build
+                    say("train_setup_s_uncached", setup[f"uncached_freeze{freeze[0]}"])
+                    say("train_setup_s_cached_with_cache_build", setup[name])
+                    say("teacher_cache_mb", cache.states.nbytes / 2 ** 20)
+                if prefix_cache:  # its set-up builds its prefix cache (the teacher's is built by then)
+                    say(f"train_setup_s_{name}_with_cache_build", setup[name])
+                    if run.frozen_prefix is not None:  # else a warning said why the frozen layers run
+                        say(f"prefix_cache_mb_freeze{freeze_layers}", run.frozen_prefix.cache.states.nbytes / 2 ** 20)
+                runs[name] = run
+                loops[name] = Loop(run.optimizer, run.params, steps=0, max_grad_norm=config.max_grad_norm,
+                                   lr=lambda step: config.lr * warmup_then_decay(step, config.steps, config.warmup),
+                                   progress=False)
+                times[name], losses[name] = [], []
+                rng[name] = torch.get_rng_state()  # each variant draws its dropout from its own stream
             for step in range(total):  # one step of every variant per round
                 for name, run in runs.items():
                     loop = loops[name]
@@ -120,9 +146,14 @@ def measure(pair_name: str, steps: int, warmup: int, say, freeze=FREEZE, device:
         say(f"train_steps_per_s_{name}", rate[name])
         say(f"train_speedup_{name}", rate[name] / base)
     say("train_cached_teacher_speedup", rate[f"cached_freeze{freeze[0]}"] / base)
-    diff = max(abs(a - b) / abs(b) for f in freeze
-               for a, b in zip(losses[f"cached_freeze{f}"], losses[f"uncached_freeze{f}"]))
-    say("train_cached_teacher_max_rel_loss_diff", diff)
+    prefixed = [k for k in freeze if k > 0]
+    for k in prefixed:  # the prefix cache's own gain: the teacher is cached in both
+        say(f"train_prefix_cache_speedup_freeze{k}", rate[f"cached_prefix_freeze{k}"] / rate[f"cached_freeze{k}"])
+    say("train_cached_teacher_max_rel_loss_diff",
+        max(max_rel_diff(losses[f"cached_freeze{k}"], losses[f"uncached_freeze{k}"]) for k in freeze))
+    for k in prefixed:  # both caches against none: same seed, same batches, same dropout
+        say(f"train_cached_prefix_max_rel_loss_diff_freeze{k}",
+            max_rel_diff(losses[f"cached_prefix_freeze{k}"], losses[f"uncached_freeze{k}"]))
     return rate
 
 

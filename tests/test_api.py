@@ -80,8 +80,8 @@ def test_table_perquery_and_compare(tiny_results):
     assert table.loc["bm25", ("RR@10", "mean")] == pytest.approx(1.0)
     compared = tiny_results.compare("bm25")
     ap = compared[compared["measure"] == "AP"].iloc[0]
-    assert (ap["system"], ap["reference"], ap["mean"], ap["reference_mean"]) == ("oracle-bm25", "bm25",
-                                                                                  pytest.approx(1.0), pytest.approx(5 / 6))
+    assert (ap["system"], ap["reference"], ap["mean"], ap["reference_mean"]) == (
+        "oracle-bm25", "bm25", pytest.approx(1.0), pytest.approx(5 / 6))
     assert (ap["wins"], ap["ties"], ap["losses"]) == (1, 2, 0)
     # the only non-zero difference (q2, +1/2) gives the same |mean| under every sign flip: p = 8/8
     assert ap["p_randomization"] == pytest.approx(1.0)

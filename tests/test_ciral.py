@@ -165,7 +165,7 @@ def test_passages_from_a_prebuilt_index_then_an_external_run_on_them(monkeypatch
     run = tmp_path / "mine.trec"
     run.write_text("11 Q0 TUKO#19418#0 1 3.0 t\n11 Q0 AMANI#2592#0 2 2.0 t\n11 Q0 VOA#2959#0 3 1.0 t\n"
                    "15 Q0 NOT#A#DOC 1 1.0 t\n")
-    results = external.evaluate(get_pair("en-sw-ciral"), [f"mine={run}"], tmp_path / "runs")
+    results = external.add_runs(get_pair("en-sw-ciral"), [f"mine={run}"], tmp_path / "runs")
     # topic 11 has 7 relevant passages: relevant at ranks 2 and 3 of 20
     dcg = 1 / math.log2(3) + 1 / math.log2(4)
     ndcg_11 = dcg / sum(1 / math.log2(i + 1) for i in range(1, 8))

@@ -138,7 +138,8 @@ def test_an_option_no_chosen_system_reads_is_an_error(monkeypatch, capsys, bench
 
 def test_a_pair_file_report_shows_its_languages_and_description(monkeypatch, capsys, bench_home, tmp_path):
     code, _, err = run_main(monkeypatch, capsys, "--quiet", "run", "--pair-file", str(TINY / "pair.yaml"),
-                            "--systems", "bm25", "--runs", str(tmp_path / "runs"), "--reports", str(tmp_path / "reports"))
+                            "--systems", "bm25", "--runs", str(tmp_path / "runs"),
+                            "--reports", str(tmp_path / "reports"))
     assert code == 0, err
     text = (tmp_path / "reports" / "xx-en.md").read_text()
     assert "a tiny hand-made pair" in text and "Queries in xx, documents in en" in text
@@ -201,7 +202,8 @@ def test_measures_baseline_and_verbosity_after_the_command(monkeypatch, capsys, 
         root.setLevel(before)
     header = next(line for line in out.splitlines() if line.startswith("system"))
     assert header.split() == ["system", "P@1", "R@2", "time", "(s)"]
-    rows = {line.split()[0]: line.split()[1:3] for line in out.splitlines() if line.startswith(("bm25 ", "oracle-bm25 "))}
+    rows = {line.split()[0]: line.split()[1:3] for line in out.splitlines()
+            if line.startswith(("bm25 ", "oracle-bm25 "))}
     # bm25: every first document is relevant (P@1 1); q2 finds only d3 of d2, d3 (R@2 (1 + 1/2 + 1) / 3)
     assert rows == {"bm25": ["1.0000", "0.8333"], "oracle-bm25": ["1.0000", "1.0000"]}
     report = (tmp_path / "reports" / "xx-en.md").read_text()
@@ -246,6 +248,7 @@ def test_systems_lists_descriptions_and_the_options_they_read(monkeypatch, capsy
 
 def test_sweep_takes_the_model_flags_and_checks_them(monkeypatch, capsys, bench_home, tmp_path):
     code, _, err = run_main(monkeypatch, capsys, "sweep", "noise", "--pair", "sw-en", "--systems", "bm25-psq",
-                            "--hybrid-weight", "0.3", "--runs", str(tmp_path / "runs"), "--reports", str(tmp_path / "r"))
+                            "--hybrid-weight", "0.3", "--runs", str(tmp_path / "runs"),
+                            "--reports", str(tmp_path / "r"))
     assert code == 2 and err.strip().startswith("error: no chosen system reads the option hybrid_weight")
     assert not (tmp_path / "runs").exists() and not (tmp_path / "r").exists()

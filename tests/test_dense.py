@@ -31,7 +31,8 @@ def write_tiny_model(path: Path, seed: int = 0) -> Path:
     tok = Tokenizer(WordPiece(vocab, unk_token="[UNK]"))
     tok.normalizer = normalizers.BertNormalizer(lowercase=True)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)])
+    tok.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP]",
+                                                       special_tokens=[("[CLS]", 2), ("[SEP]", 3)])
     PreTrainedTokenizerFast(tokenizer_object=tok, model_max_length=64, unk_token="[UNK]", pad_token="[PAD]",
                             cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]").save_pretrained(path)
     torch.manual_seed(seed)
@@ -217,6 +218,7 @@ def test_dense_systems_run_and_a_second_run_needs_no_model(tiny_ref, monkeypatch
     for name, run in runs.items():
         ctx = RunContext(get_pair("sw-en"), collection, depth=3, options={"encoder": spec})
         assert get_system(name).run(ctx) == run
-    ctx = RunContext(get_pair("sw-en"), collection, depth=3, options={"encoder": spec, "rerank": "mdense", "rerank_depth": 2})
+    ctx = RunContext(get_pair("sw-en"), collection, depth=3,
+                     options={"encoder": spec, "rerank": "mdense", "rerank_depth": 2})
     reranked = get_system("mdense-maxsim").run(ctx)
     assert all(set(reranked[q]) <= set(runs["mdense"][q]) and len(reranked[q]) == 2 for q in reranked)

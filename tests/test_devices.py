@@ -178,7 +178,8 @@ def test_a_device_this_machine_lacks_is_one_line_and_nothing_is_written(tmp_path
     args = ["run", "--pair-file", PAIR, "--systems", "bm25", "--runs", str(runs), "--reports", str(tmp_path / "rep")]
     code, out, err = run_main(monkeypatch, capsys, *args, "--device", "cuda")
     assert code == 2 and out == ""
-    assert err.strip().splitlines() == [err.strip()] and err.startswith("error: device cuda asked for, but torch sees no")
+    assert (err.strip().splitlines() == [err.strip()]
+            and err.startswith("error: device cuda asked for, but torch sees no"))
     monkeypatch.setenv("BENCH_DEVICE", "cuda:1")
     code, _, err = run_main(monkeypatch, capsys, *args)
     assert code == 2 and err.startswith("error: device cuda:1 asked for") and len(err.strip().splitlines()) == 1

@@ -89,7 +89,7 @@ def test_external_runs_take_part_in_reports_leaderboard_and_check(tmp_path, benc
     worse = tmp_path / "worse.trec"
     worse.write_text("q1 Q0 d4 1 1 x\nq2 Q0 d1 1 1 x\nq3 Q0 d4 1 1 x\n")  # AP 0, 0, 1
     runs, reports = tmp_path / "runs", tmp_path / "reports"
-    results = external.evaluate(pair, [f"mine={run_file}", f"worse={worse}"], runs)
+    results = external.add_runs(pair, [f"mine={run_file}", f"worse={worse}"], runs)
     assert [r.system for r in results] == ["mine", "worse"]
     assert {r.system: r.means["AP"] for r in results} == pytest.approx({"mine": 0.6111111, "worse": 1 / 3})
     assert [r.system for r in load_runs(runs, "xx-en")] == ["mine", "worse"]
@@ -160,13 +160,14 @@ def test_names_twice_and_never_over_a_run_bench_made(tmp_path, bench_home, run_f
         [("q1", "AP", 1.0)], columns=["query_id", "measure", "value"]), {"pair": "xx-en", "system": "mine"}, 10)
     with pytest.raises(BenchError, match="holds a run bench made"):
         external.prepare(pair, [f"mine={run_file}"], tmp_path / "runs")
-    assert external.evaluate(pair, [f"mine2={run_file}"], tmp_path / "runs")[0].system == "mine2"
-    external.evaluate(pair, [f"mine2={run_file}"], tmp_path / "runs")  # an external run may be replaced
+    assert external.add_runs(pair, [f"mine2={run_file}"], tmp_path / "runs")[0].system == "mine2"
+    external.add_runs(pair, [f"mine2={run_file}"], tmp_path / "runs")  # an external run may be replaced
 
 
 def test_eval_needs_a_run(monkeypatch, capsys, bench_home):
     code, _, err = run_main(monkeypatch, capsys, "eval", "--pair-file", str(TINY / "pair.yaml"))
-    assert code == 2 and err.strip() == "error: give at least one --run NAME=PATH (e.g. bench eval --pair sw-en --run mine=run.trec)"
+    assert code == 2 and err.strip() == ("error: give at least one --run NAME=PATH "
+                                         "(e.g. bench eval --pair sw-en --run mine=run.trec)")
 
 
 def test_bench_run_takes_external_runs_too(monkeypatch, capsys, tmp_path, bench_home, run_file):
@@ -175,7 +176,8 @@ def test_bench_run_takes_external_runs_too(monkeypatch, capsys, tmp_path, bench_
     calls = []
     made = [bench.experiment.runner.RunResult("oracle-bm25", tmp_path, {"AP": 1.0, "RR@10": 1.0}, 0.5),
             bench.experiment.runner.RunResult("bm25", tmp_path, {"AP": 0.8333, "RR@10": 1.0}, 1.5)]
-    monkeypatch.setattr(bench.experiment.runner, "run_systems", lambda *a, **k: calls.append(a) or list(made))  # no Lucene
+    monkeypatch.setattr(bench.experiment.runner, "run_systems",
+                        lambda *a, **k: calls.append(a) or list(made))  # no Lucene
     bad = tmp_path / "bad.trec"
     bad.write_text("q1 Q0 d1 1 2.0\n")
     code, _, err = run_main(monkeypatch, capsys, "run", "--pair-file", str(TINY / "pair.yaml"), "--systems", "bm25",
@@ -193,7 +195,7 @@ def test_bench_run_takes_external_runs_too(monkeypatch, capsys, tmp_path, bench_
 def test_check_only_the_systems_asked_for(monkeypatch, capsys, tmp_path, bench_home, run_file):
     from bench.data.collection.local import load_pair_file
 
-    external.evaluate(load_pair_file(TINY / "pair.yaml"), [f"mine={run_file}"], tmp_path / "runs")
+    external.add_runs(load_pair_file(TINY / "pair.yaml"), [f"mine={run_file}"], tmp_path / "runs")
     expected = tmp_path / "expected.yaml"
     expected.write_text("version: 1\ntolerance: 0.005\nexpected:\n  xx-en:\n    mine:\n      AP: 0.6111\n"
                         "    bm25:\n      AP: 0.8333\n")

@@ -125,8 +125,10 @@ def test_a_corrupted_afriqa_file_never_reaches_the_collection(tmp_path, monkeypa
 
 
 @pytest.mark.parametrize("file,edit,where", [
-    ("queries.tsv", lambda t: t.replace("q1\t", "q 0\t"), "queries.tsv:1: query id 'q 0' is empty or contains whitespace"),
-    ("docs.jsonl", lambda t: t.replace('"d2"', '"d 2"'), "docs.jsonl:2: document id 'd 2' is empty or contains whitespace"),
+    ("queries.tsv", lambda t: t.replace("q1\t", "q 0\t"),
+     "queries.tsv:1: query id 'q 0' is empty or contains whitespace"),
+    ("docs.jsonl", lambda t: t.replace('"d2"', '"d 2"'),
+     "docs.jsonl:2: document id 'd 2' is empty or contains whitespace"),
     ("docs.jsonl", lambda t: t.replace('"d3"', '""'), "docs.jsonl:3: document id '' is empty"),
 ])
 def test_an_id_with_whitespace_is_an_error_naming_file_and_line(monkeypatch, capsys, bench_home, tmp_path, pair_dir,
@@ -282,10 +284,12 @@ def test_a_yaml_syntax_error_names_the_line(monkeypatch, capsys, bench_home, pai
 
 @pytest.mark.parametrize("file,content,message", [
     ("qrels.txt", "q1 0 d1 1\nq2 0 d2 1\nq1 0 d1 0\n", "qrels.txt:3: query q1 judges d1 0, but line 1 judged it 1"),
-    ("queries.jsonl", '{"query_id": "q1", "text": "paka"}\n{"query_id": "q2", "text": " "}\n', "queries.jsonl:2: query 'q2' has no text"),
+    ("queries.jsonl", '{"query_id": "q1", "text": "paka"}\n{"query_id": "q2", "text": " "}\n',
+     "queries.jsonl:2: query 'q2' has no text"),
     ("queries.tsv", "q1\tpaka\nq2\tmbwa\nq1\tnyumba\n", "queries.tsv:3: duplicate query id 'q1' (first on line 1)"),
 ])
-def test_conflicts_and_empty_texts_are_errors(monkeypatch, capsys, bench_home, tmp_path, pair_dir, file, content, message):
+def test_conflicts_and_empty_texts_are_errors(monkeypatch, capsys, bench_home, tmp_path, pair_dir, file, content,
+                                              message):
     (pair_dir / file).write_text(content)
     if file.endswith(".jsonl"):
         (pair_dir / "pair.yaml").write_text((pair_dir / "pair.yaml").read_text().replace("queries.tsv", file))
@@ -293,11 +297,13 @@ def test_conflicts_and_empty_texts_are_errors(monkeypatch, capsys, bench_home, t
     assert code == 2 and message in one_line(err)
 
 
-def test_an_unknown_pair_or_system_in_expected_yaml_is_an_error_not_a_missing_run(monkeypatch, capsys, tmp_path, stored):
+def test_an_unknown_pair_or_system_in_expected_yaml_is_an_error_not_a_missing_run(monkeypatch, capsys, tmp_path,
+                                                                                   stored):
     for body, message in (("  xx-en:\n    bm52:\n      AP: 0.5\n", "unknown system 'bm52'"),
                           ("  sw-n:\n    bm25:\n      AP: 0.5\n", "unknown pair 'sw-n'")):
         (tmp_path / "bad.yaml").write_text(f"version: 1\ntolerance: 0.01\nexpected:\n{body}")
-        code, _, err = run_main(monkeypatch, capsys, "check", "--expected", str(tmp_path / "bad.yaml"), "--runs", str(stored))
+        code, _, err = run_main(monkeypatch, capsys, "check", "--expected", str(tmp_path / "bad.yaml"),
+                                "--runs", str(stored))
         line = one_line(err)
         assert code == 2 and message in line and "bad.yaml" in line and "did you mean" in line
 
@@ -309,20 +315,22 @@ def test_an_unknown_pair_or_system_in_expected_yaml_is_an_error_not_a_missing_ru
 def test_a_file_where_a_directory_is_needed_is_refused_before_work(monkeypatch, capsys, bench_home, tmp_path, which):
     (tmp_path / "taken").write_text("a file")
     args = {"--runs": str(tmp_path / "runs"), "--reports": str(tmp_path / "reports"), which: str(tmp_path / "taken")}
-    code, _, err = run_main(monkeypatch, capsys, "-q", "run", "--pair-file", str(TINY / "pair.yaml"), "--systems", "bm25",
-                            *[x for kv in args.items() for x in kv])
+    code, _, err = run_main(monkeypatch, capsys, "-q", "run", "--pair-file", str(TINY / "pair.yaml"),
+                            "--systems", "bm25", *[x for kv in args.items() for x in kv])
     assert code == 2 and f"{which} {tmp_path / 'taken'} is a file, not a directory" in one_line(err)
     assert not bench_home.exists() and not (tmp_path / "runs").exists()
     if which == "--reports":
-        code, _, err = run_main(monkeypatch, capsys, "report", "--runs", str(tmp_path), "--reports", str(tmp_path / "taken"))
+        code, _, err = run_main(monkeypatch, capsys, "report", "--runs", str(tmp_path),
+                                "--reports", str(tmp_path / "taken"))
         assert code == 2 and "is a file, not a directory" in one_line(err)
 
 
 def test_bench_home_that_is_a_file_is_named_as_such(monkeypatch, capsys, tmp_path):
     (tmp_path / "home").write_text("a file")
     monkeypatch.setenv("BENCH_HOME", str(tmp_path / "home"))
-    for args in (("fetch", "--pair", "sw-en"), ("-q", "run", "--pair-file", str(TINY / "pair.yaml"), "--systems", "bm25",
-                                                "--runs", str(tmp_path / "runs"))):
+    for args in (("fetch", "--pair", "sw-en"),
+                 ("-q", "run", "--pair-file", str(TINY / "pair.yaml"), "--systems", "bm25",
+                  "--runs", str(tmp_path / "runs"))):
         code, _, err = run_main(monkeypatch, capsys, *args)
         line = one_line(err)
         assert code == 2 and f"BENCH_HOME={tmp_path / 'home'} is a file, not a directory" in line

@@ -100,7 +100,8 @@ def local_ray():
 
 
 def test_seeds_and_noise_multiply_only_the_systems_whose_runs_depend_on_them(bench_home, tmp_path):
-    spec = grid_spec({"pair_files": [tiny_pair(tmp_path)], "systems": "bm25,oracle-bm25,bm25-psq,optical,optical-maxsim",
+    spec = grid_spec({"pair_files": [tiny_pair(tmp_path)],
+                      "systems": "bm25,oracle-bm25,bm25-psq,optical,optical-maxsim",
                       "seeds": "0,1", "noise": [0, 0.2], "runs": tmp_path / "runs"})
     plan = plan_grid(spec)
     assert [c.run for c in plan.cells] == [
@@ -269,8 +270,9 @@ def test_the_grid_on_ray_writes_what_the_plan_in_process_and_bench_run_write(loc
     code, out, err = run_main(monkeypatch, capsys, "grid", "--systems", GRID_SYSTEMS + ",grid-fail", *flags,
                               "--shards", "2", "--ray", "local", "--runs", str(tmp_path / "ray"))
     assert code == 2
-    assert err.strip().splitlines()[-1] == ("error: 1 of 8 cells failed (first: xx-en grid-fail: deliberate failure (a test's system)) "
-                           "(fix them and run bench grid again: it runs only the cells without a complete run)")
+    assert err.strip().splitlines()[-1] == ("error: 1 of 8 cells failed (first: xx-en grid-fail: deliberate failure "
+                                            "(a test's system)) (fix them and run bench grid again: it runs only the "
+                                            "cells without a complete run)")
     # the index, 3 tables; the documents: their plan, 2 shards, the assembly; the queries
     assert out.splitlines()[0] == "grid: 8 cell(s) to run on 1 pair(s), 9 artifact(s) to build, on Ray (local)"
     assert re.search(r"\] FAILED xx-en grid-fail: deliberate failure \(a test's system\)\n", out)
@@ -311,8 +313,8 @@ def test_a_killed_worker_leaves_nothing_half_built_and_the_rerun_completes(local
     home = use_home(monkeypatch, tmp_path / "home")
     home.mkdir()
     (home / "die-once").write_text("")
-    args = ["grid", "--pair-file", str(tiny_pair(tmp_path)), "--systems", "grid-die", "--ray", "local", "--retries", "0",
-            "--runs", str(tmp_path / "runs"), "--no-report"]
+    args = ["grid", "--pair-file", str(tiny_pair(tmp_path)), "--systems", "grid-die", "--ray", "local",
+            "--retries", "0", "--runs", str(tmp_path / "runs"), "--no-report"]
     code, out, err = run_main(monkeypatch, capsys, *args)
     assert code == 2 and "grid-die: its worker died (killed, or out of memory) and was not retried" in err
     artifact = store.artifact_dir("grid-test", {"test": "dies once"})
@@ -325,3 +327,42 @@ def test_a_killed_worker_leaves_nothing_half_built_and_the_rerun_completes(local
     assert store.is_complete(artifact) and (artifact / "whole.txt").read_text() == "whole"
     assert [p.name for p in artifact.parent.iterdir()] == [artifact.name]  # the dead build's leftovers are gone
     assert (tmp_path / "runs" / "xx-en" / "grid-die" / "run.trec").read_text().startswith("q1 Q0 d1 1 ")
+
+
+# --- every system: the needs the grid plans are what its run builds ------------------------------------------
+
+
+@pytest.mark.parametrize("profile", ["full", "ci"])
+def test_every_system_plans_exactly_the_artifacts_its_run_builds(tmp_path, monkeypatch, profile):
+    """For every built-in system and both profiles, on the tiny pair with a tiny encoder and a tiny MT model:
+    the grid builds every artifact as a need (none inside a cell), and a plain run of the same systems in an
+    empty BENCH_HOME builds exactly the same artifacts, under the same keys (counted through the store).
+    Not covered here: the MT model bench trains itself (`--mt-model` is given; the trained model's needs are
+    the same stage's, compared on sw-en by benchmarks/artifact_keys.py)."""
+    from test_nmt import write_tiny_marian
+
+    from bench.experiment.grid_exec import run_plan
+    from bench.experiment.plan import plan_run
+    from bench.systems import all_systems
+
+    pair = tiny_pair(tmp_path)
+    marian = write_tiny_marian(tmp_path / "tiny-marian")
+    options = {"encoder": str(write_tiny_model(tmp_path / "tiny")), "mt_model": str(marian), "profile": profile}
+    names = [s.name for s in all_systems() if s.stages is not None]
+    assert len(names) == 14
+
+    use_home(monkeypatch, tmp_path / "grid-home")
+    builds = count_builds(monkeypatch)
+    plan = plan_grid(grid_spec({"pair_files": [pair], "systems": names, "options": options,
+                                "runs": tmp_path / "grid-runs", "no_report": True}))
+    result = run_plan(plan)
+    assert result.failed == [] and len(result.cells) == len(names)
+    assert builds and not any(in_cell for _, _, in_cell in builds)  # the needs built everything
+    planned = sorted((kind, key) for kind, key, _ in builds)
+    assert len(planned) == len(set(planned))  # and each once
+
+    use_home(monkeypatch, tmp_path / "run-home")
+    builds.clear()
+    plan_run(pair, names, options=options, runs=tmp_path / "runs").execute()
+    built = sorted((kind, key) for kind, key, _ in builds)
+    assert built == planned

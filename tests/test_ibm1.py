@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from bench.data.bitext import bitext_from_pairs
-from bench.methods.translate.ibm1 import NULL, TranslationTable, english_tokens, train_ibm1, train_on_bitext, translation_table
+from bench.methods.translate.ibm1 import (NULL, TranslationTable, english_tokens, train_ibm1, train_on_bitext,
+                                         translation_table)
 
 BITEXT = [  # articles have no Swahili counterpart and are spread over the nouns and adjectives
     ("nyumba kubwa", "the big house"),
@@ -92,5 +93,6 @@ def test_sw_en_table_from_the_mirror(real_data):
 
     table, _ = translation_table(load_bitext(get_pair("sw-en")), source_lang="sw", iterations=5)
     best = {f: table.translations(f)[0][0] for f in ("rais", "mto", "vita", "nani", "kwanza", "nyumba")}
-    assert best == {"rais": "president", "mto": "river", "vita": "war", "nani": "who", "kwanza": "first", "nyumba": "house"}
+    assert best == {"rais": "president", "mto": "river", "vita": "war", "nani": "who", "kwanza": "first",
+                    "nyumba": "house"}
     assert table.prob("rais", "president") > 0.8

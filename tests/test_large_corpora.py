@@ -83,7 +83,7 @@ STATES_BYTES = DOC_TOKENS * 32 * 2  # width 32, float16
 
 
 @pytest.fixture
-def tiny_spec(tiny_ref, monkeypatch) -> str:
+def tiny_spec(tiny_ref, monkeypatch) -> str:  # noqa: F811 (tiny_ref: the fixture imported above)
     monkeypatch.setattr(encoder_module, "_ENCODERS", {})
     spec = str(tiny_ref.path)
     monkeypatch.setitem(encoder_module._ENCODERS, (spec, None), dense.Encoder(tiny_ref))
@@ -115,8 +115,9 @@ def test_a_tiny_budget_makes_maxsim_rerank_the_mean_pooled_top_k(tiny_spec, capl
     with caplog.at_level(logging.WARNING, logger="bench.methods.retrieve.dense"):
         run, used = dense.retrieve(collection, tiny_spec, tiny_spec, queries(), scoring="maxsim", depth=3,
                                    rerank_depth=2, memory_budget=1000)
+    # a corpus this small keeps its states with its vectors
     assert used["maxsim"] == {"mode": "rerank", "first_stage": "mean", "depth": 2, "states_bytes": STATES_BYTES,
-                              "budget": 1000, "states": "corpus"}  # a corpus this small keeps its states with its vectors
+                              "budget": 1000, "states": "corpus"}
     assert [r.getMessage() for r in caplog.records] == [
         "token states of 4 documents would take 1.8 KiB > memory budget 1000 B: MaxSim reranks the top 2 of "
         "mean-pooled search instead (--memory-budget, --rerank-depth)"]

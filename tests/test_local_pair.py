@@ -32,22 +32,29 @@ def test_pair_file_registers_a_collection_in_ir_datasets(pair_dir):
 
 
 def test_toml_pair_file(pair_dir):
-    (pair_dir / "pair.toml").write_text('name = "xx-en"\nqueries = "queries.tsv"\ndocs = "docs.jsonl"\nqrels = "qrels.txt"\n')
+    (pair_dir / "pair.toml").write_text(
+        'name = "xx-en"\nqueries = "queries.tsv"\ndocs = "docs.jsonl"\nqrels = "qrels.txt"\n')
     assert load_pair_file(pair_dir / "pair.toml").collection().docs_count == 4
 
 
 @pytest.mark.parametrize("mutate,message", [
-    (lambda d: (d / "pair.yaml").write_text((d / "pair.yaml").read_text() + "colour: blue\n"), r"unknown key\(s\) colour"),
+    (lambda d: (d / "pair.yaml").write_text((d / "pair.yaml").read_text() + "colour: blue\n"),
+     r"unknown key\(s\) colour"),
     (lambda d: (d / "qrels.txt").unlink(), r"qrels file .* does not exist"),
-    (lambda d: (d / "qrels.txt").write_text("q1 0 d1 1\nq2 d2 1\n"), r"qrels.txt:2: expected 'query_id 0 doc_id relevance'"),
+    (lambda d: (d / "qrels.txt").write_text("q1 0 d1 1\nq2 d2 1\n"),
+     r"qrels.txt:2: expected 'query_id 0 doc_id relevance'"),
     (lambda d: (d / "qrels.txt").write_text("q1 0 d1 yes\n"), r"qrels.txt:1: relevance 'yes' is not an integer"),
     (lambda d: (d / "queries.tsv").write_text("q1\tone\nq1\ttwo\n"), r"duplicate query id 'q1'"),
     (lambda d: (d / "queries.tsv").write_text("q1 has no tab\n"), r"queries.tsv:1: expected query_id<TAB>text"),
-    (lambda d: (d / "docs.jsonl").write_text('{"doc_id": "d1", "text": "ok"}\n{"doc_id": \n'), r"docs.jsonl:2: not valid JSON"),
+    (lambda d: (d / "docs.jsonl").write_text('{"doc_id": "d1", "text": "ok"}\n{"doc_id": \n'),
+     r"docs.jsonl:2: not valid JSON"),
     (lambda d: (d / "pair.yaml").write_text("name: [unclosed\n"), r"not valid YAML"),
-    (lambda d: (d / "pair.yaml").write_text("name: swahili\nqueries: q\ndocs: d\nqrels: r\n"), r"not of the form QQ-DD"),
-    (lambda d: (d / "pair.yaml").write_text("name: sw-en\nqueries: queries.tsv\ndocs: docs.jsonl\nqrels: qrels.txt\n"), r"is a built-in pair"),
-    (lambda d: (d / "pair.yaml").write_text("name: xx-en\nqueries: queries.tsv\n"), r"missing required key\(s\) docs, qrels"),
+    (lambda d: (d / "pair.yaml").write_text("name: swahili\nqueries: q\ndocs: d\nqrels: r\n"),
+     r"not of the form QQ-DD"),
+    (lambda d: (d / "pair.yaml").write_text("name: sw-en\nqueries: queries.tsv\ndocs: docs.jsonl\nqrels: qrels.txt\n"),
+     r"is a built-in pair"),
+    (lambda d: (d / "pair.yaml").write_text("name: xx-en\nqueries: queries.tsv\n"),
+     r"missing required key\(s\) docs, qrels"),
 ])
 def test_malformed_pair_files_fail_with_one_clear_line(pair_dir, mutate, message):
     mutate(pair_dir)

@@ -36,9 +36,11 @@ def q4_encode(w: np.ndarray) -> bytes:
 
 def tiny_tensors(rng: np.random.Generator) -> dict[str, np.ndarray]:
     t = {"emb.word": rng.normal(0, 0.5, (VOC, H)), "emb.pos": rng.normal(0, 0.1, (MAXP, H)),
-         "emb.type": rng.normal(0, 0.1, (TVS, H)), "emb.ln.w": 1 + rng.normal(0, 0.1, H), "emb.ln.b": rng.normal(0, 0.1, H)}
+         "emb.type": rng.normal(0, 0.1, (TVS, H)), "emb.ln.w": 1 + rng.normal(0, 0.1, H),
+         "emb.ln.b": rng.normal(0, 0.1, H)}
     for layer in range(NL):
-        for name, shape in (("q", (H, H)), ("k", (H, H)), ("v", (H, H)), ("ao", (H, H)), ("fi", (FF, H)), ("fo", (H, FF))):
+        for name, shape in (("q", (H, H)), ("k", (H, H)), ("v", (H, H)), ("ao", (H, H)), ("fi", (FF, H)),
+                            ("fo", (H, FF))):
             t[f"l{layer}.{name}.w"] = rng.normal(0, 0.2, shape)
             t[f"l{layer}.{name}.b"] = rng.normal(0, 0.1, shape[0])
         for name in ("aln", "oln"):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from pathlib import Path
+
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -30,8 +32,8 @@ def tiny_tokenizer(words=WORDS):
                                    unk_token="<unk>", cls_token="<s>", sep_token="</s>")
 
 
-@pytest.fixture
-def tiny_marian(tmp_path):
+def write_tiny_marian(path: Path) -> Path:
+    """A tiny random Marian translation model and its tokenizer, saved at ``path``."""
     from transformers import MarianConfig, MarianMTModel
 
     torch.manual_seed(0)
@@ -39,10 +41,14 @@ def tiny_marian(tmp_path):
                           encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=32,
                           decoder_ffn_dim=32, max_position_embeddings=64, pad_token_id=0, eos_token_id=2,
                           decoder_start_token_id=0, forced_eos_token_id=2)
-    path = tmp_path / "tiny-marian"
     MarianMTModel(config).save_pretrained(path)
     tiny_tokenizer().save_pretrained(path)
     return path
+
+
+@pytest.fixture
+def tiny_marian(tmp_path):
+    return write_tiny_marian(tmp_path / "tiny-marian")
 
 
 def test_translate_is_cached_ordered_and_deterministic(bench_home, tiny_marian, monkeypatch):

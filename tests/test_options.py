@@ -65,12 +65,13 @@ def test_every_system_reads_only_declared_options():
 
 
 def test_every_option_has_its_help_and_a_flag():
-    from bench.cli.common import RUN_OPTION_FLAGS
+    from bench.cli import cli
     from bench.systems.options import HELP, flag
 
     declared = set(RunOptions.__dataclass_fields__)
-    assert set(HELP) == declared
-    assert set(RUN_OPTION_FLAGS) | {"profile", "bitext_noise"} == declared  # the two have flags of their own
+    assert set(HELP) == declared and all(HELP.values())
+    run_flags = {o for p in cli.commands["run"].params for o in p.opts}
+    assert {flag(n) for n in declared} <= run_flags  # every option is a flag of bench run, generated
     assert flag("rerank_depth") == "--rerank-depth"
 
 
@@ -88,7 +89,8 @@ def test_the_systems_chosen_for_a_pair(bench_home):
     assert sorted(set(with_mt) - set(plain)) == ["bm25-nmt", "nmt-dense"]  # a translation model into yy is given
     ci = ["bm25", "oracle-bm25", "mdense", "mdense-maxsim", "oracle-dense", "bm25-psq", "bm25-nmt", "nmt-dense",
           "sdistill", "sdistill-maxsim", "optical", "optical-maxsim"]  # every system but the hybrids
-    assert [s.name for s in choose_systems(pair, None, RunOptions(profile="ci"))] == ci == [s.name for s in ci_systems()]
+    assert ([s.name for s in choose_systems(pair, None, RunOptions(profile="ci"))] == ci
+            == [s.name for s in ci_systems()])
     assert [s.name for s in choose_systems(pair, ["mdense", "bm25", "mdense"], RunOptions())] == ["mdense", "bm25"]
     assert [s.name for s in choose_systems(pair, "bm25, mdense", RunOptions())] == ["bm25", "mdense"]
 

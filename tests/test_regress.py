@@ -105,7 +105,8 @@ def test_check_row_tolerance_overrides_the_default(runs, tmp_path):
 
 def test_check_missing_run_and_measure_fail(runs, tmp_path):
     path = tmp_path / "expected.yaml"
-    write_expected(path, "  sw-en:\n    bm25:\n      R@100: 0.8\n    mdense:\n      AP: 0.3\n  ha-en:\n    bm25:\n      AP: 0.3\n")
+    write_expected(path, "  sw-en:\n    bm25:\n      R@100: 0.8\n    mdense:\n      AP: 0.3\n"
+                         "  ha-en:\n    bm25:\n      AP: 0.3\n")
     verdicts = regress.check(path, runs, systems=["bm25", "mdense"])  # named: a missing run is a FAIL
     assert [v.status for v in verdicts] == [FAIL, FAIL, FAIL] and regress.exit_code(verdicts) == 1
     assert "the run has no R@100" in verdicts[0].line()
@@ -113,13 +114,15 @@ def test_check_missing_run_and_measure_fail(runs, tmp_path):
     # not named: rows without a run directory are SKIP lines (a partial run is not a wall of FAILs)
     verdicts = regress.check(path, runs)
     assert [v.status for v in verdicts] == [FAIL, SKIP, SKIP] and regress.exit_code(verdicts) == 1
-    assert verdicts[1].line().startswith("SKIP   sw-en  mdense  AP: expected 0.3000") and "not checked" in verdicts[1].line()
+    assert (verdicts[1].line().startswith("SKIP   sw-en  mdense  AP: expected 0.3000")
+            and "not checked" in verdicts[1].line())
     assert regress.summary(verdicts) == "0 OK, 0 OKISH, 1 FAIL, 2 SKIP"
 
 
 def test_check_only_the_systems_asked_for_and_nothing_matched(runs, tmp_path):
     path = tmp_path / "expected.yaml"
-    write_expected(path, "  sw-en:\n    bm25:\n      AP: 0.4\n    mdense:\n      AP: 0.3\n  ha-en:\n    bm25:\n      AP: 0.3\n")
+    write_expected(path, "  sw-en:\n    bm25:\n      AP: 0.4\n    mdense:\n      AP: 0.3\n"
+                         "  ha-en:\n    bm25:\n      AP: 0.3\n")
     verdicts = regress.check(path, runs, systems=["mdense"])
     assert [(v.pair, v.system, v.status) for v in verdicts] == [("sw-en", "mdense", FAIL)]
     with pytest.raises(BenchError, match="no expected scores for system 'bm52'"):
@@ -141,7 +144,8 @@ def test_check_a_run_deleted_half_way_fails(runs, tmp_path):
 
 
 @pytest.mark.parametrize("text, message", [
-    ("version: 1\ntolerance: 0.01\nexpected: {}\nextra: 1\n", "top level: Additional properties are not allowed ('extra'"),
+    ("version: 1\ntolerance: 0.01\nexpected: {}\nextra: 1\n",
+     "top level: Additional properties are not allowed ('extra'"),
     ("version: 1\nexpected: {}\n", "'tolerance' is a required property"),
     ("version: 2\ntolerance: 0.01\nexpected: {}\n", "version: 1 was expected"),
     ("version: 1\ntolerance: 0.01\nexpected:\n  sw-en:\n    bm25:\n      AP: {score: 0.4, tol: 0.1}\n",
@@ -151,8 +155,10 @@ def test_check_a_run_deleted_half_way_fails(runs, tmp_path):
     ("version: 1\ntolerance: -1\nexpected: {}\n", "tolerance: -1 is less than the minimum of 0"),
     ("version: 1\ntolerance: 0.01\nexpected:\n  sw-en:\n    bm25:\n      MAPP: 0.4\n", "unknown measure 'MAPP'"),
     ("version: 1\ntolerance: 0.01\nexpected:\n  sw-en:\n    bm25:\n      MAP: 0.4\n", "write 'MAP' as 'AP'"),
-    ("version: 1\ntolerance: 0.01\nexpected:\n  sw-en:\n    bm25:\n      nDCG@ 10: 0.4\n", "write 'nDCG@ 10' as 'nDCG@10'"),
-    ("version: 1\ntolerance: 0.01\nexpected:\n  sw-en:\n    bm25:\n      AP: 0.4\n      AP: 0.5\n", ":7: invalid YAML: duplicate key 'AP'"),
+    ("version: 1\ntolerance: 0.01\nexpected:\n  sw-en:\n    bm25:\n      nDCG@ 10: 0.4\n",
+     "write 'nDCG@ 10' as 'nDCG@10'"),
+    ("version: 1\ntolerance: 0.01\nexpected:\n  sw-en:\n    bm25:\n      AP: 0.4\n      AP: 0.5\n",
+     ":7: invalid YAML: duplicate key 'AP'"),
     ("version: 1\ntolerance: [\n", "invalid YAML"),
     ("", "the file is empty"),
 ])
@@ -217,4 +223,5 @@ def test_update_then_regression_then_fail(runs, tmp_path):
     shutil.rmtree(runs / "sw-en" / "optical")
     make_run(runs, "sw-en", "optical", {"AP": 0.40, "nDCG@10": 0.549})  # AP dropped by .05
     verdicts = {(v.system, v.measure): v.status for v in regress.check(path, runs)}
-    assert verdicts == {("bm25", "AP"): OK, ("bm25", "nDCG@10"): OK, ("optical", "AP"): FAIL, ("optical", "nDCG@10"): OKISH}
+    assert verdicts == {("bm25", "AP"): OK, ("bm25", "nDCG@10"): OK, ("optical", "AP"): FAIL,
+                        ("optical", "nDCG@10"): OKISH}

@@ -61,7 +61,8 @@ def runs(tmp_path):
     make_run(root, "sw-en", "bm25", {"AP": base, "nDCG@10": base + 0.05})
     make_run(root, "sw-en", "optical", {"AP": base + 0.3, "nDCG@10": base + 0.3})
     noise = rng.normal(0, 0.05, 30)
-    make_run(root, "sw-en", "mdense", {"AP": np.clip(base + noise, 0, 1), "nDCG@10": np.clip(base + 0.05 + noise, 0, 1)},
+    make_run(root, "sw-en", "mdense",
+             {"AP": np.clip(base + noise, 0, 1), "nDCG@10": np.clip(base + 0.05 + noise, 0, 1)},
              models={"encoder": "0123456789abcdef0123"})
     return root
 
@@ -79,12 +80,14 @@ def test_pair_report_tables(runs, tmp_path):
         if line.startswith("| "):  # the effectiveness table comes first
             rows.setdefault(line.split("|")[1].strip(), line)
     # systems in DESIGN order, the baseline marked, mean to 3 decimals, bold best, † on optical only
-    assert [s for s in rows if s in ("bm25 (baseline)", "mdense", "optical")] == ["bm25 (baseline)", "mdense", "optical"]
+    assert [s for s in rows if s in ("bm25 (baseline)", "mdense", "optical")] == [
+        "bm25 (baseline)", "mdense", "optical"]
     assert f"{ap['bm25']:.3f} [" in rows["bm25 (baseline)"]
     assert f"**{ap['optical']:.3f}** † [" in rows["optical"]
     assert "Holm-corrected across the 2 systems compared" in md
     comparison = [line for line in md.splitlines() if line.startswith("| optical | MAP |")]
-    assert comparison and "| +0.300 | 30/0/0 |" in comparison[0] and comparison[0].endswith("| 1.0e-03 | 0.0e+00 | 0.002 † |")  # (0+1)/(1000+1); Holm × 2
+    assert (comparison and "| +0.300 | 30/0/0 |" in comparison[0]
+            and comparison[0].endswith("| 1.0e-03 | 0.0e+00 | 0.002 † |"))  # (0+1)/(1000+1); Holm × 2
     assert "## Per-query differences: optical − bm25 (MAP)" in md
     assert "optical is better on 30, worse on 0 and tied on 0 of 30 queries (mean difference +0.300)" in md
     assert "runs/sw-en/bm25" in md and "abcdef123456" in md and "encoder 0123456789ab" in md
@@ -244,7 +247,8 @@ def test_leaderboard_json_values(board_runs, tmp_path):
     assert entry[("sw-en", "optical")]["started_at"] == "2025-03-04T05:06:07Z"
     assert entry[("ha-en", "bm25")]["n_queries"] == 3
     # bm25: (0.3 + 0.2) / 2 over sw-en and ha-en (en-fi and ha-en-dev excluded); optical lacks ha-en
-    assert data["low_resource_mean"]["bm25"] == {"AP": pytest.approx(0.25), "nDCG@10": pytest.approx(0.3), "missing_pairs": []}
+    assert data["low_resource_mean"]["bm25"] == {"AP": pytest.approx(0.25), "nDCG@10": pytest.approx(0.3),
+                                                 "missing_pairs": []}
     assert data["low_resource_mean"]["optical"] == {"AP": None, "nDCG@10": None, "missing_pairs": ["ha-en"]}
 
 
@@ -253,8 +257,8 @@ def test_leaderboard_markdown_and_html(board_runs, tmp_path):
     md = (tmp_path / "reports" / "leaderboard.md").read_text()
     assert "| system | sw-en MAP | sw-en nDCG@10 | ha-en MAP | ha-en nDCG@10 | en-fi MAP | en-fi nDCG@10 |" in md
     # each value with its bootstrap interval; bold: the best of each column (the means included)
-    assert ("| bm25 | 0.300 [0.200, 0.400] | 0.400 [0.300, 0.500] | **0.200** [0.100, 0.300] | **0.200** [0.200, 0.200] "
-            "| **0.900** | **0.900** | **0.250** | **0.300** |") in md
+    assert ("| bm25 | 0.300 [0.200, 0.400] | 0.400 [0.300, 0.500] | **0.200** [0.100, 0.300] "
+            "| **0.200** [0.200, 0.200] | **0.900** | **0.900** | **0.250** | **0.300** |") in md
     assert "| optical | **0.500** [0.400, 0.600] | **0.600** [0.500, 0.700] | — | — | — | — | — | — |" in md
     assert "ha-en-dev" not in md and "| sw-en | optical | runs/sw-en/optical |" in md
     assert "- [**sw-en**](sw-en.md) (low-resource): the sw-en test pair; baseline bm25" in md

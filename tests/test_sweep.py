@@ -53,7 +53,8 @@ def test_sweep_retrains_at_each_rate(bench_home, tmp_path):
     assert [m["options"]["bitext_noise"] for m in manifests] == [0.0, 0.5]
     assert [(m["run"], m["variant"]) for m in manifests] == [("sdistill", {"seed": 0, "bitext_noise": 0.0}),
                                                              ("sdistill+noise0.5", {"seed": 0, "bitext_noise": 0.5})]
-    assert sorted(p.name for p in (tmp_path / "runs" / pair.name).iterdir()) == ["mdense", "sdistill", "sdistill+noise0.5"]
+    assert sorted(p.name for p in (tmp_path / "runs" / pair.name).iterdir()) == [
+        "mdense", "sdistill", "sdistill+noise0.5"]
     # half of the 8 pairs misaligned: another bitext, another student
     assert manifests[0]["artifacts"]["bitext"]["fingerprint"] != manifests[1]["artifacts"]["bitext"]["fingerprint"]
     assert manifests[0]["artifacts"]["student"]["checkpoint"] != manifests[1]["artifacts"]["student"]["checkpoint"]

@@ -29,16 +29,35 @@ def nets():
     return tiny_net(ENGLISH, seed=1, name="teacher"), tiny_net(FOREIGN, seed=2, name="student")
 
 
-def caches(home) -> list:
-    root = home / KIND
+def caches(home, kind: str = KIND) -> list[str]:
+    """The finished caches of ``kind`` in the BENCH_HOME ``home``."""
+    root = home / kind
     return sorted(p.name for p in root.iterdir() if not p.name.startswith(".")) if root.exists() else []
 
 
-def run(config, teacher, student, cached: bool, **kwargs):
+def recorded(config, teacher, student, **kwargs):
+    """Train on the tiny bitext: the checkpoint and the record of every step."""
     losses = []
-    path = train(config, PAIRS, "fp", teacher, student, progress=False, plot=False, teacher_cache=cached,
+    path = train(config, PAIRS, "fp", teacher, student, progress=False, plot=False,
                  callback=lambda step, record: losses.append(record), **kwargs)
     return path, losses
+
+
+def run(config, teacher, student, cached: bool, **kwargs):
+    return recorded(config, teacher, student, teacher_cache=cached, **kwargs)
+
+
+def assert_same_training(cached_path, cached: list[dict], plain_path, plain: list[dict], steps: int) -> None:
+    """A cached and an uncached training: the same checkpoint key, losses and weights to float tolerance."""
+    assert cached_path.name == plain_path.name  # a cache is not part of the checkpoint's key
+    assert len(cached) == len(plain) == steps
+    for a, b in zip(cached, plain):
+        for part in ("loss", "ot", "sentence", "anchor"):
+            assert a[part] == pytest.approx(b[part], rel=1e-5, abs=1e-7), (a["step"], part)
+    w_cached, w_plain = weights(cached_path), weights(plain_path)
+    assert w_cached.keys() == w_plain.keys()
+    for k in w_cached:
+        assert torch.allclose(w_cached[k], w_plain[k], rtol=1e-4, atol=1e-6), k
 
 
 CONFIGS = {
@@ -63,15 +82,7 @@ def test_cached_teacher_gives_the_uncached_losses_and_weights(bench_home, tmp_pa
     plain_path, plain = run(config, teacher, student, cached=False)
     assert caches(tmp_path / "uncached-home") == []  # switched off: no cache built
     assert len(passes) == 1 + config.steps  # a teacher pass in every step
-    assert cached_path.name == plain_path.name  # the cache is not part of the checkpoint's key
-    assert len(cached) == len(plain) == config.steps
-    for a, b in zip(cached, plain):
-        for part in ("loss", "ot", "sentence", "anchor"):
-            assert a[part] == pytest.approx(b[part], rel=1e-5, abs=1e-7), (a["step"], part)
-    w_cached, w_plain = weights(cached_path), weights(plain_path)
-    assert w_cached.keys() == w_plain.keys()
-    for k in w_cached:
-        assert torch.allclose(w_cached[k], w_plain[k], rtol=1e-4, atol=1e-6), k
+    assert_same_training(cached_path, cached, plain_path, plain, config.steps)
     meta = json.loads((cached_path / "optical.json").read_text())
     assert meta["teacher_cache"] == caches(bench_home)[0] and meta["device"] == "cpu" and meta["precision"] == "fp32"
     assert json.loads((plain_path / "optical.json").read_text())["teacher_cache"] is None
@@ -152,8 +163,9 @@ def test_teacher_caches_only_the_sentences_the_plan_visits(bench_home, nets):
     keep = batch["attention_mask"].bool()
     assert torch.allclose(states[keep], hidden[keep], rtol=1e-5, atol=1e-6)
     assert torch.allclose(pooled, mean_pool(hidden, batch["attention_mask"]), rtol=1e-5, atol=1e-6)
+    unvisited = [i for i in range(24) if i not in visited][:1]
     with pytest.raises(Exception, match="does not hold"):
-        first([i for i in range(24) if i not in visited][:1], side.batch([i for i in range(24) if i not in visited][:1]))
+        first(unvisited, side.batch(unvisited))
     # the same sentences at other rows (misaligned pairs): the same cache
     order = list(range(24))
     random.Random(0).shuffle(order)

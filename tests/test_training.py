@@ -1,4 +1,5 @@
-"""The shared training mechanics (bench.infra.training) on a tiny torch.nn.Linear: schedules, plan, loop, state, curves."""
+"""The shared training mechanics (bench.infra.training) on a tiny torch.nn.Linear: schedules, plan, loop, state,
+curves."""
 
 from __future__ import annotations
 

@@ -216,7 +216,8 @@ def test_the_leaderboard_shows_mean_and_std_over_seeds(seeded, tmp_path):
     entry = {e["system"]: e for e in data["entries"]}
     assert sorted(entry) == ["bm25", "mdense", "optical"]  # one entry per system: no noise variants
     assert entry["optical"]["seeds"] == [0, 1, 2] and entry["bm25"]["seeds"] == [0]
-    assert entry["optical"]["scores"]["AP"] == pytest.approx(0.7) and entry["optical"]["std"]["AP"] == pytest.approx(0.2)
+    assert (entry["optical"]["scores"]["AP"] == pytest.approx(0.7)
+            and entry["optical"]["std"]["AP"] == pytest.approx(0.2))
     assert entry["optical"]["seed_scores"]["AP"] == pytest.approx([0.5, 0.7, 0.9])
     assert entry["optical"]["runs"] == ["runs/sw-en/optical", "runs/sw-en/optical+seed1", "runs/sw-en/optical+seed2"]
     assert data["low_resource_mean"]["optical"]["AP"] == pytest.approx(0.7)

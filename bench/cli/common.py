@@ -3,8 +3,9 @@
 - :class:`BenchGroup`: every command and sub-group added to it also takes ``-q``, ``-v`` and ``--debug``
   after its name (``bench run --pair sw-en -v``), added to those given before it (``bench -v run``);
   logging is set again through the ``setup_logging`` the root command puts in ``ctx.meta``.
-- :func:`option_flags`: a flag per run option (``--rerank-depth``), passed as a keyword and validated
-  by :class:`bench.systems.options.RunOptions` (a bad value is one line, not a usage screen).
+- :func:`option_flags`: a flag per run option (``--rerank-depth``), generated from the options'
+  declarations (:class:`bench.systems.options.RunOptions`), passed as a keyword and validated there (a
+  bad value is one line, not a usage screen).
 - :func:`execution_flags`: ``--device`` and ``--batch-tokens``, execution settings rather than run
   options (no system's identity changes with them), carried in the environment (``BENCH_DEVICE``,
   ``BENCH_BATCH_TOKENS``, read by :mod:`bench.infra.devices`) for the command and the processes it starts;
@@ -26,15 +27,9 @@ from bench.systems.options import HELP, RunOptions, flag
 LOG_STATE = "bench.log"  # ctx.meta keys: the flags seen so far, and the function that applies them
 SETUP_LOGGING = "bench.setup_logging"
 
-# Run options that are flags of `bench run` and `bench sweep noise` (profile and bitext_noise have their own)
-RUN_OPTION_FLAGS = ("encoder", "teacher", "mt_model", "rerank", "rerank_depth", "hybrid_weight", "max_length",
-                    "distill_steps", "mt_steps", "memory_budget", "quantize")
-_METAVARS = {"encoder": "MODEL", "teacher": "MODEL", "mt_model": "MODEL", "rerank": "SYSTEM", "hybrid_weight": "W",
-             "memory_budget": "SIZE", "quantize": "int8"}
-
-_LOG_FLAGS = (
+LOG_FLAGS = (
     (("--debug",), dict(is_flag=True, help="Show the traceback of an error.")),
-    (("-v", "--verbose"), dict(count=True, help="Progress logs (-v: INFO, -vv: DEBUG).")),
+    (("-v", "--verbose"), dict(count=True, help="Progress logs (-v: INFO, -vv: DEBUG; default: warnings only).")),
     (("-q", "--quiet"), dict(is_flag=True, help="Only warnings and errors.")),
 )
 
@@ -98,7 +93,7 @@ class BenchGroup(click.Group):
 
     def add_command(self, cmd: click.Command, name: str | None = None) -> None:
         have = {o for p in cmd.params for o in p.opts}
-        for opts, kwargs in _LOG_FLAGS:
+        for opts, kwargs in LOG_FLAGS:
             if not have & set(opts):
                 cmd.params.append(click.Option(opts, expose_value=False, callback=log_flag, **kwargs))
         if (self.name, name or cmd.name) in DEVICE_COMMANDS and "--device" not in have:
@@ -107,15 +102,20 @@ class BenchGroup(click.Group):
         super().add_command(cmd, name)
 
 
-def option_flags(names, aliases: dict | None = None):
-    """Decorator: a flag for each run option in ``names`` (``rerank_depth``: ``--rerank-depth N``),
-    passed to the command as a keyword (None when not given); ``aliases`` adds older flag names."""
+def option_flags(exclude: tuple[str, ...] = (), aliases: dict | None = None):
+    """Decorator: a flag for each run option (:class:`RunOptions`' declarations, less ``exclude``):
+    ``rerank_depth`` is ``--rerank-depth N``, with the declared help, metavar, choices and default, passed to
+    the command as a keyword (None when not given) and validated by :class:`RunOptions` (a bad value is one
+    line); ``aliases`` adds older flag names."""
 
     def wrap(fn):
-        for name in reversed(names):
-            text = HELP[name][0].upper() + HELP[name][1:] + "."
-            fn = click.option(flag(name), *(aliases or {}).get(name, ()), name, metavar=_METAVARS.get(name, "N"),
-                              help=text)(fn)
+        for f in reversed([f for f in fields(RunOptions) if f.name not in exclude]):
+            help_text = f.metadata["help"][0].upper() + f.metadata["help"][1:] + "."
+            if f.default is not None:
+                help_text += f"  [default: {f.default}]"
+            choices = f.metadata["choices"]
+            fn = click.option(flag(f.name), *(aliases or {}).get(f.name, ()), f.name, metavar=f.metadata["metavar"],
+                              type=click.Choice(choices) if choices else None, help=help_text)(fn)
         return fn
 
     return wrap

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from bench.cli.common import LOG_STATE, RUN_OPTION_FLAGS, option_flags
+from bench.cli.common import LOG_STATE, option_flags
 from bench.errors import BenchError
 
 
@@ -19,7 +19,8 @@ from bench.errors import BenchError
 @click.option("--pairs", help="Comma-separated pairs: built-in names (bench pairs) or pair files.")
 @click.option("--pair-file", "pair_files", multiple=True, type=click.Path(path_type=Path),
               help="A pair defined in a YAML/TOML file (repeatable).")
-@click.option("--systems", "systems_list", help="Comma-separated systems (default: every system that applies to a pair).")
+@click.option("--systems", "systems_list",
+              help="Comma-separated systems (default: every system that applies to a pair).")
 @click.option("--seeds", help="Comma-separated seeds (default 0): they multiply the systems that train or read "
               "noised bitext.")
 @click.option("--noise", help="Comma-separated bitext noise rates (default 0): they multiply the systems that read "
@@ -31,15 +32,14 @@ from bench.errors import BenchError
 @click.option("--shards", metavar="N", help="Encode each corpus as N shard tasks (default 1).")
 @click.option("--retries", metavar="N", help="Times Ray runs a task again whose worker died (default 1).")
 @click.option("--depth", metavar="N", help="Documents retrieved per query (default 1000).")
-@click.option("--profile", type=click.Choice(["full", "ci"]), help="ci: short training budgets.")
-@option_flags(RUN_OPTION_FLAGS)
+@option_flags(exclude=("bitext_noise",))
 @click.option("--measures", metavar="NAMES", help="Comma-separated ir_measures names instead of each pair's.")
 @click.option("--runs", "runs_root", type=click.Path(path_type=Path), help="Where runs go (default: runs).")
 @click.option("--reports", "reports_dir", type=click.Path(path_type=Path), help="Where reports go (default: reports).")
 @click.option("--no-report", is_flag=True, default=None, help="Write the runs only.")
 @click.option("--dry-run", is_flag=True, help="Print the plan (its cells and needs) and stop.")
 def grid_cmd(grid_file, pairs, pair_files, systems_list, seeds, noise, ray_address, max_parallel, shards, retries,
-             depth, profile, measures, runs_root, reports_dir, no_report, dry_run, **option_values) -> None:
+             depth, measures, runs_root, reports_dir, no_report, dry_run, **option_values) -> None:
     """Run the experiment grid: every pair × system × seed × noise rate, each artifact built once; a rerun
     runs only the cells without a complete run. Exits non-zero if a cell failed."""
     from bench.experiment.grid import grid_spec, load_grid_file, plan_grid
@@ -54,8 +54,6 @@ def grid_cmd(grid_file, pairs, pair_files, systems_list, seeds, noise, ray_addre
              "runs": runs_root and runs_root.resolve(), "reports": reports_dir and reports_dir.resolve()}
     values.update({k: v for k, v in given.items() if v is not None})
     options = {**(values.get("options") or {}), **{k: v for k, v in option_values.items() if v is not None}}
-    if profile:
-        options["profile"] = profile
     values["options"] = options
     spec = grid_spec(values, grid_file.parent.resolve() if grid_file else None)
     check_dirs(("--runs", spec.runs, True), ("--reports", None if spec.no_report else spec.reports, True))
@@ -82,5 +80,6 @@ def grid_cmd(grid_file, pairs, pair_files, systems_list, seeds, noise, ray_addre
     click.echo(f"done in {time.perf_counter() - started:.1f} s")
     failed = result.failed if result else []
     if failed:
-        raise BenchError(f"{len(failed)} of {len(result.cells)} cells failed (first: {failed[0].label}: {failed[0].error})",
+        first = f"{failed[0].label}: {failed[0].error}"
+        raise BenchError(f"{len(failed)} of {len(result.cells)} cells failed (first: {first})",
                          "fix them and run bench grid again: it runs only the cells without a complete run")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bench.data.collection import Collection
+from bench.data.collection import Collection, corpus_of, source_of
 from bench.infra.registry import Registry
 
 DEFAULT_MEASURES = ("AP", "nDCG@10", "RR@10", "R@100", "R@1000")
@@ -40,7 +40,7 @@ class Pair:
             return all(p.exists() for p in self.files.values())
         from bench.infra.store import is_available
 
-        if self.dataset_id.startswith(("ciral/", "africlirmatrix/")):  # topics mirrored, corpus downloaded once
+        if corpus_of(self.dataset_id) is not None:  # its files mirrored, its corpus downloaded once
             return corpus_ready(self) and all(is_available(rf) for rf in remote_files(self))
         if not self.offline:
             return False
@@ -69,7 +69,8 @@ for _pair in (
     PAIRS.register(_pair.name, _pair)
 
 # The seed study's CLIRMatrix pairs: English queries over bi139-base test1 (downloaded by ir_datasets).
-for _lang, _low in (("sw", True), ("yo", True), ("tl", True), ("mr", True), ("fi", False), ("de", False), ("fr", False)):
+_CLIRMATRIX_LOW_RESOURCE = {"sw": True, "yo": True, "tl": True, "mr": True, "fi": False, "de": False, "fr": False}
+for _lang, _low in _CLIRMATRIX_LOW_RESOURCE.items():
     PAIRS.register(
         f"en-{_lang}",
         Pair(f"en-{_lang}", "en", _lang, f"clirmatrix/{_lang}/bi139-base/en/test1",
@@ -111,19 +112,8 @@ def remote_files(pair: Pair) -> list:
     bitext, and the FLORES-200 devtest of its foreign language (to evaluate translation only)."""
     from bench.data.bitext import sources
 
-    files = []
-    if pair.dataset_id.startswith("afriqa/"):
-        from bench.data.collection import afriqa
-
-        files += afriqa.files_for(pair.dataset_id)
-    elif pair.dataset_id.startswith("ciral/"):
-        from bench.data.collection import ciral
-
-        files += ciral.files_for(pair.dataset_id)
-    elif pair.dataset_id.startswith("africlirmatrix/"):
-        from bench.data.collection import africlirmatrix
-
-        files += africlirmatrix.files_for(pair.dataset_id)
+    source = source_of(pair.dataset_id)
+    files = list(source.files(pair.dataset_id)) if source is not None else []
     files += sources.remote_files(pair.bitext)
     if pair.bitext:
         files += sources.remote_files([sources.flores_devtest(pair.foreign_lang)])
@@ -132,12 +122,5 @@ def remote_files(pair: Pair) -> list:
 
 def corpus_ready(pair: Pair) -> bool:
     """For a collection whose corpus is downloaded from outside GitHub (CIRAL, AfriCLIRMatrix): is it here?"""
-    if pair.dataset_id.startswith("ciral/"):
-        from bench.data.collection import ciral
-
-        return ciral.passages_ready(pair.dataset_id)
-    if pair.dataset_id.startswith("africlirmatrix/"):
-        from bench.data.collection import africlirmatrix
-
-        return africlirmatrix.corpus_ready_for(pair.dataset_id)
-    return True
+    corpus = corpus_of(pair.dataset_id)
+    return corpus is None or corpus.ready()

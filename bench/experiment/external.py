@@ -84,7 +84,8 @@ def _lines(path: Path) -> Iterable[tuple[int, str]]:
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
-                raise BenchError(f"{path}:{n}: not UTF-8 (byte {raw[exc.start]:#04x})", "save the run as UTF-8") from None
+                raise BenchError(f"{path}:{n}: not UTF-8 (byte {raw[exc.start]:#04x})",
+                                 "save the run as UTF-8") from None
             if line.strip():
                 yield n, line
 
@@ -163,7 +164,8 @@ def _check_not_bench_run(path: Path, name: str) -> None:
     except (OSError, ValueError):
         return
     if not manifest.get("external"):
-        raise BenchError(f"{path} holds a run bench made, not an external one", f"name the run otherwise, e.g. {name}-ext")
+        raise BenchError(f"{path} holds a run bench made, not an external one",
+                         f"name the run otherwise, e.g. {name}-ext")
 
 
 def store(pair: Pair, prepared: Sequence[ExternalRun], runs_root: Path, collection=None,
@@ -199,7 +201,8 @@ def store(pair: Pair, prepared: Sequence[ExternalRun], runs_root: Path, collecti
     return results
 
 
-def evaluate(pair: Pair, specs: Sequence[str], runs_root: Path, measures: Sequence[str] | None = None) -> list[RunResult]:
+def add_runs(pair: Pair, specs: Sequence[str], runs_root: Path,
+             measures: Sequence[str] | None = None) -> list[RunResult]:
     """Validate every run of ``specs`` (``NAME=PATH``), then score and store them all."""
     collection = pair.collection()
     return store(pair, prepare(pair, specs, runs_root, collection), runs_root, collection, measures)

@@ -80,7 +80,8 @@ def parse_seeds(value) -> list[int]:
 
 
 def _positive(name: str, value, minimum: int = 1) -> int:
-    whole = (isinstance(value, int) and not isinstance(value, bool)) or (isinstance(value, str) and value.strip().isdigit())
+    whole = ((isinstance(value, int) and not isinstance(value, bool))
+             or (isinstance(value, str) and value.strip().isdigit()))
     if not whole or int(value) < minimum:
         raise BenchError(f"--{name.replace('_', '-')} must be an integer of at least {minimum}, got {value!r}")
     return int(value)
@@ -111,7 +112,8 @@ def grid_spec(values: dict[str, Any], base: Path | None = None) -> GridSpec:
         spec.noise = noise_rates(v["noise"])
     options = v.get("options", {})
     if not isinstance(options, dict):
-        raise BenchError(f"grid key options must be a mapping of run options, got {options!r}", "e.g. options: {encoder: X}")
+        raise BenchError(f"grid key options must be a mapping of run options, got {options!r}",
+                         "e.g. options: {encoder: X}")
     if "bitext_noise" in options:
         raise BenchError("the grid's noise rates are its `noise` key (--noise), not the option bitext_noise",
                          "e.g. noise: [0, 0.2]")

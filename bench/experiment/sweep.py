@@ -89,7 +89,8 @@ def noise_sweep(pair: Pair, rates: Sequence[float], systems: Sequence[System], r
         reports_dir)
 
 
-def write_sweep(pair: str, table: pd.DataFrame, references: dict[str, dict[str, float]], reports_dir: Path) -> list[Path]:
+def write_sweep(pair: str, table: pd.DataFrame, references: dict[str, dict[str, float]],
+                reports_dir: Path) -> list[Path]:
     reports_dir = Path(reports_dir)
     measures = list(dict.fromkeys(table["measure"]))
     wide = table.pivot_table(index="system", columns=["measure", "rate"], values="value", sort=False)

@@ -68,7 +68,8 @@ def batch_tokens(device=None) -> int:
         except ValueError:
             tokens = 0
         if tokens < 1:
-            raise BenchError(f"{BATCH_TOKENS_ENV} must be a positive integer, not {value!r}", "e.g. --batch-tokens 8192")
+            raise BenchError(f"{BATCH_TOKENS_ENV} must be a positive integer, not {value!r}",
+                             "e.g. --batch-tokens 8192")
         return tokens
     device = _device(device)
     if device.type != "cuda":

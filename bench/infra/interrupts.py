@@ -180,7 +180,8 @@ def _watch() -> None:
                 _arm(signum)
                 again = _state["woken"] > 1 or _state["settled"]
             if again:
-                finish_now(f"{signal.Signals(signum).name} {'after the command finished' if _state['settled'] else 'again'}")
+                when = "after the command finished" if _state["settled"] else "again"
+                finish_now(f"{signal.Signals(signum).name} {when}")
 
 
 def say(signum: int | None, raw: bool = False) -> None:

@@ -3,8 +3,9 @@
 :func:`build_lock` holds ``<artifact>.lock``, a file made with ``O_CREAT | O_EXCL`` (atomic on a local
 disk and on NFS v3 and later, where ``flock`` may be missing or host-local). It holds JSON naming its
 owner: host, pid, the process's start time (clock ticks since boot, from ``/proc/<pid>/stat``, so a
-reused pid is not taken for the owner), the boot id, when it was made and a random token. While it is
-held a daemon thread touches it every few seconds (the heartbeat).
+reused pid is not taken for the owner; :func:`bench.infra.processes.process_alive` judges it), the boot
+id, when it was made and a random token. While it is held a daemon thread touches it every few seconds
+(the heartbeat).
 
 A waiter polls, logs once who it waits for, and stops at once on SIGINT/SIGTERM
 (:func:`bench.infra.interrupts.raise_if_stopping`). It breaks a stale lock: on its own host when the owner
@@ -35,6 +36,8 @@ from typing import Iterator
 
 from bench.errors import BenchError
 from bench.infra.interrupts import raise_if_stopping
+from bench.infra.processes import boot_id, process_alive
+from bench.infra.processes import start_ticks as _start_ticks  # the owner record's "start" (tests compare it)
 from bench.infra.tempfiles import register_temp, release_temp
 
 log = logging.getLogger(__name__)
@@ -54,23 +57,8 @@ def lock_path(artifact: Path) -> Path:
     return artifact.with_name(artifact.name + ".lock")
 
 
-def _start_ticks(pid: int) -> int | None:
-    """The start time of ``pid`` in clock ticks since boot (None: no such process, or no /proc)."""
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def _boot_id() -> str | None:
-    try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    except OSError:
-        return None
-
-
 def _owner(what: str) -> dict:
-    return {"host": HOST, "pid": os.getpid(), "start": _start_ticks(os.getpid()), "boot": _boot_id(),
+    return {"host": HOST, "pid": os.getpid(), "start": _start_ticks(os.getpid()), "boot": boot_id(),
             "created": time.time(), "token": secrets.token_hex(8), "what": what}
 
 
@@ -90,34 +78,12 @@ def _read(lock: Path) -> tuple[dict | None, float] | None:
     return (record if isinstance(record, dict) else None), age
 
 
-def _owner_alive(record: dict) -> bool:
-    """Whether the process named by a record of this host still runs."""
-    pid = record.get("pid")
-    if not isinstance(pid, int):
-        return False
-    boot = _boot_id()
-    if record.get("boot") and boot and record["boot"] != boot:
-        return False  # the host rebooted since
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # another user's process
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return True  # no /proc to ask: trust the pid
-    if state == "Z":
-        return False
-    return record.get("start") is None or _start_ticks(pid) == record["start"]
-
-
 def stale_reason(record: dict | None, age: float, stale_s: float) -> str | None:
     """Why a lock with this owner record and heartbeat age is stale, or None while its owner holds it."""
     if record is None or record.get("host") != HOST:
         return f"no heartbeat for {age:.0f} s" if age > stale_s else None
-    return None if _owner_alive(record) else f"pid {record.get('pid')} is not running"
+    alive = process_alive(record.get("pid"), start=record.get("start"), boot=record.get("boot"))
+    return None if alive else f"pid {record.get('pid')} is not running"
 
 
 def _create(path: Path, content: str = "") -> bool:

@@ -57,7 +57,8 @@ MIRROR_HINT = (
 def bench_home() -> Path:
     home = Path(os.environ.get("BENCH_HOME") or Path.home() / ".cache" / "bench").expanduser()
     if home.exists() and not home.is_dir():
-        raise BenchError(f"BENCH_HOME={home} is a file, not a directory", "point BENCH_HOME at a directory, or unset it")
+        raise BenchError(f"BENCH_HOME={home} is a file, not a directory",
+                         "point BENCH_HOME at a directory, or unset it")
     return home
 
 
@@ -190,7 +191,8 @@ def _download(remote: RemoteFile, target: Path) -> None:
         except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
             raise BenchError(f"cannot download {remote.url}: {getattr(exc, 'reason', exc)}", MIRROR_HINT) from exc
         except OSError as exc:
-            raise BenchError(f"cannot write {target}: {exc.strerror or exc}", "check BENCH_HOME (free space, permissions)") from exc
+            raise BenchError(f"cannot write {target}: {exc.strerror or exc}",
+                             "check BENCH_HOME (free space, permissions)") from exc
     _write_stamp(target, digest)
 
 

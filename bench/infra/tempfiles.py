@@ -6,8 +6,9 @@ registered here (:func:`live_temps`), so a stop that cannot wait for the stack t
 it (:func:`remove_live_temps`, :mod:`bench.infra.interrupts`). One whose process has died (SIGKILL, power
 loss) is stale: the next writer of the same name removes it, and :func:`sweep_stale_temps` removes
 every one under a root (BENCH_HOME, a runs directory) at the start of a run. A process is alive only
-if its pid runs a process that started before the temporary entry last changed (a pid can be reused);
-entries made on another host (a shared BENCH_HOME) are left alone.
+if its pid runs a process that started before the temporary entry last changed (a pid can be reused;
+:func:`bench.infra.processes.process_alive`); entries made on another host (a shared BENCH_HOME) are
+left alone.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import shutil
 import socket
 import time
 from pathlib import Path
+
+from bench.infra.processes import process_alive
 
 log = logging.getLogger(__name__)
 
@@ -64,28 +67,6 @@ def remove_live_temps() -> None:
             time.sleep(0.05)
 
 
-def process_alive(pid: int, since: float) -> bool:
-    """Whether ``pid`` runs a process that could have made an entry last changed at ``since`` (epoch s)."""
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # another user's process: it exists
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        btime = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
-                     if line.startswith("btime "))
-        started = btime + int(fields[19]) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, StopIteration, ValueError):
-        return True  # no /proc to ask: trust the pid
-    if fields[0] == "Z":  # a zombie: it has finished
-        return False
-    return started <= since + 2  # a process that started later only reuses the pid
-
-
 def is_stale_temp(entry: Path, name: str | None = None) -> bool:
     """Whether ``entry`` is a temporary sibling (of ``name``, if given) whose process has died on this
     host, or an unowned one (made by an older bench) not touched for :data:`LEGACY_TEMP_AGE_S`."""
@@ -98,7 +79,7 @@ def is_stale_temp(entry: Path, name: str | None = None) -> bool:
     if owned:
         if name is not None and owned["name"] != name:
             return False
-        return owned["host"] == _HOST and not process_alive(int(owned["pid"]), mtime)
+        return owned["host"] == _HOST and not process_alive(int(owned["pid"]), active_at=mtime)
     legacy = _LEGACY_TEMP.match(entry.name)
     if legacy and (name is None or legacy["name"] == name):
         return time.time() - mtime > LEGACY_TEMP_AGE_S

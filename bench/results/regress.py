@@ -172,7 +172,8 @@ def load_expected(path: Path) -> dict:
     except FileNotFoundError:
         raise BenchError(f"no expected scores at {path}", "create them with `bench check --update`") from None
     except OSError as exc:
-        raise BenchError(f"cannot read {path}: {exc.strerror or exc}", "give the expected scores file with --expected") from None
+        raise BenchError(f"cannot read {path}: {exc.strerror or exc}",
+                         "give the expected scores file with --expected") from None
     try:
         text = raw.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as exc:
@@ -197,7 +198,8 @@ def rows(data: dict) -> list[tuple[str, str, str, float, float]]:
         for system, measures in systems.items():
             for measure, value in measures.items():
                 if isinstance(value, dict):
-                    out.append((pair, system, measure, float(value["score"]), float(value.get("tolerance", data["tolerance"]))))
+                    tolerance = float(value.get("tolerance", data["tolerance"]))
+                    out.append((pair, system, measure, float(value["score"]), tolerance))
                 else:
                     out.append((pair, system, measure, float(value), float(data["tolerance"])))
     return out
@@ -267,7 +269,8 @@ def check_names(expected_path: Path, runs_root: Path, table, pairs, systems) -> 
     closest names."""
     for pair, system, *_ in table:
         if pair not in pairs and not (Path(runs_root) / pair).is_dir():
-            raise BenchError(f"{expected_path}: expected/{pair}: unknown pair {pair!r}, and no runs of it under {runs_root}",
+            raise BenchError(f"{expected_path}: expected/{pair}: unknown pair {pair!r}, and no runs of it under "
+                             f"{runs_root}",
                              pairs.suggestion(pair))
         if system not in systems and not (Path(runs_root) / pair / system).is_dir():
             raise BenchError(f"{expected_path}: expected/{pair}/{system}: unknown system {system!r}, and no run of it "

@@ -77,12 +77,14 @@ def read_trec(path: Path) -> dict[str, dict[str, float]]:
         if not line.strip():
             continue
         if not _TREC_LINE.match(line.strip()):
-            raise BenchError(f"{path}:{n}: not a TREC run line: {line[:80]!r}", "expected 'qid Q0 docid rank score tag'")
+            raise BenchError(f"{path}:{n}: not a TREC run line: {line[:80]!r}",
+                             "expected 'qid Q0 docid rank score tag'")
         qid, _, doc_id, _, score, _ = line.split()
         try:
             run.setdefault(qid, {})[doc_id] = float(score)
         except ValueError:
-            raise BenchError(f"{path}:{n}: score {score!r} is not a number", "expected 'qid Q0 docid rank score tag'") from None
+            raise BenchError(f"{path}:{n}: score {score!r} is not a number",
+                             "expected 'qid Q0 docid rank score tag'") from None
     return run
 
 
@@ -249,7 +251,8 @@ def load_run(path: Path) -> StoredRun | None:
 
 def _check_unhashed(path: Path, manifest: dict, table: pd.DataFrame) -> None:
     """A run written before manifests carried file hashes: accepted (with a warning) when consistent."""
-    log.warning("run %s predates file hashes in manifests: checked for consistency only (rerun it to record them)", path)
+    log.warning("run %s predates file hashes in manifests: checked for consistency only (rerun it to record them)",
+                path)
     try:
         answered = sum(1 for docs in read_trec(path / RUN_FILE).values() if docs)
     except BenchError as exc:
@@ -259,7 +262,8 @@ def _check_unhashed(path: Path, manifest: dict, table: pd.DataFrame) -> None:
         raise _changed(path, manifest, f"{RUN_FILE} answers {answered} queries, the manifest says {want}")
     scored = int(table["query_id"].nunique()) if "query_id" in table else 0
     if isinstance(manifest.get("n_queries"), int) and scored != manifest["n_queries"]:
-        raise _changed(path, manifest, f"{PER_QUERY_FILE} scores {scored} queries, the manifest says {manifest['n_queries']}")
+        raise _changed(path, manifest,
+                       f"{PER_QUERY_FILE} scores {scored} queries, the manifest says {manifest['n_queries']}")
 
 
 def redo_hint(manifest: dict) -> str:
@@ -278,7 +282,8 @@ def _changed(path: Path, manifest: dict, what: str, fix: str | None = None) -> B
 def load_runs(runs_root: Path, pair: str | None = None) -> list[StoredRun]:
     """Every complete, readable run under ``runs_root`` (optionally of one pair), by pair and system."""
     found = []
-    for path in sorted(p for p in Path(runs_root).glob(f"{pair or '*'}/*") if p.is_dir() and not p.name.startswith(".")):
+    candidates = (p for p in Path(runs_root).glob(f"{pair or '*'}/*") if p.is_dir() and not p.name.startswith("."))
+    for path in sorted(candidates):
         stored = load_run(path)
         if stored is None:
             log.warning("skipping incomplete or damaged run %s", path)

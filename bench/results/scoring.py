@@ -7,14 +7,19 @@ import pandas as pd
 
 from bench.errors import BenchError
 
-PER_QUERY_COLUMNS = ["query_id", "measure", "value"]
+# The columns of the long per-query tables, each the one before it plus the column that tells its rows apart:
+# one run's (per_query(), a run's per_query.csv), then several systems' on one pair (bench.api.Results), then
+# the report's (bench.results.report.model.REPORT_PER_QUERY_COLUMNS adds the pair).
+RUN_PER_QUERY_COLUMNS = ["query_id", "measure", "value"]
+SYSTEMS_PER_QUERY_COLUMNS = ["system", *RUN_PER_QUERY_COLUMNS]
 
 
 def parse_measures(names) -> list:
     try:
         return [ir_measures.parse_measure(n) if isinstance(n, str) else n for n in names]
     except (ValueError, NameError, SyntaxError) as exc:
-        raise BenchError(f"unknown measure in {list(names)}: {exc}", "use ir_measures names such as AP, nDCG@10") from exc
+        raise BenchError(f"unknown measure in {list(names)}: {exc}",
+                         "use ir_measures names such as AP, nDCG@10") from exc
 
 
 def per_query(run: dict[str, dict[str, float]], qrels: dict[str, dict[str, int]], measures) -> pd.DataFrame:
@@ -31,7 +36,7 @@ def per_query(run: dict[str, dict[str, float]], qrels: dict[str, dict[str, int]]
         for qid in sorted(judged)
         for measure in measures
     ]
-    return pd.DataFrame(table, columns=PER_QUERY_COLUMNS)
+    return pd.DataFrame(table, columns=RUN_PER_QUERY_COLUMNS)
 
 
 def means(table: pd.DataFrame) -> dict[str, float]:

@@ -139,7 +139,8 @@ def head_to_head(
         a, b = paired["system"].to_numpy(), paired["other"].to_numpy()
         wins, ties, losses = wins_ties_losses(a, b)
         rows.append({"system": system, "reference": reference, "measure": measure, "n": int(a.size),
-                     "mean": float(a.mean()) if a.size else np.nan, "reference_mean": float(b.mean()) if b.size else np.nan,
+                     "mean": float(a.mean()) if a.size else np.nan,
+                     "reference_mean": float(b.mean()) if b.size else np.nan,
                      "delta": float(np.mean(a - b)) if a.size else np.nan, "wins": wins, "ties": ties, "losses": losses,
                      "p_randomization": randomization_test(a, b, n_resamples=n_resamples, seed=seed),
                      "p_ttest": paired_ttest(a, b)})

@@ -157,7 +157,10 @@ def build_encoding(e: Encoding, shards: int = 1) -> Path | None:
     from bench.methods.retrieve import encodings
 
     enc, collection = _doc_side(e)
-    files, path = _doc_files(e, enc, collection), None
+    path = None
+    if "mean" in e.modes:  # first, as the runs do (mean scoring first): a small corpus keeps its states in the pass
+        path = encodings.doc_vectors(enc, collection, shards).path
+    files = _doc_files(e, enc, collection)
     if "states" in files:
         path = encodings.doc_states(enc, collection, shards).path
     if "vectors" in files:

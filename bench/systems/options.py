@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Iterable, Mapping
 
 from bench.errors import BenchError
@@ -20,23 +20,42 @@ PROFILES = ("full", "ci")
 QUANTIZE = (None, "int8")  # bench.methods.retrieve.encoder.QUANTIZATIONS
 
 
+def option(default: Any, help: str, metavar: str = "N", *, choices: tuple | None = None) -> Any:
+    """A run option's declaration: its default, its help (the help of its flag and of ``bench systems``),
+    the flag's metavar and, where the values are few, its choices. Its type is the field's annotation,
+    its check is in :meth:`RunOptions.__post_init__`, its flag is :func:`flag` of its name."""
+    return field(default=default, metadata={"help": help, "metavar": metavar, "choices": choices})
+
+
 @dataclass(frozen=True)
 class RunOptions:
-    """Every option a system may read; the defaults are what a plain ``bench run`` uses."""
+    """Every option a system may read; the defaults are what a plain ``bench run`` uses. Each is declared
+    once, here: the command-line flags are generated from these declarations (:mod:`bench.cli.common`)."""
 
-    profile: str = "full"  # "ci": short training budgets (the regression check of MAP)
-    bitext_noise: float = 0.0  # fraction of the bitext replaced by misaligned pairs (seeded by the run's seed)
-    encoder: str | None = None  # the multilingual encoder (model spec) instead of the default
-    teacher: str | None = None  # the English-side encoder; by default the encoder itself
-    mt_model: str | None = None  # a seq2seq model (directory or HF id) instead of `bench train mt`'s
-    mt_steps: int | None = None  # training steps of the MT model `bench train mt` trains
-    distill_steps: int | None = None  # training steps of the distilled students (overrides the recipe)
-    rerank: str | None = None  # a system whose top `rerank_depth` documents a dense system rescores
-    rerank_depth: int = 100
-    hybrid_weight: float | None = None  # weight of bm25-psq in a hybrid (None: the tuned default)
-    max_length: int | None = None  # maximum tokens per text for the encoders (None: the model's own)
-    memory_budget: int | None = None  # bytes MaxSim's token states may take ("4G" accepted; None: a quarter of RAM)
-    quantize: str | None = None  # "int8": the encoders' linear layers dynamically quantised (CPU inference)
+    profile: str = option("full", "the training budgets: full, or ci (short: the regression check of MAP)", "full|ci",
+                          choices=PROFILES)
+    bitext_noise: float = option(0.0, "fraction of the bitext replaced by misaligned pairs (seeded) for trained "
+                                 "systems", "RATE")
+    encoder: str | None = option(None, "the multilingual encoder: a packaged name (multilingual-e5-small), a local "
+                                 "directory or a Hugging Face id", "MODEL")
+    teacher: str | None = option(None, "the English-side encoder of the dense and distilled systems (default: the "
+                                 "encoder)", "MODEL")
+    mt_model: str | None = option(None, "a seq2seq translation model (directory or Hugging Face id) instead of the "
+                                  "one `bench train mt` trains", "MODEL")
+    mt_steps: int | None = option(None, "training steps of the MT model that `bench train mt` trains")
+    distill_steps: int | None = option(None, "training steps of the distilled students (default: the recipe's)")
+    rerank: str | None = option(None, "a system whose top --rerank-depth documents the dense systems rescore",
+                                "SYSTEM")
+    rerank_depth: int = option(100, "how many documents of the --rerank system are rescored")
+    hybrid_weight: float | None = option(None, "weight of bm25-psq in the hybrids, in [0, 1] (default: the tuned "
+                                         "0.4)", "W")
+    max_length: int | None = option(None, "maximum tokens per text for the encoders (default: the model's own)")
+    memory_budget: int | None = option(None, "memory the MaxSim systems' token states may take, e.g. 4G or 512M "
+                                       "(default: a quarter of RAM); a corpus over it is reranked from the "
+                                       "mean-pooled top --rerank-depth instead", "SIZE")
+    quantize: str | None = option(None, "quantise the dense systems' encoders: int8 runs their linear layers "
+                                  "dynamically quantised (CPU only; cached apart from fp32)", "int8",
+                                  choices=QUANTIZE[1:])
 
     def __post_init__(self):
         if self.profile not in PROFILES:
@@ -89,25 +108,8 @@ class RunOptions:
         return tuple(sorted(self.as_dict().items()))
 
 
-# What each option does (the help of its `bench run` flag, and `bench systems`).
-HELP = {
-    "profile": "ci: short training budgets (the regression check of MAP)",
-    "bitext_noise": "fraction of the bitext replaced by misaligned pairs (seeded) for trained systems",
-    "encoder": "the multilingual encoder: a packaged name (multilingual-e5-small), a local directory or a "
-               "Hugging Face id",
-    "teacher": "the English-side encoder of the dense and distilled systems (default: the encoder)",
-    "mt_model": "a seq2seq translation model (directory or Hugging Face id) instead of the one `bench train mt` trains",
-    "mt_steps": "training steps of the MT model that `bench train mt` trains",
-    "distill_steps": "training steps of the distilled students (default: the recipe's)",
-    "rerank": "a system whose top --rerank-depth documents the dense systems rescore",
-    "rerank_depth": "how many documents of the --rerank system are rescored",
-    "hybrid_weight": "weight of bm25-psq in the hybrids, in [0, 1] (default: the tuned 0.4)",
-    "max_length": "maximum tokens per text for the encoders (default: the model's own)",
-    "memory_budget": "memory the MaxSim systems' token states may take, e.g. 4G or 512M (default: a quarter of "
-                     "RAM); a corpus over it is reranked from the mean-pooled top --rerank-depth instead",
-    "quantize": "int8: the dense systems' encoders run with int8 dynamically quantised linear layers (CPU only; "
-                "cached apart from fp32)",
-}
+# What each option does (the help of its flag, and `bench systems`): from the declarations
+HELP = {f.name: f.metadata["help"] for f in fields(RunOptions)}
 
 
 def flag(name: str) -> str:

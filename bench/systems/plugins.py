@@ -94,7 +94,8 @@ def _load(ep: metadata.EntryPoint, dist: str, version: str) -> Plugin:
         raise ValueError(f"{ep.name!r} is not a usable system name (letters, digits, '.', '_', '+', '-')")
     fn = ep.load()
     if not callable(fn):
-        raise TypeError(f"{ep.value} is not callable (type {type(fn).__name__}): it must be a function of the run context")
+        raise TypeError(f"{ep.value} is not callable (type {type(fn).__name__}): it must be a function of the run "
+                        "context")
     reads = tuple(getattr(fn, "reads", ()) or ())
     known = {f.name for f in fields(RunOptions)}
     unknown = [o for o in reads if o not in known]

@@ -61,7 +61,8 @@ def read_tsv(path: Path) -> list[tuple[str, str]]:
     A UTF-8 byte-order mark is dropped; bytes that are not UTF-8 are an error naming the line."""
     path = Path(path)
     if not path.is_file():
-        raise BenchError(f"bitext file {path} does not exist", "the pair file's bitext path is relative to the pair file")
+        raise BenchError(f"bitext file {path} does not exist",
+                         "the pair file's bitext path is relative to the pair file")
     pairs = []
     for lineno, line in text_lines(path):
         fields = line.split("\t")

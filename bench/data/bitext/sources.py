@@ -153,7 +153,8 @@ for _lang, _lang3 in _LANG3.items():
     ))
     _declare(Corpus(
         f"ntrex-{_lang3}", _lang,
-        (_remote(NTREX, f"NTREX-128/newstest2019-ref.{_lang3}.txt"), _remote(NTREX, "NTREX-128/newstest2019-src.eng.txt")),
+        (_remote(NTREX, f"NTREX-128/newstest2019-ref.{_lang3}.txt"),
+         _remote(NTREX, "NTREX-128/newstest2019-src.eng.txt")),
         read_line_aligned, f"NTREX-128 news, eng source and {_lang3} reference (1,997 lines)",
     ))
 for _lang in ("sw", "ha"):

@@ -1,8 +1,11 @@
 """Collections: queries, documents and qrels, always reached through the ir_datasets API.
 
 Built-in datasets (``clirmatrix/...``, ``wikiclir/sw``) are ir_datasets' own. bench's own collections
-(AfriQA, user pair files) are registered into ir_datasets' registry by :func:`register_builtin`
-through :class:`LazyDataset`, which builds plain records on first use, so registering costs nothing.
+(AfriQA, CIRAL, AfriCLIRMatrix, user pair files) are registered into ir_datasets' registry by
+:func:`register_builtin` through :class:`LazyDataset`, which builds plain records on first use, so
+registering costs nothing. Each module of a built-in one declares itself as a :class:`Source` (its
+dataset ids, the files each is built from, its corpus published outside GitHub); :func:`source_of` and
+:func:`corpus_of` answer by dataset id, so no caller branches on an id's spelling.
 """
 
 from __future__ import annotations
@@ -10,14 +13,16 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from functools import cached_property
+from functools import cache, cached_property
 from typing import Callable, Iterator
 
 import ir_datasets
 
 from bench.data.collection.records import (Doc, LazyDataset, Query, Records, forget_records,  # noqa: F401 (the API)
-                                       lazy_dataset, register_dataset)
+                                           lazy_dataset, register_dataset)
+from bench.data.collection.remote import ExternalCorpus, Source
 from bench.errors import BenchError
+from bench.infra.registry import Registry
 
 log = logging.getLogger(__name__)
 _WHITESPACE = re.compile(r"\s")
@@ -32,13 +37,39 @@ def forget_loaded() -> None:
     afriqa._corpus.cache_clear()
 
 
-def register_builtin() -> None:
-    """Register bench's own collections (idempotent; called before any ir_datasets.load)."""
+def sources() -> tuple[Source, ...]:
+    """The built-in collections of bench's own, each as its module declares itself."""
     from bench.data.collection import africlirmatrix, afriqa, ciral
 
-    afriqa.register()
-    ciral.register()
-    africlirmatrix.register()
+    return afriqa.SOURCE, ciral.SOURCE, africlirmatrix.SOURCE
+
+
+@cache
+def _by_dataset() -> Registry[Source]:
+    by_dataset: Registry[Source] = Registry("dataset")
+    for source in sources():
+        for dataset_id in source.datasets:
+            by_dataset.register(dataset_id, source)
+    return by_dataset
+
+
+def source_of(dataset_id: str) -> Source | None:
+    """The declaration of the collection module that registers ``dataset_id``; None for a dataset of
+    ir_datasets' own (or a user's pair file)."""
+    by_dataset = _by_dataset()
+    return by_dataset.get(dataset_id) if dataset_id in by_dataset else None
+
+
+def corpus_of(dataset_id: str) -> ExternalCorpus | None:
+    """The corpus of ``dataset_id`` published outside GitHub, if its collection declares one."""
+    source = source_of(dataset_id)
+    return source.corpus(dataset_id) if source is not None and source.corpus is not None else None
+
+
+def register_builtin() -> None:
+    """Register bench's own collections (idempotent; called before any ir_datasets.load)."""
+    for source in sources():
+        source.register()
 
 
 class Collection:

@@ -18,23 +18,32 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from bench.data.collection.records import Doc, LazyDataset, Query, Records, lazy_dataset, register_dataset
-from bench.data.collection.remote import (CORPORA, LazyDocs, UrlFile, corpus_dir, corpus_ready, download, read_qrels,
-                                      read_topics)
+from bench.data.collection.remote import (COPY_SHA256_FILE, ExternalCorpus, LazyDocs, Source, UrlFile, download_corpus,
+                                          read_qrels, read_topics)
 from bench.errors import BenchError
-from bench.infra.store import RemoteFile, cached_build, fetch
+from bench.infra.store import RemoteFile, fetch
 
 log = logging.getLogger(__name__)
 
 REPO = "castorini/africlirmatrix"
 COMMIT = "5b301c21efa1ba235fce448e1b8aedbe9b1ebd8e"
 LICENSE = "Apache-2.0"
-SHA256 = {
-    "test/qrels/qrels.africlirmatrix-v1.0.en.hau.txt": "0552452e0887f03a41c9713e1233064d205ce1a2a7f7701259992ab4d3bb8ee3",
-    "test/qrels/qrels.africlirmatrix-v1.0.en.swa.txt": "4e9699218cf1f9daf8c620ac436e26613b437f67fa45ac9079ce00f186751fa4",
-    "test/qrels/qrels.africlirmatrix-v1.0.en.yor.txt": "a0f6b4593dbeccfff464ed98e3da1a8160ebd10f7991e068bff9f7a3bc9edec0",
-    "test/queries/topics.africlirmatrix-v1.0.en.hau.tsv": "d46ea2c5db51da16ff18b13aa6b4cfa84f0d7cd2da1a83e10c079b8b6e637e13",
-    "test/queries/topics.africlirmatrix-v1.0.en.swa.tsv": "81dfa05a46efa53db8cec530779af38570a543b65bcc2b2fcd664046b82b7148",
-    "test/queries/topics.africlirmatrix-v1.0.en.yor.tsv": "3164b7603e2344d87d2984de5a3177b1104648cc02ebc9ec2abc1d0be802405e",
+QRELS_PATH = "test/qrels/qrels.africlirmatrix-v1.0.en.{lang3}.txt"
+TOPICS_PATH = "test/queries/topics.africlirmatrix-v1.0.en.{lang3}.tsv"
+# AfriCLIRMatrix's language code -> sha256 of its qrels (QRELS_PATH), of its topics (TOPICS_PATH)
+_QRELS_SHA256 = {
+    "hau": "0552452e0887f03a41c9713e1233064d205ce1a2a7f7701259992ab4d3bb8ee3",
+    "swa": "4e9699218cf1f9daf8c620ac436e26613b437f67fa45ac9079ce00f186751fa4",
+    "yor": "a0f6b4593dbeccfff464ed98e3da1a8160ebd10f7991e068bff9f7a3bc9edec0",
+}
+_TOPICS_SHA256 = {
+    "hau": "d46ea2c5db51da16ff18b13aa6b4cfa84f0d7cd2da1a83e10c079b8b6e637e13",
+    "swa": "81dfa05a46efa53db8cec530779af38570a543b65bcc2b2fcd664046b82b7148",
+    "yor": "3164b7603e2344d87d2984de5a3177b1104648cc02ebc9ec2abc1d0be802405e",
+}
+SHA256 = {  # path -> sha256 of every file the collections are built from
+    **{QRELS_PATH.format(lang3=lang3): sha for lang3, sha in _QRELS_SHA256.items()},
+    **{TOPICS_PATH.format(lang3=lang3): sha for lang3, sha in _TOPICS_SHA256.items()},
 }
 # bench's pair languages -> (AfriCLIRMatrix's file code, the Hugging Face folder's language name)
 LANGUAGES = {"sw": ("swa", "swahili"), "ha": ("hau", "hausa"), "yo": ("yor", "yoruba")}
@@ -49,11 +58,11 @@ def remote(path: str) -> RemoteFile:
 
 
 def query_file(lang: str) -> RemoteFile:
-    return remote(f"test/queries/topics.africlirmatrix-v1.0.en.{LANGUAGES[lang][0]}.tsv")
+    return remote(TOPICS_PATH.format(lang3=LANGUAGES[lang][0]))
 
 
 def qrels_file(lang: str) -> RemoteFile:
-    return remote(f"test/qrels/qrels.africlirmatrix-v1.0.en.{LANGUAGES[lang][0]}.txt")
+    return remote(QRELS_PATH.format(lang3=LANGUAGES[lang][0]))
 
 
 def corpus_remote(lang: str) -> UrlFile:
@@ -81,19 +90,19 @@ def corpus_key(lang: str) -> dict:
     return {"artifact": "africlirmatrix-corpus", "version": CORPUS_VERSION, "url": corpus_remote(lang).url}
 
 
-def corpus_ready_for(dataset_id: str) -> bool:
-    return corpus_ready(corpus_key(_lang_of(dataset_id)))
+def corpus(lang: str) -> ExternalCorpus:
+    """The documents of ``lang``: the Hugging Face file itself, kept as :data:`CORPUS_FILE`."""
+    return ExternalCorpus(f"AfriCLIRMatrix {lang} documents", corpus_remote(lang), corpus_key(lang), CORPUS_FILE,
+                          pair_name(lang))
+
+
+def corpus_for(dataset_id: str) -> ExternalCorpus:
+    return corpus(_lang_of(dataset_id))
 
 
 def fetch_corpus(lang: str) -> Path:
     """The directory holding ``corpus.jsonl`` and its ``sha256`` (downloaded once)."""
-    remote_file = corpus_remote(lang)
-
-    def build(tmp: Path) -> None:
-        digest = download(remote_file, tmp / CORPUS_FILE, pair_name(lang))
-        (tmp / "sha256").write_text(digest + "\n")
-
-    return cached_build(CORPORA, corpus_key(lang), build)
+    return download_corpus(corpus(lang))
 
 
 # --- parsing --------------------------------------------------------------------------------------
@@ -143,15 +152,17 @@ def read_corpus(lang: str) -> list[Doc]:
 
 def load(lang: str) -> Records:
     qf, rf = query_file(lang), qrels_file(lang)
-    queries, qrels, notes = build_queries(read_topics(fetch(qf), "AfriCLIRMatrix"), read_qrels(fetch(rf), "AfriCLIRMatrix"))
+    topics, judged = read_topics(fetch(qf), "AfriCLIRMatrix"), read_qrels(fetch(rf), "AfriCLIRMatrix")
+    queries, qrels, notes = build_queries(topics, judged)
     sources = {qf.path: qf.sha256, rf.path: rf.sha256}
 
     def docs() -> list[Doc]:
-        corpus = read_corpus(lang)  # and the sha256 of the copy downloaded (there is no published one to pin)
-        sources[corpus_remote(lang).url] = (corpus_dir(corpus_key(lang)) / "sha256").read_text().strip()
-        return corpus
+        read = read_corpus(lang)  # and the sha256 of the copy downloaded (there is no published one to pin)
+        sources[corpus_remote(lang).url] = (corpus(lang).path.parent / COPY_SHA256_FILE).read_text().strip()
+        return read
 
-    log.info("AfriCLIRMatrix en-%s: %d queries (%s)", lang, len(queries), ", ".join(f"{k} {v}" for k, v in notes.items()))
+    log.info("AfriCLIRMatrix en-%s: %d queries (%s)", lang, len(queries),
+             ", ".join(f"{k} {v}" for k, v in notes.items()))
     return Records(queries, LazyDocs(docs), qrels, sources, notes)
 
 
@@ -159,3 +170,6 @@ def register() -> None:
     for lang, dataset_id in DATASETS.items():
         if lazy_dataset(dataset_id) is None:
             register_dataset(dataset_id, LazyDataset(dataset_id, "en", lang, lambda lang=lang: load(lang)))
+
+
+SOURCE = Source(tuple(DATASETS.values()), files_for, register, corpus_for)

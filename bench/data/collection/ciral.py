@@ -12,8 +12,10 @@ upstream files have a topic without a native version, a native id written twice 
 topic that has none: dropped and counted in the notes). The passages come from pyserini's prebuilt
 Lucene index ``ciral-v1.0-<lang>`` (URL and md5 as data, from ``pyserini.prebuilt_index_info``), which
 stores each passage raw (Anserini's ``MrTyDiCollection``: a JSON object with ``docid``, ``title``,
-``text``); `bench fetch` (and `bench run`) read them out of the index once (``bench.methods.retrieve.prebuilt``)
-into ``BENCH_HOME/corpora``, one JSON record a line, and :func:`passage_records` parses them.
+``text``). The module declares them as data (:func:`passages`: an :class:`ExternalCorpus` packed as a
+Lucene index); `bench fetch` (and `bench run`) read them out of the index once
+(:mod:`bench.methods.retrieve.prebuilt`) into ``BENCH_HOME/corpora``, one JSON record a line, and
+:func:`passage_records` parses them.
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from bench.data.collection.records import Doc, LazyDataset, Query, Records, lazy_dataset, register_dataset
-from bench.data.collection.remote import (LazyDocs, UrlFile, corpus_dir, corpus_ready, missing_corpus, read_qrels,
-                                      read_topics)
+from bench.data.collection.remote import (ExternalCorpus, LazyDocs, Packing, Source, UrlFile, read_qrels,
+                                          read_topics)
 from bench.errors import BenchError
 from bench.infra.store import RemoteFile, fetch
 
@@ -102,8 +104,18 @@ def passages_key(lang: str) -> dict:
     return {"artifact": "ciral-passages", "version": PASSAGES_VERSION, "index": index.url, "digest": index.digest}
 
 
+def passages(lang: str) -> ExternalCorpus:
+    """The passages of ``lang``: stored raw in pyserini's prebuilt index, kept as :data:`PASSAGES_FILE`."""
+    return ExternalCorpus(f"CIRAL {lang} passages", INDEXES[lang], passages_key(lang), PASSAGES_FILE,
+                          pair_name(lang, SPLITS[0]), Packing.LUCENE_INDEX)
+
+
+def corpus_for(dataset_id: str) -> ExternalCorpus:
+    return passages(_split_of(dataset_id)[0])
+
+
 def passages_ready(dataset_id: str) -> bool:
-    return corpus_ready(passages_key(_split_of(dataset_id)[0]))
+    return corpus_for(dataset_id).ready()
 
 
 # --- parsing --------------------------------------------------------------------------------------
@@ -156,14 +168,15 @@ def passage_records(records: Iterable[str], source: str = "CIRAL passages") -> I
 
 
 def passages_path(lang: str) -> Path:
-    return corpus_dir(passages_key(lang)) / PASSAGES_FILE
+    return passages(lang).path
 
 
 def read_passages(lang: str) -> list[Doc]:
     """The cached passages of ``lang`` (read out of pyserini's index by `bench fetch`), or one clear error."""
-    if not corpus_ready(passages_key(lang)):
-        raise missing_corpus(INDEXES[lang], passages_key(lang), pair_name(lang, SPLITS[0]))
-    path = passages_path(lang)
+    corpus = passages(lang)
+    if not corpus.ready():
+        raise corpus.missing()
+    path = corpus.path
     with open(path, encoding="utf-8") as f:
         docs = list(passage_records((line for line in f if line.strip()), str(path)))
     log.info("CIRAL %s: %d passages", lang, len(docs))
@@ -177,7 +190,8 @@ def load(lang: str, split: str) -> Records:
     queries, qrels, notes = build_queries(english, native, qrels)
     sources = {rf.path: rf.sha256 for rf in files}
     sources[INDEXES[lang].url] = INDEXES[lang].digest
-    log.info("CIRAL en-%s/%s: %d queries (%s)", lang, split, len(queries), ", ".join(f"{k} {v}" for k, v in notes.items()))
+    log.info("CIRAL en-%s/%s: %d queries (%s)", lang, split, len(queries),
+             ", ".join(f"{k} {v}" for k, v in notes.items()))
     return Records(queries, LazyDocs(lambda: read_passages(lang)), qrels, sources, notes)
 
 
@@ -186,3 +200,6 @@ def register() -> None:
         if lazy_dataset(dataset_id) is None:
             loader = lambda lang=lang, split=split: load(lang, split)  # noqa: E731
             register_dataset(dataset_id, LazyDataset(dataset_id, "en", lang, loader))
+
+
+SOURCE = Source(tuple(DATASETS.values()), files_for, register, corpus_for)

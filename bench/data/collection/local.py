@@ -56,13 +56,15 @@ def load_pair_file(path: Path) -> Pair:
     if not match:
         raise BenchError(f"{path}: pair name {name!r} is not of the form QQ-DD (e.g. xx-en)", HINT)
     if name in PAIRS:
-        raise BenchError(f"{path}: pair name {name!r} is a built-in pair", "choose another name, e.g. " + name + "-local")
+        raise BenchError(f"{path}: pair name {name!r} is a built-in pair",
+                         "choose another name, e.g. " + name + "-local")
     files = {}
     for key in ("queries", "docs", "qrels", "bitext"):
         if config.get(key):
             files[key] = (path.parent / str(config[key])).resolve()
             if not files[key].is_file():
-                raise BenchError(f"{path}: {key} file {files[key]} does not exist", "paths are relative to the pair file")
+                raise BenchError(f"{path}: {key} file {files[key]} does not exist",
+                                 "paths are relative to the pair file")
     measures = config.get("measures") or list(DEFAULT_MEASURES)
     if not isinstance(measures, list) or not all(isinstance(m, str) for m in measures):
         raise BenchError(f"{path}: measures must be a list of ir_measures names", HINT)
@@ -138,7 +140,8 @@ def load_records(files: dict[str, Path], sources: dict[str, str] | None = None) 
     judged = [q for q, rels in qrels.items() if q in query_ids and any(d in doc_ids for d in rels)]
     if not judged:
         raise BenchError(f"{files['qrels']}: no qrel judges a query of {files['queries'].name} on a document of "
-                         f"{files['docs'].name} ({len(orphan)} judged queries and {unknown} judged documents are unknown)",
+                         f"{files['docs'].name} ({len(orphan)} judged queries and {unknown} judged documents are "
+                         "unknown)",
                          "qrels name query and document ids of the pair's own files")
     if unknown:
         log.warning("%s: %d qrels name documents that are not in %s", files["qrels"], unknown, files["docs"].name)
@@ -193,9 +196,11 @@ def _read_queries(path: Path, digest=None) -> list[Query]:
         for n, line in text_lines(path, digest):
             cols = line.split("\t")
             if len(cols) not in (2, 3) or not cols[0].strip() or not cols[1].strip():
-                raise BenchError(f"{path}:{n}: expected query_id<TAB>text[<TAB>translation], got {len(cols)} column(s)", HINT)
+                raise BenchError(f"{path}:{n}: expected query_id<TAB>text[<TAB>translation], got {len(cols)} "
+                                 "column(s)", HINT)
             qid = _id(path, n, "query", cols[0].strip())
-            out.append((n, Query(qid, cols[1].strip(), cols[2].strip() if len(cols) == 3 and cols[2].strip() else None)))
+            translation = cols[2].strip() if len(cols) == 3 and cols[2].strip() else None
+            out.append((n, Query(qid, cols[1].strip(), translation)))
     return _unique(out, "query", path)
 
 
@@ -204,7 +209,8 @@ def _read_docs(path: Path, digest=None) -> list[Doc]:
     if path.suffix == ".jsonl":
         for n, line in text_lines(path, digest):
             row = _json_line(path, n, line, ("doc_id", "text"))
-            out.append((n, Doc(_id(path, n, "document", row["doc_id"]), str(row.get("title") or ""), str(row["text"] or ""))))
+            doc_id = _id(path, n, "document", row["doc_id"])
+            out.append((n, Doc(doc_id, str(row.get("title") or ""), str(row["text"] or ""))))
     else:
         for n, line in text_lines(path, digest):
             cols = line.split("\t")

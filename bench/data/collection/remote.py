@@ -1,9 +1,16 @@
-"""Corpora that live outside GitHub: a pyserini prebuilt index (CIRAL's passages, stored raw in it), a
-file of a Hugging Face dataset (AfriCLIRMatrix's documents). Their download facts are data
-(:class:`UrlFile`: URL, size, and the hash the publisher gives); :func:`download` streams one with a
-progress bar, verifies it and renames it into place only when it is right. The corpus a collection
-builds from one is kept under ``BENCH_HOME/corpora/<fingerprint>`` (:func:`corpus_dir`) and read on
-first use (:class:`LazyDocs`), so the queries and qrels of such a collection load without it.
+"""What a collection fetches, as data: the files on GitHub it is built from and, where there is one,
+its corpus published outside GitHub.
+
+Each module of bench's own collections declares itself with a :class:`Source` (its dataset ids, its files,
+its corpus; :func:`bench.data.collection.source_of` finds it by dataset id). A corpus that lives outside
+GitHub is an :class:`ExternalCorpus`: the file to download (:class:`UrlFile`: URL, size, and the hash the
+publisher gives), how its records are packed in it (:class:`Packing`: the file itself, such as
+AfriCLIRMatrix's documents on Hugging Face, or a pyserini prebuilt index storing CIRAL's passages raw)
+and the artifact bench keeps them in, ``BENCH_HOME/corpora/<fingerprint>`` (:func:`corpus_dir`).
+:func:`download` streams a file with a progress bar, verifies it and renames it into place only when it
+is right; :func:`download_corpus` fetches a corpus packed as a plain file (one packed in an index is read
+out by :mod:`bench.methods.retrieve.prebuilt`). The corpus is read on first use (:class:`LazyDocs`), so
+the queries and qrels of such a collection load without it.
 """
 
 from __future__ import annotations
@@ -13,16 +20,18 @@ import logging
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Callable, Iterator
 
 from bench.data.collection.records import Doc
 from bench.errors import BenchError
-from bench.infra.store import DOWNLOAD_TIMEOUT_S, artifact_dir, atomic_file, is_complete
+from bench.infra.store import DOWNLOAD_TIMEOUT_S, RemoteFile, artifact_dir, atomic_file, cached_build, is_complete
 
 log = logging.getLogger(__name__)
 
 CORPORA = "corpora"  # the BENCH_HOME kind of the corpora built from these files
+COPY_SHA256_FILE = "sha256"  # beside a corpus downloaded as a plain file: the sha256 of the copy
 
 
 @dataclass(frozen=True)
@@ -40,6 +49,49 @@ class UrlFile:
     @property
     def name(self) -> str:
         return self.url.rsplit("/", 1)[-1].split("?")[0]
+
+
+class Packing(Enum):
+    """How the records of an external corpus are packed in the file published."""
+
+    FILE = "the file is the records (one JSON object a line)"
+    LUCENE_INDEX = "a Lucene index archive storing each record raw (pyserini's prebuilt indexes, -storeRaw)"
+
+
+@dataclass(frozen=True)
+class ExternalCorpus:
+    """A collection's corpus published outside GitHub, as its collection declares it: the file to download,
+    how its records are packed in it, and where bench keeps them (the records as ``file`` in
+    :func:`corpus_dir` of ``key``)."""
+
+    name: str  # e.g. "CIRAL sw passages" (progress bars)
+    remote: UrlFile
+    key: dict  # what determines the records bench keeps: their artifact's key
+    file: str  # the records, one JSON object a line, in the artifact
+    pair_hint: str  # a pair that reads it (what `bench fetch --pair` is told in messages)
+    packing: Packing = Packing.FILE
+
+    @property
+    def path(self) -> Path:
+        return corpus_dir(self.key) / self.file
+
+    def ready(self) -> bool:
+        return corpus_ready(self.key)
+
+    def missing(self) -> BenchError:
+        return missing_corpus(self.remote, self.key, self.pair_hint)
+
+
+@dataclass(frozen=True)
+class Source:
+    """What a module of bench's own collections declares about itself: the ir_datasets ids it registers
+    (``register``), the files on GitHub a dataset is built from (``files``: mirrored, fetched by `bench
+    fetch`) and, where its corpus is published outside GitHub, that corpus (``corpus``)."""
+
+    datasets: tuple[str, ...]
+    files: Callable[[str], list[RemoteFile]]  # dataset id -> its files
+    register: Callable[[], None]  # registers the datasets with ir_datasets (idempotent)
+    corpus: Callable[[str], ExternalCorpus] | None = None  # dataset id -> its corpus
 
 
 def corpus_dir(key: dict) -> Path:
@@ -88,6 +140,19 @@ def download(remote: UrlFile, target: Path, pair_hint: str) -> str:
     return sha.hexdigest()
 
 
+def download_corpus(corpus: ExternalCorpus) -> Path:
+    """The directory of a corpus published as a plain file (:attr:`Packing.FILE`), downloaded once, with
+    the sha256 of the copy beside it (:data:`COPY_SHA256_FILE`: the publisher gives none to pin)."""
+    if corpus.packing is not Packing.FILE:
+        raise ValueError(f"{corpus.name} is packed as {corpus.packing.name}, not as a plain file")
+
+    def build(tmp: Path) -> None:
+        digest = download(corpus.remote, tmp / corpus.file, corpus.pair_hint)
+        (tmp / COPY_SHA256_FILE).write_text(digest + "\n")
+
+    return cached_build(CORPORA, corpus.key, build)
+
+
 class LazyDocs:
     """The documents of a collection, read by ``load`` on first use (iteration or ``len``): a collection
     whose corpus is not here still has its queries and qrels."""
@@ -132,6 +197,7 @@ def read_qrels(path: Path, source: str) -> dict[str, dict[str, int]]:
         if not cols:
             continue
         if len(cols) != 4 or not cols[3].lstrip("-").isdigit():
-            raise BenchError(f"{path}:{n}: expected 'query_id Q0 doc_id relevance'", f"the {source} qrels file changed upstream")
+            raise BenchError(f"{path}:{n}: expected 'query_id Q0 doc_id relevance'",
+                             f"the {source} qrels file changed upstream")
         qrels.setdefault(cols[0], {})[cols[2]] = int(cols[3])
     return qrels

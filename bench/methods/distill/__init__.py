@@ -4,6 +4,8 @@
 - :mod:`bench.methods.distill.optical`: the OT cost and loss, token masks, IDF marginals;
 - :mod:`bench.methods.distill.sentence`: the sentence-level term (the ``sdistill`` ablation);
 - :mod:`bench.methods.distill.teacher_cache`: the frozen teacher's states of the bitext, computed once and cached;
+- :mod:`bench.methods.distill.prefix_cache`: the student's frozen lower layers' states, cached the same way
+  (what the two caches share: :mod:`bench.methods.distill.state_cache`);
 - :mod:`bench.methods.distill.trainer`: the cached, resumable, deterministic trainer, on any device;
 - :mod:`bench.methods.distill.checkpoint`: a finished student loaded back (on the CPU).
 

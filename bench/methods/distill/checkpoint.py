@@ -30,7 +30,7 @@ class Student:
 
 
 def load_student(path: Path) -> Student:
-    """Load a finished checkpoint (a directory returned by :func:`bench.methods.distill.train`) in eval mode, on the CPU."""
+    """Load a finished checkpoint (a directory from :func:`bench.methods.distill.train`) in eval mode, on the CPU."""
     from transformers import AutoModel, AutoTokenizer
 
     path = Path(path)

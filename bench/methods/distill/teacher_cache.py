@@ -6,7 +6,8 @@ computes them once, in length-sorted inference batches, and stores them under
 ``BENCH_HOME/teacher-states/<fingerprint>`` (key: teacher fingerprint, prefix, maximum length, the
 fingerprint of the *set* of sentences, a version), as the MT model does for its source states
 (:mod:`bench.methods.translate.mt_data`). The student then trains against the cache: a step runs no teacher
-forward pass.
+forward pass. The student's frozen lower layers are cached the same way
+(:mod:`bench.methods.distill.prefix_cache`).
 
 Which sentences: those of the rows the training's batch plan visits (every unique English side once).
 The default budget (300 steps of 32) visits 9,600 of sw-en's 35,568 pairs, so caching the whole
@@ -14,12 +15,9 @@ bitext would cost 3.7 times the teacher passes of the training it serves; the vi
 most what an uncached training spends, less when sentences repeat (epochs, duplicates), and the two
 recipes of a run (``optical``, ``sdistill``: same teacher, prefix and plan) share one cache.
 
-Storage: float32 ``.npy`` files read as memory maps (``states.npy``: every token of every sentence,
-special and prefix tokens included, one row a token, ``offsets.npy`` delimiting sentences;
-``pooled.npy``: the mean over each sentence's tokens, the sentence term's teacher side). float32, not
-float16, because the cache must give the loss the uncached teacher gives: float16 rounds each state
-by ~5e-4 relative, which moves the loss and the trained weights past float tolerance. Only the
-touched pages are read, so RAM holds a batch, not the cache (~45 MB per 1,000 sentences of 30 tokens).
+Storage: float32 :class:`bench.methods.token_states.TokenStates` read as memory maps (``states.npy``,
+``offsets.npy``; why float32, what RAM holds: :mod:`bench.methods.distill.state_cache`), and
+``pooled.npy``: the mean over each sentence's tokens, the sentence term's teacher side.
 
 The cached states come from other batches than the step's (other widths and neighbours), so they
 equal the uncached ones to float tolerance, not bit for bit; padding and masked tokens never reach
@@ -38,11 +36,11 @@ from typing import Iterable, Sequence
 import numpy as np
 import torch
 
-from bench.infra import batching, devices
+from bench.infra.store import cached_build
 from bench.methods.distill.optical import Tokenized, tokenize
 from bench.methods.distill.sentence import mean_pool
-from bench.errors import BenchError
-from bench.infra.store import cached_build, fingerprint
+from bench.methods.distill.state_cache import forward, padded, positions, row_index, sentences_key, write_states
+from bench.methods.token_states import TokenStates
 
 log = logging.getLogger(__name__)
 
@@ -51,72 +49,41 @@ KIND = "teacher-states"
 
 
 @dataclass
-class TeacherStates:
+class TeacherStates(TokenStates):
     """Teacher outputs of n sentences: tokens ``offsets[i]:offsets[i+1]`` of ``states``, ``pooled[i]``."""
 
-    states: np.ndarray  # (T, d) float32, memory-mapped
-    offsets: np.ndarray  # (n + 1,) int64
     pooled: np.ndarray  # (n, d) float32
-
-    def __len__(self) -> int:
-        return len(self.offsets) - 1
-
-    def lengths(self) -> np.ndarray:
-        return np.diff(self.offsets)
 
     def batch(self, index: Sequence[int], width: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Sentences ``index`` as a zero-padded (B, width, d) tensor, and their pooled vectors (B, d)."""
-        out = np.zeros((len(index), width, self.states.shape[1]), dtype=np.float32)
-        for j, i in enumerate(index):
-            a, b = self.offsets[i], self.offsets[i + 1]
-            out[j, :b - a] = self.states[a:b]
-        return torch.from_numpy(out), torch.from_numpy(np.array(self.pooled[list(index)], dtype=np.float32))
+        return padded(self, index, width), torch.from_numpy(np.array(self.pooled[list(index)], dtype=np.float32))
 
 
 def build_states(model, tokenizer, texts: Sequence[str], prefix: str, max_length: int, out: Path,
                  device=None) -> None:
     """Run the teacher over ``prefix + text`` (tokenized as the trainer does) and write the three arrays to ``out``."""
-    from numpy.lib.format import open_memmap
-    from tqdm import tqdm
+    side = tokenize(tokenizer, texts, prefix, max_length)
+    pooled = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
 
-    device = torch.device(device or "cpu")
-    ids = tokenize(tokenizer, texts, prefix, max_length).ids
-    offsets = np.zeros(len(texts) + 1, dtype=np.int64)
-    offsets[1:] = np.cumsum([len(x) for x in ids])
-    dim = model.config.hidden_size
-    states = open_memmap(out / "states.npy", mode="w+", dtype=np.float32, shape=(int(offsets[-1]), dim))
-    pooled = np.zeros((len(texts), dim), dtype=np.float32)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    budget, most = devices.batch_tokens(device), devices.max_batch(device)  # sized for the device (--batch-tokens)
+    def pool(rows: list[int], hidden: torch.Tensor, mask: torch.Tensor) -> None:
+        pooled[rows] = mean_pool(hidden, mask).cpu().numpy()
+
     model.eval()
-    torch.set_num_threads(batching.threads())
     log.info("computing the teacher's states of %d English sentences once (cached)", len(texts))
-    with torch.inference_mode(), tqdm(total=len(texts), desc="teacher states", unit="sent", mininterval=5.0,
-                                      disable=len(texts) < 256) as bar:
-        for rows in batching.length_batches([len(x) for x in ids], budget, most):
-            input_ids, mask = batching.pad_batch(ids, rows, pad)
-            hidden = forward(model, input_ids.to(device), mask.to(device))
-            pooled[rows] = mean_pool(hidden, mask.to(device)).cpu().numpy()
-            hidden = hidden.cpu().numpy()
-            for j, i in enumerate(rows):
-                states[offsets[i]:offsets[i + 1]] = hidden[j, :len(ids[i])]
-            bar.update(len(rows))
-    states.flush()
-    del states
-    np.save(out / "offsets.npy", offsets)
+    write_states(out, side.ids, side.pad_id, model.config.hidden_size, lambda ids, mask: forward(model, ids, mask),
+                 device=device or "cpu", desc="teacher states", each=pool)
     np.save(out / "pooled.npy", pooled)
 
 
 def load_states(path: Path) -> TeacherStates:
-    path = Path(path)
-    return TeacherStates(np.load(path / "states.npy", mmap_mode="r"), np.load(path / "offsets.npy"),
-                         np.load(path / "pooled.npy", mmap_mode="r"))
+    tokens = TokenStates.read(path, mmap=True)
+    return TeacherStates(tokens.states, tokens.offsets, np.load(Path(path) / "pooled.npy", mmap_mode="r"))
 
 
 def states_key(teacher_fp: str, texts: Sequence[str], prefix: str, max_length: int) -> dict:
     """What determines the cache of ``texts`` (sorted and unique: their order and repeats do not matter)."""
     return {"artifact": "teacher-states", "version": CACHE_VERSION, "teacher": teacher_fp, "prefix": prefix,
-            "max_length": max_length, "texts": fingerprint(sorted(set(texts)), 32), "n": len(set(texts))}
+            "max_length": max_length, **sentences_key(texts)}
 
 
 def cached_states(model, tokenizer, teacher_fp: str, texts: Sequence[str], prefix: str, max_length: int,
@@ -126,14 +93,6 @@ def cached_states(model, tokenizer, teacher_fp: str, texts: Sequence[str], prefi
     key = states_key(teacher_fp, unique, prefix, max_length)
     path = cached_build(KIND, key, lambda tmp: build_states(model, tokenizer, unique, prefix, max_length, tmp, device))
     return load_states(path), unique, path
-
-
-def forward(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """The model's last hidden state in float32 (bf16 autocast where :func:`bench.infra.devices.bf16_autocast`)."""
-    device = input_ids.device
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=devices.bf16_autocast(device)):
-        hidden = model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-    return hidden.float()
 
 
 class Teacher:
@@ -154,13 +113,7 @@ class Teacher:
             rows = sorted(set(rows))
             self.cache, unique, self.path = cached_states(self.model, tokenizer, teacher_fp,
                                                           [english[i] for i in rows], prefix, max_length, self.device)
-            where = {t: k for k, t in enumerate(unique)}
-            self.index = np.full(len(english), -1, dtype=np.int64)
-            self.index[rows] = [where[english[i]] for i in rows]
-            lengths = self.cache.lengths()[self.index[rows]]
-            if not np.array_equal(lengths, [len(side.ids[i]) for i in rows]):
-                raise BenchError(f"the teacher-state cache {self.path} does not match the bitext's tokens",
-                                 f"remove {self.path} and train again")
+            self.index = row_index(self.cache, unique, english, side, rows, self.path)
             self.model = None  # never needed again: the steps read the cache
 
     def __call__(self, rows: Sequence[int], batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
@@ -172,9 +125,6 @@ class Teacher:
             with torch.no_grad():
                 states = forward(self.model, batch["input_ids"], batch["attention_mask"])
                 return states, mean_pool(states, batch["attention_mask"])
-        index = self.index[list(rows)]
-        if (index < 0).any():
-            raise BenchError("a training step asked the teacher cache for a row it does not hold",
-                             "this is a bug: train with teacher_cache=False and report it")
+        index = positions(self.index, rows, "teacher cache")
         states, pooled = self.cache.batch(index, batch["input_ids"].shape[1])
         return states.to(self.device), pooled.to(self.device)

@@ -12,7 +12,11 @@ this module holds what is OPTICAL's own: the student set-up, the loss of a step,
 
 The frozen teacher's outputs come from a cache built once for the sentences the plan visits
 (:mod:`bench.methods.distill.teacher_cache`; ``teacher_cache=False`` runs the teacher in every step instead:
-the same loss to float tolerance, so the cache is not part of the checkpoint's key). Training runs on
+the same loss to float tolerance, so the cache is not part of the checkpoint's key). With
+``freeze_layers=k`` > 0 the student's embedding block and lowest k layers run without dropout (eval
+mode) and their outputs come from a cache too, so a step runs only the layers above
+(:mod:`bench.methods.distill.prefix_cache`; ``prefix_cache=False`` runs them in every step: the same loss
+to float tolerance, not in the key either). Training runs on
 :func:`bench.infra.devices.resolve`'s device (bf16 autocast for the student's forward pass on CUDA only; the
 losses and Sinkhorn in float32); what is saved (partial state, checkpoint) is on CPU tensors, so a
 GPU-trained student loads on a CPU.
@@ -40,7 +44,9 @@ from bench.infra import batching, devices
 from bench.data import models
 from bench.methods.distill.optical import MARGINALS, center_states, idf_table, ot_loss, tokenize
 from bench.methods.distill.sentence import mean_pool, sentence_loss
-from bench.methods.distill.teacher_cache import Teacher, forward
+from bench.methods.distill.prefix_cache import frozen_prefix
+from bench.methods.distill.teacher_cache import Teacher
+from bench.methods.distill.state_cache import forward
 from bench.errors import BenchError
 from bench.infra.store import artifact_dir, bench_home, cached_build, fingerprint, is_complete
 from bench.infra.training import BatchPlan, Every, Loop, Panel, curve_png, seed_all, warmup_then_decay, write_curve
@@ -82,7 +88,7 @@ class OpticalConfig:
     steps: int = 450
     max_length: int = 128
     freeze_embeddings: bool = True  # word embeddings only
-    freeze_layers: int = 0  # also freeze the embedding block and the lowest N transformer layers (faster, stays near θ₀)
+    freeze_layers: int = 0  # also freeze the embedding block and the lowest N transformer layers (faster, near θ₀)
     # OT cost and loss on states centred by the batch's mean teacher token state: mE5's token states
     # share one dominant direction (1 − cos 0.266 ± 0.064), which flattens the plan and the cost
     center: bool = False
@@ -129,8 +135,13 @@ _KEYED_WHEN_SET = {"center": False}
 
 def checkpoint_key(config: OpticalConfig, bitext_fingerprint: str, teacher_fp: str, student_fp: str) -> dict:
     keyed = {k: v for k, v in asdict(config).items() if _KEYED_WHEN_SET.get(k, object()) != v}
-    return {"artifact": "optical", "version": TRAIN_VERSION, "config": keyed,
-            "bitext": bitext_fingerprint, "teacher": teacher_fp, "student": student_fp}
+    key = {"artifact": "optical", "version": TRAIN_VERSION, "config": keyed,
+           "bitext": bitext_fingerprint, "teacher": teacher_fp, "student": student_fp}
+    if config.freeze_layers:
+        # since issue 21 the frozen layers run without dropout (bench.methods.distill.prefix_cache): a student
+        # trained before, with dropout there, is another student; freeze_layers=0 keeps its key
+        key["frozen_dropout"] = False
+    return key
 
 
 def checkpoint_dir(config: OpticalConfig, bitext_fingerprint: str, teacher_fp: str, student_fp: str) -> Path:
@@ -141,12 +152,14 @@ def checkpoint_dir(config: OpticalConfig, bitext_fingerprint: str, teacher_fp: s
 def train(config: OpticalConfig, bitext_pairs: Sequence[tuple[str, str]], bitext_fingerprint: str,
           teacher: Net, student_init: Net, *, save_every: int = 50, progress: bool = True,
           callback: Callable[[int, dict], None] | None = None, plot: bool = True, teacher_cache: bool = True,
-          device=None) -> Path:
+          prefix_cache: bool = True, device=None) -> Path:
     """Train (or reuse) the student for ``config`` on ``(foreign, english)`` pairs; return the checkpoint dir.
 
     ``callback(step, record)`` is called after every step with its loss record. Neither
     ``teacher.model`` nor ``student_init.model`` is modified: the student trains on a copy.
     ``device``: a spec for :func:`bench.infra.devices.resolve` (default ``BENCH_DEVICE``, else auto).
+    ``teacher_cache`` and ``prefix_cache`` (with ``freeze_layers`` > 0) read the frozen parts' outputs
+    from caches; False computes them in every step (the same loss to float tolerance: for comparisons).
     """
     if not bitext_pairs:
         raise BenchError("no bitext to train on", "check the pair's bitext (bench fetch, bitext TSV)")
@@ -155,7 +168,7 @@ def train(config: OpticalConfig, bitext_pairs: Sequence[tuple[str, str]], bitext
 
     def build(tmp: Path) -> None:
         run = TrainingRun(config, bitext_pairs, teacher, student_init, work, fingerprint(key),
-                          teacher_cache=teacher_cache, device=device)
+                          teacher_cache=teacher_cache, prefix_cache=prefix_cache, device=device)
         run.fit(tmp, save_every=save_every, progress=progress, callback=callback, plot=plot)
 
     path = cached_build(KIND, key, build)
@@ -208,7 +221,7 @@ class TrainingRun:
     """
 
     def __init__(self, config: OpticalConfig, pairs, teacher: Net, student_init: Net, work: Path, key_fp: str, *,
-                 teacher_cache: bool = True, device=None):
+                 teacher_cache: bool = True, prefix_cache: bool = True, device=None):
         self.config, self.teacher, self.student_init = config, teacher, student_init
         self.work, self.key_fp = work, key_fp
         self.device = devices.resolve(device) if not isinstance(device, torch.device) else device
@@ -242,6 +255,8 @@ class TrainingRun:
             for n, p in self.student.named_parameters():
                 if n.startswith(frozen):
                     p.requires_grad_(False)
+            for name in frozen:  # no dropout below the first trainable layer: a fixed output, cached or not
+                self.student.get_submodule(name.rstrip(".")).eval()
         d_s, d_t = self.student.config.hidden_size, teacher.model.config.hidden_size
         self.projection = torch.nn.Linear(d_s, d_t, bias=False).to(self.device) if d_s != d_t else None
         self.trainable = {n: p for n, p in self.student.named_parameters() if p.requires_grad}
@@ -251,6 +266,11 @@ class TrainingRun:
                   {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
         self.optimizer = torch.optim.AdamW(groups, lr=c.lr, weight_decay=c.weight_decay)
         self.params = params
+        self.frozen_prefix = None  # the frozen layers' outputs read from a cache (no random numbers drawn there)
+        if c.freeze_layers and prefix_cache:
+            self.frozen_prefix = frozen_prefix(self.student, student_init.tokenizer, student_init.fingerprint, foreign,
+                                               self.s_tok, visited, layers=c.freeze_layers, prefix=c.student_prefix,
+                                               max_length=c.max_length, device=self.device)
 
     # -- one step --
 
@@ -259,7 +279,10 @@ class TrainingRun:
         tb, sb = (_to(self.t_tok.batch(rows, self.t_idf), self.device),
                   _to(self.s_tok.batch(rows, self.s_idf), self.device))
         t_states, t_pooled = self.teacher_side(rows, tb)
-        s_states = forward(self.student, sb["input_ids"], sb["attention_mask"])
+        if self.frozen_prefix is not None:
+            s_states = self.frozen_prefix(rows, sb)
+        else:
+            s_states = forward(self.student, sb["input_ids"], sb["attention_mask"])
         if self.projection is not None:
             s_states = self.projection(s_states)
         total = s_states.new_zeros(())
@@ -342,6 +365,7 @@ class TrainingRun:
             "projection": self.projection is not None, "conventions": asdict(conventions),
             "device": execution["device"], "precision": execution["dtype"],
             "teacher_cache": self.teacher_side.path.name if self.teacher_side.path is not None else None,
+            "prefix_cache": self.frozen_prefix.path.name if self.frozen_prefix is not None else None,
             "versions": {"torch": torch.__version__, "transformers": _version("transformers")},
         }
         (out / "optical.json").write_text(json.dumps(meta, indent=1, sort_keys=True))

@@ -124,7 +124,8 @@ def prepare_query(text: str, lang: str) -> str:
     return text if lang == "en" else " ".join(tokenize(text))
 
 
-def search(index: Bm25Index, queries: list[tuple[str, str]], lang: str, depth: int = 1000, threads: int = 2) -> dict[str, dict[str, float]]:
+def search(index: Bm25Index, queries: list[tuple[str, str]], lang: str, depth: int = 1000,
+           threads: int = 2) -> dict[str, dict[str, float]]:
     """BM25 top-``depth`` for each (query_id, text); a query with no matching term gets no results."""
     searcher = _searcher(index)
     qids = [qid for qid, _ in queries]

@@ -38,6 +38,7 @@ from bench.infra import batching, devices
 
 from bench.data import models
 from bench.errors import BenchError
+from bench.methods.token_states import TokenStates
 
 log = logging.getLogger(__name__)
 
@@ -47,13 +48,19 @@ QUANTIZATIONS = {"int8": "torch-dynamic-qint8-per-channel-linear"}
 _PLURAL = {"query": "queries", "doc": "documents"}
 
 
-@dataclass
-class Encoded:
-    """Pooled vectors of n texts and, optionally, their kept token states (row i = tokens offsets[i]:offsets[i+1])."""
+@dataclass(init=False)
+class Encoded(TokenStates):
+    """Pooled vectors of n texts and, where they were kept, their token states (float16, L2-normalised per
+    token; ``states`` and ``offsets`` are None where they were not)."""
 
     vectors: np.ndarray  # (n, d) float32
-    states: np.ndarray | None = None  # (T, d) float16, L2-normalised per token
-    offsets: np.ndarray | None = None  # (n + 1,) int64
+
+    def __init__(self, vectors: np.ndarray, states: np.ndarray | None = None, offsets: np.ndarray | None = None):
+        super().__init__(states, offsets)
+        self.vectors = vectors
+
+    def __len__(self) -> int:
+        return len(self.vectors)
 
 
 class Encoder:
@@ -162,11 +169,8 @@ class Encoder:
                 bar.update(len(rows))
         if not token_states:
             return Encoded(vectors)
-        offsets = np.zeros(len(texts) + 1, dtype=np.int64)
-        offsets[1:] = np.cumsum([len(s) for s in states])
-        dim = vectors.shape[1]
-        flat = np.concatenate(states) if states else np.zeros((0, dim), np.float16)
-        return Encoded(vectors, flat.reshape(-1, dim), offsets)
+        kept = TokenStates.join(states, vectors.shape[1], np.float16)
+        return Encoded(vectors, kept.states, kept.offsets)
 
     def _pool(self, hidden, mask):
         import torch

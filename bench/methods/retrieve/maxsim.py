@@ -16,6 +16,7 @@ import numpy as np
 from bench.infra import batching, devices
 from bench.methods.retrieve.chunked import release_pages, top_rows
 from bench.methods.retrieve.ranking import Run, top_k
+from bench.methods.token_states import TokenStates
 
 CHUNK_ELEMENTS = 1 << 24  # query tokens x document tokens per similarity block (64 MB of float32)
 
@@ -86,6 +87,7 @@ def rerank(query_ids: Sequence[str], q_states: np.ndarray, q_offsets: np.ndarray
            d_states: np.ndarray, d_offsets: np.ndarray, first_stage: Run, k: int = 100) -> Run:
     """Rescore the top ``k`` documents of ``first_stage`` by MaxSim (only those are returned)."""
     row = {d: i for i, d in enumerate(doc_ids)}
+    queries, docs = TokenStates(q_states, q_offsets), TokenStates(d_states, d_offsets)
     candidates = top_k(first_stage, k)
     run: Run = {}
     for qi, qid in enumerate(query_ids):
@@ -93,11 +95,9 @@ def rerank(query_ids: Sequence[str], q_states: np.ndarray, q_offsets: np.ndarray
         if not cands:
             run[qid] = {}
             continue
-        rows = [row[d] for d in cands]
-        states = np.concatenate([d_states[d_offsets[r]:d_offsets[r + 1]] for r in rows])
+        ranked = TokenStates.join([docs.get(row[d]) for d in cands], d_states.shape[1], d_states.dtype)
         release_pages(d_states, len(d_states))  # a memory map's pages read for this query go back
-        offsets = np.concatenate([[0], np.cumsum([d_offsets[r + 1] - d_offsets[r] for r in rows])])
-        q = q_states[q_offsets[qi]:q_offsets[qi + 1]]
-        values = scores(q, np.array([0, len(q)]), states, offsets)[0].tolist()
+        q = queries.get(qi)
+        values = scores(q, np.array([0, len(q)]), ranked.states, ranked.offsets)[0].tolist()
         run[qid] = dict(zip(cands, values))
     return run

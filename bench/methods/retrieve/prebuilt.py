@@ -1,10 +1,14 @@
 """Corpora read out of pyserini's prebuilt Lucene indexes, and the one entry point that fetches a pair's
 corpus from outside GitHub (`bench fetch`, `bench run`).
 
-CIRAL's passages are published inside its prebuilt indexes (``ciral-v1.0-<lang>``, indexed with
-``-storeRaw``): :func:`ciral_passages` downloads the index (md5-verified), reads the stored ``raw`` field
-of every document with Lucene and writes the records, one JSON object a line, where
-:mod:`bench.data.collection.ciral` reads them; the index itself is not kept (bench builds its own).
+A collection declares its external corpus as data (:class:`bench.data.collection.remote.ExternalCorpus`,
+found by dataset id with :func:`bench.data.collection.corpus_of`): the file, and how its records are
+packed in it. :func:`fetch_corpus` fetches what is declared: a plain file is downloaded by
+:func:`bench.data.collection.remote.download_corpus`; a Lucene index (CIRAL's passages are published
+inside its prebuilt indexes ``ciral-v1.0-<lang>``, indexed with ``-storeRaw``) is read here, which needs
+pyserini: :func:`index_records` downloads the index (md5-verified), reads the stored ``raw`` field of
+every document with Lucene and writes the records, one JSON object a line, where the collection reads
+them; the index itself is not kept (bench builds its own).
 """
 
 from __future__ import annotations
@@ -16,10 +20,10 @@ import tarfile
 from pathlib import Path
 from typing import Iterator
 
-from bench.data.collection import africlirmatrix, ciral
-from bench.data.collection.remote import CORPORA, corpus_ready, download
-from bench.methods.retrieve.lucene import ensure_jvm
+from bench.data.collection import corpus_of
+from bench.data.collection.remote import CORPORA, ExternalCorpus, Packing, download, download_corpus
 from bench.infra.store import cached_build
+from bench.methods.retrieve.lucene import ensure_jvm
 
 log = logging.getLogger(__name__)
 
@@ -46,23 +50,25 @@ def _index_dir(root: Path) -> Path:
     return found[0]
 
 
-def ciral_passages(lang: str) -> Path:
-    """The passages file of CIRAL ``lang`` (built once from pyserini's prebuilt index)."""
-    index = ciral.INDEXES[lang]
-    pair = ciral.pair_name(lang, ciral.SPLITS[0])
+def index_records(corpus: ExternalCorpus) -> Path:
+    """The records file of a corpus packed as a Lucene index (built once from the index: its stored raw
+    records, one JSON object a line)."""
+    if corpus.packing is not Packing.LUCENE_INDEX:
+        raise ValueError(f"{corpus.name} is packed as {corpus.packing.name}, not as a Lucene index")
+    index = corpus.remote
 
     def build(tmp: Path) -> None:
         from tqdm import tqdm
 
         archive = tmp / index.name
-        download(index, archive, pair)
+        download(index, archive, corpus.pair_hint)
         with tarfile.open(archive) as tar:
             tar.extractall(tmp / "index", filter="data")
         archive.unlink()
         count = 0
-        with open(tmp / ciral.PASSAGES_FILE, "w", encoding="utf-8") as out:
+        with open(tmp / corpus.file, "w", encoding="utf-8") as out:
             records = tqdm(stored_raw(_index_dir(tmp / "index")), total=index.documents, unit="passage",
-                           desc=f"reading CIRAL {lang} passages", mininterval=2.0)
+                           desc=f"reading {corpus.name}", mininterval=2.0)
             for record in records:
                 out.write(json.dumps(json.loads(record), ensure_ascii=False) + "\n")
                 count += 1
@@ -70,20 +76,14 @@ def ciral_passages(lang: str) -> Path:
         if index.documents is not None and count != index.documents:
             raise RuntimeError(f"{index.url} holds {count} documents, pyserini says {index.documents}")
 
-    return cached_build(CORPORA, ciral.passages_key(lang), build) / ciral.PASSAGES_FILE
+    return cached_build(CORPORA, corpus.key, build) / corpus.file
 
 
 def fetch_corpus(dataset_id: str) -> list[str]:
     """Make sure the corpus of ``dataset_id`` is here when it comes from outside GitHub (downloading it
     where the machine is online; offline, one clear error); a line per corpus fetched."""
-    if dataset_id.startswith("ciral/"):
-        lang = next(k for k, v in ciral.DATASETS.items() if v == dataset_id)[0]
-        if corpus_ready(ciral.passages_key(lang)):
-            return []
-        return [f"{ciral.INDEXES[lang].what}: {ciral_passages(lang)}"]
-    if dataset_id.startswith("africlirmatrix/"):
-        lang = next(k for k, v in africlirmatrix.DATASETS.items() if v == dataset_id)
-        if corpus_ready(africlirmatrix.corpus_key(lang)):
-            return []
-        return [f"{africlirmatrix.corpus_remote(lang).what}: {africlirmatrix.fetch_corpus(lang)}"]
-    return []
+    corpus = corpus_of(dataset_id)
+    if corpus is None or corpus.ready():
+        return []
+    fetched = index_records(corpus) if corpus.packing is Packing.LUCENE_INDEX else download_corpus(corpus)
+    return [f"{corpus.remote.what}: {fetched}"]

@@ -44,7 +44,8 @@ def _key(ref: nmt.MtModel, lang: str, params: nmt.DecodeParams, limit: int | Non
             "lang": lang, "direction": f"{lang}-en", "params": asdict(params), "limit": limit}
 
 
-def evaluate(model, lang: str, params: nmt.DecodeParams = nmt.DecodeParams(), limit: int | None = None) -> dict:
+def devtest_scores(model, lang: str, params: nmt.DecodeParams = nmt.DecodeParams(),
+                   limit: int | None = None) -> dict:
     """chrF and BLEU of ``model`` on FLORES-200 devtest ``lang``→English (cached)."""
     ref = model if isinstance(model, nmt.MtModel) else nmt.resolve(model)
 

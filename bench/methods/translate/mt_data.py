@@ -14,56 +14,36 @@ from __future__ import annotations
 import copy
 import json
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from bench.infra import batching, devices
-
 from bench.data import models
+from bench.infra import batching, devices
 from bench.infra.store import cached_build, fingerprint
+from bench.methods.token_states import TokenStates
 
 log = logging.getLogger(__name__)
 
 STATES_VERSION = 1
 
 
-@dataclass
-class SourceStates:
-    """Frozen encoder states of n sentences: rows ``offsets[i]:offsets[i+1]`` of ``states``."""
-
-    states: np.ndarray  # (T, d) float16
-    offsets: np.ndarray  # (n + 1,) int64
-
-    def __len__(self) -> int:
-        return len(self.offsets) - 1
-
-    def lengths(self) -> np.ndarray:
-        return np.diff(self.offsets)
-
-    def get(self, i: int) -> np.ndarray:
-        return self.states[self.offsets[i]:self.offsets[i + 1]]
-
-
 def source_states(encoder_ref: models.ModelRef, layer: int, max_length: int, texts: Sequence[str],
-                  texts_fp: str, batch_tokens: int | None = None) -> SourceStates:
-    """The encoder's layer-``layer`` token states of ``texts`` (specials included), cached."""
+                  texts_fp: str, batch_tokens: int | None = None) -> TokenStates:
+    """The encoder's layer-``layer`` token states of ``texts`` (specials included, float16, memory-mapped),
+    cached."""
     key = {"artifact": "mt-source-states", "version": STATES_VERSION, "encoder": encoder_ref.fingerprint,
            "layer": layer, "max_length": max_length, "texts": texts_fp, "n": len(texts)}
 
     def build(tmp: Path) -> None:
-        states, offsets = encode_states(encoder_ref, layer, max_length, texts, batch_tokens)
-        np.save(tmp / "states.npy", states)
-        np.save(tmp / "offsets.npy", offsets)
+        encode_states(encoder_ref, layer, max_length, texts, batch_tokens).save(tmp)
 
-    path = cached_build("mt-states", key, build)
-    return SourceStates(np.load(path / "states.npy", mmap_mode="r"), np.load(path / "offsets.npy"))
+    return TokenStates.read(cached_build("mt-states", key, build), mmap=True)
 
 
 def encode_states(encoder_ref: models.ModelRef, layer: int, max_length: int, texts: Sequence[str],
-                  batch_tokens: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+                  batch_tokens: int | None = None) -> TokenStates:
     import torch
     from tqdm import tqdm
 
@@ -85,11 +65,7 @@ def encode_states(encoder_ref: models.ModelRef, layer: int, max_length: int, tex
             for j, i in enumerate(rows):
                 out[i] = hidden[j, :len(ids[i])]
             bar.update(len(rows))
-    offsets = np.zeros(len(texts) + 1, dtype=np.int64)
-    offsets[1:] = np.cumsum([len(x) for x in out])
-    dim = model.config.hidden_size
-    flat = np.concatenate(out) if out else np.zeros((0, dim), np.float16)
-    return flat.reshape(-1, dim), offsets
+    return TokenStates.join(out, model.config.hidden_size, np.float16)
 
 
 def _layer_output(model, input_ids, mask, layer: int):
@@ -107,7 +83,8 @@ def truncated_encoder(encoder_ref: models.ModelRef, layer: int):
     config.num_hidden_layers = min(layer, config.num_hidden_layers)
     enc = AutoModel.from_config(config)
     missing, unexpected = enc.load_state_dict(model.state_dict(), strict=False)
-    if [k for k in missing if not k.startswith("pooler.")] or [k for k in unexpected if not k.startswith("encoder.layer.")]:
+    unexpected_layers = [k for k in unexpected if not k.startswith("encoder.layer.")]
+    if [k for k in missing if not k.startswith("pooler.")] or unexpected_layers:
         raise RuntimeError(f"encoder copy: missing {missing}, unexpected {unexpected}")
     for p in enc.parameters():
         p.requires_grad_(False)

@@ -207,7 +207,8 @@ class CopyTranslator(nn.Module):
 
     def _inputs(self, tokens: torch.Tensor, offset: int) -> torch.Tensor:
         tokens = tokens.masked_fill(tokens >= len(self.vocab), UNK)  # extended (copied) pieces
-        pos = torch.arange(offset, offset + tokens.shape[1], device=tokens.device).clamp_max(self.positions.num_embeddings - 1)
+        pos = torch.arange(offset, offset + tokens.shape[1], device=tokens.device)
+        pos = pos.clamp_max(self.positions.num_embeddings - 1)
         return self.drop(self.embed(tokens) * math.sqrt(self.arch.d_model) + self.positions(pos)[None])
 
     def _heads(self, h: torch.Tensor, enc: dict):

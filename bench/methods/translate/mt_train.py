@@ -12,9 +12,10 @@ Swahili from ~35k sentences as well; here it only learns to write English, and t
 Training is a fixed number of steps with a seeded order, so a rerun gives the same model; the model
 is a cached artifact under ``BENCH_HOME/mt-models/<fp>`` keyed by the bitext fingerprint, the encoder
 fingerprint, the configuration and the seed. The step loop, learning-rate schedule and curve files are
-:mod:`bench.infra.training`'s; the batches, word dropout and held-out evaluation are this module's. Beside it: ``curve.csv`` / ``curve.png`` (training loss,
-held-out loss and chrF on a held-out slice of the bitext; never FLORES) and ``bench-mt.json``
-(configuration, device, precision, time, peak memory). :func:`bench.methods.translate.nmt.translate` loads it like any model.
+:mod:`bench.infra.training`'s; the batches, word dropout and held-out evaluation are this module's.
+Beside it: ``curve.csv`` / ``curve.png`` (training loss, held-out loss and chrF on a held-out slice of
+the bitext; never FLORES) and ``bench-mt.json`` (configuration, device, precision, time, peak memory).
+:func:`bench.methods.translate.nmt.translate` loads it like any model.
 
 The decoder trains on :func:`bench.infra.devices.resolve`'s device (``--device``), under bfloat16 autocast on
 CUDA and in fp32 on the CPU. The model is not keyed by device: the batch order and word dropout are
@@ -34,15 +35,15 @@ from typing import Sequence
 
 import numpy as np
 
-from bench.infra import batching, devices
-
 from bench.data import models
 from bench.errors import BenchError
+from bench.infra import batching, devices
 from bench.infra.store import artifact_dir, cached_build, is_complete
 from bench.infra.training import Every, Loop, Panel, curve_png, warmup_times_decay, write_curve
+from bench.methods.token_states import TokenStates
 from bench.methods.translate import mt_data
-from bench.methods.translate.mt_model import (BOS, EOS, PAD, UNK, Architecture, CopyTranslator, Vocabulary, decode, pad_rows,
-                                        token_loss)
+from bench.methods.translate.mt_model import (BOS, EOS, PAD, UNK, Architecture, CopyTranslator, Vocabulary, decode,
+                                              pad_rows, token_loss)
 from bench.methods.translate.mt_model import save as save_model
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,8 @@ class MtConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise BenchError(f"unknown MT training option(s): {', '.join(unknown)}", "known: " + ", ".join(sorted(known)))
+            raise BenchError(f"unknown MT training option(s): {', '.join(unknown)}",
+                             "known: " + ", ".join(sorted(known)))
         return replace(cls(), **values)
 
 
@@ -136,7 +138,7 @@ def train_on_bitext(pairs: Sequence[tuple[str, str]], bitext_fp: str, config: Mt
 class _Data:
     """Source states, source ids and target ids of the bitext (as extended local ids), and batches."""
 
-    def __init__(self, states: mt_data.SourceStates, source_ids: list[list[int]], english_ids: list[list[int]],
+    def __init__(self, states: TokenStates, source_ids: list[list[int]], english_ids: list[list[int]],
                  vocab: Vocabulary):
         if [len(s) for s in source_ids] != states.lengths().tolist():
             raise RuntimeError("cached source states do not match the tokenised bitext")
@@ -162,7 +164,8 @@ class _Data:
         return states, source_ids, mask, source_local, dec_in, labels
 
 
-def batches(lengths: Sequence[int], rows: Sequence[int], batch_tokens: int, rng: np.random.Generator) -> list[list[int]]:
+def batches(lengths: Sequence[int], rows: Sequence[int], batch_tokens: int,
+            rng: np.random.Generator) -> list[list[int]]:
     """Rows grouped by target length (with jitter) within a padded-token budget, in a shuffled order."""
     rows = list(rows)
     jitter = rng.random(len(rows))

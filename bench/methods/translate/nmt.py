@@ -68,7 +68,8 @@ def resolve(spec: str | Path) -> MtModel:
         path = local
     elif local.exists() or spec.startswith((".", "/", "~")) or spec.count("/") > 1:
         raise BenchError(f"MT model {spec!r} is neither a model directory nor a Hugging Face id",
-                         "give a seq2seq model directory (config.json + weights) or an id such as Helsinki-NLP/opus-mt-sw-en")
+                         "give a seq2seq model directory (config.json + weights) or an id such as "
+                         "Helsinki-NLP/opus-mt-sw-en")
     else:
         path = models.hub_snapshot(spec)
     if not (path / "config.json").exists() and not mt_model.is_bench_model(path):

@@ -46,7 +46,8 @@ class PsqConfig:
         return asdict(self)
 
 
-def translate_token(token: str, table: TranslationTable, config: PsqConfig, target_lang: str = "en") -> dict[str, float]:
+def translate_token(token: str, table: TranslationTable, config: PsqConfig,
+                    target_lang: str = "en") -> dict[str, float]:
     """The weighted translations of one source token: itself with weight 1 when the table does not
     know it; nothing (but ``keep_original``) when it only translates into stop words or improbable
     words, as function words do."""

@@ -21,8 +21,9 @@ every file is written atomically, so an interrupted report leaves the previous o
 reads runs only: what it says about a pair comes from the runs' manifests (``pair_info``).
 
 Modules, each importing only those above it: ``variants`` (runs grouped into seeds and noise rates),
-``model`` (the report as plain data, ordering and formatting), ``tables`` (the table model both writers render), ``markdown`` and ``html`` (the writers;
-templates in ``templates/``), ``files`` (atomic writes, :func:`write_pair_report`), ``leaderboard``.
+``model`` (the report as plain data, ordering and formatting), ``tables`` (the table model both writers
+render), ``markdown`` and ``html`` (the writers; templates in ``templates/``), ``files`` (atomic writes,
+:func:`write_pair_report`), ``leaderboard``.
 """
 
 from bench.results.report.files import write_pair_report, write_texts

@@ -10,14 +10,15 @@ from functools import cache
 import jinja2
 
 from bench.results.report.model import LABELS, label
-from bench.results.report.tables import (COMPARISON_NOTE, HEAD_TO_HEAD_NOTE, NOISE_NOTE, PROVENANCE_NOTE, SEEDS_HEAD_TO_HEAD_NOTE,
-                                 SEEDS_NOTE, PairPage)
+from bench.results.report.tables import (COMPARISON_NOTE, HEAD_TO_HEAD_NOTE, NOISE_NOTE, PROVENANCE_NOTE,
+                                         SEEDS_HEAD_TO_HEAD_NOTE, SEEDS_NOTE, PairPage)
 
 
 @cache
 def environment() -> jinja2.Environment:
     return jinja2.Environment(
-        loader=jinja2.PackageLoader("bench.results.report", "templates"), autoescape=True, undefined=jinja2.StrictUndefined,
+        loader=jinja2.PackageLoader("bench.results.report", "templates"), autoescape=True,
+        undefined=jinja2.StrictUndefined,
         trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
     )
 
@@ -41,5 +42,6 @@ def pair_html(page: PairPage) -> str:
         figures["differences"] = data_uri(plots.difference_chart(page.differences.values, page.differences.title))
     return render("pair.html.j2", page=page, report=report, figures=figures, primary=label(report.primary),
                   comparison_note=COMPARISON_NOTE, head_to_head_note=HEAD_TO_HEAD_NOTE,
-                  provenance_note=PROVENANCE_NOTE, seeds_note=SEEDS_NOTE, seeds_head_to_head_note=SEEDS_HEAD_TO_HEAD_NOTE,
+                  provenance_note=PROVENANCE_NOTE, seeds_note=SEEDS_NOTE,
+                  seeds_head_to_head_note=SEEDS_HEAD_TO_HEAD_NOTE,
                   noise_note=NOISE_NOTE)

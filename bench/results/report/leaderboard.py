@@ -133,8 +133,9 @@ def scores_table(data: dict) -> Table:
             ci = (e or {}).get("ci", {}).get(m)
             n = len((e or {}).get("seeds") or [0])
             std = (e or {}).get("std", {}).get(m)
+            text = fmt(v) if n < 2 else f"{value_text(v, float('nan') if std is None else std, n)} ({n} seeds)"
             cells.append(Cell(
-                fmt(v) if n < 2 else f"{value_text(v, float('nan') if std is None else std, n)} ({n} seeds)", bold=v is not None and bool(np.isclose(v, best[(pair, m)])),
+                text, bold=v is not None and bool(np.isclose(v, best[(pair, m)])),
                 significant=bool((e or {}).get("significant", {}).get(m)),
                 interval=f"[{fmt(ci[0])}, {fmt(ci[1])}]" if ci and ci[0] is not None else ""))
         for m in measures:
@@ -169,8 +170,8 @@ def _texts(data: dict) -> dict[str, str]:
                   f"with a {stats.CONFIDENCE:.0%} percentile bootstrap interval; † differs from the pair's baseline "
                   f"(paired randomization test, Holm-corrected across the pair's systems, p < {stats.ALPHA}); "
                   "bold: the best of its column." + (
-                      f" A system of several seeds: the mean over its seeds {STD_NOTE}, and how many; its interval and † "
-                      "use its per-query values averaged over the seeds."
+                      f" A system of several seeds: the mean over its seeds {STD_NOTE}, and how many; its interval "
+                      "and † use its per-query values averaged over the seeds."
                       if any(len(e.get("seeds") or []) > 1 for e in data["entries"]) else "")),
         "mean_note": (f"Low-resource mean: {means_over}; — when a system lacks a run on one of them. "
                       "A pair without MAP and nDCG@10 shows its own first two measures."),

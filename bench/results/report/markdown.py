@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from bench.results.report.model import label
-from bench.results.report.tables import (COMPARISON_NOTE, HEAD_TO_HEAD_NOTE, NOISE_NOTE, PROVENANCE_NOTE, SEEDS_HEAD_TO_HEAD_NOTE,
-                                 SEEDS_NOTE, Cell, PairPage, Table)
+from bench.results.report.tables import (COMPARISON_NOTE, HEAD_TO_HEAD_NOTE, NOISE_NOTE, PROVENANCE_NOTE,
+                                         SEEDS_HEAD_TO_HEAD_NOTE, SEEDS_NOTE, Cell, PairPage, Table)
 
 
 def md_table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -49,7 +49,8 @@ def pair_markdown(page: PairPage) -> str:
         out += [f"## Head to head ({label(report.primary)})", "", *md_lines(page.head_to_head), "",
                 HEAD_TO_HEAD_NOTE, ""]
     if page.seeds is not None:
-        out += [f"## Seeds ({label(report.primary)} against the baseline)", "", *md_lines(page.seeds), "", SEEDS_NOTE, ""]
+        out += [f"## Seeds ({label(report.primary)} against the baseline)", "", *md_lines(page.seeds), "",
+                SEEDS_NOTE, ""]
     if page.seeds_head_to_head is not None:
         out += [f"### Head to head, seed by seed ({label(report.primary)})", "", *md_lines(page.seeds_head_to_head), "",
                 SEEDS_HEAD_TO_HEAD_NOTE, ""]

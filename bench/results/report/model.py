@@ -19,6 +19,7 @@ from bench.results import stats
 from bench.errors import BenchError
 from bench.results.report.variants import Replicates, by_system, group_runs, noisy, per_seed_tests
 from bench.results.runs import StoredRun, load_runs, read_queries
+from bench.results.scoring import SYSTEMS_PER_QUERY_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +33,9 @@ HEAD_TO_HEAD = [("optical", "mdense"), ("optical-maxsim", "mdense-maxsim"), ("sd
                 ("sdistill-maxsim", "mdense-maxsim"), ("optical", "sdistill"), ("optical-maxsim", "sdistill-maxsim"),
                 ("optical", "mdense-maxsim"), ("optical-maxsim", "mdense"), ("optical", "nmt-dense"),
                 ("optical-maxsim", "nmt-dense"), ("optical", "bm25-psq"), ("optical-maxsim", "bm25-psq"),
-                ("optical-hybrid", "mdense-hybrid"), ("optical-hybrid", "optical-maxsim"), ("optical-hybrid", "bm25-psq")]
-PER_QUERY_COLUMNS = ["pair", "system", "query_id", "measure", "value"]
+                ("optical-hybrid", "mdense-hybrid"), ("optical-hybrid", "optical-maxsim"),
+                ("optical-hybrid", "bm25-psq")]
+REPORT_PER_QUERY_COLUMNS = ["pair", *SYSTEMS_PER_QUERY_COLUMNS]  # a report's per-query table
 
 
 def label(measure: str) -> str:
@@ -152,7 +154,7 @@ class PairReport:
     measures: list[str]
     baseline: str | None
     table: pd.DataFrame  # bench.results.stats.compare
-    per_query: pd.DataFrame  # PER_QUERY_COLUMNS
+    per_query: pd.DataFrame  # REPORT_PER_QUERY_COLUMNS
     primary: str
     best: str | None = None
     diffs: pd.Series | None = None  # per-query difference best − baseline on the primary measure
@@ -193,12 +195,13 @@ def build_pair_report(pair: str, runs_root: Path, baseline: str | None = None, *
     grouped = group_runs(runs)
     main = by_system(grouped)
     if not main:
-        raise BenchError(f"every run of pair {pair} under {runs_root} is on noised bitext: nothing to compare them with",
+        raise BenchError(f"every run of pair {pair} under {runs_root} is on noised bitext: nothing to compare them "
+                         "with",
                          f"run `bench run --pair {pair}` (no --bitext-noise) for the systems' plain runs")
     systems = ordered(main, system_order(runs))
     per_query = pd.concat(
         [main[s].per_query().assign(pair=pair, system=s) for s in systems], ignore_index=True,
-    )[PER_QUERY_COLUMNS]
+    )[REPORT_PER_QUERY_COLUMNS]
     measures = ordered(per_query["measure"], MEASURE_ORDER)
     if baseline is None:
         baseline = DEFAULT_BASELINE if DEFAULT_BASELINE in systems else systems[0]

@@ -22,14 +22,15 @@ HEAD_TO_HEAD_NOTE = ("Paired over the queries both systems answer; two-sided p-v
 SEEDS_NOTE = ("Each seed's own run. Δ and the tests: the seed's run against the baseline's values in the table "
               "above (their mean over its seeds where it has several), paired over queries; two-sided p-values; "
               "Holm adjusts the randomization p-values over the rows of this table.")
-SEEDS_HEAD_TO_HEAD_NOTE = ("Each seed of the system against the reference's values in the head-to-head table (their mean over "
-                           "its seeds where it has several); Holm over the rows of this table; † p Holm < 0.05.")
+SEEDS_HEAD_TO_HEAD_NOTE = ("Each seed of the system against the reference's values in the head-to-head table "
+                           "(their mean over its seeds where it has several); Holm over the rows of this table; "
+                           "† p Holm < 0.05.")
 NOISE_NOTE = ("Systems retrained on bitext with the given fraction of misaligned pairs (bench sweep noise, bench grid "
               f"--noise), kept out of the tables above; with several seeds, the mean {STD_NOTE}. Δ: against the "
               "same system without noise.")
-PROVENANCE_NOTE = ("data: fingerprint of the run's input files and their sha256 (the manifest's data field); models: role "
-                   "and fingerprint of each model used (the translation model and the distilled checkpoint "
-                   "included); commit: the git commit bench ran from.")
+PROVENANCE_NOTE = ("data: fingerprint of the run's input files and their sha256 (the manifest's data field); "
+                   "models: role and fingerprint of each model used (the translation model and the distilled "
+                   "checkpoint included); commit: the git commit bench ran from.")
 
 
 @dataclass(frozen=True)
@@ -196,8 +197,9 @@ def seeds(report: PairReport) -> Table | None:
         means = {m: cell.seed_means(m) for m in report.measures}
         for i, run in enumerate(cell.runs):
             r = tested.get((system, run.seed))
-            test = ([signed(r["delta"]), Cell(f"{r['wins']}/{r['ties']}/{r['losses']}"), Cell(fmt_p(r["p_randomization"])),
-                     Cell(fmt_p(r["p_ttest"])), Cell(fmt_p(r["p_holm"]), significant=bool(r["significant"]))]
+            test = ([signed(r["delta"]), Cell(f"{r['wins']}/{r['ties']}/{r['losses']}"),
+                     Cell(fmt_p(r["p_randomization"])), Cell(fmt_p(r["p_ttest"])),
+                     Cell(fmt_p(r["p_holm"]), significant=bool(r["significant"]))]
                     if r is not None else [Cell("—") for _ in range(5)])
             rows.append([Cell(system), Cell(str(run.seed)), Cell(run.name, code=True),
                          *(Cell(fmt(means[m][i])) for m in report.measures), *test])
@@ -212,9 +214,10 @@ def seeds_head_to_head(report: PairReport) -> Table | None:
         return None
     return Table(["system", "seed", "reference", "system mean", "reference mean", "Δ", "wins/ties/losses",
                   "p randomization", "p t-test", "p Holm"], [
-        [Cell(r["system"]), Cell(str(r["seed"])), Cell(r["reference"]), Cell(fmt(r["mean"])), Cell(fmt(r["reference_mean"])),
-         signed(r["delta"]), Cell(f"{r['wins']}/{r['ties']}/{r['losses']}"), Cell(fmt_p(r["p_randomization"])),
-         Cell(fmt_p(r["p_ttest"])), Cell(fmt_p(r["p_holm"]), significant=bool(r["significant"]))]
+        [Cell(r["system"]), Cell(str(r["seed"])), Cell(r["reference"]), Cell(fmt(r["mean"])),
+         Cell(fmt(r["reference_mean"])), signed(r["delta"]), Cell(f"{r['wins']}/{r['ties']}/{r['losses']}"),
+         Cell(fmt_p(r["p_randomization"])), Cell(fmt_p(r["p_ttest"])),
+         Cell(fmt_p(r["p_holm"]), significant=bool(r["significant"]))]
         for _, r in report.per_seed_head_to_head.iterrows()], text_cols=3)
 
 
@@ -226,7 +229,8 @@ def noise(report: PairReport) -> Table | None:
     for cell in report.noise:
         clean = report.replicates.get(cell.system)
         mean = cell.spread(report.primary)[0]
-        delta = signed(mean - clean.spread(report.primary)[0]) if clean is not None and not np.isnan(mean) else Cell("—")
+        delta = (signed(mean - clean.spread(report.primary)[0]) if clean is not None and not np.isnan(mean)
+                 else Cell("—"))
         rows.append([Cell(cell.system), Cell(f"{cell.noise:g}"), Cell(str(cell.n)),
                      *(Cell(value_text(*cell.spread(m), cell.n)) for m in report.measures), delta])
     return Table(["system", "bitext noise", "seeds", *(label(m) for m in report.measures),

@@ -1,0 +1,80 @@
+"""``bench train`` (the MT model, a distilled student) and ``bench sweep noise``."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from bench.cli.common import BenchGroup, option_flags
+from bench.infra.store import check_dirs
+
+
+@click.group("train", cls=BenchGroup)
+def train_group() -> None:
+    """Train models on a pair's bitext (cached by fingerprint; an interrupted training resumes)."""
+
+
+@train_group.command("mt")
+@click.option("--pair", "pair_name", required=True, help="e.g. sw-en")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--steps", type=click.IntRange(1), help="Training steps (default: MtConfig.max_steps).")
+@click.option("--bitext-noise", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.0, show_default=True)
+def train_mt_cmd(pair_name: str, seed: int, steps: int | None, bitext_noise: float) -> None:
+    """Train the pair's foreign→English translation model (used by bm25-nmt and nmt-dense)."""
+    from bench.data.pairs import get_pair
+    from bench.methods.translate.mt_train import train_mt
+
+    config = {"max_steps": steps} if steps else {}
+    click.echo(f"model: {train_mt(get_pair(pair_name), config=config, noise=bitext_noise, seed=seed)}")
+
+
+@train_group.command("optical")
+@click.option("--pair", "pair_name", required=True, help="e.g. sw-en")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--steps", type=click.IntRange(1), help="Training steps (default: the recipe's).")
+@click.option("--sentence-only", is_flag=True, help="The sdistill ablation: the sentence-level term alone.")
+@click.option("--bitext-noise", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.0, show_default=True)
+def train_optical_cmd(pair_name: str, seed: int, steps: int | None, sentence_only: bool, bitext_noise: float) -> None:
+    """Distil the multilingual student from the English teacher on the pair's bitext (the recipe of the
+    `optical` system, or of `sdistill` with --sentence-only)."""
+    from dataclasses import replace
+
+    from bench.methods.distill.recipes import RECIPES, trained_student
+    from bench.data.pairs import get_pair
+
+    config = RECIPES["sdistill" if sentence_only else "optical"]
+    if steps:
+        config = replace(config, steps=steps)
+    checkpoint, _ = trained_student(get_pair(pair_name), config, noise=bitext_noise, seed=seed)
+    click.echo(f"checkpoint: {checkpoint}")
+
+
+@click.group("sweep", cls=BenchGroup)
+def sweep_group() -> None:
+    """Run systems across a range of a setting and tabulate and plot the effect."""
+
+
+@sweep_group.command("noise")
+@click.option("--pair", "pair_name", required=True, help="e.g. sw-en")
+@click.option("--rates", default="0,0.2,0.4", show_default=True, help="Fractions of misaligned bitext pairs.")
+@click.option("--systems", "systems_list", help="Comma-separated trained systems (default: every system that "
+              "learns from the bitext).")
+@option_flags(exclude=("profile", "bitext_noise"), aliases={"distill_steps": ("--steps",)})
+@click.option("--seed", default=0, show_default=True)
+@click.option("--runs", "runs_root", default="runs", show_default=True, type=click.Path(path_type=Path),
+              help="Where runs are stored (runs/<pair>/<system>/).")
+@click.option("--reports", "reports_dir", default="reports", show_default=True, type=click.Path(path_type=Path),
+              help="Where reports are written.")
+def sweep_noise_cmd(pair_name, rates, systems_list, seed, runs_root, reports_dir, **option_values) -> None:
+    """Retrain every trained system at each noise rate; write <pair>.noise.{csv,md,png}."""
+    from bench.experiment.sweep import parse_rates, plan_sweep
+
+    rate_list = parse_rates(rates)
+    check_dirs(("--runs", runs_root, True), ("--reports", reports_dir, True))
+    sweep = plan_sweep(pair_name, rate_list, systems_list, option_values, seed=seed, runs=runs_root)
+    started = time.perf_counter()
+    for path in sweep.execute(reports_dir):
+        click.echo(f"wrote {path}")
+    click.echo(f"done in {time.perf_counter() - started:.1f} s")
