@@ -17,11 +17,13 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from dataclasses import fields
 
 import click
 
 from bench.infra import devices
+from bench.infra.store import bench_home, check_dir
 from bench.systems.options import HELP, RunOptions, flag
 
 LOG_STATE = "bench.log"  # ctx.meta keys: the flags seen so far, and the function that applies them
@@ -44,6 +46,15 @@ _EXECUTION_FLAGS = (
     (("--batch-tokens",), dict(type=click.IntRange(min=1), metavar="N", help="Padded tokens per inference batch "
                                "(default: BENCH_BATCH_TOKENS, else sized for the device).")),
 )
+
+
+def check_dirs(*options: tuple[str, Path | None, bool]) -> None:
+    """``(option, path or None, written?)`` each, and BENCH_HOME: a directory option that cannot serve is an
+    error before any work (:func:`bench.infra.store.check_dir`)."""
+    bench_home()
+    for name, path, write in options:
+        if path is not None:
+            check_dir(path, name, write)
 
 
 def execution_flag(ctx: click.Context, param: click.Parameter, value) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from bench.errors import BenchError
-from bench.infra.store import check_dirs
+from bench.cli.common import check_dirs
 
 
 @click.command("pairs")

@@ -44,7 +44,7 @@ def grid_cmd(grid_file, pairs, pair_files, systems_list, seeds, noise, ray_addre
     runs only the cells without a complete run. Exits non-zero if a cell failed."""
     from bench.experiment.grid import grid_spec, load_grid_file, plan_grid
     from bench.experiment.grid_exec import run_plan, write_reports
-    from bench.infra.store import check_dirs
+    from bench.cli.common import check_dirs
 
     started = time.perf_counter()
     values = load_grid_file(grid_file) if grid_file else {}

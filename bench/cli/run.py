@@ -9,7 +9,7 @@ import click
 
 from bench.cli.common import option_flags
 from bench.errors import BenchError
-from bench.infra.store import check_dirs
+from bench.cli.common import check_dirs
 
 
 @click.command("run")

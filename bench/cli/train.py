@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from bench.cli.common import BenchGroup, option_flags
-from bench.infra.store import check_dirs
+from bench.cli.common import check_dirs
 
 
 @click.group("train", cls=BenchGroup)

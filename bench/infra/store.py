@@ -62,15 +62,6 @@ def bench_home() -> Path:
     return home
 
 
-def check_dirs(*options: tuple[str, Path | None, bool]) -> None:
-    """``(option, path or None, written?)`` each, and BENCH_HOME: a directory that cannot serve is an
-    error before any work."""
-    bench_home()
-    for name, path, write in options:
-        if path is not None:
-            check_dir(path, name, write)
-
-
 def check_dir(path: Path, what: str, write: bool = True) -> None:
     """Refuse, before any work, a directory option that names a file, or (``write``) that cannot be
     created or written."""

@@ -309,17 +309,20 @@ class Encoder(Role):
     reads = ("encoder",)
     zero_shot = True
 
+    def model_spec(self, options: RunOptions) -> str:
+        return encoder_spec(options)
+
     def model(self, ctx: RunContext) -> str:
-        return encoder_spec(ctx.options)
+        return self.model_spec(ctx.options)
 
     def encodes(self, job: Job):
-        return encoder_spec(job.options)
+        return self.model_spec(job.options)
 
     def identity(self, job: Job) -> tuple:
-        return ("spec", encoder_spec(job.options))
+        return ("spec", self.model_spec(job.options))
 
     def needs(self, job: Job) -> list[Need]:
-        return _model_needs(encoder_spec(job.options))
+        return _model_needs(self.model_spec(job.options))
 
 
 class Teacher(Encoder):
@@ -329,17 +332,8 @@ class Teacher(Encoder):
     reads = ("teacher", "encoder")
     zero_shot = False
 
-    def model(self, ctx: RunContext) -> str:
-        return teacher_spec(ctx.options)
-
-    def encodes(self, job: Job):
-        return teacher_spec(job.options)
-
-    def identity(self, job: Job) -> tuple:
-        return ("spec", teacher_spec(job.options))
-
-    def needs(self, job: Job) -> list[Need]:
-        return _model_needs(teacher_spec(job.options))
+    def model_spec(self, options: RunOptions) -> str:
+        return teacher_spec(options)
 
 
 @dataclass(frozen=True)
