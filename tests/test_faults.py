@@ -361,3 +361,73 @@ def test_stale_temporaries_of_dead_processes_are_removed_and_live_ones_kept(tmp_
     with store.atomic_dir(tmp_path / "sub" / "abc") as tmp:
         assert not again.exists() and tmp.name.startswith(f".abc.{host}-{os.getpid()}.")
     assert sorted(p.name for p in (tmp_path / "sub").iterdir()) == ["abc"]
+
+
+# --- issue 25: the environment, closed pipes, read-only directories, the API's arguments -------------------------
+
+
+@pytest.mark.parametrize("name,value,expects", [
+    ("BENCH_THREADS", "abc", "a positive integer (CPU threads)"),
+    ("BENCH_THREADS", "-1", "a positive integer (CPU threads)"),
+    ("BENCH_LOCK_STALE_S", "x", "a positive number of seconds"),
+    ("BENCH_STOP_GRACE_S", "0", "a positive number of seconds"),
+    ("BENCH_DEVICE", "gpu", "auto, cpu, cuda or cuda:N"),
+    ("BENCH_BATCH_TOKENS", "0", "a positive integer (padded tokens per inference batch)"),
+])
+def test_a_bad_bench_variable_is_one_line_naming_it_before_any_work(monkeypatch, capsys, bench_home, tmp_path,
+                                                                    name, value, expects):
+    monkeypatch.setenv(name, value)
+    code, _, err = run_main(monkeypatch, capsys, "run", "--pair-file", str(TINY / "pair.yaml"), "--systems", "bm25",
+                            "--runs", str(tmp_path / "runs"), "--reports", str(tmp_path / "reports"))
+    want = f"error: {name}={value!r} is not valid: it must be {expects} (fix or unset {name})"
+    assert code == 2 and one_line(err) == want
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "reports").exists()
+
+
+def test_a_closed_pipe_ends_the_listing_quietly(tmp_path):
+    import subprocess
+
+    env = {**os.environ, "BENCH_HOME": str(tmp_path / "home")}
+    listing = subprocess.Popen([sys.executable, "-c", "from bench.cli import main; main()", "systems"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    listing.stdout.readline()  # one line read, then the reader goes away (like `bench systems | head -1`)
+    listing.stdout.close()
+    _, err = listing.communicate(timeout=120)
+    assert listing.returncode == 141 and err == b""
+
+
+@pytest.mark.parametrize("command", [["check", "--expected", "reports/expected.yaml"], ["report"]])
+def test_a_runs_directory_that_does_not_exist_is_an_error_not_an_empty_check(monkeypatch, capsys, tmp_path, command):
+    root = Path(__file__).resolve().parents[1]
+    args = [a if a != "reports/expected.yaml" else str(root / a) for a in command]
+    code, _, err = run_main(monkeypatch, capsys, *args, "--runs", str(tmp_path / "typo"))
+    assert code == 2 and one_line(err) == (f"error: --runs {tmp_path / 'typo'}: no such directory "
+                                           "(--runs must name an existing directory)")
+    assert not (tmp_path / "typo").exists()
+
+
+def test_fetch_to_a_file_is_one_line(monkeypatch, capsys, tmp_path):
+    (tmp_path / "taken").write_text("a file")
+    code, out, err = run_main(monkeypatch, capsys, "fetch", "--pair", "sw-en", "--to", str(tmp_path / "taken"))
+    assert code == 2 and one_line(err) == (f"error: --to {tmp_path / 'taken'} is a file, not a directory "
+                                           "(give a directory for --to)")
+    assert (tmp_path / "taken").read_text() == "a file"
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"seed": "abc"}, "seed must be a non-negative integer, got 'abc'"),
+    ({"seed": -1}, "seed must be a non-negative integer, got -1"),
+    ({"depth": 1.5}, "depth must be a positive integer, got 1.5"),
+    ({"depth": 0}, "depth must be a positive integer, got 0"),
+    ({"runs": "A_FILE"}, "is a file, not a directory"),
+    ({"reports": "A_FILE"}, "is a file, not a directory"),
+])
+def test_the_api_checks_its_arguments_before_any_work(bench_home, tmp_path, kwargs, message):
+    import bench
+
+    (tmp_path / "a-file").write_text("a file")
+    kwargs = {k: str(tmp_path / "a-file") if v == "A_FILE" else v for k, v in kwargs.items()}
+    kwargs.setdefault("runs", tmp_path / "runs")
+    with pytest.raises(BenchError, match=message.replace("(", r"\(")):
+        bench.run(TINY / "pair.yaml", systems="bm25", **kwargs)
+    assert not (tmp_path / "runs").exists() and (tmp_path / "a-file").read_text() == "a file"

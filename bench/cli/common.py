@@ -22,6 +22,7 @@ from dataclasses import fields
 
 import click
 
+from bench.errors import BenchError
 from bench.infra import devices
 from bench.infra.store import bench_home, check_dir
 from bench.systems.options import HELP, RunOptions, flag
@@ -50,11 +51,14 @@ _EXECUTION_FLAGS = (
 
 def check_dirs(*options: tuple[str, Path | None, bool]) -> None:
     """``(option, path or None, written?)`` each, and BENCH_HOME: a directory option that cannot serve is an
-    error before any work (:func:`bench.infra.store.check_dir`)."""
+    error before any work (:func:`bench.infra.store.check_dir`); one that is only read must exist."""
     bench_home()
     for name, path, write in options:
-        if path is not None:
-            check_dir(path, name, write)
+        if path is None:
+            continue
+        check_dir(path, name, write)
+        if not write and not Path(path).is_dir():
+            raise BenchError(f"{name} {path}: no such directory", f"{name} must name an existing directory")
 
 
 def execution_flag(ctx: click.Context, param: click.Parameter, value) -> None:

@@ -31,7 +31,7 @@ def pairs_cmd() -> None:
 
 @click.command("fetch")
 @click.option("--pair", "pair_name", required=True, help="Pair whose data to fetch, e.g. sw-en.")
-@click.option("--to", "to_dir", type=click.Path(file_okay=False, path_type=Path),
+@click.option("--to", "to_dir", type=click.Path(path_type=Path),
               help="Also write the files as a mirror directory (for an air-gapped machine).")
 def fetch_cmd(pair_name: str, to_dir: Path | None) -> None:
     """Fetch (and verify) every public file a pair needs."""

@@ -14,10 +14,12 @@ import click
 
 from bench.cli.common import LOG_FLAGS, LOG_STATE, SETUP_LOGGING, BenchGroup
 from bench.errors import BenchError
+from bench.infra.environment import check_environment
 
 log = logging.getLogger("bench")
 
 EXIT_ERROR = 2
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a writer whose reader has gone
 
 
 def _setup_logging(verbose: int, quiet: bool) -> None:
@@ -72,6 +74,7 @@ def main() -> None:
     code = 0
     try:
         interrupts.install()  # SIGTERM and SIGINT unwind like Ctrl-C, JVM or not, and never hang
+        check_environment()  # a bad BENCH_* value: one line, before any work
         _invoke(sys.argv[1:])
     except BaseException as exc:  # each kind becomes one line below
         if interrupts.received() is not None or isinstance(exc, (KeyboardInterrupt, click.exceptions.Abort)):
@@ -79,6 +82,9 @@ def main() -> None:
             interrupts.exit_stopped()
         if isinstance(exc, SystemExit):
             code = exc.code
+        elif isinstance(exc, BrokenPipeError):  # `bench pairs | head`: the reader has gone; nothing to say
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's flush at exit stays quiet
+            code = EXIT_BROKEN_PIPE
         elif not isinstance(exc, Exception) or debug:
             raise
         elif isinstance(exc, BenchError):

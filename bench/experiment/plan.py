@@ -21,6 +21,8 @@ from typing import Any, Iterable, Mapping, Sequence
 from bench.data.pair_ref import pair_ref, resolve_pair
 from bench.data.pairs import Pair
 from bench.errors import BenchError
+from bench.infra.environment import check_environment
+from bench.infra.store import check_dir
 from bench.results.runs import MANIFEST_FILE, run_dir
 from bench.results.scoring import parse_measures
 from bench.systems import System, ci_systems, default_systems, get_system, parse_systems
@@ -77,12 +79,16 @@ def plan_run(pair: str | Path | Pair, systems: str | Sequence[str | System] | No
 
     ``external``: ``NAME=PATH`` runs made elsewhere, validated now; ``fetch``: fetch the corpora that
     are published outside GitHub now (once, where online)."""
+    check_environment()
     resolved = resolve_pair(pair)
     run_options = RunOptions.from_mapping(options)
     chosen = choose_systems(resolved, systems, run_options)
     check_options(run_options, chosen)
     names = measure_names(measures)
     runs_root = Path(runs)
+    check_dir(runs_root, "runs")  # a file, or a place that cannot be written: refused before any work
+    if reports is not None:
+        check_dir(Path(reports), "reports")
     external_names = [str(r).split("=", 1)[0] for r in external]
     check_baseline(baseline, [s.name for s in chosen] + external_names, runs_root, resolved)
     prepared = ()

@@ -10,14 +10,15 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Sequence
 
+from bench.infra import environment
+
 if TYPE_CHECKING:  # torch is imported where it is needed: listing systems should not load it
     import torch
 
 
 def threads() -> int:
     """CPU cores this process may use (``BENCH_THREADS`` overrides)."""
-    value = os.environ.get("BENCH_THREADS")
-    return int(value) if value else len(os.sched_getaffinity(0))
+    return environment.number("BENCH_THREADS", len(os.sched_getaffinity(0)))
 
 
 def pad_batch(ids: Sequence[Sequence[int]], rows: Sequence[int], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:

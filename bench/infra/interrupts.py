@@ -25,10 +25,11 @@ import socket
 import sys
 import threading
 
+from bench.infra.environment import number
 from bench.infra.tempfiles import remove_live_temps
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
-GRACE_S = float(os.environ.get("BENCH_STOP_GRACE_S") or 20)
+GRACE_S = 20.0  # BENCH_STOP_GRACE_S overrides (read by install)
 LAST_RESORT_S = 10.0
 MESSAGE = "interrupted ({name}): finished runs are kept, unfinished ones left nothing behind"
 
@@ -64,8 +65,7 @@ def raise_if_stopping() -> None:
 def install(grace_s: float | None = None) -> None:
     """In the main thread: the first SIGTERM or SIGINT interrupts, the watchdog bounds the stop."""
     global GRACE_S
-    if grace_s is not None:
-        GRACE_S = grace_s
+    GRACE_S = grace_s if grace_s is not None else number("BENCH_STOP_GRACE_S", GRACE_S)
     with _lock:
         _cancel_timer()
         _state.update(signal=None, handled=0, woken=0, said=False, settled=False)

@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+from bench.infra import environment
 from bench.errors import BenchError
 from bench.infra.interrupts import raise_if_stopping
 from bench.infra.processes import boot_id, process_alive
@@ -49,7 +50,7 @@ HOST = socket.gethostname() or "host"
 
 
 def stale_timeout() -> float:
-    return float(os.environ.get("BENCH_LOCK_STALE_S") or STALE_S)
+    return environment.number("BENCH_LOCK_STALE_S", STALE_S)
 
 
 def lock_path(artifact: Path) -> Path:
