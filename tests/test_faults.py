@@ -431,3 +431,24 @@ def test_the_api_checks_its_arguments_before_any_work(bench_home, tmp_path, kwar
     with pytest.raises(BenchError, match=message.replace("(", r"\(")):
         bench.run(TINY / "pair.yaml", systems="bm25", **kwargs)
     assert not (tmp_path / "runs").exists() and (tmp_path / "a-file").read_text() == "a file"
+
+
+@pytest.mark.parametrize("measures,message", [
+    ("nDCG@0", "measure nDCG@0: its cutoff must be a whole number of at least 1, not 0 (e.g. nDCG@10)"),
+    ("R@0", "measure R@0: its cutoff must be a whole number of at least 1, not 0 (e.g. R@10)"),
+    ("nDCG@10.5", "measure nDCG@10.5: its cutoff must be a whole number of at least 1, not 10.5 (e.g. nDCG@10)"),
+    ("AP,alpha_nDCG@10", "measure alpha_nDCG@10 cannot be computed here: "),
+])
+def test_a_measure_that_cannot_be_computed_is_one_line_before_any_work(monkeypatch, capsys, bench_home, tmp_path,
+                                                                       pair_dir, measures, message):
+    code, _, err = run_main(monkeypatch, capsys, "run", "--pair-file", str(pair_dir / "pair.yaml"), "--systems",
+                            "bm25", "--measures", measures, "--runs", str(tmp_path / "runs"))
+    assert code == 2 and one_line(err).startswith(f"error: {message}")
+    assert not (tmp_path / "runs").exists()
+    # the same measures in the pair file: the same line, before any work
+    text = (pair_dir / "pair.yaml").read_text()
+    (pair_dir / "pair.yaml").write_text(text.replace("measures: [AP, RR@10]", f"measures: [{measures}]"))
+    code, _, err = run_main(monkeypatch, capsys, "run", "--pair-file", str(pair_dir / "pair.yaml"), "--systems",
+                            "bm25", "--runs", str(tmp_path / "runs"))
+    assert code == 2 and one_line(err).startswith(f"error: {message}")
+    assert not (tmp_path / "runs").exists()

@@ -24,7 +24,7 @@ from bench.errors import BenchError
 from bench.infra.environment import check_environment
 from bench.infra.store import check_dir
 from bench.results.runs import MANIFEST_FILE, run_dir
-from bench.results.scoring import parse_measures
+from bench.results.scoring import check_measures
 from bench.systems import System, ci_systems, default_systems, get_system, parse_systems
 from bench.systems.options import RunOptions, flag, unread
 
@@ -85,6 +85,8 @@ def plan_run(pair: str | Path | Pair, systems: str | Sequence[str | System] | No
     chosen = choose_systems(resolved, systems, run_options)
     check_options(run_options, chosen)
     names = measure_names(measures)
+    if names is None and resolved.files:  # a pair file's own measures are the user's too
+        check_measures(resolved.measures)
     runs_root = Path(runs)
     check_dir(runs_root, "runs")  # a file, or a place that cannot be written: refused before any work
     if reports is not None:
@@ -161,7 +163,7 @@ def measure_names(value: str | Sequence[str] | None) -> list[str] | None:
     names = [str(m).strip() for m in items if str(m).strip()]
     if not names:
         raise BenchError(f"--measures {value!r} names no measure", "e.g. --measures AP,nDCG@10")
-    return list(dict.fromkeys(str(m) for m in parse_measures(names)))
+    return list(dict.fromkeys(check_measures(names)))
 
 
 def check_baseline(baseline: str | None, systems: Iterable[str], runs_root: Path, pair: Pair) -> None:

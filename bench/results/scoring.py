@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import ir_measures
 import pandas as pd
 
@@ -20,6 +24,49 @@ def parse_measures(names) -> list:
     except (ValueError, NameError, SyntaxError) as exc:
         raise BenchError(f"unknown measure in {list(names)}: {exc}",
                          "use ir_measures names such as AP, nDCG@10") from exc
+
+
+# A tiny judged collection every measure bench accepts must score (graded qrels, an unjudged document, a
+# query the run misses): what check_measures tries each measure on
+_PROBE_QRELS = {"q1": {"d1": 2, "d2": 0, "d3": 1}, "q2": {"d4": 1}, "q3": {"d1": 1}}
+_PROBE_RUN = {"q1": {"d1": 3.0, "d2": 2.0, "d5": 1.0}, "q2": {"d4": 2.0, "d1": 1.0}}
+_PROBE = ("import json, sys\nfrom bench.results.scoring import _PROBE_QRELS, _PROBE_RUN, per_query\n"
+          "per_query(_PROBE_RUN, _PROBE_QRELS, json.loads(sys.argv[1]))\n")
+
+
+def check_measures(names) -> list[str]:
+    """The measures ``names`` in ir_measures' canonical form, each checked before any work: its cutoff a
+    whole number of at least 1, and scored on a tiny judged collection through :func:`per_query` in a
+    child process (a measure can abort a provider's C code, which would end bench). A measure that
+    cannot be computed here is one error naming it."""
+    measures = parse_measures(names)
+    for m in measures:
+        cutoff = m.params.get("cutoff") if isinstance(getattr(m, "params", None), dict) else None
+        if cutoff is not None and (isinstance(cutoff, bool) or not isinstance(cutoff, int) or cutoff < 1):
+            raise BenchError(f"measure {m}: its cutoff must be a whole number of at least 1, not {cutoff!r}",
+                             f"e.g. {m.NAME}@10")
+    canonical = [str(m) for m in measures]
+    if _probe(canonical) is None:
+        return canonical
+    for name in canonical:  # name the one that fails
+        reason = _probe([name])
+        if reason is not None:
+            raise BenchError(f"measure {name} cannot be computed here: {reason}",
+                             "choose another measure (ir_measures names, e.g. AP, nDCG@10, R@100)")
+    raise BenchError(f"the measures {', '.join(canonical)} cannot be computed together: {_probe(canonical)}",
+                     "give fewer measures")
+
+
+def _probe(names: list[str]) -> str | None:
+    """None when ``names`` score the probe collection; else why not, in a few words."""
+    done = subprocess.run([sys.executable, "-c", _PROBE, json.dumps(names)], capture_output=True, text=True,
+                          timeout=300)
+    if done.returncode == 0:
+        return None
+    lines = [line.strip() for line in done.stderr.splitlines() if line.strip()]
+    if done.returncode < 0:
+        return f"it ends the process (signal {-done.returncode})"
+    return (lines[-1] if lines else f"exit status {done.returncode}")[:200]
 
 
 def per_query(run: dict[str, dict[str, float]], qrels: dict[str, dict[str, int]], measures) -> pd.DataFrame:
