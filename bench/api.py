@@ -14,7 +14,6 @@ A pair is a built-in pair's name, the path of a pair file, or a :class:`bench.da
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -28,7 +27,7 @@ from bench.experiment.plan import measure_names, plan_run
 from bench.methods.retrieve.ranking import Run
 from bench.results import stats
 from bench.results.runs import RUN_FILE, load_run, read_trec
-from bench.results.scoring import SYSTEMS_PER_QUERY_COLUMNS, per_query
+from bench.results.scoring import SYSTEMS_PER_QUERY_COLUMNS, checked_run, per_query
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +93,11 @@ class Results:
 
     def top(self, system: str, query_id: str, k: int = 10) -> list[str]:
         """The ``k`` best documents of a query (ties by doc id, as in TREC files)."""
-        docs = self.run(system).get(query_id, {})
+        run = self.run(system)
+        if query_id not in run and query_id not in set(self.per_query["query_id"]):
+            raise BenchError(f"no query {query_id!r} in the results of {system}",
+                             "give a query id of the pair (results.perquery() lists the judged ones)")
+        docs = run.get(query_id, {})
         return [d for d, _ in sorted(docs.items(), key=lambda kv: (-kv[1], kv[0]))[:k]]
 
     def __add__(self, other: "Results") -> "Results":
@@ -148,41 +151,14 @@ def evaluate(pair: str | Path | Pair, run: str | Path | Mapping[str, Mapping[str
     ``{query_id: {doc_id: score}}``. Nothing is stored. ``name`` is its system name in the results
     (default: the file's name without suffix, or ``run``); ``measures`` replace the pair's."""
     pair = resolve_pair(pair)
+    collection = pair.collection()
+    known = {q.query_id for q in collection.queries}
     if isinstance(run, (str, Path)):
         path = Path(run)
         name = name or (path.parent.name if path.name == RUN_FILE else path.stem)
-        run = read_trec(path)
+        run = checked_run(read_trec(path), known, pair.name, f"run file {path}")
     else:
-        run = _checked(run)
         name = name or "run"
-    collection = pair.collection()
-    known = {q.query_id for q in collection.queries}
-    unknown = [qid for qid in run if qid not in known]
-    if run and len(unknown) == len(run):
-        raise BenchError(f"none of the run's {len(run)} query ids is a query of {pair.name} (e.g. {unknown[0]!r})",
-                         "is it a run of another pair?")
-    if unknown:
-        log.warning("%d of the run's query ids are not queries of %s (e.g. %s): ignored", len(unknown), pair.name,
-                    unknown[0])
+        run = checked_run(run, known, pair.name, f"run {name!r}", coerce_ids=True)
     table = per_query(run, collection.qrels, measure_names(measures) or pair.measures)
     return Results(pair.name, table.assign(system=name)[SYSTEMS_PER_QUERY_COLUMNS], _runs={name: run})
-
-
-def _checked(run: Mapping) -> Run:
-    """A dict run with string ids and finite float scores; anything else is an error naming the entry."""
-    if not isinstance(run, Mapping):
-        raise BenchError(f"a run is a path or a dict {{query_id: {{doc_id: score}}}}, not a {type(run).__name__}")
-    out: Run = {}
-    for qid, docs in run.items():
-        if not isinstance(docs, Mapping):
-            raise BenchError(f"run[{qid!r}] is a {type(docs).__name__}, not a dict {{doc_id: score}}")
-        out[str(qid)] = {}
-        for doc_id, score in docs.items():
-            try:
-                value = float(score)
-            except (TypeError, ValueError):
-                value = math.nan
-            if isinstance(score, bool) or not math.isfinite(value):
-                raise BenchError(f"run[{qid!r}][{doc_id!r}] = {score!r} is not a finite number")
-            out[str(qid)][str(doc_id)] = value
-    return out

@@ -23,6 +23,7 @@ from bench.systems.options import RunOptions
 from bench.experiment.plan import check_options
 from bench.experiment.runner import run_systems
 from bench.results.runs import read_trec
+from cli_run import run_main
 
 TINY = Path(__file__).parent / "data" / "tiny-pair"
 
@@ -197,3 +198,27 @@ def test_plugins_are_not_loaded_by_import_bench():
     code = "import bench, bench.systems.registry as s, sys; print(s._plugins is None, 'torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["True", "False"]
+
+
+@pytest.mark.parametrize("body,message", [
+    ("return {'nope': {'d1': 1.0}}",
+     "none of the run's 1 query ids is a query of xx-en (e.g. 'nope') (is it a run of another pair?)"),
+    ("return {1: {'d1': 1.0}}",
+     "id 1 is a int, not a string (query and document ids are strings, as in the collection)"),
+    ("return {'q1': {'d1': float('nan')}}", "run['q1']['d1'] = nan is not a finite number"),
+    ("return {}", "gave an empty run: no query has a scored document (a run ranks documents for the pair's queries)"),
+    ("return [('q1', 'd1', 1.0)]", "gave a list, not a run {query_id: {doc_id: score}}"),
+])
+def test_a_plugin_run_is_checked_like_an_external_run(site, monkeypatch, capsys, tmp_path, body, message):
+    code = f"from bench.systems.plugins import system\n\n@system('a bad plugin')\ndef bad(ctx):\n    {body}\n"
+    _fake_dist(site, "bench-bad-plugin", "badplug = bench_bad_plugin:bad\n", "bench_bad_plugin", code)
+    monkeypatch.delitem(sys.modules, "bench_bad_plugin", raising=False)  # this case's code, not an earlier one's
+    importlib.invalidate_caches()
+    _forget_plugins()
+    exit_code, _, err = run_main(monkeypatch, capsys, "run", "--pair-file", str(TINY / "pair.yaml"), "--systems",
+                                 "badplug", "--runs", str(tmp_path / "runs"), "--no-report")
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert exit_code == 2 and len(lines) == 1
+    assert lines[0].startswith("error: plugin system badplug (bench-bad-plugin)")
+    assert lines[0].endswith(message)
+    assert not (tmp_path / "runs" / "xx-en" / "badplug").exists()

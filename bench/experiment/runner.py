@@ -15,7 +15,7 @@ from typing import Sequence
 
 from bench.infra import devices
 from bench.errors import BenchError
-from bench.results.scoring import means, per_query
+from bench.results.scoring import checked_run, means, per_query
 from bench.infra.interrupts import raise_if_stopping
 from bench.systems.options import RunOptions
 from bench.data.pairs import Pair
@@ -103,6 +103,9 @@ def run_systems(
         started = datetime.now(timezone.utc)
         t0 = time.perf_counter()
         run = system.run(ctx)
+        if system.plugin is not None:  # another package's output: checked like a run made elsewhere
+            run = checked_run(run, {q.query_id for q in collection.queries}, pair.name,
+                              f"plugin system {system.name} ({system.plugin})")
         wall = time.perf_counter() - t0
         if system.name in used:
             ctx.remember(system.name, run)

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import logging
+import math
 import subprocess
 import sys
+from typing import Mapping
 
 import ir_measures
 import pandas as pd
 
 from bench.errors import BenchError
+
+log = logging.getLogger(__name__)
 
 # The columns of the long per-query tables, each the one before it plus the column that tells its rows apart:
 # one run's (per_query(), a run's per_query.csv), then several systems' on one pair (bench.api.Results), then
@@ -93,3 +98,42 @@ def means(table: pd.DataFrame) -> dict[str, float]:
     return {str(measure): float(value) for measure, value in by_measure.items()}
 
 
+
+
+def checked_run(run, query_ids: set[str], pair: str, source: str, *,
+                coerce_ids: bool = False) -> dict[str, dict[str, float]]:
+    """A run dict ``{query_id: {doc_id: score}}`` that ``source`` made (a plugin system, a caller of
+    ``bench.evaluate``), checked before it is scored: string ids (``coerce_ids``: other ids are turned into
+    text), finite scores, at least one scored document, and query ids of ``pair`` (some unknown ones are
+    ignored with a warning, all unknown is an error). Each failure is one error naming ``source`` and the
+    entry."""
+    if not isinstance(run, Mapping):
+        raise BenchError(f"{source} gave a {type(run).__name__}, not a run {{query_id: {{doc_id: score}}}}")
+    out: dict[str, dict[str, float]] = {}
+    for qid, docs in run.items():
+        if not isinstance(docs, Mapping):
+            raise BenchError(f"{source}: run[{qid!r}] is a {type(docs).__name__}, not a dict {{doc_id: score}}")
+        for doc_id in (qid, *docs):
+            if not isinstance(doc_id, str) and not coerce_ids:
+                raise BenchError(f"{source}: id {doc_id!r} is a {type(doc_id).__name__}, not a string",
+                                 "query and document ids are strings, as in the collection")
+        out[str(qid)] = {}
+        for doc_id, score in docs.items():
+            try:
+                value = float(score)
+            except (TypeError, ValueError):
+                value = math.nan
+            if isinstance(score, bool) or not math.isfinite(value):
+                raise BenchError(f"{source}: run[{qid!r}][{doc_id!r}] = {score!r} is not a finite number")
+            out[str(qid)][str(doc_id)] = value
+    if not any(out.values()):
+        raise BenchError(f"{source} gave an empty run: no query has a scored document",
+                         "a run ranks documents for the pair's queries")
+    unknown = [qid for qid in out if qid not in query_ids]
+    if len(unknown) == len(out):
+        raise BenchError(f"{source}: none of the run's {len(out)} query ids is a query of {pair} "
+                         f"(e.g. {unknown[0]!r})", "is it a run of another pair?")
+    if unknown:
+        log.warning("%s: %d of the run's query ids are not queries of %s (e.g. %s): ignored", source,
+                    len(unknown), pair, unknown[0])
+    return out
