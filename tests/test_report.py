@@ -416,3 +416,24 @@ def test_the_runner_stores_the_queries_it_ran_and_the_report_shows_them(tmp_path
     assert "| q2 | mbwa | dog | the dog | 0.500 | 0.250 | -0.250 |" in md
     assert "| q1 | paka mkeka | cat mat | cat on a mat | 0.500 | 1.000 | +0.500 |" in md
     assert "| q3 | Nyumba-KUBWA! | big house | — | 0.000 | 1.000 | +1.000 |" in md
+
+
+def test_runs_stored_with_other_measures_live_together(tmp_path):
+    """Issue 25: a system stored with other measures than the baseline's neither crashes the report nor is
+    compared on a measure the baseline lacks; the shared measure is compared as usual."""
+    root = tmp_path / "runs"
+    make_run(root, "sw-en", "bm25", {"AP": [0.2, 0.4, 0.6], "nDCG@10": [0.3, 0.5, 0.7]})
+    make_run(root, "sw-en", "mdense", {"AP": [0.4, 0.4, 0.7], "nDCG@20": [0.5, 0.5, 0.5]})
+    make_run(root, "sw-en", "optical", {"nDCG@20": [0.9, 0.9, 0.9]})
+    built = report.build_pair_report("sw-en", root, n_resamples=N_RESAMPLES)
+    assert built.measures == ["AP", "nDCG@10", "nDCG@20"] and built.best == "mdense"
+    assert built.row("mdense", "AP")["delta"] == pytest.approx((0.2 + 0.0 + 0.1) / 3)
+    assert built.row("mdense", "AP")[["wins", "ties", "losses"]].tolist() == [2, 1, 0]
+    assert pd.isna(built.row("mdense", "nDCG@20")["delta"]) and built.row("optical", "AP") is None
+    assert built.row("optical", "nDCG@20")["mean"] == pytest.approx(0.9)
+    assert list(built.diffs.round(6)) == [0.2, 0.1, 0.0]
+    paths = report.write_pair_report("sw-en", root, tmp_path / "reports", n_resamples=N_RESAMPLES)
+    markdown = (tmp_path / "reports" / "sw-en.md").read_text()
+    comparison = markdown.split("## Against the baseline (bm25)")[1].split("Δ: mean")[0]
+    assert [line.split(" | ")[:2] for line in comparison.strip().splitlines()[2:]] == [["| mdense", "MAP"]]
+    assert len(paths) == 3 and report.write_leaderboard(root, tmp_path / "reports")

@@ -167,6 +167,9 @@ def compare(
     rows = []
     for measure in measures:
         block = []
+        # a measure the baseline's run was not scored with (runs stored with other measures) is not compared
+        measured = baseline is not None and bool(((per_query["system"] == baseline)
+                                                  & (per_query["measure"] == measure)).any())
         for system in systems:
             values = per_query[(per_query["system"] == system) & (per_query["measure"] == measure)]["value"]
             if values.empty:
@@ -175,7 +178,7 @@ def compare(
             row = dict.fromkeys(COLUMNS, np.nan)
             row.update(system=system, measure=measure, n=int(values.size), mean=float(values.mean()),
                        ci_low=low, ci_high=high, significant=False)
-            if baseline is not None:
+            if measured:
                 pairs = paired_values(per_query, system, baseline, measure)
                 a, b = pairs["system"].to_numpy(), pairs["other"].to_numpy()
                 row["delta"] = float(np.mean(a - b)) if a.size else np.nan
@@ -184,7 +187,7 @@ def compare(
                     row["p_randomization"] = randomization_test(a, b, n_resamples=n_resamples, seed=seed)
                     row["p_ttest"] = paired_ttest(a, b)
             block.append(row)
-        compared = [r for r in block if r["system"] != baseline and baseline is not None]
+        compared = [r for r in block if r["system"] != baseline and measured]
         for row, adjusted in zip(compared, holm(r["p_randomization"] for r in compared)):
             row["p_holm"] = float(adjusted)
             row["significant"] = bool(adjusted < alpha)

@@ -34,10 +34,13 @@ def pair_markdown(page: PairPage) -> str:
         out += [report.description, ""]
     out += [page.facts, "", "## Effectiveness", "", *md_lines(page.effectiveness), "", page.effectiveness_note]
     if page.comparison is not None:
-        d = page.differences
         out += [page.significance_note, "", f"## Against the baseline ({report.baseline})", "",
-                *md_lines(page.comparison), "", COMPARISON_NOTE, "",
-                f"## Per-query differences: {d.title}", "", d.summary, "",
+                *md_lines(page.comparison), "", COMPARISON_NOTE, ""]
+    d = page.differences
+    if page.comparison is not None and d is None:
+        out += ["No per-query differences: the baseline and the other systems share no measure.", ""]
+    elif page.comparison is not None:
+        out += [f"## Per-query differences: {d.title}", "", d.summary, "",
                 f"- largest gains: {d.gains}", f"- largest losses: {d.losses}", "",
                 *(["### The largest gains and losses, query by query", "", *md_lines(d.analysis), ""]
                   if d.analysis is not None else []),

@@ -218,9 +218,10 @@ def build_pair_report(pair: str, runs_root: Path, baseline: str | None = None, *
         measures=measures, baseline=baseline, table=table, per_query=per_query,
         primary="AP" if "AP" in measures else measures[0], replicates=main, noise=variants,
     )
-    if baseline is not None:
-        others = [s for s in systems if s != baseline]
-        candidates = [s for s in others if s not in ceilings(runs)] or others  # a ceiling is not a competitor
+    # a ceiling is not a competitor; a run stored with other measures has no value of the primary one
+    scored = [s for s in systems if s != baseline and report.row(s, report.primary) is not None]
+    candidates = [s for s in scored if s not in ceilings(runs)] or scored
+    if baseline is not None and candidates and report.row(baseline, report.primary) is not None:
         report.best = max(candidates, key=lambda s: report.row(s, report.primary)["mean"])
         paired = stats.paired_values(per_query, report.best, baseline, report.primary)
         report.diffs = (paired["system"] - paired["other"]).sort_values(ascending=False, kind="stable")

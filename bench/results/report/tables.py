@@ -129,7 +129,7 @@ def comparison(report: PairReport) -> Table:
         [Cell(r["system"]), Cell(label(r["measure"])), signed(r["delta"]),
          Cell(f"{r['wins']}/{r['ties']}/{r['losses']}"), Cell(fmt_p(r["p_randomization"])), Cell(fmt_p(r["p_ttest"])),
          Cell(fmt_p(r["p_holm"]), significant=bool(r["significant"]))]
-        for r in rows if r is not None], text_cols=2)
+        for r in rows if r is not None and not pd.isna(r["wins"])], text_cols=2)
 
 
 def differences(report: PairReport) -> Differences:
@@ -289,7 +289,7 @@ def pair_page(report: PairReport, base: Path) -> PairPage:
                             "bold: best per measure." + several),
         significance_note=significance_note(report) if compared else None,
         comparison=comparison(report) if compared else None,
-        differences=differences(report) if compared else None,
+        differences=differences(report) if report.diffs is not None else None,
         head_to_head=head_to_head(report), provenance=provenance(report, base),
         versions=Table(["package", "version"], [[Cell(k), Cell(v)] for k, v in versions_summary(report.runs).items()],
                        text_cols=2),
