@@ -452,3 +452,176 @@ def test_a_measure_that_cannot_be_computed_is_one_line_before_any_work(monkeypat
                             "bm25", "--runs", str(tmp_path / "runs"))
     assert code == 2 and one_line(err).startswith(f"error: {message}")
     assert not (tmp_path / "runs").exists()
+
+
+def test_the_api_refuses_an_empty_run_and_an_unknown_query(bench_home, tmp_path):
+    import bench
+
+    with pytest.raises(BenchError, match=r"run 'run' gave an empty run: no query has a scored document"):
+        bench.evaluate(TINY / "pair.yaml", {})
+    results = bench.evaluate(TINY / "pair.yaml", {"q1": {"d1": 2.0, "d2": 1.0}}, name="mine")
+    assert results.top("mine", "q1") == ["d1", "d2"]
+    with pytest.raises(BenchError, match=r"no query 'q-unknown' in the results of mine"):
+        results.top("mine", "q-unknown")
+
+
+# --- issue 25: strict input files ---------------------------------------------------------------------------------
+
+PAIR_HINT = "(see the pair file format in the README (section 'Your own pair'))"
+TREC_HINT = "(each line is 'query_id Q0 doc_id rank score tag' (six whitespace-separated columns))"
+EXPECTED_HINT = "(fix the file, or rewrite it with `bench check --update`)"
+
+
+def _toml(pair_dir: Path, extra: str) -> Path:
+    path = pair_dir / "pair.toml"
+    path.write_text('name = "xx-en"\nqueries = "queries.tsv"\ndocs = "docs.jsonl"\nqrels = "qrels.txt"\n' + extra)
+    return path
+
+
+@pytest.mark.parametrize("toml,extra,where,problem", [
+    (False, "docs: docs.jsonl\n", ":7", "not valid YAML: duplicate key 'docs' (first on line 4)"),
+    (False, "measures: [AP]\n", ":7", "not valid YAML: duplicate key 'measures' (first on line 6)"),
+    (True, 'docs = "docs.jsonl"\n', ":5", "not valid TOML: Cannot overwrite a value (column 20)"),
+    (False, 'low_resource: "false"\n', ":7", "low_resource must be true or false, not 'false'"),
+    (False, "low_resource: 0\n", ":7", "low_resource must be true or false, not 0"),
+    (False, "low_resource:\n", ":7", "low_resource must be true or false, not None"),
+    (True, 'low_resource = "false"\n', "", "low_resource must be true or false, not 'false'"),
+])
+def test_a_repeated_key_or_a_quoted_boolean_in_a_pair_file_is_one_line(monkeypatch, capsys, bench_home, tmp_path,
+                                                                       pair_dir, toml, extra, where, problem):
+    path = _toml(pair_dir, extra) if toml else pair_dir / "pair.yaml"
+    if not toml:
+        path.write_text(path.read_text() + extra)
+    code, _, err = bench_run(monkeypatch, capsys, path, tmp_path / "runs")
+    hint = "(write true or false, without quotes)" if "low_resource" in problem else PAIR_HINT
+    assert code == 2 and one_line(err) == f"error: {path}{where}: {problem} {hint}"
+    assert not (tmp_path / "runs").exists() and not (bench_home / "indexes").exists()
+
+
+def test_real_booleans_are_read_as_written(bench_home, pair_dir):
+    from bench.data.collection.local import load_pair_file
+
+    path = pair_dir / "pair.yaml"
+    path.write_text(path.read_text() + "low_resource: false\n")
+    assert load_pair_file(path).low_resource is False
+    assert load_pair_file(_toml(pair_dir, "low_resource = false\n")).low_resource is False
+    assert load_pair_file(TINY / "pair.yaml").low_resource is True  # the default
+
+
+@pytest.mark.parametrize("relevance,problem", [
+    ("1_0", "is not a plain integer (ASCII digits, an optional sign)"),
+    ("\u0661", "is not a plain integer (ASCII digits, an optional sign)"),  # an Arabic-Indic 1: int() reads it
+    ("1.0", "is not an integer"),
+])
+def test_a_relevance_not_written_plainly_is_one_line(monkeypatch, capsys, bench_home, tmp_path, pair_dir,
+                                                     relevance, problem):
+    qrels = pair_dir / "qrels.txt"
+    qrels.write_text(qrels.read_text().replace("q1 0 d1 1", f"q1 0 d1 {relevance}"))
+    code, _, err = bench_run(monkeypatch, capsys, pair_dir / "pair.yaml", tmp_path / "runs")
+    assert code == 2 and one_line(err) == f"error: {qrels}:1: relevance {relevance!r} {problem} {PAIR_HINT}"
+    assert not (tmp_path / "runs").exists()
+
+
+SCORES = [
+    ("1_0", "is not a plain number (ASCII digits, an optional sign, point and exponent)"),
+    ("\uff12.0", "is not a plain number (ASCII digits, an optional sign, point and exponent)"),  # a full-width 2
+    ("1e400", "is not a finite number"),
+    ("-inf", "is not a finite number"),
+    ("NaN", "is not a finite number"),
+]
+
+
+@pytest.mark.parametrize("score,problem", SCORES)
+def test_a_run_score_not_written_plainly_is_one_line_and_stores_nothing(monkeypatch, capsys, bench_home, tmp_path,
+                                                                        score, problem):
+    bad = tmp_path / "bad.trec"
+    bad.write_text(f"q1 Q0 d1 1 2.0 t\nq1 Q0 d2 2 {score} t\n", encoding="utf-8")
+    code, _, err = run_main(monkeypatch, capsys, "eval", "--pair-file", str(TINY / "pair.yaml"),
+                            "--run", f"mine={bad}", "--runs", str(tmp_path / "runs"),
+                            "--reports", str(tmp_path / "reports"))
+    assert code == 2 and one_line(err) == f"error: {bad}:2: score {score!r} {problem} {TREC_HINT}"
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "reports").exists()
+
+
+@pytest.mark.parametrize("score,problem", SCORES)
+def test_a_stored_run_score_not_written_plainly_is_refused(tmp_path, score, problem):
+    from bench.results.runs import read_trec
+
+    path = tmp_path / "run.trec"
+    path.write_text(f"q1 Q0 d1 1 {score} t\n", encoding="utf-8")
+    with pytest.raises(BenchError) as err:
+        read_trec(path)
+    assert str(err.value) == f"{path}:1: score {score!r} {problem} {TREC_HINT}"
+
+
+@pytest.mark.parametrize("body,where,keys,value", [
+    ("tolerance: 0.01\nexpected:\n  xx-en:\n    bm25:\n      AP: .nan\n", 6, "expected/xx-en/bm25/AP", "nan"),
+    ("tolerance: 0.01\nexpected:\n  xx-en:\n    bm25:\n      AP: {score: .inf}\n", 6,
+     "expected/xx-en/bm25/AP/score", "inf"),
+    ("tolerance: 0.01\nexpected:\n  xx-en:\n    bm25:\n      AP: {score: 0.5, tolerance: .NaN}\n", 6,
+     "expected/xx-en/bm25/AP/tolerance", "nan"),
+    ("tolerance: .nan\nexpected:\n  xx-en:\n    bm25:\n      AP: 0.5\n", 2, "tolerance", "nan"),
+])
+def test_a_nan_or_infinite_expectation_is_one_line_not_a_fail(monkeypatch, capsys, tmp_path, stored, body, where,
+                                                               keys, value):
+    path = tmp_path / "expected.yaml"
+    path.write_text("version: 1\n" + body)
+    for update in ((), ("--update",)):
+        code, out, err = run_main(monkeypatch, capsys, "check", "--expected", str(path), "--runs", str(stored),
+                                  *update)
+        want = f"error: {path}:{where}: {keys}: {value} is not a finite number {EXPECTED_HINT}"
+        assert code == 2 and one_line(err) == want and "FAIL" not in out
+    assert path.read_text() == "version: 1\n" + body
+
+
+@pytest.mark.parametrize("body,problem", [
+    ("expected:\n  xx-en:\n    bm25:\n      AP: 0.5\nexpected: {}\n", ":7: invalid YAML: duplicate key 'expected' "
+                                                                     "(first on line 3)"),
+    ("expected:\n  xx-en:\n    bm25:\n      AP: 0.5_1\n", ":6: invalid YAML: 0.5_1 is not a plain number "
+                                                          "(ASCII digits, an optional sign, point and exponent)"),
+])
+def test_a_repeated_key_or_an_odd_number_in_expected_yaml_is_one_line(monkeypatch, capsys, tmp_path, stored, body,
+                                                                      problem):
+    path = tmp_path / "expected.yaml"
+    path.write_text("version: 1\ntolerance: 0.01\n" + body)
+    code, out, err = run_main(monkeypatch, capsys, "check", "--expected", str(path), "--runs", str(stored))
+    assert code == 2 and one_line(err) == f"error: {path}{problem} (fix the file)" and out == ""
+
+
+# --- issue 25: a full disk --------------------------------------------------------------------------------------
+
+
+def test_a_full_disk_while_building_an_artifact_is_one_line_naming_where(bench_home, tmp_path):
+    import errno
+
+    def build(tmp):
+        (tmp / "half.bin").write_bytes(b"half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(BenchError) as caught:
+        store.cached_build("full-disk-test", {"test": 1}, build)
+    path = store.artifact_dir("full-disk-test", {"test": 1})
+    assert str(caught.value) == (f"no space left on the device of {path.parent} (writing {path.name}) "
+                                 "(free some space there, or point BENCH_HOME, --runs or --reports at another disk)")
+    assert not path.exists() and [p.name for p in path.parent.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_a_full_disk_in_the_runs_directory_is_one_line_and_leaves_no_run(monkeypatch, capsys, bench_home, tmp_path):
+    import errno
+
+    import pandas as pd_module
+
+    real = pd_module.DataFrame.to_csv
+
+    def full(self, *args, **kwargs):
+        if args and str(args[0]).endswith("perquery.csv"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(pd_module.DataFrame, "to_csv", full)
+    code, _, err = run_main(monkeypatch, capsys, "run", "--pair-file", str(TINY / "pair.yaml"), "--systems", "bm25",
+                            "--runs", str(tmp_path / "runs"), "--no-report")
+    line = one_line(err)
+    assert code == 2 and line.startswith(f"error: no space left on the device of {tmp_path / 'runs' / 'xx-en'}")
+    assert not (tmp_path / "runs" / "xx-en" / "bm25").exists()
+    assert [p.name for p in (tmp_path / "runs" / "xx-en").iterdir()] == []

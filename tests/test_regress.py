@@ -225,3 +225,46 @@ def test_update_then_regression_then_fail(runs, tmp_path):
     verdicts = {(v.system, v.measure): v.status for v in regress.check(path, runs)}
     assert verdicts == {("bm25", "AP"): OK, ("bm25", "nDCG@10"): OK, ("optical", "AP"): FAIL,
                         ("optical", "nDCG@10"): OKISH}
+
+
+# --- issue 25: a row knows what it was made with ------------------------------------------------------------
+
+
+def made_run(root, system: str, profile: str, encoder: str | None = None, ap: float = 0.40) -> None:
+    """A run of ``system`` whose manifest records a profile and a spec, as bench run writes them."""
+    spec = {"system": system, "retriever": "dense", "encoder": encoder or "multilingual-e5-small"}
+    rows = [(q, "AP", ap + d) for q, d in (("q1", -0.01), ("q2", 0.01))]
+    write_run(root, "sw-en", system, {"q1": {"d": 1.0}}, pd.DataFrame(rows, columns=["query_id", "measure", "value"]),
+              {"pair": "sw-en", "system": system, "measures": {"AP": ap}, "spec": spec,
+               "options": {"profile": profile, "encoder": encoder}, "started_at": "2025-01-01T00:00:00Z"}, 10)
+
+
+def test_check_never_compares_a_run_made_with_another_profile_or_spec(tmp_path):
+    ci = tmp_path / "ci-runs"
+    made_run(ci, "mdense", "ci")
+    path = tmp_path / "expected.yaml"
+    regress.update(path, ci)
+    data = regress.load_expected(path)
+    assert data["made_with"] == {"sw-en": {"mdense": {"profile": "ci", "spec": {
+        "encoder": "multilingual-e5-small", "retriever": "dense", "system": "mdense"}}}}
+    assert [v.status for v in regress.check(path, ci)] == [OK]
+
+    full = tmp_path / "full-runs"
+    made_run(full, "mdense", "full", ap=0.70)  # the full profile's run: not the ci numbers' configuration
+    [verdict] = regress.check(path, full)
+    assert (verdict.status, verdict.observed) == (SKIP, None)
+    assert verdict.reason == "the run was made with profile full, the expected scores with ci: not compared"
+    [named] = regress.check(path, full, systems=["mdense"])  # named: a run made otherwise is a FAIL
+    assert named.status == FAIL and regress.exit_code([named]) == 1
+
+    other = tmp_path / "other-encoder"
+    made_run(other, "mdense", "ci", encoder="my/encoder", ap=0.40)
+    [verdict] = regress.check(path, other)
+    assert verdict.status == SKIP
+    assert verdict.reason == "the run was made with another spec (encoder) than the expected scores: not compared"
+
+
+def test_a_file_without_made_with_checks_as_before(runs, tmp_path):
+    path = tmp_path / "expected.yaml"
+    write_expected(path, "  sw-en:\n    bm25:\n      AP: 0.4\n")
+    assert [v.status for v in regress.check(path, runs)] == [OK]

@@ -437,3 +437,23 @@ def test_runs_stored_with_other_measures_live_together(tmp_path):
     comparison = markdown.split("## Against the baseline (bm25)")[1].split("Δ: mean")[0]
     assert [line.split(" | ")[:2] for line in comparison.strip().splitlines()[2:]] == [["| mdense", "MAP"]]
     assert len(paths) == 3 and report.write_leaderboard(root, tmp_path / "reports")
+
+
+def test_a_ceiling_is_never_bold_nor_the_best(tmp_path):
+    """Issue 26: an oracle (human translations of the queries) is a ceiling: shown apart, never bold as the best
+    of a column, in the pair report and on the leaderboard."""
+    root = tmp_path / "runs"
+    make_run(root, "sw-en", "bm25", {"AP": [0.2, 0.4], "nDCG@10": [0.3, 0.5]})
+    make_run(root, "sw-en", "mdense", {"AP": [0.3, 0.5], "nDCG@10": [0.4, 0.6]})
+    make_run(root, "sw-en", "oracle-bm25", {"AP": [0.9, 0.9], "nDCG@10": [0.9, 0.9]})
+    built = report.build_pair_report("sw-en", root, n_resamples=N_RESAMPLES)
+    assert built.ceilings == {"oracle-bm25"} and built.best == "mdense"
+    table = report.pair_page(built, tmp_path).effectiveness
+    bold = {row[0].text: [c.bold for c in row[1:]] for row in table.rows}
+    assert bold == {"bm25 (baseline)": [False, False], "mdense": [True, True], "oracle-bm25 (ceiling)": [False, False]}
+    from bench.results.report.leaderboard import scores_table
+
+    board = report.leaderboard_data(root, tmp_path / "reports", n_resamples=N_RESAMPLES)
+    scores = scores_table(board)
+    by_name = {row[0].text: [c.bold for c in row[1:3]] for row in scores.rows}
+    assert by_name["oracle-bm25 (ceiling)"] == [False, False] and by_name["mdense"] == [True, True]

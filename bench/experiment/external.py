@@ -3,19 +3,19 @@ a built-in system (``runs/<pair>/<NAME>/``), so reports, head-to-head tests, the
 ``bench check`` treat it like any other.
 
 A run file holds one line per retrieved document, ``query_id Q0 doc_id rank score tag``: six
-whitespace-separated columns, a finite number as score (the rank and tag columns are not read; ir-measures
-ranks by score). Every query id must be a query of the pair, and a (query, document) pair may appear
-once. Any violation is one error naming the file and line, and nothing is stored: every ``--run`` of an
-invocation is validated before the first is written. Documents that are not in the collection are
-allowed (a run made against another copy of the corpus): they are counted, reported as a warning and
-recorded in the manifest (``n_unknown_docs``); they can never be relevant.
+whitespace-separated columns, a finite number written plainly as score (not ``1_0``, ``nan`` or ``1e400``;
+the rank and tag columns are not read: ir-measures ranks by score). Every query id must be a query of the
+pair, and a (query, document) pair may appear once. Any violation is one error naming the file and line,
+and nothing is stored: every ``--run`` of an invocation is validated before the first is written.
+Documents that are not in the collection are allowed (a run made against another copy of the corpus):
+they are counted, reported as a warning and recorded in the manifest (``n_unknown_docs``); they can never
+be relevant.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 import re
 import time
 from dataclasses import dataclass
@@ -27,13 +27,13 @@ from bench.errors import BenchError
 from bench.results.scoring import means, per_query
 from bench.data.pairs import Pair
 from bench.experiment.runner import RunResult, git_commit, package_versions, pair_record
-from bench.results.runs import MANIFEST_FILE, QUERIES_FILE, format_queries, parse_run_name, run_dir, write_run
+from bench.results.runs import (MANIFEST_FILE, QUERIES_FILE, TREC_LINE, format_queries, parse_run_name, run_dir,
+                                trec_score, write_run)
 from bench.infra.store import sha256_file
 
 log = logging.getLogger(__name__)
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
-LINE_HINT = "each line is 'query_id Q0 doc_id rank score tag' (six whitespace-separated columns)"
 
 
 @dataclass
@@ -98,14 +98,9 @@ def read_run(path: Path, query_ids: set[str], pair: str = "the pair") -> tuple[d
     for n, line in _lines(path):
         cols = line.split()
         if len(cols) != 6:
-            raise BenchError(f"{path}:{n}: expected 6 columns, got {len(cols)}: {line.strip()[:80]!r}", LINE_HINT)
+            raise BenchError(f"{path}:{n}: expected 6 columns, got {len(cols)}: {line.strip()[:80]!r}", TREC_LINE)
         qid, _, doc_id, _, score_text, _ = cols
-        try:
-            score = float(score_text)
-        except ValueError:
-            raise BenchError(f"{path}:{n}: score {score_text!r} is not a number", LINE_HINT) from None
-        if not math.isfinite(score):
-            raise BenchError(f"{path}:{n}: score {score_text!r} is not a finite number", LINE_HINT)
+        score = trec_score(path, n, score_text)
         if qid not in query_ids:
             examples = ", ".join(sorted(query_ids)[:3])
             raise BenchError(f"{path}:{n}: unknown query id {qid!r}: not a query of {pair}",
@@ -117,7 +112,7 @@ def read_run(path: Path, query_ids: set[str], pair: str = "the pair") -> tuple[d
         run.setdefault(qid, {})[doc_id] = score
         count += 1
     if not count:
-        raise BenchError(f"{path}: the run file has no lines", LINE_HINT)
+        raise BenchError(f"{path}: the run file has no lines", TREC_LINE)
     return run, count
 
 

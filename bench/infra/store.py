@@ -271,6 +271,22 @@ def export_mirror(remotes: Iterable[RemoteFile], to_dir: Path) -> list[Path]:
     return written
 
 
+FULL_DISK = (errno.ENOSPC, errno.EDQUOT)
+
+
+@contextlib.contextmanager
+def disk_full_named(path: Path) -> Iterator[None]:
+    """A full disk (or quota) while ``path`` is written becomes one error naming where, not an ``OSError``
+    naming no path; the atomic writers then remove what was half-written."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in FULL_DISK:
+            raise
+        raise BenchError(f"no space left on the device of {Path(path).parent} (writing {Path(path).name})",
+                         "free some space there, or point BENCH_HOME, --runs or --reports at another disk") from None
+
+
 @contextlib.contextmanager
 def atomic_file(path: Path) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it into place only if the block succeeds."""
@@ -282,11 +298,12 @@ def atomic_file(path: Path) -> Iterator[Path]:
     tmp = Path(tmp_name)
     register_temp(tmp)
     try:
-        yield tmp
-        raise_if_stopping()  # nothing is committed after a stop
-        if tmp.exists():
-            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file ordinary permissions
-        os.replace(tmp, path)
+        with disk_full_named(path):
+            yield tmp
+            raise_if_stopping()  # nothing is committed after a stop
+            if tmp.exists():
+                os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file ordinary permissions
+            os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
         release_temp(tmp)
@@ -307,11 +324,12 @@ def atomic_dir(path: Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(path), suffix=".tmp", dir=path.parent))
     register_temp(tmp)
     try:
-        yield tmp
-        raise_if_stopping()  # nothing is committed after a stop
-        (tmp / COMPLETE_MARKER).write_text("")
-        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700
-        _replace_dir(tmp, path)
+        with disk_full_named(path):
+            yield tmp
+            raise_if_stopping()  # nothing is committed after a stop
+            (tmp / COMPLETE_MARKER).write_text("")
+            os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700
+            _replace_dir(tmp, path)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

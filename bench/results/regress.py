@@ -1,6 +1,7 @@
 """The regression check: expected scores per (pair, system, measure) in a YAML file, and verdicts.
 
-The file (validated against ``regress_schema.json``; unknown keys are errors)::
+The file (validated against ``regress_schema.json``; unknown or repeated keys, NaN and infinite numbers
+are errors naming the file and line)::
 
     version: 1
     tolerance: 0.005            # the default, absolute
@@ -40,6 +41,8 @@ import yaml
 
 from bench.errors import BenchError
 from bench.infra.store import atomic_file
+from bench.infra.strict import load_yaml, utf8_text, where
+from bench.results.scoring import means
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +50,7 @@ EPSILON = 1e-4
 DEFAULT_TOLERANCE = 0.005
 DIGITS = 4
 SCHEMA_PATH = Path(__file__).with_name("regress_schema.json")
+INVALID = "invalid YAML"  # how an error calls a file that cannot be read as YAML
 OK, OKISH, FAIL, SKIP = "OK", "OKISH", "FAIL", "SKIP"
 HEADER = f"""\
 # Expected scores for `bench check`: pair -> system -> ir_measures measure -> score, or
@@ -114,25 +118,22 @@ def summary(verdicts: list[Verdict]) -> str:
 # --- the file -------------------------------------------------------------------------------------
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """A SafeLoader that refuses a repeated key (plain YAML silently keeps the last one)."""
-
-
-def _mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
-    seen = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
-        seen.add(key)
-    return loader.construct_mapping(node, deep=deep)
-
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
-
-
 def _schema() -> dict:
     return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+
+
+def _non_finite(node, path: Path, keys: tuple = ()) -> str | None:
+    """``path[:line]: keys: value`` of the first NaN or infinity in ``node`` (JSON Schema cannot refuse them:
+    every comparison with NaN is false), else None."""
+    if not isinstance(node, dict):
+        return None
+    for key, value in node.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"{where(path, node, key)}: {'/'.join(map(str, (*keys, key)))}: {value}"
+        found = _non_finite(value, path, (*keys, key))
+        if found:
+            return found
+    return None
 
 
 def validate(data, path: Path) -> dict:
@@ -140,6 +141,9 @@ def validate(data, path: Path) -> dict:
     import jsonschema
 
     hint = "fix the file, or rewrite it with `bench check --update`"
+    found = _non_finite(data, path)
+    if found:
+        raise BenchError(f"{found} is not a finite number", hint)
     errors = sorted(jsonschema.Draft202012Validator(_schema()).iter_errors(data), key=lambda e: list(e.path))
     if errors:
         error = jsonschema.exceptions.best_match(errors)
@@ -174,18 +178,7 @@ def load_expected(path: Path) -> dict:
     except OSError as exc:
         raise BenchError(f"cannot read {path}: {exc.strerror or exc}",
                          "give the expected scores file with --expected") from None
-    try:
-        text = raw.decode("utf-8").removeprefix("\ufeff")
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        raise BenchError(f"{path}:{line}: not UTF-8 (byte {raw[exc.start]:#04x})", "save the file as UTF-8") from None
-    try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise BenchError(f"{path}{where}: invalid YAML: {problem}", "fix the file") from None
+    data = load_yaml(utf8_text(path, raw), path, "fix the file", invalid=INVALID)
     if data is None:
         raise BenchError(f"{path}: the file is empty", "create it with `bench check --update`")
     return validate(data, path)
@@ -205,17 +198,42 @@ def rows(data: dict) -> list[tuple[str, str, str, float, float]]:
     return out
 
 
-def observed_scores(runs_root: Path, pairs: Iterable[str] | None = None,
-                    variants: bool = False) -> dict[tuple[str, str], dict[str, float]]:
-    """(pair, run name) → measure → mean over queries, for every complete default-cell run (of ``pairs``),
-    whose run name is its system's; ``variants`` adds the other seeds and noise rates under their run
-    names (``optical+seed1``)."""
-    from bench.results.scoring import means
+def observed_runs(runs_root: Path, pairs: Iterable[str] | None = None, variants: bool = False) -> dict:
+    """(pair, run name) → the complete stored run, for every default-cell run (of ``pairs``), whose run name
+    is its system's; ``variants`` adds the other seeds and noise rates under their run names
+    (``optical+seed1``)."""
     from bench.results.runs import load_runs
 
     runs = load_runs(Path(runs_root)) if pairs is None else [r for p in pairs for r in load_runs(Path(runs_root), p)]
-    return {(r.pair, r.system if r.is_default else r.name): means(r.per_query)
-            for r in runs if variants or r.is_default}
+    return {(r.pair, r.system if r.is_default else r.name): r for r in runs if variants or r.is_default}
+
+
+def observed_scores(runs_root: Path, pairs: Iterable[str] | None = None,
+                    variants: bool = False) -> dict[tuple[str, str], dict[str, float]]:
+    """(pair, run name) → measure → mean over queries, of :func:`observed_runs`."""
+    return {key: means(run.per_query) for key, run in observed_runs(runs_root, pairs, variants).items()}
+
+
+def made_with(run) -> dict:
+    """What a row of the expected scores records of the run it came from: its profile and spec (as JSON
+    reads them back), so :func:`check` never compares a run made otherwise with those scores."""
+    manifest = run.manifest
+    profile = (manifest.get("options") or {}).get("profile") or "full"
+    return {"profile": str(profile), "spec": json.loads(json.dumps(manifest.get("spec") or {}, sort_keys=True))}
+
+
+def _made_otherwise(recorded: dict | None, run) -> str:
+    """Why ``run`` was not made as ``recorded`` says the expected scores were ('' when it was)."""
+    if not recorded or run is None:
+        return ""
+    actual = made_with(run)
+    if actual["profile"] != recorded["profile"]:
+        return f"the run was made with profile {actual['profile']}, the expected scores with {recorded['profile']}"
+    if actual["spec"] != recorded["spec"]:
+        differ = sorted(k for k in {*actual["spec"], *recorded["spec"]}
+                        if actual["spec"].get(k) != recorded["spec"].get(k))
+        return f"the run was made with another spec ({', '.join(differ)}) than the expected scores"
+    return ""
 
 
 # --- check and update -----------------------------------------------------------------------------
@@ -240,13 +258,20 @@ def check(expected_path: Path, runs_root: Path, systems: list[str] | None = None
         table = [row for row in table if row[1] in systems]
     if known_pairs is not None and known_systems is not None:
         check_names(expected_path, runs_root, table, known_pairs, known_systems)
-    observed = observed_scores(runs_root, sorted({row[0] for row in table}), variants=True)
+    stored = observed_runs(runs_root, sorted({row[0] for row in table}), variants=True)
+    observed = {key: means(run.per_query) for key, run in stored.items()}
+    recorded = data.get("made_with", {})
     verdicts = []
     for pair, system, measure, expected, tolerance in table:
         run = observed.get((pair, system))
         if run is None and systems is None and not (Path(runs_root) / pair / system).exists():
             verdicts.append(Verdict(pair, system, measure, expected, tolerance, None, SKIP,
                                     f"no run in {Path(runs_root) / pair / system}: not checked"))
+            continue
+        otherwise = _made_otherwise(recorded.get(pair, {}).get(system), stored.get((pair, system)))
+        if otherwise:  # another configuration's numbers: never compared with these
+            verdicts.append(Verdict(pair, system, measure, expected, tolerance, None,
+                                    SKIP if systems is None else FAIL, f"{otherwise}: not compared"))
             continue
         if run is None:
             value, reason = None, f"no complete run in {Path(runs_root) / pair / system}"
@@ -297,7 +322,9 @@ def update(expected_path: Path, runs_root: Path, pairs: Iterable[str] | None = N
     if tolerance is not None:
         data["tolerance"] = tolerance
     defaults = observed_scores(runs_root, pairs)  # a new row comes from a default cell only
-    observed = observed_scores(runs_root, pairs, variants=True)  # a variant already in the file is updated
+    stored = observed_runs(runs_root, pairs, variants=True)  # a variant already in the file is updated
+    observed = {key: means(run.per_query) for key, run in stored.items()}
+    data.setdefault("made_with", {})
     selected = sorted(set(pairs) if pairs is not None else {p for p, _ in defaults})
     changes = []
     for pair in selected:
@@ -330,10 +357,12 @@ def update(expected_path: Path, runs_root: Path, pairs: Iterable[str] | None = N
                 if before is None or abs(before - score) > 10 ** -(DIGITS + 2):
                     changes.append(Change(pair, system, measure, before, score))
             new_pair[system] = entries
+            if stored[(pair, system)].manifest.get("spec"):  # a run that records how it was made
+                data["made_with"].setdefault(pair, {})[system] = made_with(stored[(pair, system)])
         data["expected"][pair] = new_pair
     data["expected"] = {p: data["expected"][p] for p in sorted(data["expected"])}
     text = dump(data)
-    validate(yaml.load(text, Loader=_UniqueKeyLoader), expected_path)
+    validate(load_yaml(text, expected_path, "a bug to report", invalid=INVALID), expected_path)
     with atomic_file(expected_path) as tmp:
         tmp.write_text(text, encoding="utf-8")
     log.info("wrote %s (%d changed rows)", expected_path, len(changes))
@@ -368,4 +397,12 @@ def dump(data: dict) -> str:
                     lines.append(f"      {_key(measure)}: {_number(value)}")
     if not data["expected"]:
         lines[-1] = "expected: {}"
+    made = {p: s for p, s in (data.get("made_with") or {}).items() if s}
+    if made:
+        lines.append("# the profile and spec of the run each system's scores came from (bench check --update)")
+        lines.append("made_with:")
+        for pair in sorted(made):
+            lines.append(f"  {_key(pair)}:")
+            for system, record in made[pair].items():
+                lines.append(f"    {_key(system)}: {json.dumps(record, sort_keys=True)}")
     return "\n".join(lines) + "\n"

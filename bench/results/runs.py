@@ -26,6 +26,7 @@ import pandas as pd
 
 from bench.errors import BenchError
 from bench.infra.store import atomic_dir, is_complete, sha256_file
+from bench.infra.strict import plain_number
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ PER_QUERY_FILE = "perquery.csv"
 MANIFEST_FILE = "manifest.json"
 QUERIES_FILE = "queries.tsv"  # optional: the queries the run answered (what reports show beside per-query values)
 QUERY_COLUMNS = ["query_id", "text", "translation", "system_translation"]
+TREC_LINE = "each line is 'query_id Q0 doc_id rank score tag' (six whitespace-separated columns)"
 
 
 _WHITESPACE = re.compile(r"\s")
@@ -48,15 +50,17 @@ def check_trec_id(kind: str, value: str) -> None:
 
 def format_trec(run: dict[str, dict[str, float]], tag: str, depth: int | None = None) -> str:
     """TREC run lines, best first; ties broken by doc id so the file is deterministic. An id or tag that
-    is empty or holds whitespace, or a NaN score, is refused rather than written."""
+    is empty or holds whitespace, or a NaN or infinite score (:func:`read_trec` could not read it back), is
+    refused rather than written."""
     check_trec_id("run tag", tag)
     lines = []
     for qid in sorted(run):
         check_trec_id("query id", qid)
         for doc_id, score in run[qid].items():
             check_trec_id("document id", doc_id)
-            if math.isnan(score):
-                raise BenchError(f"cannot write a TREC run: query {qid}, document {doc_id} has a NaN score",
+            if not math.isfinite(score):
+                raise BenchError(f"cannot write a TREC run: query {qid}, document {doc_id} has a "
+                                 f"{'NaN' if math.isnan(score) else 'infinite'} score",
                                  "the system produced an invalid score: a bug to report")
         ranked = sorted(run[qid].items(), key=lambda kv: (-kv[1], kv[0]))[:depth]
         lines.extend(f"{qid} Q0 {doc_id} {rank} {score:.6f} {tag}" for rank, (doc_id, score) in enumerate(ranked, 1))
@@ -77,15 +81,19 @@ def read_trec(path: Path) -> dict[str, dict[str, float]]:
         if not line.strip():
             continue
         if not _TREC_LINE.match(line.strip()):
-            raise BenchError(f"{path}:{n}: not a TREC run line: {line[:80]!r}",
-                             "expected 'qid Q0 docid rank score tag'")
+            raise BenchError(f"{path}:{n}: not a TREC run line: {line[:80]!r}", TREC_LINE)
         qid, _, doc_id, _, score, _ = line.split()
-        try:
-            run.setdefault(qid, {})[doc_id] = float(score)
-        except ValueError:
-            raise BenchError(f"{path}:{n}: score {score!r} is not a number",
-                             "expected 'qid Q0 docid rank score tag'") from None
+        run.setdefault(qid, {})[doc_id] = trec_score(path, n, score)
     return run
+
+
+def trec_score(path: Path, n: int, text: str) -> float:
+    """The score ``text`` of line ``n`` of the TREC run ``path``: a finite number written plainly (not ``1_0``,
+    ``nan``, ``inf`` or ``1e400``), else an error naming the file and line."""
+    try:
+        return plain_number(text, float)
+    except ValueError as exc:
+        raise BenchError(f"{path}:{n}: score {text!r} {exc}", TREC_LINE) from None
 
 
 def run_name(system: str, seed: int = 0, noise: float = 0.0) -> str:

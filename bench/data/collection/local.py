@@ -8,12 +8,13 @@ needs no code. Paths are relative to the pair file::
     bitext: bitext.tsv          # optional: foreign<TAB>English, one pair a line
     description: ...            # optional
     measures: [AP, nDCG@10]     # optional, ir_measures names
-    low_resource: true          # optional
+    low_resource: true          # optional: true (the default) or false
 
 The collection is registered in ir_datasets as ``bench-local/<name>@<sha>`` like every other
 collection: the id carries a fingerprint of the files' sha256 and the pair's settings, so a changed
 file is a new dataset and nothing registered in ir_datasets is ever replaced.
-Unknown keys, missing files and malformed lines are errors that name the file and line.
+Unknown or repeated keys, a boolean given as a string, missing files and malformed lines (a relevance
+not written as a plain integer: ``1_0`` is not 10) are errors that name the file and line.
 """
 
 from __future__ import annotations
@@ -25,12 +26,11 @@ import re
 import tomllib
 from pathlib import Path
 
-import yaml
-
 from bench.data.collection.records import Doc, LazyDataset, Query, Records, register_dataset
 from bench.errors import BenchError
 from bench.data.pairs import DEFAULT_MEASURES, PAIRS, Pair
 from bench.infra.store import fingerprint, sha256_file
+from bench.infra.strict import load_yaml, plain_number, utf8_text, where
 from bench.infra.text import text_lines
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,10 @@ def load_pair_file(path: Path) -> Pair:
     if name in PAIRS:
         raise BenchError(f"{path}: pair name {name!r} is a built-in pair",
                          "choose another name, e.g. " + name + "-local")
+    low_resource = config.get("low_resource", True)
+    if not isinstance(low_resource, bool):
+        raise BenchError(f"{where(path, config, 'low_resource')}: low_resource must be true or false, not "
+                         f"{low_resource!r}", "write true or false, without quotes")
     files = {}
     for key in ("queries", "docs", "qrels", "bitext"):
         if config.get(key):
@@ -79,7 +83,7 @@ def load_pair_file(path: Path) -> Pair:
     pair = Pair(
         name, query_lang, doc_lang, dataset_id,
         str(config.get("description") or f"user pair from {path.name}"),
-        low_resource=bool(config.get("low_resource", True)), offline=True,
+        low_resource=low_resource, offline=True,
         measures=tuple(measures), files=files,
     )
     loader = lambda: load_records(files, sources)  # noqa: E731
@@ -94,29 +98,26 @@ def _read_config(path: Path) -> dict:
         data = path.read_bytes()
     except OSError as exc:
         raise BenchError(f"cannot read pair file {path}: {exc.strerror}", "check the path") from exc
-    text = _decode(path, data).removeprefix("\ufeff")
-    kind = "TOML" if path.suffix == ".toml" else "YAML"
-    try:
-        config = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
-    except (yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark is not None else ""
-        first = (getattr(exc, "problem", None) or str(exc).strip().splitlines()[0])
-        raise BenchError(f"{path}{where}: not valid {kind}: {first}", HINT) from None
+    text = utf8_text(path, data)
+    config = _read_toml(path, text) if path.suffix == ".toml" else load_yaml(text, path, HINT)
     if not isinstance(config, dict):
         raise BenchError(f"{path}: expected a mapping of keys to values", HINT)
     return config
 
 
-def _decode(path: Path, data: bytes) -> str:
-    """``data`` as UTF-8; bytes that are not are an error naming the line and column."""
+_TOML_AT = re.compile(r"(.*) \(at line (\d+), column (\d+)\)$")
+
+
+def _read_toml(path: Path, text: str) -> dict:
+    """The TOML document ``text`` (tomllib refuses a repeated key); an error names the file and line."""
     try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
-        raise BenchError(f"{path}:{line}: not UTF-8 (byte {data[exc.start]:#04x} at column {column})",
-                         "save the file as UTF-8") from None
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        problem = str(exc).strip().splitlines()[0]
+        at = _TOML_AT.match(problem)
+        if at:
+            raise BenchError(f"{path}:{at[2]}: not valid TOML: {at[1]} (column {at[3]})", HINT) from None
+        raise BenchError(f"{path}: not valid TOML: {problem}", HINT) from None
 
 
 def load_records(files: dict[str, Path], sources: dict[str, str] | None = None) -> Records:
@@ -228,9 +229,9 @@ def _read_qrels(path: Path, digest=None) -> dict[str, dict[str, int]]:
         if len(cols) != 4:
             raise BenchError(f"{path}:{n}: expected 'query_id 0 doc_id relevance', got {len(cols)} column(s)", HINT)
         try:
-            rel = int(cols[3])
-        except ValueError:
-            raise BenchError(f"{path}:{n}: relevance {cols[3]!r} is not an integer", HINT) from None
+            rel = plain_number(cols[3], int)
+        except ValueError as exc:
+            raise BenchError(f"{path}:{n}: relevance {cols[3]!r} {exc}", HINT) from None
         qid, doc_id = cols[0], cols[2]
         before = qrels.get(qid, {}).get(doc_id)
         if before is not None and before != rel:

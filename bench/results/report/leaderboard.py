@@ -24,8 +24,8 @@ from bench.results.scoring import means
 from bench.results.report.files import write_texts
 from bench.results.report.html import render
 from bench.results.report.markdown import md_lines
-from bench.results.report.model import (DEFAULT_BASELINE, MEASURE_ORDER, fmt, label, now_utc, pair_order, system_order,
-                                ordered, recorded_pair, source_path)
+from bench.results.report.model import (DEFAULT_BASELINE, MEASURE_ORDER, ceilings, fmt, label, now_utc, ordered,
+                                        pair_order, recorded_pair, source_path, system_order)
 from bench.results.report.tables import Cell, Table
 from bench.results.report.variants import STD_NOTE, by_system, group_runs, value_text
 from bench.results.runs import load_runs
@@ -77,6 +77,7 @@ def leaderboard_data(runs_root: Path, reports_dir: Path, *, n_resamples: int = s
                 "p_holm": {m: _num(rows[m]["p_holm"]) for m in measures if m in rows and system != baseline},
                 "significant": {m: bool(rows[m]["significant"]) for m in measures if m in rows},
                 "n_queries": int(run.per_query["query_id"].nunique()), "external": bool(run.manifest.get("external")),
+                "ceiling": system in ceilings(cell.runs),
                 "run": source_path(run, base), "started_at": run.manifest.get("started_at"),
                 "commit": run.manifest.get("commit"), "dataset_id": run.manifest.get("dataset_id"),
             })
@@ -123,11 +124,13 @@ def scores_table(data: dict) -> Table:
         e = entry.get((column[0], system))
         return None if e is None else e["scores"].get(column[1])
 
-    best = {c: _best([value(s, c) for s in data["systems"]]) for c in columns}
-    best_mean = {m: _best([data["low_resource_mean"][s][m] for s in data["systems"]]) for m in measures}
+    ceiling = {e["system"] for e in data["entries"] if e.get("ceiling")}  # never bold: not a competitor
+    competing = [s for s in data["systems"] if s not in ceiling]
+    best = {c: _best([value(s, c) for s in competing]) for c in columns}
+    best_mean = {m: _best([data["low_resource_mean"][s][m] for s in competing]) for m in measures}
     rows = []
     for system in data["systems"]:
-        cells = [Cell(system)]
+        cells = [Cell(f"{system} (ceiling)" if system in ceiling else system)]
         for pair, m in columns:
             v, e = value(system, (pair, m)), entry.get((pair, system))
             ci = (e or {}).get("ci", {}).get(m)
@@ -135,12 +138,13 @@ def scores_table(data: dict) -> Table:
             std = (e or {}).get("std", {}).get(m)
             text = fmt(v) if n < 2 else f"{value_text(v, float('nan') if std is None else std, n)} ({n} seeds)"
             cells.append(Cell(
-                text, bold=v is not None and bool(np.isclose(v, best[(pair, m)])),
+                text, bold=system not in ceiling and v is not None and bool(np.isclose(v, best[(pair, m)])),
                 significant=bool((e or {}).get("significant", {}).get(m)),
                 interval=f"[{fmt(ci[0])}, {fmt(ci[1])}]" if ci and ci[0] is not None else ""))
         for m in measures:
             v = data["low_resource_mean"][system][m]
-            cells.append(Cell(fmt(v), bold=v is not None and bool(np.isclose(v, best_mean[m]))))
+            top = system not in ceiling and v is not None and bool(np.isclose(v, best_mean[m]))
+            cells.append(Cell(fmt(v), bold=top))
         rows.append(cells)
     return Table(
         ["system", *(f"{p} {label(m)}" for p, m in columns), *(f"low-resource mean {label(m)}" for m in measures)],
@@ -169,7 +173,7 @@ def _texts(data: dict) -> dict[str, str]:
                   "pair (tuning pairs are never reported). Each value is the mean over the pair's judged queries "
                   f"with a {stats.CONFIDENCE:.0%} percentile bootstrap interval; † differs from the pair's baseline "
                   f"(paired randomization test, Holm-corrected across the pair's systems, p < {stats.ALPHA}); "
-                  "bold: the best of its column." + (
+                  "bold: the best of its column; a ceiling (the query's human translation) is never bold." + (
                       f" A system of several seeds: the mean over its seeds {STD_NOTE}, and how many; its interval "
                       "and † use its per-query values averaged over the seeds."
                       if any(len(e.get("seeds") or []) > 1 for e in data["entries"]) else "")),

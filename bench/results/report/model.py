@@ -67,17 +67,10 @@ def pair_order(runs: list[StoredRun]) -> list[str]:
 
 
 def ceilings(runs: list[StoredRun]) -> set[str]:
-    """The systems of ``runs`` that are ceilings (human translations of the queries), as their manifests
-    say; a manifest written before it recorded ``ceiling`` says it by its spec's query."""
-    found = set()
-    for run in runs:
-        flag = run.manifest.get("ceiling")
-        if flag is None:
-            spec = run.manifest.get("spec")
-            flag = isinstance(spec, dict) and spec.get("query") == "human-translation"
-        if flag:
-            found.add(run.system)
-    return found
+    """The systems of ``runs`` that are ceilings (human translations of the queries), as their manifests say
+    (``ceiling``, recorded from the system's declaration; a run written before manifests recorded it is
+    taken as a competitor: rerun it to have it shown apart)."""
+    return {run.system for run in runs if run.manifest.get("ceiling") is True}
 
 
 def ordered(names, order: list[str]) -> list[str]:
@@ -167,6 +160,7 @@ class PairReport:
     replicates: dict[str, Replicates] = field(default_factory=dict)
     per_seed: pd.DataFrame | None = None  # each seed of a several-seed system against the baseline (primary)
     per_seed_head_to_head: pd.DataFrame | None = None  # each seed of a HEAD_TO_HEAD system against its reference
+    ceilings: set[str] = field(default_factory=set)  # human-translation systems: shown apart, never the best
     noise: list[Replicates] = field(default_factory=list)  # runs on noised bitext: their own section
 
     def seeds(self, system: str) -> int:
@@ -217,10 +211,11 @@ def build_pair_report(pair: str, runs_root: Path, baseline: str | None = None, *
         runs=[r for s in systems for r in main[s].runs] + [r for v in variants for r in v.runs], systems=systems,
         measures=measures, baseline=baseline, table=table, per_query=per_query,
         primary="AP" if "AP" in measures else measures[0], replicates=main, noise=variants,
+        ceilings=ceilings(runs) & set(systems),
     )
     # a ceiling is not a competitor; a run stored with other measures has no value of the primary one
     scored = [s for s in systems if s != baseline and report.row(s, report.primary) is not None]
-    candidates = [s for s in scored if s not in ceilings(runs)] or scored
+    candidates = [s for s in scored if s not in report.ceilings] or scored
     if baseline is not None and candidates and report.row(baseline, report.primary) is not None:
         report.best = max(candidates, key=lambda s: report.row(s, report.primary)["mean"])
         paired = stats.paired_values(per_query, report.best, baseline, report.primary)

@@ -104,18 +104,22 @@ def significance_note(report: PairReport) -> str:
 
 
 def effectiveness(report: PairReport) -> Table:
-    """Mean and interval of every system on every measure; bold: best per measure; †: differs from the baseline."""
-    best = {m: float(report.table[report.table["measure"] == m]["mean"].max()) for m in report.measures}
+    """Mean and interval of every system on every measure; bold: best per measure among the competitors (a
+    ceiling, human translations of the queries, is never bold); †: differs from the baseline."""
+    competing = report.table[~report.table["system"].isin(report.ceilings)]
+    best = {m: float(competing[competing["measure"] == m]["mean"].max()) for m in report.measures}
     rows = []
     for system in report.systems:
         n = report.seeds(system)
-        notes = [*(["baseline"] if system == report.baseline else []), *([f"{n} seeds"] if n > 1 else [])]
+        notes = [*(["baseline"] if system == report.baseline else []),
+                 *(["ceiling"] if system in report.ceilings else []), *([f"{n} seeds"] if n > 1 else [])]
         cells = [Cell(f"{system} ({', '.join(notes)})" if notes else system)]
         for measure in report.measures:
             row = report.row(system, measure)
             std = report.replicates[system].spread(measure)[1] if n > 1 else float("nan")
             cells.append(Cell("—") if row is None else Cell(
-                value_text(row["mean"], std, n), bold=bool(np.isclose(row["mean"], best[measure])),
+                value_text(row["mean"], std, n),
+                bold=system not in report.ceilings and bool(np.isclose(row["mean"], best[measure])),
                 significant=bool(row["significant"]), interval=f"[{fmt(row['ci_low'])}, {fmt(row['ci_high'])}]"))
         rows.append(cells)
     return Table(["system", *(label(m) for m in report.measures)], rows,
