@@ -11,6 +11,7 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
+from bench.errors import BenchError  # noqa: E402
 from bench.methods.translate import flores, nmt  # noqa: E402
 
 SENTENCES = ["a b c", "d e", "f", "a a b b c c d", "e f a", "c"]
@@ -198,6 +199,38 @@ def test_nmt_systems_translate_queries_with_the_given_model(bench_home, tiny_mar
     translated = Nmt().texts(ctx)
     assert [qid for qid, _ in translated] == ["q1", "q2"]
     assert ctx.artifacts["mt_model"]["fingerprint"] == nmt.resolve(tiny_marian).fingerprint
+
+
+def test_nmt_systems_translate_with_the_model_bench_trains_when_none_is_given(bench_home, tiny_marian, monkeypatch):
+    """Without an mt_model, the query side asks `bench train mt`'s model of the pair, with the run's noise,
+    seed and the profile's steps (the training itself is replaced by the tiny model here), and both the run
+    and the grid's builder translate through the same function."""
+    from types import SimpleNamespace
+
+    from bench.data.collection import Query
+    from bench.methods.translate import mt_train
+    from bench.systems import RunContext
+    from bench.systems.builders import translated_queries
+    from bench.systems.stages import NMT_DECODE, Nmt
+
+    asked = []
+
+    def trained(pair, config, noise, seed):
+        asked.append((pair.name, config, noise, seed))
+        return tiny_marian
+
+    monkeypatch.setattr(mt_train, "train_mt", trained)
+    pair = SimpleNamespace(name="sw-en", query_lang="sw", doc_lang="en")
+    coll = SimpleNamespace(queries=[Query("q1", "a b c"), Query("q2", "d e")])
+    ctx = RunContext(pair, coll, seed=3, options={"profile": "ci", "bitext_noise": 0.2})
+    translated = Nmt().texts(ctx)
+    assert asked == [("sw-en", {"max_steps": 150}, 0.2, 3)]
+    assert [qid for qid, _ in translated] == ["q1", "q2"] and ctx.artifacts["query_translations"] == dict(translated)
+    again, info = translated_queries(pair, ctx.foreign_queries(), None, {"max_steps": 150}, 0.2, 3, NMT_DECODE)
+    assert again == translated and info == ctx.artifacts["mt_model"]
+    with pytest.raises(BenchError, match="bench trains foreign→English NMT only; en-sw needs an `mt_model` option"):
+        translated_queries(SimpleNamespace(name="en-sw", query_lang="en", doc_lang="sw"), [], None, {}, 0.0, 0,
+                           NMT_DECODE)
 
 
 def test_nmt_systems_are_in_the_default_set_only_for_english_documents():
