@@ -1,6 +1,8 @@
 """The CLI's contract for bad input: one line on stderr, a non-zero exit, nothing half-written."""
 
+import os
 import shutil
+import sys
 import urllib.error
 from pathlib import Path
 
@@ -197,7 +199,7 @@ def test_measures_baseline_and_verbosity_after_the_command(monkeypatch, capsys, 
                                   "--systems", "bm25,oracle-bm25", "--measures", "P@1,R@2", "--baseline", "oracle-bm25",
                                   "--runs", str(tmp_path / "runs"), "--reports", str(tmp_path / "reports"), "-q")
         assert code == 0, err
-        assert root.level == logging.WARNING
+        assert root.level == logging.ERROR  # -q: errors only
     finally:
         root.setLevel(before)
     header = next(line for line in out.splitlines() if line.startswith("system"))
@@ -220,7 +222,7 @@ def test_debug_before_or_after_the_command_shows_the_traceback(monkeypatch, caps
 
 
 @pytest.mark.parametrize("args,level", [(["pairs", "-v"], "INFO"), (["-v", "pairs", "-v"], "DEBUG"),
-                                        (["pairs", "-q"], "WARNING"), (["-vv", "sweep", "--help"], "DEBUG")])
+                                        (["pairs", "-q"], "ERROR"), (["-vv", "sweep", "--help"], "DEBUG")])
 def test_verbosity_flags_work_on_every_command(monkeypatch, capsys, bench_home, args, level):
     import logging
 
@@ -252,3 +254,23 @@ def test_sweep_takes_the_model_flags_and_checks_them(monkeypatch, capsys, bench_
                             "--reports", str(tmp_path / "r"))
     assert code == 2 and err.strip().startswith("error: no chosen system reads the option hybrid_weight")
     assert not (tmp_path / "runs").exists() and not (tmp_path / "r").exists()
+
+
+def test_progress_bars_only_on_a_terminal_and_never_under_quiet(monkeypatch):
+    """Issue 26: a CI log (stderr not a terminal) gets no progress bar, a terminal does unless -q."""
+    import io
+
+    from bench.infra import progress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr(progress, "_state", {"quiet": False})
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    assert progress.bar(range(3)).disable is True  # a log file or pipe
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    assert progress.bar(range(3)).disable is False and progress.bar(range(3), disable=True).disable is True
+    monkeypatch.delenv("HF_HUB_DISABLE_PROGRESS_BARS", raising=False)
+    progress.quiet()
+    assert progress.bar(range(3)).disable is True and os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] == "1"

@@ -33,7 +33,7 @@ SETUP_LOGGING = "bench.setup_logging"
 LOG_FLAGS = (
     (("--debug",), dict(is_flag=True, help="Show the traceback of an error.")),
     (("-v", "--verbose"), dict(count=True, help="Progress logs (-v: INFO, -vv: DEBUG; default: warnings only).")),
-    (("-q", "--quiet"), dict(is_flag=True, help="Only warnings and errors.")),
+    (("-q", "--quiet"), dict(is_flag=True, help="Errors only (no warnings, no progress bars).")),
 )
 
 

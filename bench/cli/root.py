@@ -14,6 +14,7 @@ import click
 
 from bench.cli.common import LOG_FLAGS, LOG_STATE, SETUP_LOGGING, BenchGroup
 from bench.errors import BenchError
+from bench.infra import progress
 from bench.infra.environment import check_environment
 
 log = logging.getLogger("bench")
@@ -23,7 +24,9 @@ EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a writer whose reade
 
 
 def _setup_logging(verbose: int, quiet: bool) -> None:
-    level = logging.WARNING if quiet or not verbose else logging.INFO if verbose == 1 else logging.DEBUG
+    level = (logging.ERROR if quiet else logging.WARNING if not verbose else logging.INFO if verbose == 1
+             else logging.DEBUG)
+    progress.quiet(quiet)  # progress bars: on a terminal only, and never under -q
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     logging.getLogger().setLevel(level)  # again: -q/-v after the command name set the level a second time
     for noisy in ("urllib3", "filelock", "httpx"):

@@ -58,17 +58,19 @@ def _pair_given(pair_name: str | None, pair_file: Path | None) -> str | Path:
 
 
 def _echo_table(pair: str, results) -> None:
+    """The runs' means in the order and names of the report's tables (``MAP`` for ir_measures' ``AP``)."""
+    from bench.results.report import label
     from bench.systems import place
 
     if not results:
         return
     results = sorted(results, key=lambda r: (place(r.system), r.system))
-    measures = list(results[0].means)
+    measures = list(dict.fromkeys(m for r in results for m in r.means))
     width = max(len(r.system) for r in results)
     click.echo(f"\n{pair}")
-    click.echo("system".ljust(width) + "".join(f"{m:>10}" for m in measures) + f"{'time (s)':>10}")
+    click.echo("system".ljust(width) + "".join(f"{label(m):>10}" for m in measures) + f"{'time (s)':>10}")
     for r in results:
-        scores = "".join(f"{r.means[m]:>10.4f}" for m in measures)
+        scores = "".join(f"{r.means[m]:>10.4f}" if m in r.means else f"{'—':>10}" for m in measures)
         click.echo(r.system.ljust(width) + scores + f"{r.wall_time_s:>10.1f}")
 
 

@@ -169,11 +169,11 @@ class Loop:
         """Train from ``loop.step`` on. ``loss(step)`` returns the step's loss tensor and a dict of floats
         to record with it; ``hooks`` then ``callback(step, record)`` are called after every step."""
         import torch
-        from tqdm import tqdm
+        from bench.infra import progress
 
         began = time.monotonic()
         running = None
-        with tqdm(total=self.steps, initial=self.step, desc=self.desc, unit="step", disable=not self.progress,
+        with progress.bar(total=self.steps, initial=self.step, desc=self.desc, unit="step", disable=not self.progress,
                   mininterval=self.mininterval) as bar:
             while self.step < self.steps:
                 total, parts = loss(self.step)

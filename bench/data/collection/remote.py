@@ -112,7 +112,7 @@ def missing_corpus(remote: UrlFile, key: dict, pair_hint: str) -> BenchError:
 
 def download(remote: UrlFile, target: Path, pair_hint: str) -> str:
     """Stream ``remote`` into ``target`` (atomically), verify its hash; returns the sha256 of its bytes."""
-    from tqdm import tqdm
+    from bench.infra import progress
 
     algorithm, _, expected = (remote.digest or "").partition(":")
     log.info("downloading %s from %s", remote.what, remote.url)
@@ -121,7 +121,7 @@ def download(remote: UrlFile, target: Path, pair_hint: str) -> str:
             total = int(stream.headers.get("Content-Length") or 0) or remote.size
             check = hashlib.new(algorithm) if algorithm else None
             sha = hashlib.sha256()
-            with open(tmp, "wb") as out, tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024,
+            with open(tmp, "wb") as out, progress.bar(total=total, unit="B", unit_scale=True, unit_divisor=1024,
                                               desc=f"downloading {remote.name}", mininterval=2.0) as bar:
                 while chunk := stream.read(1 << 20):
                     out.write(chunk)

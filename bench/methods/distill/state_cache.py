@@ -65,14 +65,14 @@ def write_states(out: Path, ids: Sequence[Sequence[int]], pad_id: int, dim: int,
     given, sees every batch too (the teacher pools it).
     """
     from numpy.lib.format import open_memmap
-    from tqdm import tqdm
+    from bench.infra import progress
 
     device = torch.device(device)
     offsets = TokenStates.offsets_of([len(x) for x in ids])
     states = open_memmap(out / STATES_FILE, mode="w+", dtype=np.float32, shape=(int(offsets[-1]), dim))
     budget, most = devices.batch_tokens(device), devices.max_batch(device)
     torch.set_num_threads(batching.threads())
-    with torch.inference_mode(), tqdm(total=len(ids), desc=desc, unit="sent", mininterval=5.0,
+    with torch.inference_mode(), progress.bar(total=len(ids), desc=desc, unit="sent", mininterval=5.0,
                                       disable=len(ids) < 256) as bar:
         for rows in batching.length_batches([len(x) for x in ids], budget, most):
             input_ids, mask = batching.pad_batch(ids, rows, pad_id)

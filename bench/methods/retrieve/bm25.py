@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping
 
-from tqdm import tqdm
+from bench.infra import progress
 
 from bench.data.collection import Collection
 from bench.methods.retrieve.lucene import ensure_jvm
@@ -83,7 +83,7 @@ def _index_documents(collection: Collection, lang: str, indexer) -> tuple[int, i
     bar; returns (documents indexed, empty documents skipped)."""
     count = empty = 0
     batch: list[str] = []
-    bar = tqdm(collection.iter_docs(), total=collection.docs_count, desc=f"indexing ({analyzer_name(lang)})",
+    bar = progress.bar(collection.iter_docs(), total=collection.docs_count, desc=f"indexing ({analyzer_name(lang)})",
                unit="doc", mininterval=1.0, disable=collection.docs_count < 1000)
     for doc in bar:
         text = doc.default_text()
@@ -149,7 +149,7 @@ def search_weighted(
     should = querybuilder.JBooleanClauseOccur["should"].value
     analyse = index_analyser(index)
     run: dict[str, dict[str, float]] = {}
-    for qid, terms in tqdm(queries.items(), desc="weighted BM25", unit="query", leave=False):
+    for qid, terms in progress.bar(queries.items(), desc="weighted BM25", unit="query", leave=False):
         merged: dict[str, float] = {}
         for term, weight in terms.items():
             for token in analyse(term):

@@ -47,7 +47,7 @@ def search(query_ids: Sequence[str], queries: np.ndarray, doc_ids: Sequence[str]
     block's (ties to the lower document index, so the chunking never changes the result).
     """
     import torch
-    from tqdm import tqdm
+    from bench.infra import progress
 
     torch.set_num_threads(batching.threads())
     n_q, n_docs = len(query_ids), len(doc_ids)
@@ -57,7 +57,7 @@ def search(query_ids: Sequence[str], queries: np.ndarray, doc_ids: Sequence[str]
     best = [(torch.zeros((g.stop - g.start, 0)), torch.zeros((g.stop - g.start, 0), dtype=torch.long)) for g in groups]
     per_block = rows_per_chunk(int(docs.shape[1]) * 4, chunk_bytes, n_docs)
     with torch.inference_mode():
-        for start in tqdm(range(0, n_docs, per_block), desc="dense search", unit="block",
+        for start in progress.bar(range(0, n_docs, per_block), desc="dense search", unit="block",
                           disable=n_docs < 100_000, mininterval=2.0):
             stop = min(start + per_block, n_docs)
             d = torch.from_numpy(np.array(docs[start:stop], dtype=np.float32))  # a copy: the map stays read-only

@@ -138,7 +138,7 @@ class Encoder:
         Token states drop special tokens and padding; on the query side also the prefix tokens.
         """
         import torch
-        from tqdm import tqdm
+        from bench.infra import progress
 
         device, autocast = self.device, self.autocast
         model, tokenizer = self.loaded
@@ -153,7 +153,7 @@ class Encoder:
         vectors = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
         states: list[np.ndarray | None] = [None] * len(texts)
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        bar = tqdm(total=len(texts), desc=desc or f"encoding {_PLURAL[side]} ({self.ref.name})", unit=side,
+        bar = progress.bar(total=len(texts), desc=desc or f"encoding {_PLURAL[side]} ({self.ref.name})", unit=side,
                    disable=len(texts) < 256, mininterval=2.0)
         with torch.inference_mode(), bar:
             for rows in batching.length_batches([len(x) for x in ids], self.batch_tokens, self.max_batch):

@@ -52,7 +52,7 @@ def search(query_ids: Sequence[str], q_states: np.ndarray, q_offsets: np.ndarray
     """Exhaustive MaxSim: the top ``depth`` documents of each query, documents scored chunk by chunk
     on :func:`bench.infra.devices.resolve`'s device (the running top ``depth`` is kept on the CPU)."""
     import torch
-    from tqdm import tqdm
+    from bench.infra import progress
 
     torch.set_num_threads(batching.threads())
     n_q, n_docs = len(query_ids), len(doc_ids)
@@ -64,7 +64,7 @@ def search(query_ids: Sequence[str], q_states: np.ndarray, q_offsets: np.ndarray
     best_idx = torch.zeros((n_q, 0), dtype=torch.long)
     k = min(depth, n_docs)
     with torch.inference_mode():
-        bar = tqdm(total=n_docs, desc="MaxSim", unit="doc", disable=n_docs < 2000, mininterval=2.0)
+        bar = progress.bar(total=n_docs, desc="MaxSim", unit="doc", disable=n_docs < 2000, mininterval=2.0)
         start = 0
         while start < n_docs:
             # whole documents, at least one, within the token budget

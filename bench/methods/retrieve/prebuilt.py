@@ -58,7 +58,7 @@ def index_records(corpus: ExternalCorpus) -> Path:
     index = corpus.remote
 
     def build(tmp: Path) -> None:
-        from tqdm import tqdm
+        from bench.infra import progress
 
         archive = tmp / index.name
         download(index, archive, corpus.pair_hint)
@@ -67,7 +67,7 @@ def index_records(corpus: ExternalCorpus) -> Path:
         archive.unlink()
         count = 0
         with open(tmp / corpus.file, "w", encoding="utf-8") as out:
-            records = tqdm(stored_raw(_index_dir(tmp / "index")), total=index.documents, unit="passage",
+            records = progress.bar(stored_raw(_index_dir(tmp / "index")), total=index.documents, unit="passage",
                            desc=f"reading {corpus.name}", mininterval=2.0)
             for record in records:
                 out.write(json.dumps(json.loads(record), ensure_ascii=False) + "\n")

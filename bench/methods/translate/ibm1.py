@@ -115,7 +115,7 @@ def train_ibm1(
     Pairs with an empty side are skipped. Probabilities below ``min_prob`` are pruned from the
     returned table (the rows are not renormalised: what is left is the model's own mass).
     """
-    from tqdm import tqdm
+    from bench.infra import progress
 
     kept = [(s, t) for s, t in zip(source, target, strict=True) if s and t]
     src_vocab = _vocabulary([s for s, _ in kept], first=(NULL,))
@@ -125,7 +125,7 @@ def train_ibm1(
     # one link per (sentence, source position incl. NULL, target position)
     link_cells, link_targets = [], []
     occurrence = 0  # global index of the current target position
-    for s, t in tqdm(kept, desc="IBM Model 1: alignment links", unit="pair", mininterval=2.0, leave=False,
+    for s, t in progress.bar(kept, desc="IBM Model 1: alignment links", unit="pair", mininterval=2.0, leave=False,
                      disable=len(kept) < 5000):
         s_ids = np.array([0] + [src_vocab[w] for w in s], dtype=np.int64)
         t_ids = np.array([tgt_vocab[w] for w in t], dtype=np.int64)
@@ -146,7 +146,7 @@ def train_ibm1(
     started = time.perf_counter()
     # uniform start: t(e|f) = 1 / |target vocabulary| for every cell
     t = np.full(len(cell_keys), 1.0 / n_tgt)
-    bar = tqdm(range(1, iterations + 1), desc="IBM Model 1: EM", unit="iteration", mininterval=0.5)
+    bar = progress.bar(range(1, iterations + 1), desc="IBM Model 1: EM", unit="iteration", mininterval=0.5)
     for iteration in bar:
         weights = t[link_cell]
         totals = np.bincount(link_target, weights=weights, minlength=occurrence)  # sum over source positions

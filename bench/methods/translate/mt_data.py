@@ -45,7 +45,7 @@ def source_states(encoder_ref: models.ModelRef, layer: int, max_length: int, tex
 def encode_states(encoder_ref: models.ModelRef, layer: int, max_length: int, texts: Sequence[str],
                   batch_tokens: int | None = None) -> TokenStates:
     import torch
-    from tqdm import tqdm
+    from bench.infra import progress
 
     model, tokenizer = models.load(encoder_ref)
     device = devices.resolve()
@@ -56,7 +56,7 @@ def encode_states(encoder_ref: models.ModelRef, layer: int, max_length: int, tex
     out: list[np.ndarray | None] = [None] * len(texts)
     pad = tokenizer.pad_token_id or 0
     log.info("encoding %d source sentences with %s (layer %d, frozen)", len(texts), encoder_ref.name, layer)
-    with torch.inference_mode(), tqdm(total=len(texts), desc="source states", unit="sent", mininterval=5.0,
+    with torch.inference_mode(), progress.bar(total=len(texts), desc="source states", unit="sent", mininterval=5.0,
                                       disable=len(texts) < 256) as bar:
         for rows in batching.length_batches([len(x) for x in ids], batch_tokens, 2 * devices.max_batch(device)):
             input_ids, mask = (t.to(device) for t in batching.pad_batch(ids, rows, pad))

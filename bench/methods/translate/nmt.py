@@ -145,7 +145,7 @@ def translate_uncached(texts: Sequence[str], ref: MtModel, src_lang: str, tgt_la
                        params: DecodeParams = DecodeParams()) -> list[str]:
     """Translations in the input order, decoded in length-sorted batches with a progress bar."""
     import torch
-    from tqdm import tqdm
+    from bench.infra import progress
 
     if mt_model.is_bench_model(ref.path):
         tokenizer, generate = _bench_generator(ref, params)
@@ -156,7 +156,7 @@ def translate_uncached(texts: Sequence[str], ref: MtModel, src_lang: str, tgt_la
     order = sorted(range(len(texts)), key=lambda i: (-len(ids[i]), i))
     out: list[str | None] = [None] * len(texts)
     log.info("translating %d texts %s→%s with %s (beam %d)", len(texts), src_lang, tgt_lang, ref.spec, params.num_beams)
-    with torch.inference_mode(), tqdm(total=len(texts), desc="translating", unit="text", mininterval=5.0,
+    with torch.inference_mode(), progress.bar(total=len(texts), desc="translating", unit="text", mininterval=5.0,
                                       disable=len(texts) < 64) as bar:
         for start in range(0, len(order), params.batch_size):
             rows = order[start:start + params.batch_size]

@@ -112,7 +112,8 @@ def effectiveness(report: PairReport) -> Table:
     for system in report.systems:
         n = report.seeds(system)
         notes = [*(["baseline"] if system == report.baseline else []),
-                 *(["ceiling"] if system in report.ceilings else []), *([f"{n} seeds"] if n > 1 else [])]
+                 *(["ceiling"] if system in report.ceilings and system != report.baseline else []),
+                 *([f"{n} seeds"] if n > 1 else [])]
         cells = [Cell(f"{system} ({', '.join(notes)})" if notes else system)]
         for measure in report.measures:
             row = report.row(system, measure)
