@@ -68,6 +68,26 @@ def test_weighted_query_with_unit_weights_equals_the_plain_query(bench_home):
     assert bm25.search_weighted(index, {"q": {"the": 1.0}}) == {"q": {}}  # a stop word leaves no clause
 
 
+def test_a_query_of_more_terms_than_lucenes_clause_limit_is_searched(bench_home, monkeypatch, caplog):
+    """Issue 25: Lucene's default limit is 1,024 clauses; a longer query (1,500 words no document has, and
+    "cat") scores as "cat" alone, plain and weighted; past bench's own limit the query is cut, with a warning."""
+    pair = load_pair_file(TINY / "pair.yaml")
+    index = bm25.build_index(pair.collection(), "en")
+    words = [f"w{i}" for i in range(1500)]
+    cat = bm25.search(index, [("q", "cat")], "en")
+    assert bm25.search(index, [("q", " ".join([*words, "cat"]))], "en") == cat
+    weighted = bm25.search_weighted(index, {"q": {**dict.fromkeys(words, 1.0), "cat": 1.0}})
+    assert weighted["q"] == pytest.approx(cat["q"])
+    monkeypatch.setattr(bm25, "MAX_CLAUSES", 2)
+    with caplog.at_level("WARNING", logger="bench.methods.retrieve.bm25"):
+        cut = bm25.search_weighted(index, {"q": {"cat": 3.0, "w1": 2.0, "w2": 1.0}})
+        plain = bm25.search(index, [("q", "cat w1 w2")], "en")
+    assert cut["q"] == pytest.approx({d: 3 * v for d, v in cat["q"].items()}, rel=1e-3) and plain == cat
+    assert [r.getMessage() for r in caplog.records] == [
+        "query q has 3 distinct terms: keeping the 2 of highest weight",
+        "query q has 3 distinct terms: keeping the first 2"]
+
+
 @pytest.mark.integration
 def test_sw_en_bm25_and_oracle_map(real_data):
     from bench.data.pairs import get_pair

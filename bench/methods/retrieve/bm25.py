@@ -107,9 +107,19 @@ def _doc_count(index_dir: Path) -> int:
     return int(LuceneIndexReader(str(index_dir)).stats()["documents"])
 
 
+# Lucene refuses a boolean query of more than 1,024 clauses (one per distinct query term); a translated or
+# structured query of a long question can have more, so bench lifts the limit for its searches
+MAX_CLAUSES = 1 << 16
+
+
 def _searcher(index: Bm25Index):
     ensure_jvm()
+    from jnius import autoclass
     from pyserini.search.lucene import LuceneSearcher
+
+    searcher_class = autoclass("org.apache.lucene.search.IndexSearcher")
+    if searcher_class.getMaxClauseCount() < MAX_CLAUSES:
+        searcher_class.setMaxClauseCount(MAX_CLAUSES)
 
     searcher = LuceneSearcher(str(index.path))
     searcher.set_bm25(K1, B)
@@ -129,9 +139,20 @@ def search(index: Bm25Index, queries: list[tuple[str, str]], lang: str, depth: i
     """BM25 top-``depth`` for each (query_id, text); a query with no matching term gets no results."""
     searcher = _searcher(index)
     qids = [qid for qid, _ in queries]
-    texts = [prepare_query(text, lang) for _, text in queries]
+    texts = [_within_limit(qid, prepare_query(text, lang)) for qid, text in queries]
     hits = searcher.batch_search(texts, qids, k=depth, threads=threads)
     return {qid: {h.docid: float(h.score) for h in hits.get(qid, [])} for qid in qids}
+
+
+def _within_limit(qid: str, text: str) -> str:
+    """``text`` with at most :data:`MAX_CLAUSES` distinct words (the first ones), with a warning naming the query."""
+    words = text.split()
+    distinct = list(dict.fromkeys(words))
+    if len(distinct) <= MAX_CLAUSES:
+        return text
+    kept = set(distinct[:MAX_CLAUSES])
+    log.warning("query %s has %d distinct terms: keeping the first %d", qid, len(distinct), MAX_CLAUSES)
+    return " ".join(w for w in words if w in kept)
 
 
 def search_weighted(
@@ -154,6 +175,10 @@ def search_weighted(
         for term, weight in terms.items():
             for token in analyse(term):
                 merged[token] = merged.get(token, 0.0) + weight
+        if len(merged) > MAX_CLAUSES:  # the heaviest terms, as many as Lucene takes
+            log.warning("query %s has %d distinct terms: keeping the %d of highest weight", qid, len(merged),
+                        MAX_CLAUSES)
+            merged = dict(sorted(merged.items(), key=lambda kv: -kv[1])[:MAX_CLAUSES])
         builder = querybuilder.get_boolean_query_builder()
         clauses = 0
         for token, weight in sorted(merged.items()):
