@@ -433,8 +433,22 @@ def _bm25_index(ctx: RunContext):
     return index
 
 
+class OverQueries(Retriever):
+    """A retriever over a query side (``self.query``): the side's facts are the system's."""
+
+    query: QuerySide
+
+    @property
+    def needs_translation(self) -> bool:
+        return self.query.needs_translation
+
+    @property
+    def english_documents_only(self) -> bool:
+        return self.query.english_documents_only
+
+
 @dataclass(frozen=True)
-class Bm25(Retriever):
+class Bm25(OverQueries):
     """Lucene BM25 (pyserini) over the documents, searched with the query side's texts."""
 
     query: QuerySide = field(default_factory=Raw)
@@ -446,14 +460,6 @@ class Bm25(Retriever):
     @property
     def reads(self) -> tuple[str, ...]:
         return self.query.reads
-
-    @property
-    def needs_translation(self) -> bool:
-        return self.query.needs_translation
-
-    @property
-    def english_documents_only(self) -> bool:
-        return self.query.english_documents_only
 
     @property
     def family(self) -> str:
@@ -476,7 +482,7 @@ class Bm25(Retriever):
 
 
 @dataclass(frozen=True)
-class Dense(Retriever):
+class Dense(OverQueries):
     """Dense retrieval (:mod:`bench.methods.retrieve.dense`): the foreign side encoded by ``foreign``, the
     English side by ``english`` (so only the foreign side changes between the dense systems), scored by
     ``scoring`` (``mean``: pooled vectors; ``maxsim``: late interaction), over the whole corpus or, with
@@ -495,14 +501,6 @@ class Dense(Retriever):
     @property
     def reads(self) -> tuple[str, ...]:
         return _merge_reads(self.query.reads, self.foreign.reads, self.english.reads, DENSE_OPTIONS)
-
-    @property
-    def needs_translation(self) -> bool:
-        return self.query.needs_translation
-
-    @property
-    def english_documents_only(self) -> bool:
-        return self.query.english_documents_only
 
     @property
     def zero_shot(self) -> bool:
