@@ -122,6 +122,42 @@ def test_envelope_theorem_plan_is_gradient_of_entropic_ot_value():
     assert abs(numeric - float((plan * direction).sum())) < 1e-7
 
 
+def test_ot_loss_plan_value_and_gradient_agree_with_pot_on_masked_weighted_marginals():
+    """Issue 25: the plan and the loss checked against POT's log-domain Sinkhorn on the same masked, weighted
+    marginals (not against the plan ot_loss itself returns), and the gradient against finite differences of
+    the entropic OT value POT computes."""
+    ot = pytest.importorskip("ot")
+    t, s, mask_t, mask_s = _states(3)
+    gen = torch.Generator().manual_seed(4)
+    w_t = torch.rand(t.shape[:2], generator=gen, dtype=torch.float64) + 0.1
+    w_s = torch.rand(s.shape[:2], generator=gen, dtype=torch.float64) + 0.1
+    eps = 0.1
+    loss, plan = ot_loss(t, s, mask_t, mask_s, teacher_weights=w_t, student_weights=w_s, epsilon=eps,
+                         iterations=3000)
+    (grad,) = torch.autograd.grad(loss.sum(), s)
+
+    def pot(i: int, student: torch.Tensor):
+        rows, cols = mask_t[i].numpy(), mask_s[i].numpy()
+        a = w_t[i].numpy()[rows] / w_t[i].numpy()[rows].sum()
+        b = w_s[i].numpy()[cols] / w_s[i].numpy()[cols].sum()
+        cost = cosine_cost(t[i:i + 1], student[i:i + 1]).detach()[0].numpy()[np.ix_(rows, cols)]
+        p = ot.sinkhorn(a, b, cost, eps, method="sinkhorn_log", numItermax=100_000, stopThr=1e-15)
+        value = (p * cost).sum() + eps * (p * np.log(p / np.outer(a, b))).sum()
+        return p, cost, value, rows, cols
+
+    direction = torch.randn(s.shape, generator=gen, dtype=torch.float64)
+    h = 1e-6
+    for i in range(t.shape[0]):
+        expected, cost, _, rows, cols = pot(i, s.detach())
+        assert np.allclose(plan[i].numpy()[np.ix_(rows, cols)], expected, atol=1e-9)
+        assert plan[i].numpy()[~rows].sum() == 0 and plan[i].numpy()[:, ~cols].sum() == 0
+        assert float(loss[i]) == pytest.approx(float((expected * cost).sum()), abs=1e-9)
+        one = torch.zeros_like(direction)
+        one[i] = direction[i]
+        numeric = (pot(i, s.detach() + h * one)[2] - pot(i, s.detach() - h * one)[2]) / (2 * h)
+        assert float((grad[i] * direction[i]).sum()) == pytest.approx(numeric, abs=1e-6)
+
+
 def test_ot_loss_prefers_aligned_translation():
     t = torch.randn(1, 6, 8, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     aligned = t[:, torch.randperm(6)]
