@@ -193,6 +193,7 @@ def test_a_run_from_before_file_hashes_is_accepted_with_a_warning_unless_inconsi
     manifest = json.loads((run / "manifest.json").read_text())
     del manifest["files"]
     (run / "manifest.json").write_text(json.dumps(manifest))
+    (run / "manifest.sha256").unlink()  # as bench wrote runs before manifests were hashed too
     with caplog.at_level(logging.WARNING):
         assert load_run(run) is not None
     assert "predates file hashes" in caplog.text
@@ -625,3 +626,30 @@ def test_a_full_disk_in_the_runs_directory_is_one_line_and_leaves_no_run(monkeyp
     assert code == 2 and line.startswith(f"error: no space left on the device of {tmp_path / 'runs' / 'xx-en'}")
     assert not (tmp_path / "runs" / "xx-en" / "bm25").exists()
     assert [p.name for p in (tmp_path / "runs" / "xx-en").iterdir()] == []
+
+
+# --- issue 25: a stored run is whole or refused -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("edit,message", [
+    (lambda m: m.update(files={}), "its manifest.json was changed after the run was written"),
+    (lambda m: m.pop("files"), "its manifest.json was changed after the run was written"),
+    (lambda m: m.update(system="optical"), "its manifest.json was changed after the run was written"),
+])
+def test_a_run_whose_manifest_was_edited_is_refused(monkeypatch, capsys, tmp_path, stored, edit, message):
+    run = stored / "xx-en" / "bm25"
+    manifest = json.loads((run / "manifest.json").read_text())
+    edit(manifest)
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BenchError, match=message):
+        load_run(run)
+    code, _, err = run_main(monkeypatch, capsys, "report", "--runs", str(stored), "--reports", str(tmp_path / "rep"))
+    assert code == 2 and one_line(err).startswith(f"error: refusing run {run}: {message}")
+    assert not (tmp_path / "rep").exists()
+
+
+def test_a_run_moved_to_another_name_is_refused(stored):
+    run = stored / "xx-en" / "bm25"
+    moved = run.rename(stored / "xx-en" / "bm25-copy")
+    with pytest.raises(BenchError, match="its manifest.json names the run 'bm25', not 'bm25-copy'"):
+        load_run(moved)

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 RUN_FILE = "run.trec"
 PER_QUERY_FILE = "perquery.csv"
 MANIFEST_FILE = "manifest.json"
+MANIFEST_HASH_FILE = "manifest.sha256"  # the manifest's own sha256, written after it
 QUERIES_FILE = "queries.tsv"  # optional: the queries the run answered (what reports show beside per-query values)
 QUERY_COLUMNS = ["query_id", "text", "translation", "system_translation"]
 TREC_LINE = "each line is 'query_id Q0 doc_id rank score tag' (six whitespace-separated columns)"
@@ -151,6 +152,7 @@ def write_run(
         manifest = {**manifest, "run": name, "variant": {"seed": int(seed), "bitext_noise": float(noise)},
                     "files": files}
         (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+        (tmp / MANIFEST_HASH_FILE).write_text(sha256_file(tmp / MANIFEST_FILE) + "\n")  # the manifest is checked too
     log.info("wrote %s", target)
     return target
 
@@ -234,6 +236,7 @@ def load_run(path: Path) -> StoredRun | None:
         return None
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise _changed(path, {}, f"its {MANIFEST_FILE} is unreadable ({type(exc).__name__})") from None
+    _check_manifest(path, manifest)
     recorded = manifest.get("files")
     for name, want in (recorded.items() if isinstance(recorded, dict) else ()):
         try:
@@ -255,6 +258,30 @@ def load_run(path: Path) -> StoredRun | None:
     if table.empty:
         raise _changed(path, manifest, "it scored no judged query", "delete it (bench no longer writes such runs)")
     return StoredRun(pair, system, path, manifest, table)
+
+
+def _check_manifest(path: Path, manifest: dict) -> None:
+    """The manifest as it was written: its hash (``manifest.sha256``, written beside it since issue 25), the
+    run's files all hashed in it, and the run's name that of its directory. A run written before manifest
+    hashes has none to check (its files' hashes are still checked)."""
+    try:
+        want = (path / MANIFEST_HASH_FILE).read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        want = None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _changed(path, manifest, f"its {MANIFEST_HASH_FILE} is unreadable ({type(exc).__name__})") from None
+    if want is not None:
+        got = sha256_file(path / MANIFEST_FILE)
+        if got != want:
+            raise _changed(path, manifest, f"its {MANIFEST_FILE} was changed after the run was written "
+                                           f"(sha256 {got[:12]}…, not {want[:12]}…)")
+        recorded = manifest.get("files")
+        missing = [f for f in (RUN_FILE, PER_QUERY_FILE) if not isinstance(recorded, dict) or f not in recorded]
+        if missing:
+            raise _changed(path, manifest, f"its {MANIFEST_FILE} holds no hash of {missing[0]}")
+    name = manifest.get("run")
+    if isinstance(name, str) and name != path.name:
+        raise _changed(path, manifest, f"its {MANIFEST_FILE} names the run {name!r}, not {path.name!r}")
 
 
 def _check_unhashed(path: Path, manifest: dict, table: pd.DataFrame) -> None:
