@@ -60,9 +60,13 @@ def check_cmd(expected_path: Path, runs_root: Path, update: bool, pairs: tuple[s
 
     load_plugins()
     verdicts = regress.check(expected_path, runs_root, systems=systems, known_pairs=PAIRS, known_systems=SYSTEMS)
-    for v in verdicts:
-        click.echo(v.line())
-    click.echo(regress.summary(verdicts))
+    for v in verdicts:  # the checked rows, one line each; the skipped ones in one line
+        if v.status != regress.SKIP:
+            click.echo(v.line())
+    skipped = regress.skipped_line(verdicts)
+    if skipped:
+        click.echo(skipped)
+    click.echo(regress.summary(verdicts) + "; a row FAILs when worse than expected by more than its tolerance")
     code = regress.exit_code(verdicts)
     if code:
         sys.exit(code)

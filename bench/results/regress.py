@@ -79,8 +79,8 @@ class Verdict:
     def line(self) -> str:
         observed = "missing" if self.observed is None else f"{self.observed:.4f}"
         delta = "" if self.delta is None else f" ({self.delta:+.4f})"
-        text = (f"{self.status:<5}  {self.pair}  {self.system}  {self.measure}: expected {self.expected:.4f} "
-                f"± {self.tolerance:g}, observed {observed}{delta}")
+        text = (f"{self.status:<5}  {self.pair}  {self.system}  {self.measure}: expected {self.expected:.4f}, "
+                f"observed {observed}{delta}")
         return text + (f"  [{self.reason}]" if self.reason else "")
 
 
@@ -107,6 +107,17 @@ def verdict(expected: float, observed: float | None, tolerance: float) -> str:
 def exit_code(verdicts: Iterable[Verdict]) -> int:
     verdicts = list(verdicts)
     return 1 if all(v.status == SKIP for v in verdicts) or any(v.status == FAIL for v in verdicts) else 0
+
+
+def skipped_line(verdicts: list[Verdict]) -> str | None:
+    """One line for every SKIP verdict (they would bury the checked rows): how many, of which systems."""
+    skipped = [v for v in verdicts if v.status == SKIP]
+    if not skipped:
+        return None
+    systems = list(dict.fromkeys(f"{v.pair}/{v.system}" for v in skipped))
+    why = list(dict.fromkeys(v.reason.split(":")[0] for v in skipped))
+    return (f"SKIP   {len(skipped)} rows of {len(systems)} systems ({', '.join(systems)}): "
+            f"{why[0] if len(why) == 1 else 'no run, or a run made otherwise'}")
 
 
 def summary(verdicts: list[Verdict]) -> str:
