@@ -368,3 +368,20 @@ def test_every_system_plans_exactly_the_artifacts_its_run_builds(tmp_path, monke
     plan_run(pair, names, options=options, runs=tmp_path / "runs").execute()
     built = sorted((kind, key) for kind, key, _ in builds)
     assert built == planned
+
+
+def test_a_changed_depth_measure_set_or_option_reruns_the_affected_cells(bench_home, tmp_path):
+    """Issue 25: the grid's rerun rule on its negative path: a cell whose stored run was made with another
+    depth, other measures or another option it reads is run again; the others stay done."""
+    from bench.experiment.grid_exec import run_plan
+
+    pair = tiny_pair(tmp_path)
+    base = {"pair_files": [pair], "systems": "bm25,bm25-psq", "runs": tmp_path / "runs", "no_report": True}
+    first = plan_grid(grid_spec(base))
+    assert [c.run for c in first.cells] == ["bm25", "bm25-psq"] and run_plan(first).failed == []
+    assert [c.run for c in plan_grid(grid_spec(base)).cells] == []  # everything done
+    assert [c.run for c in plan_grid(grid_spec({**base, "depth": 5})).cells] == ["bm25", "bm25-psq"]
+    assert [c.run for c in plan_grid(grid_spec({**base, "measures": "AP,P@1"})).cells] == ["bm25", "bm25-psq"]
+    # an option only bm25-psq reads (the bitext noise, as the grid's noise rate): only its cells run
+    noisy = plan_grid(grid_spec({**base, "noise": [0, 0.2]}))
+    assert [c.run for c in noisy.cells] == ["bm25-psq+noise0.2"] and len(noisy.done) == 2
