@@ -274,3 +274,25 @@ def test_progress_bars_only_on_a_terminal_and_never_under_quiet(monkeypatch):
     monkeypatch.delenv("HF_HUB_DISABLE_PROGRESS_BARS", raising=False)
     progress.quiet()
     assert progress.bar(range(3)).disable is True and os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] == "1"
+
+
+def test_a_dry_run_prints_the_plan_and_writes_nothing(monkeypatch, capsys, bench_home, tmp_path):
+    """Issue 26: `bench run --dry-run` checks everything, prints the systems and what a first run builds, and
+    runs nothing."""
+    pair = tmp_path / "pair"
+    shutil.copytree(TINY, pair)
+    (pair / "bitext.tsv").write_text("paka\tcat\nmbwa\tdog\n")
+    with open(pair / "pair.yaml", "a") as f:
+        f.write("bitext: bitext.tsv\n")
+    code, out, err = run_main(monkeypatch, capsys, "run", "--pair-file", str(pair / "pair.yaml"), "--systems",
+                              "bm25,bm25-psq,oracle-bm25", "--runs", str(tmp_path / "runs"), "--dry-run")
+    lines = out.splitlines()
+    assert code == 0 and lines[0].startswith("plan: 3 system(s) on xx-en (") and lines[0].endswith(
+        "depth 1000, seed 0, measures AP, RR@10")
+    assert lines[1:] == [
+        "  systems: bm25 (lexical), bm25-psq (translation), oracle-bm25 (ceiling)",
+        "  artifacts its first run builds, each once (a finished one under BENCH_HOME is reused): 2, 0 of them "
+        "trainings",
+        "    build  Lucene index of xx-en", "    build  IBM1 table of xx-en",
+        f"  runs in {tmp_path / 'runs' / 'xx-en'}, report in reports", "nothing was run (--dry-run)"]
+    assert not (tmp_path / "runs").exists() and not any((bench_home).glob("indexes/*"))

@@ -29,8 +29,10 @@ from bench.cli.common import check_dirs
 @click.option("--measures", metavar="NAMES", help="Comma-separated ir_measures names (e.g. AP,nDCG@20,R@100) "
               "instead of the pair's.")
 @click.option("--baseline", metavar="SYSTEM", help="The report's baseline (default: bm25).")
+@click.option("--dry-run", is_flag=True, help="Check everything, print the plan (systems, what is built or trained) "
+              "and stop.")
 def run_cmd(pair_name, pair_file, systems_list, depth, seed, runs_root, reports_dir, no_report, external_runs=(),
-            measures=None, baseline=None, **option_values) -> None:
+            measures=None, baseline=None, dry_run=False, **option_values) -> None:
     """Run systems on a pair, score them with ir-measures, and write runs and a report."""
     from bench.experiment.plan import plan_run
 
@@ -43,7 +45,12 @@ def run_cmd(pair_name, pair_file, systems_list, depth, seed, runs_root, reports_
     started = time.perf_counter()
     plan = plan_run(pair, systems_list, options=option_values, depth=depth, seed=seed, measures=measures,
                     runs=runs_root, reports=None if no_report else reports_dir, baseline=baseline,
-                    external=external_runs)
+                    external=external_runs, fetch=not dry_run)
+    if dry_run:
+        for line in plan.describe():
+            click.echo(line)
+        click.echo("nothing was run (--dry-run)")
+        return
     _echo_table(plan.pair.name, plan.execute())
     for path in plan.write_report():
         click.echo(f"wrote {path}")

@@ -29,6 +29,9 @@ from bench.systems import System, ci_systems, default_systems, get_system, parse
 from bench.systems.options import RunOptions, flag, unread
 
 
+TRAININGS = ("student", "mt-model")  # the needs that train a model (the long ones on a CPU)
+
+
 @dataclass(frozen=True)
 class RunPlan:
     """A checked run: ``systems`` on ``pair`` under ``options``, ``depth``, ``seed`` and ``measures`` (None:
@@ -60,6 +63,33 @@ class RunPlan:
         if self.external:
             results += external.store(pair, self.external, self.runs, measures=measures)
         return results
+
+    def needs(self) -> list:
+        """The cached artifacts the systems' runs build on first use (each once; a finished one is reused), in
+        the order they would be built (:mod:`bench.systems.needs`); a plugin's own are not known here."""
+        from bench.systems import Job
+        from bench.systems.needs import combine
+
+        job = Job(self.pair, self.ref, self.options, self.seed)
+        return combine([need for system in self.systems for need in system.needs(job)])
+
+    def describe(self) -> list[str]:
+        """The plan in words: what a dry run prints (the pair, the systems, the settings, what is built)."""
+        used = {k: v for k, v in self.options.used(self.options.as_dict()).items()}
+        lines = [f"plan: {len(self.systems)} system(s) on {self.pair.name} ({self.pair.description}), depth "
+                 f"{self.depth}, seed {self.seed}, measures {', '.join(self.measures or self.pair.measures)}"
+                 + (f", options {', '.join(f'{k}={v}' for k, v in used.items())}" if used else ""),
+                 "  systems: " + ", ".join(f"{s.name} ({s.family})" for s in self.systems)]
+        if self.external:
+            lines.append("  external runs: " + ", ".join(e.name for e in self.external))
+        needs = self.needs()
+        trainings = [n for n in needs if n.kind in TRAININGS]
+        lines.append(f"  artifacts its first run builds, each once (a finished one under BENCH_HOME is reused): "
+                     f"{len(needs)}, {len(trainings)} of them trainings")
+        lines += [f"    {'train' if n.kind in TRAININGS else 'build'}  {n.label}" for n in needs]
+        lines.append(f"  runs in {self.runs / self.pair.name}"
+                     + (f", report in {self.reports}" if self.reports is not None else ", no report"))
+        return lines
 
     def write_report(self) -> list[Path]:
         """The pair's report from the runs stored under ``runs`` (none when the plan writes no report)."""
