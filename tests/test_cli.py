@@ -296,3 +296,23 @@ def test_a_dry_run_prints_the_plan_and_writes_nothing(monkeypatch, capsys, bench
         "    build  Lucene index of xx-en", "    build  IBM1 table of xx-en",
         f"  runs in {tmp_path / 'runs' / 'xx-en'}, report in reports", "nothing was run (--dry-run)"]
     assert not (tmp_path / "runs").exists() and not any((bench_home).glob("indexes/*"))
+
+
+def test_the_report_is_rewritten_after_each_system(monkeypatch, capsys, bench_home, tmp_path):
+    """Issue 26: a long run's report grows as it goes: after each system, the pair's report holds the runs
+    stored so far."""
+    from bench.results import report as report_module
+
+    seen = []
+    real = report_module.write_pair_report
+
+    def recording(pair, runs_root, reports_dir, **kwargs):
+        seen.append(sorted(p.name for p in (Path(runs_root) / pair).iterdir()))
+        return real(pair, runs_root, reports_dir, **kwargs)
+
+    monkeypatch.setattr(report_module, "write_pair_report", recording)
+    code, _, err = run_main(monkeypatch, capsys, "run", "--pair-file", str(TINY / "pair.yaml"), "--systems",
+                            "bm25,oracle-bm25", "--runs", str(tmp_path / "runs"), "--reports", str(tmp_path / "rep"))
+    assert code == 0, err
+    assert seen == [["bm25"], ["bm25", "oracle-bm25"], ["bm25", "oracle-bm25"]]  # after each, then the final one
+    assert (tmp_path / "rep" / "xx-en.md").is_file()

@@ -58,8 +58,10 @@ class RunPlan:
 
         pair = resolve_pair(self.ref) if self.ref != self.pair.name else self.pair
         measures = list(self.measures) if self.measures else None
+        # with a report, it is rewritten after each system, so the first rows are readable while the rest run
+        progress = (lambda _: self.write_report()) if self.reports is not None and len(self.systems) > 1 else None
         results = run_systems(pair, list(self.systems), self.runs, depth=self.depth, seed=self.seed,
-                              options=self.options, measures=measures)
+                              options=self.options, measures=measures, stored=progress)
         if self.external:
             results += external.store(pair, self.external, self.runs, measures=measures)
         return results

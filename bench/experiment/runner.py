@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 
 from bench.infra import devices
@@ -80,6 +80,7 @@ def cell_name(system: System, seed: int = 0, options: RunOptions | dict | None =
 def run_systems(
     pair: Pair, systems: list[System], runs_root: Path, *, depth: int = 1000, seed: int = 0,
     options: RunOptions | dict | None = None, measures: Sequence[str] | None = None,
+    stored: Callable[[RunResult], None] | None = None,
 ) -> list[RunResult]:
     """Run each system on the pair under ``options`` (validated here when given as a plain dict) and
     write its run under ``runs/<pair>/<cell_name>/`` (:meth:`System.variant`: the plain system name for the
@@ -145,6 +146,8 @@ def run_systems(
         log.info("%s on %s: %s (%.1f s)", system.name, pair.name,
                  ", ".join(f"{m} {v:.4f}" for m, v in scores.items()), wall)
         results.append(RunResult(system.name, path, scores, wall))
+        if stored is not None:  # e.g. the report rewritten as the run goes
+            stored(results[-1])
     return results
 
 
