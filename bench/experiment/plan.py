@@ -59,7 +59,8 @@ class RunPlan:
         pair = resolve_pair(self.ref) if self.ref != self.pair.name else self.pair
         measures = list(self.measures) if self.measures else None
         # with a report, it is rewritten after each system, so the first rows are readable while the rest run
-        progress = (lambda _: self.write_report()) if self.reports is not None and len(self.systems) > 1 else None
+        progress = (lambda _: self.write_report(partial=True)) if self.reports is not None and len(self.systems) > 1 \
+            else None
         results = run_systems(pair, list(self.systems), self.runs, depth=self.depth, seed=self.seed,
                               options=self.options, measures=measures, stored=progress)
         if self.external:
@@ -93,13 +94,18 @@ class RunPlan:
                      + (f", report in {self.reports}" if self.reports is not None else ", no report"))
         return lines
 
-    def write_report(self) -> list[Path]:
-        """The pair's report from the runs stored under ``runs`` (none when the plan writes no report)."""
+    def write_report(self, partial: bool = False) -> list[Path]:
+        """The pair's report from the runs stored under ``runs`` (none when the plan writes no report);
+        ``partial``: while the run goes on, against the default baseline until the chosen one has run."""
         if self.reports is None:
             return []
         from bench.results.report import write_pair_report
 
-        return write_pair_report(self.pair.name, self.runs, self.reports, baseline=self.baseline)
+        baseline = self.baseline
+        stored = baseline is not None and (run_dir(self.runs, self.pair.name, baseline) / MANIFEST_FILE).is_file()
+        if partial and not stored:
+            baseline = None
+        return write_pair_report(self.pair.name, self.runs, self.reports, baseline=baseline)
 
 
 def plan_run(pair: str | Path | Pair, systems: str | Sequence[str | System] | None = None, *,
