@@ -103,3 +103,27 @@ def test_sw_en_bm25_and_oracle_map(real_data):
     assert raw_map == pytest.approx(0.3265, abs=5e-4)  # measured with Lucene (Anserini 1.7.1)
     assert oracle_map == pytest.approx(0.6885, abs=5e-4)
     assert all(len(docs) <= 1000 for docs in oracle.values())
+
+
+def test_bm25_parameters_are_options_recorded_in_the_spec(bench_home, tmp_path):
+    """Issue 26: k1 and b as run options (--bm25-k1, --bm25-b): the run scores with them, as Lucene's BM25 with
+    those parameters does, and the system's recorded spec carries them (another identity)."""
+    from bench.experiment.plan import plan_run
+    from bench.systems import get_system
+    from bench.systems.options import RunOptions
+
+    pair = load_pair_file(TINY / "pair.yaml")
+    index = bm25.build_index(pair.collection(), "en")
+    queries = [(q.query_id, q.text) for q in pair.collection().queries]
+    default, tuned = bm25.search(index, queries, "en"), bm25.search(index, queries, "en", k1=1.2, b=0.75)
+    assert default != tuned  # the parameters reach Lucene
+    [result] = plan_run(TINY / "pair.yaml", "bm25", options={"bm25_k1": 1.2, "bm25_b": 0.75},
+                        runs=tmp_path / "runs").execute()
+    from bench.results.runs import read_trec
+
+    stored = read_trec(result.path / "run.trec")
+    assert {q: set(d) for q, d in stored.items()} == {q: set(d) for q, d in tuned.items() if d}
+    assert all(stored[q][d] == pytest.approx(tuned[q][d], rel=1e-4) for q in stored for d in stored[q])
+    spec = get_system("bm25").spec_for(RunOptions(bm25_k1=1.2, bm25_b=0.75))
+    assert spec == {"system": "bm25", "retriever": "bm25", "bm25_k1": 1.2, "bm25_b": 0.75}
+    assert get_system("bm25").spec_for(RunOptions()) == {"system": "bm25", "retriever": "bm25"}

@@ -240,7 +240,8 @@ def test_systems_lists_descriptions_and_the_options_they_read(monkeypatch, capsy
     assert code == 0
     lines = out.splitlines()
     entries = {lines[i].split()[0]: (lines[i], lines[i + 1].split(None, 1)[1]) for i in range(0, 28, 2)}
-    assert entries["bm25"] == ("bm25             Lucene BM25 on the untranslated query (the floor)", "none")
+    assert entries["bm25"] == ("bm25             Lucene BM25 on the untranslated query (the floor)",
+                               "--bm25-k1, --bm25-b")
     assert entries["mdense"][1] == "--encoder, --rerank, --rerank-depth, --max-length, --memory-budget, --quantize"
     assert entries["oracle-dense"][0].endswith("[needs translated queries]")
     assert entries["optical-hybrid"][1].startswith("--hybrid-weight, --bitext-noise, --distill-steps")

@@ -20,6 +20,8 @@ def test_a_typo_is_one_line_with_the_closest_option():
     ({"profile": "fast"}, "option profile must be one of full, ci, not 'fast'"),
     ({"distill_steps": 0}, "option distill_steps must be a positive integer, not 0"),
     ({"hybrid_weight": True}, "option hybrid_weight must be a float, not True"),
+    ({"bm25_b": 2}, r"option bm25_b must be in \[0, 1\], not 2.0"),
+    ({"bm25_k1": -1}, "option bm25_k1 must be a finite number >= 0, not -1.0"),
 ])
 def test_bad_values_are_refused(values, message):
     with pytest.raises(BenchError, match=message):

@@ -53,6 +53,8 @@ class RunOptions:
     memory_budget: int | None = option(None, "memory the MaxSim systems' token states may take, e.g. 4G or 512M "
                                        "(default: a quarter of RAM); a corpus over it is reranked from the "
                                        "mean-pooled top --rerank-depth instead", "SIZE")
+    bm25_k1: float | None = option(None, "BM25's k1, the term-frequency saturation (default 0.9, Anserini's)", "K1")
+    bm25_b: float | None = option(None, "BM25's b, the document-length normalisation, in [0, 1] (default 0.4)", "B")
     quantize: str | None = option(None, "quantise the dense systems' encoders: int8 runs their linear layers "
                                   "dynamically quantised (CPU only; cached apart from fp32)", "int8",
                                   choices=QUANTIZE[1:])
@@ -70,6 +72,10 @@ class RunOptions:
             raise BenchError(f"option rerank_depth must be a positive integer, not {self.rerank_depth}")
         if self.hybrid_weight is not None and not 0.0 <= self.hybrid_weight <= 1.0:
             raise BenchError(f"option hybrid_weight must be in [0, 1], not {self.hybrid_weight}")
+        if self.bm25_k1 is not None and not 0.0 <= self.bm25_k1 < float("inf"):
+            raise BenchError(f"option bm25_k1 must be a finite number >= 0, not {self.bm25_k1}", "e.g. --bm25-k1 1.2")
+        if self.bm25_b is not None and not 0.0 <= self.bm25_b <= 1.0:
+            raise BenchError(f"option bm25_b must be in [0, 1], not {self.bm25_b}", "e.g. --bm25-b 0.75")
         if self.quantize not in QUANTIZE:
             raise BenchError(f"option quantize must be int8 or unset, not {self.quantize!r}", "e.g. --quantize int8")
         if self.memory_budget is not None:  # a size given as text ("4G") is held in bytes

@@ -46,6 +46,7 @@ PSQ_QUERY = {  # bench.methods.translate.psq.PsqConfig, chosen on ha-en-dev and 
 }
 NMT_DECODE = {"num_beams": 4, "max_new_tokens": 128}  # bench.methods.translate.nmt.DecodeParams
 NMT_OPTIONS = ("mt_model", "mt_steps", "profile", "bitext_noise")
+BM25_OPTIONS = ("bm25_k1", "bm25_b")  # what every BM25 system reads
 STUDENT_OPTIONS = ("bitext_noise", "distill_steps", "profile", "encoder", "teacher")
 # The `ci` profile's training budgets: the distilled students' steps and the MT model's (the pipeline, not its
 # quality: a few minutes each)
@@ -105,6 +106,14 @@ def student_config(recipe: str, options: RunOptions, pair: Pair):
     return for_pair(replace(config, steps=steps) if steps else config, pair)
 
 
+def bm25_params(options: RunOptions) -> dict[str, float]:
+    """BM25's k1 and b under ``options`` (the method's defaults unless given)."""
+    from bench.methods.retrieve import bm25
+
+    return {"k1": bm25.K1 if options.bm25_k1 is None else options.bm25_k1,
+            "b": bm25.B if options.bm25_b is None else options.bm25_b}
+
+
 def _model_needs(spec: str) -> list[Need]:
     """A packaged model is converted once, a hub model downloaded once; a local directory needs nothing."""
     from bench.data import models
@@ -141,7 +150,7 @@ class QuerySide:
     def bm25_run(self, ctx: RunContext, index) -> Run:
         from bench.methods.retrieve import bm25
 
-        return bm25.search(index, self.texts(ctx), ctx.pair.doc_lang, ctx.depth)
+        return bm25.search(index, self.texts(ctx), ctx.pair.doc_lang, ctx.depth, **bm25_params(ctx.options))
 
     def learns_from_bitext(self, options: RunOptions) -> bool:
         return False
@@ -201,7 +210,7 @@ class Psq(QuerySide):
         config = PsqConfig(**PSQ_QUERY)
         queries = {qid: psq_query(text, table, config, source_lang=pair.query_lang, target_lang=pair.doc_lang)
                    for qid, text in ctx.foreign_queries()}
-        return bm25.search_weighted(index, queries, ctx.depth)
+        return bm25.search_weighted(index, queries, ctx.depth, **bm25_params(ctx.options))
 
     def learns_from_bitext(self, options: RunOptions) -> bool:
         return True
@@ -459,7 +468,7 @@ class Bm25(OverQueries):
 
     @property
     def reads(self) -> tuple[str, ...]:
-        return self.query.reads
+        return _merge_reads(self.query.reads, BM25_OPTIONS)
 
     @property
     def family(self) -> str:

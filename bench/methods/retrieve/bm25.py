@@ -112,7 +112,7 @@ def _doc_count(index_dir: Path) -> int:
 MAX_CLAUSES = 1 << 16
 
 
-def _searcher(index: Bm25Index):
+def _searcher(index: Bm25Index, k1: float = K1, b: float = B):
     ensure_jvm()
     from jnius import autoclass
     from pyserini.search.lucene import LuceneSearcher
@@ -122,7 +122,7 @@ def _searcher(index: Bm25Index):
         searcher_class.setMaxClauseCount(MAX_CLAUSES)
 
     searcher = LuceneSearcher(str(index.path))
-    searcher.set_bm25(K1, B)
+    searcher.set_bm25(k1, b)
     if index.pretokenized:
         from pyserini.analysis import JWhiteSpaceAnalyzer
 
@@ -135,9 +135,10 @@ def prepare_query(text: str, lang: str) -> str:
 
 
 def search(index: Bm25Index, queries: list[tuple[str, str]], lang: str, depth: int = 1000,
-           threads: int = 2) -> dict[str, dict[str, float]]:
-    """BM25 top-``depth`` for each (query_id, text); a query with no matching term gets no results."""
-    searcher = _searcher(index)
+           threads: int = 2, *, k1: float = K1, b: float = B) -> dict[str, dict[str, float]]:
+    """BM25 (``k1``, ``b``) top-``depth`` for each (query_id, text); a query with no matching term gets no
+    results."""
+    searcher = _searcher(index, k1, b)
     qids = [qid for qid, _ in queries]
     texts = [_within_limit(qid, prepare_query(text, lang)) for qid, text in queries]
     hits = searcher.batch_search(texts, qids, k=depth, threads=threads)
@@ -156,7 +157,8 @@ def _within_limit(qid: str, text: str) -> str:
 
 
 def search_weighted(
-    index: Bm25Index, queries: Mapping[str, Mapping[str, float]], depth: int = 1000
+    index: Bm25Index, queries: Mapping[str, Mapping[str, float]], depth: int = 1000, *, k1: float = K1,
+    b: float = B,
 ) -> dict[str, dict[str, float]]:
     """BM25 with weighted bag-of-words queries: ``{qid: {term: weight}}`` (e.g. structured queries).
 
@@ -164,7 +166,7 @@ def search_weighted(
     analyse to the same index term are added, and each index term becomes a boosted SHOULD clause of
     one Lucene boolean query; a query with no term left gets no results.
     """
-    searcher = _searcher(index)
+    searcher = _searcher(index, k1, b)
     from pyserini.search.lucene import querybuilder
 
     should = querybuilder.JBooleanClauseOccur["should"].value
