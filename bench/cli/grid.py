@@ -1,4 +1,5 @@
-"""``bench grid``: pairs × systems × seeds × noise rates, in this process or on Ray (:mod:`bench.experiment.grid`)."""
+"""``bench grid``: pairs × systems × seeds × noise rates, in this process or on Ray
+(:mod:`bench.experiment.grid`)."""
 
 from __future__ import annotations
 

@@ -245,7 +245,8 @@ def load_run(path: Path) -> StoredRun | None:
             log.warning("run %s is damaged: %s is gone", path, name)
             return None
         if got != want:
-            raise _changed(path, manifest, f"{name} has sha256 {got[:12]}…, not the {want[:12]}… it was written with")
+            raise _changed(path, manifest,
+                           f"{name} has sha256 {got[:12]}…, not the {want[:12]}… it was written with")
     try:
         table = pd.read_csv(path / PER_QUERY_FILE, dtype={"query_id": str, "measure": str, "value": float})
     except FileNotFoundError as exc:

@@ -52,7 +52,8 @@ def devtest_scores(model, lang: str, params: nmt.DecodeParams = nmt.DecodeParams
     def build(tmp: Path) -> None:
         pairs = devtest(lang)[:limit]
         hyps = nmt.translate([f for f, _ in pairs], ref, lang, "en", params)
-        result = {"model": ref.describe(), "set": f"FLORES-200 devtest {lang}→en", **score(hyps, [e for _, e in pairs])}
+        result = {"model": ref.describe(), "set": f"FLORES-200 devtest {lang}→en",
+                  **score(hyps, [e for _, e in pairs])}
         log.info("FLORES-200 devtest %s→en: chrF %.1f, BLEU %.1f (%d sentences)", lang, result["chrF"],
                  result["BLEU"], result["sentences"])
         (tmp / "scores.json").write_text(json.dumps(result, indent=1))

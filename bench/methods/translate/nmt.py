@@ -155,7 +155,8 @@ def translate_uncached(texts: Sequence[str], ref: MtModel, src_lang: str, tgt_la
     ids = tokenizer(list(texts), truncation=True, max_length=params.max_source_len)["input_ids"]
     order = sorted(range(len(texts)), key=lambda i: (-len(ids[i]), i))
     out: list[str | None] = [None] * len(texts)
-    log.info("translating %d texts %s→%s with %s (beam %d)", len(texts), src_lang, tgt_lang, ref.spec, params.num_beams)
+    log.info("translating %d texts %s→%s with %s (beam %d)", len(texts), src_lang, tgt_lang, ref.spec,
+             params.num_beams)
     with torch.inference_mode(), progress.bar(total=len(texts), desc="translating", unit="text", mininterval=5.0,
                                       disable=len(texts) < 64) as bar:
         for start in range(0, len(order), params.batch_size):
