@@ -78,7 +78,7 @@ class RunPlan:
 
     def describe(self) -> list[str]:
         """The plan in words: what a dry run prints (the pair, the systems, the settings, what is built)."""
-        used = {k: v for k, v in self.options.used(self.options.as_dict()).items()}
+        used = self.options.used(self.options.as_dict())
         lines = [f"plan: {len(self.systems)} system(s) on {self.pair.name} ({self.pair.description}), depth "
                  f"{self.depth}, seed {self.seed}, measures {', '.join(self.measures or self.pair.measures)}"
                  + (f", options {', '.join(f'{k}={v}' for k, v in used.items())}" if used else ""),

@@ -65,8 +65,10 @@ def plan_sweep(pair: str | Path | Pair, rates: Sequence[float], systems: str | S
     and plan its runs. ``systems``: names or systems (default: every :func:`swept` system); the references
     default to every :func:`reference` system."""
     resolved = resolve_pair(pair)
-    named = systems if systems is None or isinstance(systems, str) else list(systems)
-    chosen, default_refs = default_systems(named) if named is None or isinstance(named, str) else (named, [])
+    if systems is None or isinstance(systems, str):
+        chosen, default_refs = default_systems(systems)
+    else:
+        chosen, default_refs = list(systems), []
     refs = list(default_refs if references is None else references)
     options = RunOptions.from_mapping(options)
     check_options(options, [*chosen, *refs])

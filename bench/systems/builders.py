@@ -157,15 +157,15 @@ def build_encoding(e: Encoding, shards: int = 1) -> Path | None:
     from bench.methods.retrieve import encodings
 
     enc, collection = _doc_side(e)
-    path = None
+    built: dict[str, Path] = {}
     if "mean" in e.modes:  # first, as the runs do (mean scoring first): a small corpus keeps its states in the pass
-        path = encodings.doc_vectors(enc, collection, shards).path
+        built["vectors"] = encodings.doc_vectors(enc, collection, shards).path
     files = _doc_files(e, enc, collection)
     if "states" in files:
-        path = encodings.doc_states(enc, collection, shards).path
-    if "vectors" in files:
-        path = encodings.doc_vectors(enc, collection, shards).path
-    return path
+        built["states"] = encodings.doc_states(enc, collection, shards).path
+    if "vectors" in files and "vectors" not in built:
+        built["vectors"] = encodings.doc_vectors(enc, collection, shards).path
+    return built.get("vectors", built.get("states"))
 
 
 def build_doc_plan(e: Encoding) -> None:
