@@ -16,6 +16,7 @@ import argparse
 import csv
 import json
 import logging
+import math
 import resource
 import time
 from dataclasses import replace
@@ -58,6 +59,9 @@ VARIANTS = {
     "sdistill-freeze3": replace(SDISTILL, freeze_layers=3),
     "sdistill-freeze6": replace(SDISTILL, freeze_layers=6),
 }
+# issue 21, the budget in epochs (RULES.md, 2026-12-06): `optical` at the chosen freeze (3), one training
+# per budget; its steps are ceil(epochs * ceil(pairs / batch)) of the tuning pair's cleaned bitext
+BUDGETS = {f"optical-freeze3-e{epochs:g}": (replace(OPTICAL, freeze_layers=3), epochs) for epochs in (0.5, 1, 2, 4, 8)}
 FIELDS = ("pair", "variant", "scoring", "AP", "nDCG@10", "RR@10", "train_s", "peak_rss_mb", "checkpoint", "config")
 
 
@@ -68,10 +72,18 @@ def score(pair, query_spec: str, scoring: str) -> dict:
     return means(per_query(run, collection.qrels, ["AP", "nDCG@10", "RR@10"]))
 
 
+def budgeted(pair, config, epochs: float):
+    """``config`` with the steps of ``epochs`` passes over ``pair``'s cleaned bitext at its batch size."""
+    from bench.data.bitext import load_bitext
+
+    batches = math.ceil(len(load_bitext(pair).pairs) / config.batch_size)
+    return replace(config, steps=math.ceil(epochs * batches))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("pair")
-    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="names of VARIANTS or BUDGETS")
     parser.add_argument("--steps", type=int, help="override the step budget; rows are named <variant>@<steps>")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
@@ -86,7 +98,7 @@ def main() -> None:
         if new:
             writer.writeheader()
         for name in args.variants.split(","):
-            config = VARIANTS[name]
+            config = budgeted(pair, *BUDGETS[name]) if name in BUDGETS else VARIANTS[name]
             if config is not None and args.steps:
                 config = replace(config, steps=args.steps)
             started = time.perf_counter()
