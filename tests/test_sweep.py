@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from bench.errors import BenchError
-from bench.experiment.sweep import noise_sweep, parse_rates, write_sweep
+from bench.experiment.sweep import noise_sweep, parse_rates, recipe_pairs, write_sweep
 from bench.systems import parse_systems
 from test_dense import write_tiny_model
 from test_distilled_systems import pair_with_bitext
@@ -24,20 +24,60 @@ def test_rates_are_sorted_distinct_fractions():
             parse_rates(bad)
 
 
-def test_table_markdown_and_plot(tmp_path):
-    table = pd.DataFrame([
-        {"pair": "sw-en", "system": s, "rate": r, "measure": m, "value": v}
-        for s, base in (("optical", 0.6), ("bm25-psq", 0.5)) for r in (0.0, 0.2, 0.4)
-        for m, v in (("AP", base - r / 4), ("nDCG@10", base - r / 2))
+def per_query_rows(spec):
+    """Long per-query rows from {(system, seed): {query: [value at each rate]}} at rates 0, 0.2 and 0.4."""
+    return pd.DataFrame([
+        {"system": system, "seed": seed, "rate": rate, "query_id": query, "measure": "AP", "value": value}
+        for (system, seed), queries in spec.items() for query, values in queries.items()
+        for rate, value in zip((0.0, 0.2, 0.4), values)
     ])
-    paths = write_sweep("sw-en", table, {"mdense": {"AP": 0.59, "nDCG@10": 0.62}}, tmp_path)
+
+
+def test_table_markdown_and_plot(tmp_path):
+    per_query = per_query_rows({
+        ("optical", 0): {"q1": [0.6, 0.55, 0.5], "q2": [0.6, 0.55, 0.5]},  # slope -0.25
+        ("optical", 1): {"q1": [0.8, 0.75, 0.7], "q2": [0.8, 0.75, 0.7]},
+        ("bm25-psq", 0): {"q1": [0.5, 0.4, 0.3], "q2": [0.5, 0.4, 0.3]},  # slope -0.5
+        ("bm25-psq", 1): {"q1": [0.5, 0.4, 0.3], "q2": [0.5, 0.4, 0.3]},
+    })
+    paths = write_sweep("sw-en", per_query, {"mdense": {"AP": 0.59}}, tmp_path)
     assert [p.name for p in paths] == ["sw-en.noise.csv", "sw-en.noise.md", "sw-en.noise.png"]
-    assert pd.read_csv(paths[0]).equals(table)
+    table = pd.read_csv(paths[0])
+    assert list(table.columns) == ["pair", "system", "seed", "rate", "measure", "value"]
+    assert table[(table["system"] == "optical") & (table["seed"] == 1)]["value"].tolist() == pytest.approx(
+        [0.8, 0.75, 0.7])
     md = paths[1].read_text()
-    assert "| optical | 0.600 | 0.550 | 0.500 | -0.100 |" in md  # MAP falls by 0.4 / 4
-    assert "| bm25-psq | 0.500 | 0.400 | 0.300 | -0.200 |" in md  # nDCG@10 falls by 0.4 / 2
-    assert "| mdense (reference) | 0.590 | 0.590 | 0.590 | +0.000 |" in md
+    # the mean over seeds ± their standard deviation (0.6 and 0.8: sd 0.1414), the change, the slope: every
+    # seed and query falls by 0.25 per unit rate, so the interval has no width
+    assert ("| optical | 0.700 ± 0.141 | 0.650 ± 0.141 | 0.600 ± 0.141 | -0.100 | -0.250 [-0.250, -0.250] |"
+            in md)
+    assert "| bm25-psq | 0.500 ± 0.000 | 0.400 ± 0.000 | 0.300 ± 0.000 | -0.200 | -0.500 [-0.500, -0.500] |" in md
+    assert "| mdense (reference) | 0.590 | 0.590 | 0.590 | +0.000 |  |" in md
+    assert "Seeds: 0, 1; each value is the mean over seeds ± their standard deviation." in md
+    assert "Do their slopes differ" not in md  # no comparisons asked
     assert paths[2].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_slope_test_of_a_recipe_pair(tmp_path):
+    # eight queries, one seed: optical falls faster than sdistill on every query, by 0.25 to 2.0 per unit
+    # rate, so the sign-flip test is exact (2^8 sign patterns): only the observed pattern and its mirror
+    # are as extreme, p = 2 / 256
+    spec = {}
+    for i in range(8):
+        extra = 0.1 * (i + 1)  # optical's extra fall from rate 0 to 0.4: a slope difference of -(i + 1) / 4
+        spec.setdefault(("sdistill", 0), {})[f"q{i}"] = [0.5, 0.45, 0.4]
+        spec.setdefault(("optical", 0), {})[f"q{i}"] = [0.9, 0.85 - extra / 2, 0.8 - extra]
+    paths = write_sweep("sw-en", per_query_rows(spec), {}, tmp_path, comparisons=[("optical", "sdistill")])
+    md = paths[1].read_text()
+    # mean slope difference: -(1 + 2 + ... + 8) / 4 / 8 = -1.125
+    assert "| optical − sdistill | -1.125 [" in md
+    assert "| 0.0078 | 1 | 8 |" in md
+
+
+def test_recipe_pairs_are_the_systems_that_differ_only_in_their_recipe():
+    systems = parse_systems("sdistill,sdistill-maxsim,optical,optical-maxsim,bm25-psq")
+    assert recipe_pairs(systems) == [("optical", "sdistill"), ("optical-maxsim", "sdistill-maxsim")]
+    assert recipe_pairs(parse_systems("optical,sdistill-maxsim")) == []
 
 
 def test_sweep_retrains_at_each_rate(bench_home, tmp_path):

@@ -265,7 +265,7 @@ def test_an_external_run_may_not_take_a_variant_name():
 def test_the_sweep_writes_its_runs_under_the_uniform_names(bench_home, tmp_path):
     pair = pair_with_bitext(tmp_path)
     root = tmp_path / "runs"
-    paths = noise_sweep(pair, [0.0, 0.2], [TRAINED], [REFERENCE], root, tmp_path / "reports", seed=1)
+    paths = noise_sweep(pair, [0.0, 0.2], [TRAINED], [REFERENCE], root, tmp_path / "reports", seeds=[1])
     assert sorted(p.name for p in (root / "xx-en").iterdir()) == ["ref", "student+noise0.2+seed1", "student+seed1"]
     table = pd.read_csv(paths[0])
     # the sweep's table holds each run's own means

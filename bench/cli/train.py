@@ -62,18 +62,21 @@ def sweep_group() -> None:
 @click.option("--systems", "systems_list", help="Comma-separated trained systems (default: every system that "
               "learns from the bitext).")
 @option_flags(exclude=("profile", "bitext_noise"), aliases={"distill_steps": ("--steps",)})
-@click.option("--seed", default=0, show_default=True)
+@click.option("--seeds", default="0", show_default=True, help="Comma-separated training seeds: every seed at "
+              "every rate (the table gives the mean over seeds and the slope's interval over seeds and queries).")
 @click.option("--runs", "runs_root", default="runs", show_default=True, type=click.Path(path_type=Path),
               help="Where runs are stored (runs/<pair>/<system>/).")
 @click.option("--reports", "reports_dir", default="reports", show_default=True, type=click.Path(path_type=Path),
               help="Where reports are written.")
-def sweep_noise_cmd(pair_name, rates, systems_list, seed, runs_root, reports_dir, **option_values) -> None:
-    """Retrain every trained system at each noise rate; write <pair>.noise.{csv,md,png}."""
+def sweep_noise_cmd(pair_name, rates, systems_list, seeds, runs_root, reports_dir, **option_values) -> None:
+    """Retrain every trained system at each noise rate and seed; write <pair>.noise.{csv,md,png}."""
+    from bench.experiment.plan import parse_seeds
     from bench.experiment.sweep import parse_rates, plan_sweep
 
     rate_list = parse_rates(rates)
+    seed_list = parse_seeds(seeds)
     check_dirs(("--runs", runs_root, True), ("--reports", reports_dir, True))
-    sweep = plan_sweep(pair_name, rate_list, systems_list, option_values, seed=seed, runs=runs_root)
+    sweep = plan_sweep(pair_name, rate_list, systems_list, option_values, seeds=seed_list, runs=runs_root)
     started = time.perf_counter()
     for path in sweep.execute(reports_dir):
         click.echo(f"wrote {path}")

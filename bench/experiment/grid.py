@@ -27,7 +27,8 @@ from typing import Any, Sequence
 
 from bench.data.pair_ref import pair_ref, resolve_pair
 from bench.errors import BenchError
-from bench.experiment.plan import RunPlan, check_options, choose_systems, measure_names, noise_rates
+from bench.experiment.plan import (RunPlan, check_options, choose_systems, listed, measure_names, noise_rates,
+                                   parse_seeds)
 from bench.systems.needs import Key, Need, combine
 from bench.systems.options import RunOptions
 from bench.data.pairs import Pair
@@ -62,23 +63,6 @@ class GridSpec:
 GRID_KEYS = tuple(f.name for f in fields(GridSpec))
 
 
-def _items(value) -> list:
-    if value is None:
-        return []
-    items = value.split(",") if isinstance(value, str) else list(value) if isinstance(value, (list, tuple)) else [value]
-    return [i.strip() if isinstance(i, str) else i for i in items if not (isinstance(i, str) and not i.strip())]
-
-
-def parse_seeds(value) -> list[int]:
-    try:
-        seeds = [int(s) for s in _items(value) if not isinstance(s, bool) and float(s) == int(s)]
-    except (TypeError, ValueError):
-        seeds = []
-    if not seeds or len(seeds) != len(_items(value)) or min(seeds) < 0 or len(set(seeds)) != len(seeds):
-        raise BenchError(f"--seeds must be distinct non-negative integers, got {value!r}", "e.g. --seeds 0,1,2")
-    return seeds
-
-
 def _positive(name: str, value, minimum: int = 1) -> int:
     whole = ((isinstance(value, int) and not isinstance(value, bool))
              or (isinstance(value, str) and value.strip().isdigit()))
@@ -100,10 +84,10 @@ def grid_spec(values: dict[str, Any], base: Path | None = None) -> GridSpec:
     v = {k: x for k, x in values.items() if x is not None}
     here = base or Path(".")
     spec = GridSpec()
-    spec.pairs = [str(p) for p in _items(v.get("pairs"))]
-    spec.pair_files = [(here / str(p)).resolve() for p in _items(v.get("pair_files"))]
+    spec.pairs = [str(p) for p in listed(v.get("pairs"))]
+    spec.pair_files = [(here / str(p)).resolve() for p in listed(v.get("pair_files"))]
     if "systems" in v:
-        spec.systems = [str(s) for s in _items(v["systems"])]
+        spec.systems = [str(s) for s in listed(v["systems"])]
         if not spec.systems:
             raise BenchError(f"--systems {v['systems']!r} names no system", "e.g. --systems bm25,bm25-psq")
     if "seeds" in v:
@@ -123,7 +107,7 @@ def grid_spec(values: dict[str, Any], base: Path | None = None) -> GridSpec:
         if name in v:
             setattr(spec, name, _positive(name, v[name], minimum))
     if "measures" in v:
-        spec.measures = [str(m) for m in _items(v["measures"])]
+        spec.measures = [str(m) for m in listed(v["measures"])]
     if "ray" in v:
         spec.ray = str(v["ray"]).strip() or None
     for name in ("runs", "reports"):
@@ -137,16 +121,13 @@ def grid_spec(values: dict[str, Any], base: Path | None = None) -> GridSpec:
 
 def load_grid_file(path: Path) -> dict[str, Any]:
     """The values of a YAML grid file (the keys of :class:`GridSpec`; checked by :func:`grid_spec`)."""
-    import yaml
+    from bench.infra.strict import load_yaml, utf8_text
 
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        raw = Path(path).read_bytes()
     except OSError as exc:
         raise BenchError(f"cannot read grid file {path}: {exc.strerror}", "check the path") from exc
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark is not None else ""
-        raise BenchError(f"{path}{where}: not valid YAML: {getattr(exc, 'problem', None) or exc}") from None
+    data = load_yaml(utf8_text(path, raw), path, "fix the grid file")  # a repeated key is an error, not the last
     if not isinstance(data, dict):
         raise BenchError(f"{path}: expected a mapping of grid keys to values", "keys: " + ", ".join(GRID_KEYS))
     try:

@@ -243,11 +243,30 @@ def non_negative_int(name: str, value: Any) -> int:
     return whole
 
 
+def listed(value: Any) -> list:
+    """The items of a comma-separated string, a list or tuple, or one value (none for None), blanks dropped."""
+    if value is None:
+        return []
+    items = value.split(",") if isinstance(value, str) else list(value) if isinstance(value, (list, tuple)) else [value]
+    return [i.strip() if isinstance(i, str) else i for i in items if not (isinstance(i, str) and not i.strip())]
+
+
+def parse_seeds(value: Any) -> list[int]:
+    """Distinct non-negative integer seeds (``--seeds`` of the grid and the sweep), in the order given."""
+    items = listed(value)
+    try:
+        seeds = [int(s) for s in items if not isinstance(s, bool) and float(s) == int(s)]
+    except (TypeError, ValueError):
+        seeds = []
+    if not seeds or len(seeds) != len(items) or min(seeds) < 0 or len(set(seeds)) != len(seeds):
+        raise BenchError(f"--seeds must be distinct non-negative integers, got {value!r}", "e.g. --seeds 0,1,2")
+    return seeds
+
+
 def noise_rates(value: Any, name: str = "--noise") -> list[float]:
     """Distinct fractions of misaligned bitext in [0, 1), comma-separated or a sequence (``--noise`` of the
     grid, ``--rates`` of the sweep), in the order given."""
-    items = value.split(",") if isinstance(value, str) else list(value) if isinstance(value, (list, tuple)) else [value]
-    items = [i.strip() if isinstance(i, str) else i for i in items if not (isinstance(i, str) and not i.strip())]
+    items = listed(value)
     try:
         rates = [float(r) for r in items if not isinstance(r, bool)]
     except (TypeError, ValueError):

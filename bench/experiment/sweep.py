@@ -1,8 +1,12 @@
 """Robustness to misaligned bitext (the seed study's question): every trained system at every noise rate.
 
-For each rate, the systems that learn from the pair's bitext are run with ``bitext_noise=rate``
+For each seed and rate, the systems that learn from the pair's bitext are run with ``bitext_noise=rate``
 (the same seeded corruption for all of them, :mod:`bench.data.bitext`); the systems that use no bitext run
-once, as reference lines. Runs are named like every run (:func:`bench.experiment.runner.cell_name`):
+once, as reference lines. The table gives each system's mean over seeds at each rate and its slope
+against the rate with an interval over seeds and queries, and tests whether the slopes of systems that
+differ only in their distillation recipe differ (:mod:`bench.results.robustness`).
+
+Runs are named like every run (:func:`bench.experiment.runner.cell_name`):
 ``<runs>/<pair>/<system>+noise<rate>[+seed<n>]/``, rate 0 being the plain run ``<runs>/<pair>/<system>/``,
 so the sweep, ``bench run`` and the grid share runs. The table (long CSV and Markdown) and a plot of
 each measure against the rate go to ``<reports>/<pair>.noise.{csv,md,png}``.
@@ -10,8 +14,10 @@ each measure against the rate go to ``<reports>/<pair>.noise.{csv,md,png}``.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, replace
+from itertools import combinations
 from pathlib import Path
 from typing import Sequence
 
@@ -22,13 +28,19 @@ from bench.systems.options import RunOptions
 from bench.data.pairs import Pair
 from bench.results.report import md_table, write_texts, label
 from bench.data.pair_ref import pair_ref, resolve_pair
-from bench.experiment.plan import RunPlan, check_options, noise_rates
+from bench.experiment.plan import RunPlan, check_options, noise_rates, parse_seeds
 from bench.infra.store import atomic_file
+from bench.methods.distill.recipes import RECIPES
+from bench.results.robustness import slope, slope_difference
+from bench.results.runs import load_run
+from bench.results.stats import CONFIDENCE
 from bench.systems import System, all_systems, parse_systems
+from bench.systems.stages import Dense, Student
 
 log = logging.getLogger(__name__)
 
 PRIMARY = "AP"
+PER_QUERY_COLUMNS = ("system", "seed", "rate", "query_id", "measure", "value")
 
 
 def parse_rates(value: str) -> list[float]:
@@ -38,32 +50,36 @@ def parse_rates(value: str) -> list[float]:
 
 @dataclass(frozen=True)
 class Sweep:
-    """The runs of a sweep, planned and checked before the first starts: one :class:`RunPlan` per noise
-    rate (the swept systems) and one for the references (which read no bitext: run once)."""
+    """The runs of a sweep, planned and checked before the first starts: one :class:`RunPlan` per seed and
+    noise rate (the swept systems) and one for the references (which read no bitext: run once)."""
 
     pair: Pair
     rates: tuple[float, ...]
+    seeds: tuple[int, ...]
     plans: tuple[RunPlan, ...]
     reference: RunPlan | None
+    comparisons: tuple[tuple[str, str], ...] = ()
 
     def execute(self, reports_dir: Path) -> list[Path]:
         """Run every plan; write the table, Markdown and plot; return their paths."""
         rows = []
-        for rate, plan in zip(self.rates, self.plans):
-            log.info("noise rate %g: %s", rate, ", ".join(s.name for s in plan.systems))
-            rows += [{"pair": self.pair.name, "system": r.system, "rate": rate, "measure": m, "value": v}
-                     for r in plan.execute() for m, v in r.means.items()]
+        for plan in self.plans:
+            rate = plan.options.bitext_noise
+            log.info("seed %d, noise rate %g: %s", plan.seed, rate, ", ".join(s.name for s in plan.systems))
+            for result in plan.execute():
+                stored = load_run(result.path)
+                rows.append(stored.per_query.assign(system=result.system, seed=plan.seed, rate=rate))
         ref_means = {r.system: r.means for r in self.reference.execute()} if self.reference else {}
-        table = pd.DataFrame(rows, columns=["pair", "system", "rate", "measure", "value"])
-        return write_sweep(self.pair.name, table, ref_means, reports_dir)
+        per_query = pd.concat(rows, ignore_index=True)[list(PER_QUERY_COLUMNS)]
+        return write_sweep(self.pair.name, per_query, ref_means, reports_dir, self.comparisons)
 
 
 def plan_sweep(pair: str | Path | Pair, rates: Sequence[float], systems: str | Sequence[System] | None = None,
                options: RunOptions | dict | None = None, *, references: Sequence[System] | None = None,
-               seed: int = 0, runs: str | Path = "runs") -> Sweep:
+               seeds: Sequence[int] = (0,), runs: str | Path = "runs") -> Sweep:
     """Check a sweep (the pair, the systems, the options against the swept systems and the references)
-    and plan its runs. ``systems``: names or systems (default: every :func:`swept` system); the references
-    default to every :func:`reference` system."""
+    and plan its runs, every seed at every rate. ``systems``: names or systems (default: every
+    :func:`swept` system); the references default to every :func:`reference` system."""
     resolved = resolve_pair(pair)
     if systems is None or isinstance(systems, str):
         chosen, default_refs = default_systems(systems)
@@ -72,51 +88,118 @@ def plan_sweep(pair: str | Path | Pair, rates: Sequence[float], systems: str | S
     refs = list(default_refs if references is None else references)
     options = RunOptions.from_mapping(options)
     check_options(options, [*chosen, *refs])
+    seeds = tuple(parse_seeds(list(seeds)))
     ref = pair_ref(pair)
     plans = tuple(RunPlan(resolved, ref, tuple(chosen), replace(options, bitext_noise=rate), seed=seed,
-                          runs=Path(runs)) for rate in rates)
+                          runs=Path(runs)) for seed in seeds for rate in rates)
     reference = None
     if refs:
-        # the references read none of the training options: run them under the defaults they read
+        # the references read none of the training options, and no seed: run them once under the defaults
         reference_options = RunOptions.from_mapping(options.used(o for s in refs for o in s.reads))
-        reference = RunPlan(resolved, ref, tuple(refs), reference_options, seed=seed, runs=Path(runs))
-    return Sweep(resolved, tuple(rates), plans, reference)
+        reference = RunPlan(resolved, ref, tuple(refs), reference_options, seed=seeds[0], runs=Path(runs))
+    return Sweep(resolved, tuple(rates), seeds, plans, reference, tuple(recipe_pairs(chosen)))
 
 
 def noise_sweep(pair: Pair, rates: Sequence[float], systems: Sequence[System], references: Sequence[System],
-                runs_root: Path, reports_dir: Path, *, seed: int = 0,
+                runs_root: Path, reports_dir: Path, *, seeds: Sequence[int] = (0,),
                 options: RunOptions | dict | None = None) -> list[Path]:
     """Plan and run a sweep (:func:`plan_sweep`); return the written table, Markdown and plot paths."""
-    return plan_sweep(pair, rates, systems, options, references=references, seed=seed, runs=runs_root).execute(
+    return plan_sweep(pair, rates, systems, options, references=references, seeds=seeds, runs=runs_root).execute(
         reports_dir)
 
 
-def write_sweep(pair: str, table: pd.DataFrame, references: dict[str, dict[str, float]],
-                reports_dir: Path) -> list[Path]:
+def recipe_pairs(systems: Sequence[System]) -> list[tuple[str, str]]:
+    """Pairs of systems that differ only in their student's distillation recipe (``optical`` and its
+    ablation ``sdistill``, under each scoring), in the order of :data:`RECIPES`: the sweep tests whether
+    their slopes differ."""
+    order = list(RECIPES)
+    groups: dict = {}
+    for system in systems:
+        stages = system.stages
+        if isinstance(stages, Dense) and isinstance(stages.foreign, Student) and stages.foreign.recipe in order:
+            rest = {"query": stages.query.spec, "english": stages.english.spec, "scoring": stages.scoring}
+            groups.setdefault(json.dumps(rest, sort_keys=True, default=str), []).append(system)
+    pairs = []
+    for members in groups.values():
+        members.sort(key=lambda s: order.index(s.stages.foreign.recipe))
+        pairs += [(a.name, b.name) for a, b in combinations(members, 2)]
+    return pairs
+
+
+def seed_means(per_query: pd.DataFrame) -> pd.DataFrame:
+    """Each run's means (over its queries): one row per system, seed, rate and measure."""
+    keys = ["system", "seed", "rate", "measure"]
+    return per_query.groupby(keys, sort=False)["value"].mean().reset_index()
+
+
+def write_sweep(pair: str, per_query: pd.DataFrame, references: dict[str, dict[str, float]], reports_dir: Path,
+                comparisons: Sequence[tuple[str, str]] = ()) -> list[Path]:
+    """The sweep's long table of run means (``<pair>.noise.csv``: system, seed, rate, measure, value), its
+    Markdown (mean over seeds at each rate, ± their standard deviation when several ran; the slope against
+    the rate with its interval over seeds and queries; the paired slope tests of ``comparisons``) and the
+    plot of the primary measure (``<pair>.noise.png``). ``per_query``: the columns of
+    :data:`PER_QUERY_COLUMNS`."""
     reports_dir = Path(reports_dir)
-    measures = list(dict.fromkeys(table["measure"]))
-    wide = table.pivot_table(index="system", columns=["measure", "rate"], values="value", sort=False)
-    rates = sorted(table["rate"].unique())
+    means = seed_means(per_query)
+    measures = list(dict.fromkeys(means["measure"]))
+    rates = sorted(means["rate"].unique())
+    seeds = sorted(means["seed"].unique())
+    several = len(seeds) > 1
+    values_are = "the mean over seeds ± their standard deviation" if several else "the run's mean"
+    resampled = "seeds and queries resampled independently" if several else "queries resampled (one seed)"
     md = [f"# {pair}: effectiveness against the fraction of misaligned bitext", "",
           "Each trained system retrained at each rate (the same seeded corruption for all); references use no "
-          "bitext.", ""]
+          f"bitext. Seeds: {', '.join(map(str, seeds))}; each value is {values_are}.", "",
+          "Slope: the least-squares slope of the measure against the rate, per seed and query, averaged "
+          f"(-0.25: each 10 points of misaligned pairs cost 0.025); in brackets its {CONFIDENCE:.0%} interval "
+          f"by a bootstrap of {resampled}.", ""]
     for measure in measures:
-        header = ["system", *(f"rate {r:g}" for r in rates), f"Δ at {rates[-1]:g}"]
+        header = ["system", *(f"rate {r:g}" for r in rates), f"Δ at {rates[-1]:g}", "slope [interval]"]
         body = []
-        for system in dict.fromkeys(table["system"]):
-            values = [wide.loc[system, (measure, r)] for r in rates]
-            body.append([system, *(f"{v:.3f}" for v in values), f"{values[-1] - values[0]:+.3f}"])
-        for name, means in references.items():
-            body.append([f"{name} (reference)", *(f"{means[measure]:.3f}" for _ in rates), "+0.000"])
+        for system in dict.fromkeys(means["system"]):
+            rows = means[(means["system"] == system) & (means["measure"] == measure)]
+            by_rate = rows.groupby("rate")["value"]
+            values, spread = by_rate.mean(), by_rate.std()
+            cells = [f"{values[r]:.3f}" + (f" ± {spread[r]:.3f}" if several else "") for r in rates]
+            fit = slope(_values(per_query, system, measure))
+            body.append([system, *cells, f"{values[rates[-1]] - values[rates[0]]:+.3f}",
+                         f"{fit.slope:+.3f} [{fit.ci_low:+.3f}, {fit.ci_high:+.3f}]"])
+        for name, ref in references.items():
+            body.append([f"{name} (reference)", *(f"{ref[measure]:.3f}" for _ in rates), "+0.000", ""])
         md += [f"## {label(measure)}", "", *md_table(header, body), ""]
+    md += _comparisons(per_query, comparisons)
     md += [f"Plot: `{pair}.noise.png` ({label(PRIMARY)}). Long form: `{pair}.noise.csv`.", ""]
-    primary = table[table["measure"] == PRIMARY]
+    primary = means[means["measure"] == PRIMARY]
     png = plots.rate_chart(primary, label(PRIMARY), {n: m[PRIMARY] for n, m in references.items()})
     paths = [reports_dir / f"{pair}.noise.csv", reports_dir / f"{pair}.noise.md"]
+    table = means.assign(pair=pair)[["pair", "system", "seed", "rate", "measure", "value"]]
     write_texts(paths, [table.to_csv(index=False, lineterminator="\n"), "\n".join(md)])
     with atomic_file(reports_dir / f"{pair}.noise.png") as tmp:
         tmp.write_bytes(png)
     return paths + [reports_dir / f"{pair}.noise.png"]
+
+
+def _values(per_query: pd.DataFrame, system: str, measure: str) -> pd.DataFrame:
+    return per_query[(per_query["system"] == system) & (per_query["measure"] == measure)]
+
+
+def _comparisons(per_query: pd.DataFrame, comparisons: Sequence[tuple[str, str]]) -> list[str]:
+    """The paired slope tests of the primary measure (one row per pair of systems both in the sweep)."""
+    present = set(per_query["system"])
+    rows = []
+    for a, b in comparisons:
+        if a in present and b in present:
+            test = slope_difference(_values(per_query, a, PRIMARY), _values(per_query, b, PRIMARY))
+            rows.append([f"{a} − {b}", f"{test.difference:+.3f} [{test.ci_low:+.3f}, {test.ci_high:+.3f}]",
+                         f"{test.p_value:.4f}", str(test.seeds), str(test.queries)])
+    if not rows:
+        return []
+    header = ["slopes compared", "difference [interval]", "p", "seeds", "queries"]
+    return [f"## Do their slopes differ? ({label(PRIMARY)})", "",
+            "Two systems trained on the same corrupted bitext, paired by seed and query: the mean slope "
+            "difference with its interval (as above) and a two-sided sign-flip randomization test over "
+            "queries of the seed-mean difference. A negative difference: the first falls faster.", "",
+            *md_table(header, rows), ""]
 
 
 def swept(system: System) -> bool:

@@ -69,14 +69,18 @@ def difference_chart(diffs: pd.Series, title: str) -> bytes:
 
 
 def rate_chart(table: pd.DataFrame, measure_label: str, references: dict[str, float] | None = None) -> bytes:
-    """One line per system of ``value`` against ``rate`` (columns system, rate, value); references
-    (systems that do not depend on the rate) as dashed horizontal lines."""
+    """One line per system of ``value`` against ``rate`` (columns system, rate, value; several rows of a
+    system at one rate, its seeds, are drawn as their mean with their range shaded); references (systems
+    that do not depend on the rate) as dashed horizontal lines."""
     fig = Figure(figsize=(6.5, 4.0))
     ax = fig.add_subplot()
     colors = iter(PALETTE * 3)
     for system, rows in table.groupby("system", sort=False):
-        rows = rows.sort_values("rate")
-        ax.plot(rows["rate"], rows["value"], marker="o", color=next(colors), label=system)
+        stats = rows.groupby("rate")["value"].agg(["mean", "min", "max"]).sort_index()
+        color = next(colors)
+        ax.plot(stats.index, stats["mean"], marker="o", color=color, label=system)
+        if (stats["max"] > stats["min"]).any():
+            ax.fill_between(stats.index, stats["min"], stats["max"], color=color, alpha=0.15, linewidth=0)
     for name, value in (references or {}).items():
         ax.axhline(value, linestyle="--", linewidth=1.0, color=next(colors), label=f"{name} (no bitext)")
     ax.set_xlabel("fraction of misaligned bitext pairs")
