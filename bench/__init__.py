@@ -8,6 +8,8 @@ The Python API (:mod:`bench.api`)::
     results.table()                                             # systems × measures, mean and 95% CI
     mine = bench.evaluate("sw-en", "my-run.trec")               # a run made elsewhere, not stored
     (results + mine).compare("bm25")                            # head-to-head against bm25
+    bench.fuse("sw-en", ["bm25", "mdense"], "rrf")              # a stored fused run, like any system's
+    bench.load("sw-en").top("rrf-bm25-mdense", "q1")            # stored runs read again; a query's best documents
 
 ``import bench`` stays light (no torch): it registers bench's own datasets in ir_datasets (lazily built,
 so ``ir_datasets.load("afriqa/sw-en/test")`` works after it) and imports the API on first use.
@@ -17,7 +19,7 @@ The packages are the layers of ``docs/LAYOUT.md``: ``cli``, ``experiment``, ``sy
 
 __version__ = "0.1.0"
 
-_API = ("run", "evaluate", "Results")
+_API = ("run", "evaluate", "fuse", "load", "Results")
 
 
 def __getattr__(name):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -14,6 +15,32 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 if not os.environ.get("BENCH_MIRROR") and DEFAULT_MIRROR.is_dir():
     os.environ["BENCH_MIRROR"] = str(DEFAULT_MIRROR)
+TEST_HOME = os.environ.get("BENCH_TEST_HOME")  # read once: the integration tests' shared cache, if one is given
+KEPT_VARIABLES = ("BENCH_MIRROR",)  # the only BENCH_* variable of the shell a test sees
+
+
+@pytest.fixture(autouse=True)
+def no_bench_variables_left_set(monkeypatch, tmp_path_factory):
+    """A test never sees the BENCH_* variables of the shell that started pytest (BENCH_HOME, BENCH_THREADS,
+    BENCH_DEVICE, ...), the mirror's apart, and has a BENCH_HOME of its own unless it asks for one
+    (:func:`bench_home`, :func:`real_data`): it never reads or writes the user's cache."""
+    for name in [n for n in os.environ if n.startswith("BENCH_") and n not in KEPT_VARIABLES]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("BENCH_HOME", str(tmp_path_factory.mktemp("bench-home-of-test")))
+
+
+@pytest.fixture(autouse=True)
+def logging_as_it_was():
+    """A CLI call with -q or -v sets the root logger's level and the progress bars' switch for the whole
+    process (module fixtures run CLI calls too): each test starts from Python's default level, WARNING, and
+    bars on, whatever ran before it."""
+    from bench.infra import progress
+
+    logging.getLogger().setLevel(logging.WARNING)
+    progress.quiet(False)
+    yield
+    logging.getLogger().setLevel(logging.WARNING)
+    progress.quiet(False)
 
 
 @pytest.fixture
@@ -41,7 +68,7 @@ def bench_home(tmp_path, monkeypatch) -> Path:
 @pytest.fixture(scope="session")
 def shared_home(tmp_path_factory) -> Path:
     """One BENCH_HOME for the integration tests of a session, so indexes and embeddings are reused."""
-    return Path(os.environ.get("BENCH_TEST_HOME") or tmp_path_factory.mktemp("bench-home-shared"))
+    return Path(TEST_HOME or tmp_path_factory.mktemp("bench-home-shared"))
 
 
 @pytest.fixture

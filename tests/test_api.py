@@ -58,19 +58,33 @@ def test_the_readme_example_runs_and_says_what_it_should(in_repo_copy, bench_hom
     assert (table.loc["bm25", ("AP", "ci_low")], table.loc["bm25", ("AP", "ci_high")]) == pytest.approx((0.5, 1.0))
     assert table.loc["oracle-bm25", ("AP", "mean")] == pytest.approx(1.0)
     assert table.loc["oracle-bm25", ("RR@10", "ci_low")] == pytest.approx(1.0)
-    assert results.top("bm25", "q2") == ["d3"]
+    top = results.top("bm25", "q2")
+    assert list(top.columns) == ["rank", "doc_id", "score", "relevance", "title", "text"]
+    assert top.drop(columns="score").values.tolist() == [[1, "d3", 1, "", "A cat and a dog met a mbwa."]]
+    assert top["score"].tolist() == [results.run("bm25")["q2"]["d3"]]
     assert (in_repo_copy / "runs-example" / "xx-en" / "bm25" / "run.trec").is_file()
     # mine: q1 d1 first (AP 1), q2 d2 then d3 (AP 1), q3 d4 (AP 1)
     assert mine.table().loc["mine", ("AP", "mean")] == pytest.approx(1.0)
     both = (results + mine).compare("bm25", measures=["AP"])
     assert list(both["system"]) == ["oracle-bm25", "mine"] and set(both["reference"]) == {"bm25"}
     assert list(both["delta"]) == pytest.approx([1 / 6, 1 / 6])
+    # the fused run (RRF, k 60) of bm25 and oracle-bm25, stored, and every stored run read again
+    fused, stored = namespace["fused"], namespace["stored"]
+    assert fused.systems == ["rrf-bm25-oracle-bm25"]
+    # bm25 finds d1 for q1, d3 for q2, d4 for q3; oracle-bm25 ("cat mat", "dog", "big house") d1 then d3, d2 then
+    # d3, d4: each document scores 1/(60 + its rank) in each run that has it
+    run = fused.run("rrf-bm25-oracle-bm25")
+    assert {q: list(docs) for q, docs in run.items()} == {"q1": ["d1", "d3"], "q2": ["d3", "d2"], "q3": ["d4"]}
+    expected = {"q1": {"d1": 2 / 61, "d3": 1 / 62}, "q2": {"d3": 1 / 61 + 1 / 62, "d2": 1 / 61}, "q3": {"d4": 2 / 61}}
+    assert all(run[q] == pytest.approx(expected[q], abs=1e-6) for q in expected)
+    assert stored.systems == ["bm25", "oracle-bm25", "rrf-bm25-oracle-bm25"]
+    assert stored.table().loc["bm25", ("AP", "mean")] == pytest.approx(5 / 6)
     out = capsys.readouterr().out
-    assert "oracle-bm25" in out and "['d3']" in out
+    assert "oracle-bm25" in out and "A cat and a dog met a mbwa." in out and "rrf-bm25-oracle-bm25" in out
 
 
-def test_table_perquery_and_compare(tiny_results):
-    per_query = tiny_results.perquery()
+def test_table_per_query_and_compare(tiny_results):
+    per_query = tiny_results.per_query
     assert list(per_query.columns) == ["system", "query_id", "measure", "value"]
     bm25_ap = per_query[(per_query["system"] == "bm25") & (per_query["measure"] == "AP")]
     assert dict(zip(bm25_ap["query_id"], bm25_ap["value"])) == pytest.approx({"q1": 1.0, "q2": 0.5, "q3": 1.0})
@@ -108,6 +122,47 @@ def test_evaluate_a_trec_file_and_a_dict(tiny_results, tmp_path, bench_home):
     assert ndcg.table().loc["run", ("nDCG@10", "mean")] == pytest.approx(0.6131471927654584 / 3)
     with pytest.raises(BenchError, match="both results have a system 'bm25'"):
         tiny_results + tiny_results
+
+
+def test_load_reads_the_stored_runs_and_top_shows_each_document(tmp_path, bench_home):
+    """Two external runs stored by `bench eval`, read again by bench.load: top() rows by hand."""
+    from bench.experiment import external
+
+    runs = tmp_path / "runs"
+    (tmp_path / "mine.trec").write_text("q1 Q0 d2 1 3.5 t\nq1 Q0 d1 2 2.25 t\nq1 Q0 d3 3 1 t\nq2 Q0 d3 1 0.5 t\n")
+    (tmp_path / "other.trec").write_text("q1 Q0 d1 1 1 t\nq2 Q0 d2 1 1 t\nq3 Q0 d4 1 1 t\n")
+    external.add_runs(load_pair_file(TINY / "pair.yaml"), [f"mine={tmp_path / 'mine.trec'}",
+                                                          f"other={tmp_path / 'other.trec'}"], runs)
+    results = bench.load(TINY / "pair.yaml", runs=runs)
+    assert results.systems == ["mine", "other"] and results.paths == {"mine": runs / "xx-en" / "mine",
+                                                                      "other": runs / "xx-en" / "other"}
+    top = results.top("mine", "q1", k=2)
+    assert list(top.columns) == ["rank", "doc_id", "score", "relevance", "title", "text"]
+    assert top.values.tolist() == [[1, "d2", 3.5, 0, "", "Dogs bark loudly at night."],
+                                   [2, "d1", 2.25, 1, "Cats", "The cat sat on the mat. Paka mkeka."]]
+    assert results.top("mine", "q1", k=10)["doc_id"].tolist() == ["d2", "d1", "d3"]
+    assert results.top("mine", "q3").empty  # a query of the pair that mine did not answer: no rows
+    # AP of mine: q1 d1 at rank 2: 1/2; q2 d3 of d2, d3: 1/2; q3 unanswered: 0
+    ap = results.per_query.query("system == 'mine' and measure == 'AP'")
+    assert dict(zip(ap["query_id"], ap["value"])) == pytest.approx({"q1": 0.5, "q2": 0.5, "q3": 0.0})
+    long = results.per_query
+    long.loc[:, "value"] = 99.0  # a copy: the results are unchanged
+    assert results.table().loc["mine", ("AP", "mean")] == pytest.approx(1 / 3)
+    assert bench.load(TINY / "pair.yaml", runs=runs, systems="other").systems == ["other"]
+    with pytest.raises(BenchError, match=r"^no run of 'zz' in these results \(one of: mine, other\)$"):
+        results.top("zz", "q1")
+    with pytest.raises(BenchError, match=r"^no query 'q9' in the results of mine: not a query of xx-en "
+                                         r"\(give a query id of the pair \(e.g. q1, q2, q3\)\)$"):
+        results.top("mine", "q9")
+    with pytest.raises(BenchError, match=r"^k must be a positive integer, got 0"):
+        results.top("mine", "q1", k=0)
+    with pytest.raises(BenchError, match=r"^no stored run 'zz' of xx-en under .* \(stored runs: mine, other\)$"):
+        bench.load(TINY / "pair.yaml", runs=runs, systems=["other", "zz"])
+    with pytest.raises(BenchError, match=r"^runs .*typo: no such directory"):
+        bench.load(TINY / "pair.yaml", runs=tmp_path / "typo")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(BenchError, match=r"^no stored run of xx-en under "):
+        bench.load(TINY / "pair.yaml", runs=tmp_path / "empty")
 
 
 def test_run_refuses_bad_options_before_running(bench_home, tmp_path):

@@ -127,3 +127,184 @@ def test_bm25_parameters_are_options_recorded_in_the_spec(bench_home, tmp_path):
     spec = get_system("bm25").spec_for(RunOptions(bm25_k1=1.2, bm25_b=0.75))
     assert spec == {"system": "bm25", "retriever": "bm25", "bm25_k1": 1.2, "bm25_b": 0.75}
     assert get_system("bm25").spec_for(RunOptions()) == {"system": "bm25", "retriever": "bm25"}
+
+
+# --- issue 25/26: the index keyed by the documents, Lucene's length limit, Java failures -----------------------
+
+
+def _pair_copy(tmp_path, name: str, queries: str | None = None, extra_docs: str = "") -> Path:
+    """A copy of the tiny pair in ``tmp_path/name`` (other queries, more documents)."""
+    import shutil
+
+    shutil.copytree(TINY, tmp_path / name)
+    if queries is not None:
+        (tmp_path / name / "queries.tsv").write_text(queries)
+    with open(tmp_path / name / "docs.jsonl", "a") as docs:
+        docs.write(extra_docs)
+    return tmp_path / name / "pair.yaml"
+
+
+def test_collections_of_the_same_documents_share_one_index(bench_home, tmp_path):
+    """Issue 26: the index is keyed by the documents, not the collection: other queries (and so other
+    qrels' queries) reuse it; another document is another index."""
+    first = load_pair_file(_pair_copy(tmp_path, "a")).collection()
+    other_queries = load_pair_file(_pair_copy(tmp_path, "b", queries="q1\tpaka\nq2\tmbwa mbwa\n")).collection()
+    another_doc = '{"doc_id": "d5", "text": "a cat"}\n'
+    other_docs = load_pair_file(_pair_copy(tmp_path, "c", extra_docs=another_doc)).collection()
+    assert len({first.dataset_id, other_queries.dataset_id, other_docs.dataset_id}) == 3  # three collections
+    index = bm25.build_index(first, "en")
+    assert bm25.build_index(other_queries, "en").path == index.path
+    assert bm25.build_index(other_docs, "en").path != index.path
+    assert bm25.build_index(first, "yy").path != index.path  # another analyzer
+    assert len(list((bench_home / "indexes").glob("*/.complete"))) == 3
+    import json
+
+    assert json.loads((index.path.parent / "key.json").read_text()) == {
+        "artifact": "lucene-index", "version": bm25.INDEX_VERSION, "docs": first.docs_fingerprint,
+        "analyzer": "lucene-english"}
+
+
+def test_the_documents_fingerprint_is_of_ids_and_texts_and_read_once_per_corpus(bench_home, monkeypatch):
+    """The index's key reads the corpus once: a later collection of the same files finds the value remembered."""
+    import hashlib
+
+    from bench.data.collection import Collection
+
+    pair = load_pair_file(TINY / "pair.yaml")
+    texts = [("d1", "Cats The cat sat on the mat. Paka mkeka."), ("d2", "Dogs bark loudly at night."),
+             ("d3", "A cat and a dog met a mbwa."), ("d4", "nyumba kubwa: a big house")]
+    by_hand = hashlib.sha256("".join(f"{i}\0{t}\0" for i, t in texts).encode()).hexdigest()[:16]
+    assert pair.collection().docs_fingerprint == by_hand
+    monkeypatch.setattr(Collection, "iter_docs", lambda self: pytest.fail("the corpus was read again"))
+    assert Collection(pair.dataset_id).docs_fingerprint == by_hand
+
+
+def test_a_document_over_lucenes_length_limit_is_cut_with_a_warning(bench_home, tmp_path, caplog):
+    """Issue 25: Lucene (Anserini's Jackson reader) takes at most 20,000,000 characters of one document and
+    silently left a longer one out. It is cut after its last whole word within the limit, with a warning
+    naming it; the words kept are searchable, the ones cut are not."""
+    import json
+
+    assert bm25.max_doc_chars() == 20_000_000
+    text = "cat " * 4_999_998 + "zebra" * 3 + " mouse"  # 20,000,013 characters; the limit falls inside zebra...
+    pair = load_pair_file(_pair_copy(tmp_path, "big", extra_docs=json.dumps({"doc_id": "big", "text": text}) + "\n"))
+    collection = pair.collection()
+    with caplog.at_level("WARNING", logger="bench.methods.retrieve.bm25"):
+        index = bm25.build_index(collection, "en")
+    assert [r.getMessage() for r in caplog.records] == [
+        f"document big of {collection.dataset_id} has 20,000,013 characters, more than Lucene reads of one "
+        "document (20,000,000): indexing its first 19,999,991"]
+    run = bm25.search(index, [("cat", "cat"), ("mouse", "mouse"), ("zebra", "zebra")], "en")
+    assert "big" in run["cat"] and run["mouse"] == {} and run["zebra"] == {}
+
+
+@pytest.mark.parametrize("contents,kept", [
+    ("ab cd", "ab cd"),  # within the limit
+    ("ab \U0001F600\U0001F600 cd", "ab"),  # the limit splits the second emoji (two UTF-16 units): its word goes
+    ("abc def", "abc"),  # the limit falls after a space: the words before it
+    ("abcdefgh", "abcdef"),  # one word over the limit: its first characters
+])
+def test_the_cut_keeps_whole_words_within_the_limit_in_utf16_units(contents, kept):
+    class Named:
+        dataset_id = "x"
+
+    assert bm25._within_length(Named(), "d", contents, 6) == kept
+
+
+def _java_exception(classname: str, message: str, *trace: str):
+    from bench.methods.retrieve.lucene import ensure_jvm
+
+    ensure_jvm()  # jnius is imported after the JVM's options are set
+    from jnius import JavaException
+
+    return JavaException(f"JVM exception occurred: {classname}: {message}", classname, message, list(trace))
+
+
+class _FakeIndexer:
+    """pyserini's LuceneIndexer as a full disk leaves it: ``closing`` is what its close() does."""
+
+    closing = None
+
+    def __init__(self, args, threads):
+        self.object = self
+
+    def addRawDocuments(self, batch):  # noqa: N802 (Anserini's name)
+        return len(batch)
+
+    def close(self):
+        type(self).closing()
+
+
+def _anserini_logs_the_full_disk():
+    """Anserini's SimpleIndexer.close() logs a failed commit to standard output and returns."""
+    import os
+
+    os.write(1, b"2026-01-01 00:00:00,000 ERROR [main] index.SimpleIndexer (SimpleIndexer.java:254) - "
+                b"No space left on device\n")
+
+
+def _lucene_raises_the_full_disk():
+    raise _java_exception("org.apache.lucene.store.AlreadyClosedException", "this IndexWriter is closed",
+                          "org.apache.lucene.index.IndexWriter.ensureOpen(IndexWriter.java:914)", "Caused by:",
+                          "java.io.IOException: No space left on device",
+                          "java.base/sun.nio.ch.UnixFileDispatcherImpl.write0(Native Method)")
+
+
+def _bm25_run_with_indexer_closing(monkeypatch, capfd, tmp_path, closing):
+    """``bench run --systems bm25`` on the tiny pair, its indexer's commit replaced by ``closing``: the exit code,
+    stdout, stderr and the index directory it would have built."""
+    import pyserini.index.lucene
+
+    from bench.infra import store
+    from cli_run import run_main
+
+    pair = load_pair_file(TINY / "pair.yaml")
+    where = store.artifact_dir("indexes", bm25.index_key(pair.collection(), "en"))
+    monkeypatch.setattr(_FakeIndexer, "closing", staticmethod(closing))
+    monkeypatch.setattr(pyserini.index.lucene, "LuceneIndexer", _FakeIndexer)
+    code, out, err = run_main(monkeypatch, capfd, "run", "--pair-file", str(TINY / "pair.yaml"), "--systems", "bm25",
+                              "--runs", str(tmp_path / "runs"), "--no-report")
+    return code, out, err, where
+
+
+@pytest.mark.parametrize("closing", [_anserini_logs_the_full_disk, _lucene_raises_the_full_disk])
+def test_a_full_disk_while_indexing_is_one_line_and_leaves_nothing(bench_home, tmp_path, monkeypatch, capfd, closing):
+    """Issue 25: a full BENCH_HOME while Lucene indexes (seen for real on a small tmpfs: the commit fails, and
+    Anserini either logs it on stdout and returns, after which the index has no segments, or raises) is one
+    line naming the device, with Java's output kept off the terminal and nothing left in BENCH_HOME."""
+    code, out, err, where = _bm25_run_with_indexer_closing(monkeypatch, capfd, tmp_path, closing)
+    assert (code, out) == (2, "")
+    assert err == (f"error: no space left on the device of {where.parent} (writing {where.name}, Lucene indexing) "
+                   "(free some space there, or point BENCH_HOME, --runs or --reports at another disk)\n")
+    assert list(where.parent.iterdir()) == [] and not (tmp_path / "runs").exists()
+
+
+def test_a_damaged_index_is_one_line_naming_it(bench_home, tmp_path, monkeypatch, capfd):
+    """A cached index whose Lucene files are gone: one line naming it and how to rebuild it, no Java trace."""
+    from cli_run import run_main
+
+    pair = load_pair_file(TINY / "pair.yaml")
+    index = bm25.build_index(pair.collection(), "en")
+    for segments in index.path.glob("segments_*"):
+        segments.unlink()
+    code, out, err = run_main(monkeypatch, capfd, "run", "--pair-file", str(TINY / "pair.yaml"), "--systems", "bm25",
+                              "--runs", str(tmp_path / "runs"), "--no-report")
+    assert (code, out, err.count("\n")) == (2, "", 1)
+    assert err.startswith(f"error: Lucene failed opening {index.path}: IndexNotFoundException: no segments* file "
+                          f"found in ")
+    assert err.endswith(f"(if the index is damaged, delete {index.path.parent} to build it again; --debug shows "
+                        "Java's trace)\n")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_another_java_failure_while_indexing_is_one_line_naming_its_cause(bench_home, tmp_path, monkeypatch, capfd):
+    def input_output_error():
+        raise _java_exception("org.apache.lucene.store.AlreadyClosedException", "this IndexWriter is closed",
+                              "org.apache.lucene.index.IndexWriter.ensureOpen(IndexWriter.java:914)", "Caused by:",
+                              "java.io.IOException: Input/output error", "java.base/sun.nio.ch.Native.write0")
+
+    code, out, err, where = _bm25_run_with_indexer_closing(monkeypatch, capfd, tmp_path, input_output_error)
+    assert (code, out) == (2, "")
+    assert err == (f"error: Lucene failed indexing {where}: AlreadyClosedException: this IndexWriter is closed (caused "
+                   "by IOException: Input/output error) (rerun with --debug to see Java's own output and trace)\n")
+    assert list(where.parent.iterdir()) == [] and not (tmp_path / "runs").exists()

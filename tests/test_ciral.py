@@ -54,6 +54,8 @@ def test_the_pairs_are_named_by_query_and_document_language():
     assert get_pair("en-sw-ciral").expected_docs == ciral.INDEXES["sw"].documents == 949013
 
 
+@pytest.mark.integration
+@pytest.mark.usefixtures("real_data")  # topics and qrels: the mirror's
 def test_topics_and_qrels_through_ir_datasets(bench_home):
     import bench  # noqa: F401  (registers bench's datasets)
 
@@ -92,6 +94,8 @@ def test_passage_records_in_the_upstream_format():
         list(ciral.passage_records([json.dumps({"id": "x", "contents": "y"})]))
 
 
+@pytest.mark.integration
+@pytest.mark.usefixtures("real_data")  # topics and qrels: the mirror's
 def test_offline_the_missing_passages_are_one_line_and_the_queries_still_load(monkeypatch, capsys, tmp_path,
                                                                                 bench_home):
     offline(monkeypatch)
@@ -141,6 +145,8 @@ def _tiny_ciral_index(tmp_path: Path) -> Path:
     return archive
 
 
+@pytest.mark.integration
+@pytest.mark.usefixtures("real_data")  # topics and qrels: the mirror's
 def test_passages_from_a_prebuilt_index_then_an_external_run_on_them(monkeypatch, capsys, tmp_path, bench_home):
     from bench.methods.retrieve import prebuilt
 
@@ -176,6 +182,8 @@ def test_passages_from_a_prebuilt_index_then_an_external_run_on_them(monkeypatch
     assert manifest["pair_info"]["measures"] == ["nDCG@20", "R@100"]
 
 
+@pytest.mark.integration
+@pytest.mark.usefixtures("real_data")  # topics and qrels: the mirror's
 def test_africlirmatrix_documents_download_once_with_their_sha256_recorded(monkeypatch, tmp_path, bench_home):
     lines = [json.dumps({"id": "104757", "title": "Nairobi", "text": "Nairobi ni mji mkuu wa Kenya."}),
              json.dumps({"docid": "71624", "contents": "Mombasa"})]

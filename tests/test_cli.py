@@ -47,6 +47,8 @@ def test_offline_without_mirror(monkeypatch, capsys, tmp_path, bench_home):
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.integration
+@pytest.mark.usefixtures("real_data")  # copies files of the mirror
 def test_corrupt_mirror_file_is_refused_and_nothing_is_kept(monkeypatch, capsys, tmp_path, bench_home):
     from bench.data.collection import afriqa
 
@@ -94,6 +96,7 @@ def test_pairs_lists_languages_and_availability(monkeypatch, capsys, bench_home)
     assert next(line for line in out.splitlines() if line.startswith("en-fi ")).split()[1:3] == ["en", "fi"]
 
 
+@pytest.mark.integration
 def test_fetch_to_writes_a_mirror(monkeypatch, capsys, tmp_path, real_data):
     code, out, _ = run_main(monkeypatch, capsys, "fetch", "--pair", "sw-en", "--to", str(tmp_path / "m"))
     assert code == 0
@@ -160,7 +163,7 @@ def test_a_pair_file_report_shows_its_languages_and_description(monkeypatch, cap
     (["--systems", "mdense", "--rerank-depth", "ten"], "error: option rerank_depth must be a int, not 'ten'"),
     (["--systems", "mdense", "--hybrid-weight", "2"], "error: option hybrid_weight must be in [0, 1], not 2.0"),
     (["--systems", "mdense", "--encoder", "multilingual-e5-smal"],
-     "error: option encoder: cannot get model 'multilingual-e5-smal' from the Hugging Face hub or its local cache"),
+     "error: option encoder: model 'multilingual-e5-smal' is not in the local Hugging Face cache, and the hub"),
     (["--systems", "bm25", "--measures", "AP,ndcg@10"], "error: unknown measure in ['AP', 'ndcg@10']"),
     (["--systems", "bm25", "--baseline", "oracle-bm25"],
      "error: baseline 'oracle-bm25' is not among the chosen systems and has no run under"),
@@ -292,11 +295,16 @@ def test_a_dry_run_prints_the_plan_and_writes_nothing(monkeypatch, capsys, bench
         "depth 1000, seed 0, measures AP, RR@10")
     assert lines[1:] == [
         "  systems: bm25 (lexical), bm25-psq (translation), oracle-bm25 (ceiling)",
-        "  artifacts its first run builds, each once (a finished one under BENCH_HOME is reused): 2, 0 of them "
-        "trainings",
-        "    build  Lucene index of xx-en", "    build  IBM1 table of xx-en",
+        "  artifacts the runs need, each built once: 2, 0 of them trainings",
+        "    build  Lucene index of xx-en: 4 documents at 1,000 documents a second (default rate, not measured "
+        "here), about 0 s",
+        # the bitext's second pair is the query "mbwa": the leakage guard drops it
+        "    build  IBM1 table of xx-en: 1 bitext pair at 1,000 bitext pairs a second (default rate, not measured "
+        "here), about 0 s",
+        "  estimated time to build and train: about 0 s (retrieval and scoring not included)",
         f"  runs in {tmp_path / 'runs' / 'xx-en'}, report in reports", "nothing was run (--dry-run)"]
     assert not (tmp_path / "runs").exists() and not any((bench_home).glob("indexes/*"))
+    assert not any(bench_home.glob("translation-tables/*")) and not (bench_home / "rates.json").exists()
 
 
 def test_the_report_is_rewritten_after_each_system(monkeypatch, capsys, bench_home, tmp_path):

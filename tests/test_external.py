@@ -3,6 +3,7 @@ store it like a built-in system's run, and refuse a malformed file in one line, 
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -68,7 +69,8 @@ def test_eval_scores_a_run_like_ir_measures_and_stores_it(monkeypatch, capsys, t
 
     manifest = json.loads((runs / "xx-en" / "mine" / "manifest.json").read_text())
     assert manifest["external"] is True and manifest["system"] == "mine"
-    assert manifest["source"] == {"path": str(run_file.resolve()), "sha256": sha256_file(run_file), "lines": 7}
+    assert manifest["source"] == {"path": str(run_file.resolve()), "sha256": sha256_file(run_file), "lines": 7,
+                                  "format": "trec", "gzip": False}
     assert manifest["n_unknown_docs"] == 1 and manifest["unknown_docs_examples"] == ["dX"]
     assert manifest["pair_info"]["name"] == "xx-en" and manifest["pair_info"]["query_lang"] == "xx"
     assert manifest["measures"] == pytest.approx({"AP": 0.6111111, "RR@10": 0.6666667})
@@ -118,6 +120,17 @@ def test_external_runs_take_part_in_reports_leaderboard_and_check(tmp_path, benc
      ":3: document 'd1' appears twice for query 'q1' (first on line 1)"),
     ("", ": the run file has no lines"),
     (b"q1 Q0 d1 1 2.0 t\nq2 Q0 d\xff 1 2.0 t\n", ":2: not UTF-8"),
+    ("q1 Q0 d1 1\n", ":1: expected 6 columns (TREC) or 3 (MS MARCO), got 4: 'q1 Q0 d1 1' (a TREC run's lines are "
+     "'query_id Q0 doc_id rank score tag', an MS MARCO run's 'query_id doc_id rank')"),
+    ("q1\td1\t1\nq1\td2\n", ":2: expected 3 columns, got 2: 'q1\\td2' (each line is 'query_id doc_id rank'"),
+    ("q1\td1\t1\nq1 Q0 d2 2 1.0 t\n", ":2: expected 3 columns, got 6"),
+    ("q1\td1\t1\nq1\td2\tsecond\n", ":2: rank 'second' is not an integer (each line is 'query_id doc_id rank'"),
+    ("q1\td1\t0\n", ":1: rank '0' is not 1 or more"),
+    ("q1\td1\t1\nq1\td1\t2\n", ":2: document 'd1' appears twice for query 'q1' (first on line 1)"),
+    (gzip.compress(b"q1 Q0 d1 1 2.0 t\n\nq1 Q0 d2 2 x t\n"), ":3: score 'x' is not a number"),
+    (gzip.compress(b"q1\td1\t1\nq9\td2\t1\n"), ":2: unknown query id 'q9': not a query of xx-en"),
+    (gzip.compress("".join(f"q1 Q0 d{i} {i} 1.0 t\n" for i in range(1, 500)).encode())[:-12],
+     ": the gzip stream is damaged after line "),
 ])
 def test_a_malformed_run_is_one_line_and_stores_nothing(monkeypatch, capsys, tmp_path, bench_home, run_file,
                                                         text, message):
@@ -131,6 +144,52 @@ def test_a_malformed_run_is_one_line_and_stores_nothing(monkeypatch, capsys, tmp
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert err.startswith(f"error: {bad}{message}")
     assert not runs.exists() and not (tmp_path / "reports").exists()
+
+
+# RUN in pyserini's MS MARCO format: query, document, rank (the same order per query)
+MSMARCO = "".join(f"{q}\t{d}\t{r}\n" for q, _, d, r, _, _ in (line.split() for line in RUN.splitlines()))
+
+
+def test_gzip_and_msmarco_runs_score_like_the_trec_run(monkeypatch, capsys, tmp_path, bench_home, run_file, caplog):
+    files = {"gz": tmp_path / "mine.trec.gz", "gzip-no-suffix": tmp_path / "gzipped.trec",
+             "plain-gz-suffix": tmp_path / "plain.trec.gz", "msmarco": tmp_path / "mine.tsv",
+             "msmarco-gz": tmp_path / "mine.tsv.gz"}
+    files["gz"].write_bytes(gzip.compress(RUN.encode()))
+    files["gzip-no-suffix"].write_bytes(gzip.compress(RUN.encode()))  # told by its first bytes, not its name
+    files["plain-gz-suffix"].write_text(RUN)  # a name ending in .gz does not make it compressed
+    files["msmarco"].write_text(MSMARCO)
+    files["msmarco-gz"].write_bytes(gzip.compress(MSMARCO.encode()))
+    runs = tmp_path / "runs"
+    specs = [a for name, path in [("trec", run_file), *files.items()] for a in ("--run", f"{name}={path}")]
+    code, _, err = run_main(monkeypatch, capsys, "eval", "--pair-file", str(TINY / "pair.yaml"), *specs,
+                            "--runs", str(runs), "--no-report")
+    assert code == 0, err
+
+    def stored(name):
+        return pd.read_csv(runs / "xx-en" / name / "perquery.csv", dtype={"query_id": str})
+
+    ap = stored("trec").query("measure == 'AP'").set_index("query_id")["value"].to_dict()
+    assert ap == pytest.approx(AP)
+    for name in files:
+        pd.testing.assert_frame_equal(stored(name), stored("trec"))
+    formats = {name: json.loads((runs / "xx-en" / name / "manifest.json").read_text())["source"]
+               for name in ["trec", *files]}
+    assert {n: (f["format"], f["gzip"]) for n, f in formats.items()} == {
+        "trec": ("trec", False), "gz": ("trec", True), "gzip-no-suffix": ("trec", True),
+        "plain-gz-suffix": ("trec", False), "msmarco": ("msmarco", False), "msmarco-gz": ("msmarco", True)}
+    assert formats["gz"]["sha256"] == sha256_file(files["gz"])  # the file as given
+    # the MS MARCO run's scores are -rank, and a warning says so
+    assert (runs / "xx-en" / "msmarco" / "run.trec").read_text().splitlines()[:2] == [
+        "q1 Q0 d2 1 -1.000000 msmarco", "q1 Q0 d1 2 -2.000000 msmarco"]
+    said = [r.getMessage() for r in caplog.records if "MS MARCO" in r.getMessage()]
+    assert said == [f"{files[n]}: an MS MARCO run (query_id, doc_id, rank): its scores are derived from the ranks "
+                    "(score = -rank, descending with the rank)" for n in ("msmarco", "msmarco-gz")]
+    # the API reads run files the same way
+    import bench
+
+    scored = bench.evaluate(TINY / "pair.yaml", files["msmarco-gz"])
+    assert scored.systems == ["mine"]  # the file's name without .gz and its suffix
+    assert scored.table().loc["mine", ("AP", "mean")] == pytest.approx(sum(AP.values()) / 3)
 
 
 @pytest.mark.parametrize("spec, message", [
@@ -182,7 +241,8 @@ def test_bench_run_takes_external_runs_too(monkeypatch, capsys, tmp_path, bench_
     bad.write_text("q1 Q0 d1 1 2.0\n")
     code, _, err = run_main(monkeypatch, capsys, "run", "--pair-file", str(TINY / "pair.yaml"), "--systems", "bm25",
                             "--run", f"bad={bad}", "--runs", str(tmp_path / "runs"))
-    assert code == 2 and f"{bad}:1: expected 6 columns, got 5" in err and calls == []  # refused before any system ran
+    assert code == 2 and f"{bad}:1: expected 6 columns (TREC) or 3 (MS MARCO), got 5" in err
+    assert calls == []  # refused before any system ran
     code, out, err = run_main(monkeypatch, capsys, "run", "--pair-file", str(TINY / "pair.yaml"), "--systems", "bm25",
                               "--run", f"mine={run_file}", "--runs", str(tmp_path / "runs"), "--no-report")
     assert code == 0, err

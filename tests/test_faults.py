@@ -187,19 +187,38 @@ def test_report_and_check_refuse_a_run_whose_files_changed(monkeypatch, capsys, 
     assert code == 2 and "refusing run" in one_line(err) and "OK" not in out
 
 
-def test_a_run_from_before_file_hashes_is_accepted_with_a_warning_unless_inconsistent(
-        monkeypatch, capsys, tmp_path, stored, caplog):
+@pytest.mark.parametrize("files", ["deleted", "empty"])
+def test_a_run_without_file_hashes_is_accepted_only_when_its_values_derive_again(
+        monkeypatch, capsys, tmp_path, stored, caplog, files):
+    from bench.data.pair_ref import resolve_pair
+
     run = stored / "xx-en" / "bm25"
     manifest = json.loads((run / "manifest.json").read_text())
-    del manifest["files"]
+    if files == "deleted":
+        del manifest["files"]
+    else:
+        manifest["files"] = {}
     (run / "manifest.json").write_text(json.dumps(manifest))
     (run / "manifest.sha256").unlink()  # as bench wrote runs before manifests were hashed too
+    with pytest.raises(BenchError, match="records no file hashes, so its values cannot be trusted as they are"):
+        load_run(run)  # a reader without the qrels refuses it
+    qrels = resolve_pair(TINY / "pair.yaml").collection().qrels
     with caplog.at_level(logging.WARNING):
-        assert load_run(run) is not None
-    assert "predates file hashes" in caplog.text
-    (run / "run.trec").write_text("")  # emptied: the manifest says 3 queries were answered
-    with pytest.raises(BenchError, match="answers 0 queries, the manifest says 3"):
-        load_run(run)
+        assert load_run(run, qrels=lambda r: qrels) is not None
+    assert "records no file hashes: accepted, its perquery.csv derived again from run.trec and the qrels agree" in (
+        caplog.text)
+    code, out, err = run_main(monkeypatch, capsys, "report", "--pair-file", str(TINY / "pair.yaml"), "--runs",
+                              str(stored), "--reports", str(tmp_path / "ok"))
+    assert code == 0, err  # the report, which has the qrels, reads it
+    assert (tmp_path / "ok" / "xx-en.md").exists()
+    table = (run / "perquery.csv").read_text()
+    (run / "perquery.csv").write_text(table.replace("q1,AP,1.0", "q1,AP,0.25"))  # an edited value
+    with pytest.raises(BenchError, match="perquery.csv gives AP 0.2500 for query q1, its run.trec scores 1.0000"):
+        load_run(run, qrels=lambda r: qrels)
+    code, _, err = run_main(monkeypatch, capsys, "report", "--pair-file", str(TINY / "pair.yaml"), "--runs",
+                            str(stored), "--reports", str(tmp_path / "rep"))
+    assert code == 2 and "refusing run" in one_line(err) and "gives AP 0.2500 for query q1" in one_line(err)
+    assert not (tmp_path / "rep").exists()
 
 
 def test_a_run_without_a_judged_query_is_never_written_nor_read(tmp_path):
@@ -391,7 +410,8 @@ def test_a_closed_pipe_ends_the_listing_quietly(tmp_path):
     env = {**os.environ, "BENCH_HOME": str(tmp_path / "home")}
     listing = subprocess.Popen([sys.executable, "-c", "from bench.cli import main; main()", "systems"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    listing.stdout.readline()  # one line read, then the reader goes away (like `bench systems | head -1`)
+    # the reader goes away before the listing is written (like `bench systems | head -0`): had it read a line
+    # first, a listing smaller than the pipe's buffer could be written whole before the reader left
     listing.stdout.close()
     _, err = listing.communicate(timeout=120)
     assert listing.returncode == 141 and err == b""
@@ -461,7 +481,7 @@ def test_the_api_refuses_an_empty_run_and_an_unknown_query(bench_home, tmp_path)
     with pytest.raises(BenchError, match=r"run 'run' gave an empty run: no query has a scored document"):
         bench.evaluate(TINY / "pair.yaml", {})
     results = bench.evaluate(TINY / "pair.yaml", {"q1": {"d1": 2.0, "d2": 1.0}}, name="mine")
-    assert results.top("mine", "q1") == ["d1", "d2"]
+    assert results.top("mine", "q1")["doc_id"].tolist() == ["d1", "d2"]
     with pytest.raises(BenchError, match=r"no query 'q-unknown' in the results of mine"):
         results.top("mine", "q-unknown")
 
@@ -653,3 +673,75 @@ def test_a_run_moved_to_another_name_is_refused(stored):
     moved = run.rename(stored / "xx-en" / "bm25-copy")
     with pytest.raises(BenchError, match="its manifest.json names the run 'bm25', not 'bm25-copy'"):
         load_run(moved)
+
+
+# --- issue 25: grid files are read strictly -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("content,problem", [
+    (b"pairs: [sw-en]\nseeds: [0]\npairs: [ha-en]\n",
+     ":3: not valid YAML: duplicate key 'pairs' (first on line 1) (fix the grid file)"),
+    (b"pairs: [sw-en]\nshards: 1_0\n",
+     ":2: not valid YAML: 1_0 is not a plain integer (ASCII digits, an optional sign) (fix the grid file)"),
+    (b"pairs: [sw-en]\nsystems: bm\xff25\n", ":2: not UTF-8 (byte 0xff at column 12) (save the file as UTF-8)"),
+])
+def test_a_grid_file_with_a_repeated_key_or_an_odd_number_is_one_line(monkeypatch, capsys, bench_home, tmp_path,
+                                                                      content, problem):
+    """Grid files go through the strict YAML loader as pair files do: plain YAML would use the last `pairs`
+    and read 1_0 as 10."""
+    grid = tmp_path / "grid.yaml"
+    grid.write_bytes(content)
+    code, out, err = run_main(monkeypatch, capsys, "grid", "--file", str(grid), "--runs", str(tmp_path / "runs"),
+                              "--reports", str(tmp_path / "reports"))
+    assert (code, out, err) == (2, "", f"error: {grid}{problem}\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["grid.yaml"]
+
+
+# --- issue 26: a model the hub cannot give is one complete line -------------------------------------------------
+
+
+def _not_cached(cause: BaseException | None = None):
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    error = LocalEntryNotFoundError("Cannot find an appropriate cached snapshot folder for the specified revision on "
+                                    "the local disk and outgoing traffic has been disabled. To enable repo look-ups a"
+                                    "nd downloads online, set 'HF_HUB_OFFLINE=0' as environment variable.")
+    error.__cause__ = cause
+    return error
+
+
+def _no_such_repository():
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    return RepositoryNotFoundError.__new__(RepositoryNotFoundError)  # as the hub answers 404 (no response kept here)
+
+
+HUB_HINT = ("(check the name, or use a packaged model (multilingual-e5-small, all-minilm-l6-v2) or a local model "
+            "directory)")
+
+
+@pytest.mark.parametrize("spec,offline,raised,line", [
+    ("multilingual-e5-smal", True, _not_cached,
+     "model 'multilingual-e5-smal' is not in the local Hugging Face cache, and the hub is off (HF_HUB_OFFLINE) "
+     "(did you mean multilingual-e5-small?)"),
+    ("someone/encoder", False, lambda: _not_cached(ConnectionError("[Errno -2] Name or service not known")),
+     "model 'someone/encoder' is not in the local Hugging Face cache, and the hub cannot be reached "
+     f"(ConnectionError: [Errno -2] Name or service not known) {HUB_HINT}"),
+    ("someone/encoder", False, _no_such_repository,
+     f"the Hugging Face hub has no model 'someone/encoder' (or it is private) {HUB_HINT}"),
+])
+def test_a_model_the_hub_cannot_give_is_one_complete_line(monkeypatch, capsys, bench_home, tmp_path, spec, offline,
+                                                          raised, line):
+    """Issue 26: a typo'd --encoder printed the hub's message cut at 160 characters, mid-sentence; the line now
+    says what is wrong with the spec, whole, and what to do."""
+    import huggingface_hub
+
+    def snapshot_download(repo_id, **kwargs):
+        raise raised()
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+    monkeypatch.setattr(huggingface_hub, "is_offline_mode", lambda: offline)
+    code, out, err = run_main(monkeypatch, capsys, "run", "--pair-file", str(TINY / "pair.yaml"), "--systems", "mdense",
+                              "--encoder", spec, "--runs", str(tmp_path / "runs"), "--no-report")
+    assert (code, out, err) == (2, "", f"error: option encoder: {line}\n")
+    assert not (tmp_path / "runs").exists() and not bench_home.exists()

@@ -274,7 +274,7 @@ def test_the_grid_on_ray_writes_what_the_plan_in_process_and_bench_run_write(loc
     assert code == 2
     assert err.strip().splitlines()[-1] == ("error: 1 of 8 cells failed (first: xx-en grid-fail: deliberate failure "
                                             "(a test's system)) (fix them and run bench grid again: it runs only the "
-                                            "cells without a complete run)")
+                                            "cells without a stored run of identical inputs)")
     # the index, 3 tables; the documents: their plan, 2 shards, the assembly; the queries
     assert out.splitlines()[0] == "grid: 8 cell(s) to run on 1 pair(s), 9 artifact(s) to build, on Ray (local)"
     assert re.search(r"\] FAILED xx-en grid-fail: deliberate failure \(a test's system\)\n", out)
@@ -301,7 +301,7 @@ def test_the_grid_on_ray_writes_what_the_plan_in_process_and_bench_run_write(loc
                             "--ray", "local", "--runs", str(tmp_path / "ray"), "--reports", str(reports))
     assert code == 2
     assert out.splitlines()[0] == "grid: 1 cell(s) to run on 1 pair(s), 0 artifact(s) to build, on Ray (local)"
-    assert "  7 cell(s) have a complete run already: skipped" in out.splitlines()
+    assert "  7 cell(s) have a stored run with identical inputs: reused (--force runs them again)" in out.splitlines()
     # the pair's report (a Ray task, after the pair's cells) and the leaderboard, of every stored run
     wrote = re.findall(r"^wrote (.+)$", out, re.M)
     assert sorted(Path(w).name for w in wrote) == sorted(

@@ -131,10 +131,10 @@ def test_reranking_encodes_only_the_candidates_when_the_corpus_states_do_not_exi
     encoded: list[list[str]] = []
     encode = dense.Encoder.encode
 
-    def spy(self, texts, side, token_states=False, desc=None):
+    def spy(self, texts, side, token_states=False, **kwargs):
         if side == "doc" and token_states:
             encoded.append(list(texts))
-        return encode(self, texts, side, token_states=token_states, desc=desc)
+        return encode(self, texts, side, token_states=token_states, **kwargs)
 
     monkeypatch.setattr(dense.Encoder, "encode", spy)
     run, used = dense.retrieve(collection, tiny_spec, tiny_spec, queries(), scoring="maxsim", rerank_depth=1,

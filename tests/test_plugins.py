@@ -4,10 +4,16 @@ The working package is really built and installed by pip (`pip install --target 
 on sys.path for the test), not into the shared environment: other test runs on this machine never see
 a half-installed plugin, and a killed test leaves nothing to uninstall. The broken and duplicate
 plugins are `.dist-info` directories written by hand, which importlib.metadata reads the same way.
+
+A test sees the plugins of its own directory only: bench's lookup of the entry points is pointed at it, so
+another bench plugin installed in the environment changes nothing (each test runs beside one: a package
+on sys.path whose plugins take the test plugin's name and fail to load).
 """
 
 import importlib
 import json
+from importlib import metadata
+from types import SimpleNamespace
 import logging
 import subprocess
 import sys
@@ -17,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from bench import cli, systems
+from bench.systems import plugins
 from bench.data.collection.local import load_pair_file
 from bench.errors import BenchError
 from bench.systems.options import RunOptions
@@ -52,14 +59,42 @@ def _forget_plugins():
     systems.load_plugins(reload=True)  # unregister what was loaded, look again (on the restored sys.path)
 
 
+def _entry_points_in(directory: Path) -> SimpleNamespace:
+    """importlib.metadata as bench's plugin lookup uses it, seeing the distributions in ``directory`` only."""
+    def entry_points(group: str) -> list[metadata.EntryPoint]:
+        return [ep for dist in metadata.distributions(path=[str(directory)]) for ep in dist.entry_points
+                if ep.group == group]
+
+    return SimpleNamespace(entry_points=entry_points)
+
+
+@pytest.fixture(autouse=True)
+def another_plugin_installed(tmp_path):
+    """Another bench plugin installed in the environment (on sys.path, as pip installs one), whose systems take
+    the name of this module's plugin and cannot be loaded: the tests pass beside it."""
+    elsewhere = tmp_path / "environment"
+    elsewhere.mkdir()
+    _fake_dist(elsewhere, "bench-other-plugin", "overlap = bench_other_plugin_gone:run\n"
+               "fine = bench_other_plugin_gone:fine\n")
+    sys.path.append(str(elsewhere))
+    importlib.invalidate_caches()
+    yield
+    sys.path.remove(str(elsewhere))
+    importlib.invalidate_caches()
+    _forget_plugins()
+
+
 @pytest.fixture
 def site(tmp_path):
-    """A directory on sys.path for installed plugin packages; plugins forgotten after the test."""
+    """A directory on sys.path for installed plugin packages, the only one bench's plugin lookup sees; plugins
+    forgotten after the test."""
     target = tmp_path / "site"
     target.mkdir()
     sys.path.insert(0, str(target))
     importlib.invalidate_caches()
-    yield target
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(plugins, "metadata", _entry_points_in(target))
+        yield target
     sys.path.remove(str(target))  # before the plugins are looked up again
     importlib.invalidate_caches()
     for name in [m for m in sys.modules if m.startswith("bench_tiny_plugin")]:

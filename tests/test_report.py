@@ -33,16 +33,19 @@ def pair_info(pair: str, description: str | None = None, query_lang: str | None 
             "measures": ["AP", "nDCG@10"], "place": order.index(pair) if pair in order else None}
 
 
-def make_run(root, pair: str, system: str, values: dict[str, list[float]], extra_files=None, **manifest) -> None:
-    """A complete run whose per-query table holds ``values`` (measure → value per query q00, q01, ...);
-    its manifest carries ``pair_info`` unless ``pair_info=None`` (a run written before it existed)."""
+def make_run(root, pair: str, system: str, values: dict[str, list[float]], extra_files=None, *, query_ids=None,
+             run=None, **manifest) -> None:
+    """A complete run whose per-query table holds ``values`` (measure → value per query q00, q01, ..., or
+    ``query_ids``) and whose run.trec holds ``run`` (default: d1 for each query); its manifest carries
+    ``pair_info`` unless ``pair_info=None`` (a run written before it existed)."""
     manifest.setdefault("pair_info", pair_info(pair))
     if manifest["pair_info"] is None:
         del manifest["pair_info"]
-    rows = [(f"q{i:02d}", m, float(v)) for m, vs in values.items() for i, v in enumerate(vs)]
-    table = pd.DataFrame(rows, columns=["query_id", "measure", "value"])
     first = values[next(iter(values))]
-    run = {f"q{i:02d}": {"d1": 1.0} for i in range(len(first))}
+    ids = list(query_ids) if query_ids is not None else [f"q{i:02d}" for i in range(len(first))]
+    rows = [(ids[i], m, float(v)) for m, vs in values.items() for i, v in enumerate(vs)]
+    table = pd.DataFrame(rows, columns=["query_id", "measure", "value"])
+    run = run if run is not None else {qid: {"d1": 1.0} for qid in ids}
     write_run(root, pair, system, run, table, {
         "pair": pair, "system": system, "spec": {"system": system}, "dataset_id": f"test/{pair}",
         "place": place(system), "ceiling": get_system(system).ceiling if system in SYSTEMS else False,
@@ -86,8 +89,11 @@ def test_pair_report_tables(runs, tmp_path):
     assert f"**{ap['optical']:.3f}** † [" in rows["optical"]
     assert "Holm-corrected across the 2 systems compared" in md
     comparison = [line for line in md.splitlines() if line.startswith("| optical | MAP |")]
-    assert (comparison and "| +0.300 | 30/0/0 |" in comparison[0]
-            and comparison[0].endswith("| 1.0e-03 | 0.0e+00 | 0.002 † |"))  # (0+1)/(1000+1); Holm × 2
+    # Δ, MDE (every difference is +0.3: sd 0), p randomization at its floor (0+1)/(1000+1) shown as the bound
+    # it is, t-test, Holm × 2
+    assert comparison == ["| optical | MAP | +0.300 | 0.000 | 30/0/0 | < 1e-3 | 0.0e+00 | 0.002 † |"]
+    assert ("p randomization < 1e-3: none of the 1,000 random sign assignments reached the observed difference, "
+            "so the estimate is at its floor 1/(1,000 + 1) = 1.0e-03, a bound on p rather than its value.") in md
     assert "## Per-query differences: optical − bm25 (MAP)" in md
     assert "optical is better on 30, worse on 0 and tied on 0 of 30 queries (mean difference +0.300)" in md
     assert "runs/sw-en/bm25" in md and "abcdef123456" in md and "encoder 0123456789ab" in md
@@ -457,3 +463,223 @@ def test_a_ceiling_is_never_bold_nor_the_best(tmp_path):
     scores = scores_table(board)
     by_name = {row[0].text: [c.bold for c in row[1:3]] for row in scores.rows}
     assert by_name["oracle-bm25 (ceiling)"] == [False, False] and by_name["mdense"] == [True, True]
+
+
+# --- reports chosen by the user (issue 25): systems, baseline, measures, formats ----------------------
+
+EIGHT = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]
+
+
+@pytest.fixture
+def chosen_runs(tmp_path):
+    """sw-en, 8 queries: optical better than bm25 on all of them, a ceiling better still, and an external run
+    equal to bm25 but on the last query (+0.08)."""
+    root = tmp_path / "runs"
+    make_run(root, "sw-en", "bm25", {"AP": EIGHT})
+    make_run(root, "sw-en", "optical", {"AP": [v + 0.2 for v in EIGHT]})
+    make_run(root, "sw-en", "oracle-bm25", {"AP": [0.95] * 8})
+    make_run(root, "sw-en", "my_run", {"AP": [*EIGHT[:7], 0.88]}, external=True,
+             spec={"system": "my_run", "external": True})
+    return root
+
+
+def test_systems_narrow_the_report_and_holms_family(chosen_runs):
+    full = report.build_pair_report("sw-en", chosen_runs, n_resamples=N_RESAMPLES)
+    # 2**8 <= 1000: enumerated, p = 2/256 for optical and the ceiling; Holm over 3: × 3 for the first of the two
+    assert full.row("optical", "AP")["p_randomization"] == pytest.approx(2 / 256)
+    assert full.row("optical", "AP")["p_holm"] == pytest.approx(3 * 2 / 256)
+    narrow = report.build_pair_report("sw-en", chosen_runs, systems=["optical", "bm25"], n_resamples=N_RESAMPLES)
+    assert narrow.systems == ["bm25", "optical"] and narrow.baseline == "bm25"
+    assert narrow.row("optical", "AP")["p_holm"] == pytest.approx(2 / 256)  # a family of one
+    page = report.pair_page(narrow, chosen_runs.parent)
+    assert page.family_note == "Holm's family (MAP): the 1 comparison with bm25 (optical)."
+    assert report.pair_page(full, chosen_runs.parent).family_note == (
+        "Holm's family (MAP): the 3 comparisons with bm25 (optical, oracle-bm25, my_run).")
+    against = report.build_pair_report("sw-en", chosen_runs, "optical", systems=["bm25", "optical", "my_run"],
+                                       n_resamples=N_RESAMPLES)
+    assert against.baseline == "optical" and against.row("bm25", "AP")["delta"] == pytest.approx(-0.2)
+
+
+def test_unknown_systems_and_baselines_are_one_line_errors(chosen_runs):
+    with pytest.raises(BenchError, match=r"no run of system 'opticl' on sw-en .*") as err:
+        report.build_pair_report("sw-en", chosen_runs, systems=["bm25", "opticl"])
+    assert err.value.hint == "did you mean optical?"
+    with pytest.raises(BenchError, match="baseline 'mdense' is not among the chosen systems \\(bm25, optical\\)"):
+        report.build_pair_report("sw-en", chosen_runs, "mdense", systems=["bm25", "optical"])
+    with pytest.raises(BenchError, match="baseline 'mdense' has no complete run on sw-en"):
+        report.build_pair_report("sw-en", chosen_runs, "mdense")
+
+
+def test_external_and_plugin_runs_are_marked_with_a_legend(chosen_runs):
+    make_run(chosen_runs, "sw-en", "tiny-plug", {"AP": EIGHT}, spec={"system": "tiny-plug", "plugin": "tiny==0.1"})
+    built = report.build_pair_report("sw-en", chosen_runs, n_resamples=N_RESAMPLES)
+    assert built.origins == {"my_run": "external", "tiny-plug": "plugin"}
+    page = report.pair_page(built, chosen_runs.parent)
+    assert [row[0].text for row in page.effectiveness.rows] == [
+        "bm25 (baseline)", "optical", "oracle-bm25 (ceiling)", "my_run (external)", "tiny-plug (plugin)"]
+    assert page.effectiveness_note.endswith(
+        " external: a run made elsewhere, scored by bench (bench eval, bench run --run); plugin: a system of another "
+        "package (the bench.systems entry points) (tiny-plug: tiny==0.1).")
+
+
+def test_latex_summary_table(chosen_runs, tmp_path):
+    paths = report.write_pair_report("sw-en", chosen_runs, tmp_path / "reports", formats=["latex"],
+                                     n_resamples=N_RESAMPLES)
+    assert [p.name for p in paths] == ["sw-en.perquery.csv", "sw-en.tex"]
+    assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == ["sw-en.perquery.csv", "sw-en.tex"]
+    lines = (tmp_path / "reports" / "sw-en.tex").read_text().splitlines()
+    assert lines[0].startswith("% bench report of sw-en, generated ") and "booktabs" in lines[0]
+    assert lines[1:] == [
+        r"\begin{table}[t]",
+        r"\centering",
+        r"\caption{sw-en: effectiveness, sw queries and en documents.}",
+        r"\label{tab:sw-en}",
+        r"\begin{tabular}{lr}",
+        r"\toprule",
+        r"system & MAP \\",
+        r"\midrule",
+        r"bm25 (baseline) & 0.450 \\",
+        r"optical & \textbf{0.650}$^{\dagger}$ \\",  # bold: the best competitor, never the ceiling
+        r"oracle-bm25 (ceiling) & 0.950$^{\dagger}$ \\",
+        r"my\_run (external) & 0.460 \\",
+        r"\bottomrule",
+        r"\end{tabular}",
+        r"\par\smallskip",
+        r"{\footnotesize Mean over the 8 judged queries; bold: the best of each measure (a ceiling never is). "
+        r"$^{\dagger}$ differs from the baseline bm25: paired randomization test, Holm-corrected across the 3 "
+        r"systems compared, p \textless{} 0.05. Holm's family (MAP): the 3 comparisons with bm25 (optical, "
+        r"oracle-bm25, my\_run). external: a run made elsewhere, scored by bench (bench eval, bench run -{}-run).\par}",
+        r"\end{table}",
+    ]
+
+
+def test_csv_summary_table(chosen_runs, tmp_path):
+    report.write_pair_report("sw-en", chosen_runs, tmp_path / "reports", formats=["md", "csv"], n_resamples=N_RESAMPLES)
+    assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == [
+        "sw-en.md", "sw-en.perquery.csv", "sw-en.summary.csv"]
+    lines = (tmp_path / "reports" / "sw-en.summary.csv").read_text().splitlines()
+    # p: 2/256 = 0.0078125, Holm × 3 and × 2 with the running maximum: 0.0234375 for both; my_run: d (0, ..., 0.08)
+    # is reached by every sign assignment: p 1
+    assert lines == ["system,role,seeds,AP,AP p_randomization,AP p_holm",
+                     "bm25,baseline,1,0.45,,",
+                     "optical,,1,0.65,0.0078125,0.0234375",
+                     "oracle-bm25,ceiling,1,0.95,0.0078125,0.0234375",
+                     "my_run,external,1,0.46,1,1"]
+
+
+def test_unknown_format_is_an_error_and_nothing_is_written(chosen_runs, tmp_path):
+    with pytest.raises(BenchError, match="unknown report format 'pdf'"):
+        report.write_pair_report("sw-en", chosen_runs, tmp_path / "reports", formats=["md", "pdf"])
+    assert not (tmp_path / "reports").exists()
+    assert report.report_formats(None) == ("md", "html")
+    assert report.report_formats("latex, csv,latex") == ("latex", "csv")
+
+
+def test_measures_not_stored_are_scored_from_run_trec_in_memory(tmp_path):
+    """Issue 25: a measure a run was not stored with is computed from its run.trec and the qrels the caller
+    gives; the run's files are not touched."""
+    qrels = {"q1": {"d1": 1}, "q2": {"d2": 1, "d3": 1}, "q3": {"d4": 1}}
+    root = tmp_path / "runs"
+    # bm25 ranks q1: d2, d1; q2: d2, d4, d3; q3: nothing -> AP 1/2, (1 + 2/3)/2, 0; P@1 0, 1, 0
+    make_run(root, "sw-en", "bm25", {"AP": [0.5, 5 / 6, 0.0]}, query_ids=["q1", "q2", "q3"],
+             run={"q1": {"d2": 2.0, "d1": 1.0}, "q2": {"d2": 3.0, "d4": 2.0, "d3": 1.0}, "q3": {}})
+    # optical ranks q1: d1; q2: d3, d2; q3: d5, d4 -> AP 1, 1, 1/2; P@1 1, 1, 0 (stored with nDCG@10 only)
+    make_run(root, "sw-en", "optical", {"nDCG@10": [0.9, 0.9, 0.9]}, query_ids=["q1", "q2", "q3"],
+             run={"q1": {"d1": 1.0}, "q2": {"d3": 2.0, "d2": 1.0}, "q3": {"d5": 2.0, "d4": 1.0}})
+    before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    asked = []
+
+    def load(pair, runs):
+        asked.append((pair, sorted(r.name for r in runs)))
+        return qrels
+
+    built = report.build_pair_report("sw-en", root, measures=["P@1", "AP"], qrels=load, n_resamples=N_RESAMPLES)
+    assert asked == [("sw-en", ["bm25", "optical"])]  # loaded once, for the runs that need it
+    assert built.measures == ["P@1", "AP"] and built.primary == "P@1"
+    assert built.rescored == {"bm25": ["P@1"], "optical": ["P@1", "AP"]}
+    assert built.row("bm25", "AP")["mean"] == pytest.approx((0.5 + 5 / 6 + 0) / 3)  # as stored
+    assert built.row("optical", "AP")["mean"] == pytest.approx((1 + 1 + 0.5) / 3)  # by hand from run.trec
+    assert built.row("bm25", "P@1")["mean"] == pytest.approx(1 / 3)
+    assert built.row("optical", "P@1")["mean"] == pytest.approx(2 / 3)
+    assert set(built.per_query["measure"]) == {"P@1", "AP"}  # nDCG@10 is not asked for
+    assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before
+    page = report.pair_page(built, tmp_path)
+    assert page.effectiveness_note.endswith(
+        "Scored for this report from the stored run.trec on the pair's qrels (the stored runs hold other measures "
+        "and are unchanged): bm25: P@1; optical: P@1, MAP.")
+    with pytest.raises(BenchError, match="run bm25 of sw-en was not stored with P@1, and no qrels were given"):
+        report.build_pair_report("sw-en", root, measures=["P@1"])
+    # measures every run holds need no qrels
+    assert report.build_pair_report("sw-en", root, systems=["bm25"], measures=["AP"]).measures == ["AP"]
+
+
+def test_query_ids_in_natural_order(tmp_path):
+    root = tmp_path / "runs"
+    ids = ["q10", "109", "q2", "11", "103"]
+    make_run(root, "sw-en", "bm25", {"AP": [0.5] * 5}, query_ids=ids)
+    make_run(root, "sw-en", "optical", {"AP": [0.7] * 5}, query_ids=ids)  # every difference ties at +0.2
+    paths = report.write_pair_report("sw-en", root, tmp_path / "reports", n_resamples=N_RESAMPLES)
+    table = pd.read_csv(paths[0], dtype={"query_id": str})
+    assert table[table["system"] == "bm25"]["query_id"].tolist() == ["11", "103", "109", "q2", "q10"]
+    built = report.build_pair_report("sw-en", root, n_resamples=N_RESAMPLES)
+    assert list(built.diffs.index) == ["11", "103", "109", "q2", "q10"]  # ties broken in natural order
+    md = paths[1].read_text()
+    assert ("- largest gains: 11 (+0.200), 103 (+0.200), 109 (+0.200), q2 (+0.200), q10 (+0.200)") in md
+
+
+def test_p_value_at_its_floor_is_shown_as_a_bound():
+    assert report.fmt_p(1 / 10_001, 10_000) == "< 1e-4"
+    assert report.fmt_p(1 / 1_000, 999) == "≤ 1e-3"  # the floor is exactly 1e-3
+    assert report.fmt_p(2 / 10_001, 10_000) == "2.0e-04"  # above the floor: the estimate
+    assert report.fmt_p(1 / 10_001) == "1.0e-04"  # not a randomization p-value: no floor
+    assert report.fmt_p(2 / 16, 10_000) == "0.125"  # enumerated (exact): never at the floor
+
+
+def test_power_line_shows_the_minimum_detectable_effect(tmp_path):
+    root = tmp_path / "runs"
+    make_run(root, "sw-en", "bm25", {"AP": [0.5, 0.5, 0.5, 0.5]})
+    make_run(root, "sw-en", "mdense", {"AP": [0.6, 0.7, 0.8, 0.9]})
+    make_run(root, "sw-en", "optical", {"AP": [0.5, 0.5, 0.5, 0.52]})
+    built = report.build_pair_report("sw-en", root, n_resamples=N_RESAMPLES)
+    # mdense: d = (.1, .2, .3, .4), sd = sqrt(.05/3) = 0.1290994, (1.959964 + 0.841621) * sd / sqrt(4) = 0.180842
+    assert built.row("mdense", "AP")["mde"] == pytest.approx(0.180842, abs=1e-6)
+    # optical: d = (0, 0, 0, .02), sd = 0.01, 2.801585 * 0.01 / 2 = 0.014008
+    assert built.row("optical", "AP")["mde"] == pytest.approx(0.014008, abs=1e-6)
+    page = report.pair_page(built, tmp_path)
+    # p (exact, 16 assignments): mdense 2/16, optical 16/16; Holm: 0.25, 1
+    assert page.power == [
+        "mdense: Δ +0.250, MDE 0.181 over 4 queries, p Holm 0.250; |Δ| ≥ MDE: enough queries to detect a difference "
+        "this large",
+        "optical: Δ +0.005, MDE 0.014 over 4 queries, p Holm 1.000; |Δ| < MDE: too few queries to detect a "
+        "difference this small"]
+    md = report.pair_markdown(page)
+    assert "### Power (MAP)\n\n- mdense: Δ +0.250, MDE 0.181" in md
+    assert "| mdense | MAP | +0.250 | 0.181 | 4/0/0 | 0.125 | " in md
+    assert ("(z(1 − α/2) + z(power)) · sd(per-query differences) / √n; a p above α with |Δ| < MDE says too few "
+            "queries, not no difference.") in md
+
+
+def test_bench_report_makes_every_chosen_report_before_writing_any(chosen_runs, tmp_path, monkeypatch, capsys):
+    from cli_run import run_main
+
+    make_run(chosen_runs, "ha-en", "bm25", {"AP": [0.2, 0.4]})  # no optical on ha-en
+    out_dir = tmp_path / "chosen"
+    code, _, err = run_main(monkeypatch, capsys, "report", "--runs", str(chosen_runs), "--reports", str(out_dir),
+                            "--baseline", "optical")
+    assert code == 2 and err.strip() == ("error: baseline 'optical' has no complete run on ha-en (choose one of: "
+                                         "bm25)")
+    assert not out_dir.exists() or not any(out_dir.iterdir())  # sw-en's report was made, and not written
+    code, out, err = run_main(monkeypatch, capsys, "report", "--runs", str(chosen_runs), "--reports", str(out_dir),
+                              "--systems", "optical,bm25", "--format", "md")
+    assert code == 0, err
+    assert sorted(p.name for p in out_dir.iterdir()) == ["ha-en.md", "ha-en.perquery.csv", "sw-en.md",
+                                                         "sw-en.perquery.csv"]  # ha-en: bm25 alone
+    assert out.splitlines()[-1] == ("leaderboard left as it was: --pair, --pair-file, --systems, --baseline and "
+                                    "--measures choose pair reports only")
+    md = (out_dir / "sw-en.md").read_text()
+    assert "Holm's family (MAP): the 1 comparison with bm25 (optical)." in md and "oracle-bm25" not in md
+    code, out, _ = run_main(monkeypatch, capsys, "report", "--runs", str(chosen_runs), "--reports", str(out_dir))
+    assert code == 0 and (out_dir / "leaderboard.json").is_file() and (out_dir / "sw-en.html").is_file()
+    html = (out_dir / "sw-en.html").read_text()
+    assert "<p class=\"note\">Holm&#39;s family (MAP): the 3 comparisons with bm25" in html
+    assert "<h3>Power (MAP)</h3>" in html and "my_run (external)" in html

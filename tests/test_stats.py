@@ -206,3 +206,40 @@ def test_head_to_head_pairs_holm_over_the_family():
     # Holm over the two comparisons: 2 × 0.125, then max(0.25, 1 × 1.0)
     assert list(table["p_holm"]) == pytest.approx([0.25, 1.0])
     assert not table["significant"].any()
+
+
+# --- natural query order, the p-value floor, the minimum detectable effect (issue 25/26) ---------------
+
+
+def test_query_ids_sort_naturally():
+    ids = ["q10", "109", "qa", "11", "q2", "103", "7", "007", "q02"]
+    # digit runs by number, before text; equal numbers by their text; text runs as strings
+    assert stats.natural(ids) == ["007", "7", "11", "103", "109", "q02", "q2", "q10", "qa"]
+    assert stats.query_key("q10") > stats.query_key("q9") and stats.query_key("11") < stats.query_key("103")
+
+
+def test_paired_values_list_queries_naturally():
+    rows = [(s, q, "AP", v) for s, v in (("a", 0.5), ("b", 0.4)) for q in ("q10", "109", "q2", "11")]
+    table = pd.DataFrame(rows, columns=["system", "query_id", "measure", "value"])
+    assert list(stats.paired_values(table, "a", "b", "AP").index) == ["11", "109", "q2", "q10"]
+
+
+def test_randomization_floor_is_one_over_resamples_plus_one():
+    assert stats.randomization_floor(10_000) == 1 / 10_001
+    p = stats.randomization_test([0.6] * 20, [0.5] * 20, n_resamples=999, seed=0)  # c = 0: p = 1/1000
+    assert stats.at_floor(p, 999) and not stats.at_floor(p, 10_000)
+    exact = stats.randomization_test([0.5, 0.6, 0.7, 0.8], [0.4] * 4, n_resamples=999)  # 2/16, enumerated
+    assert not stats.at_floor(exact, 999) and not stats.at_floor(float("nan"), 999)
+
+
+def test_minimum_detectable_effect_by_hand():
+    # d = (.1, .2, .3, .4): sd (ddof 1) = sqrt(.05/3) = 0.1290994; z(.975) + z(.8) = 1.959964 + 0.841621 = 2.801585;
+    # MDE = 2.801585 * 0.1290994 / sqrt(4) = 0.180842
+    assert stats.minimum_detectable_effect([0.1, 0.2, 0.3, 0.4]) == pytest.approx(0.180842, abs=1e-6)
+    # alpha 0.01, power 0.9: (2.575829 + 1.281552) * 0.1290994 / 2 = 0.248992
+    assert stats.minimum_detectable_effect([0.1, 0.2, 0.3, 0.4], alpha=0.01, power=0.9) == pytest.approx(
+        0.248992, abs=1e-6)
+    assert math.isnan(stats.minimum_detectable_effect([0.3]))
+    table = long_table({"bm25": {"AP": [0.1, 0.1, 0.1, 0.1]}, "x": {"AP": [0.2, 0.3, 0.4, 0.5]}})
+    out = stats.compare(table, "bm25", n_resamples=100).set_index("system")
+    assert out.loc["x", "mde"] == pytest.approx(0.180842, abs=1e-6) and math.isnan(out.loc["bm25", "mde"])

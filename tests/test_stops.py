@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.results.runs import load_run
 from cli_run import clean_bm25_run
 
 TINY = Path(__file__).parent / "data" / "tiny-pair"
@@ -41,10 +42,10 @@ class Bench:
         self.home, self.runs, self.root = root / "home", root / "runs", root
         self.env = {**os.environ, "BENCH_HOME": str(self.home), "HF_HUB_OFFLINE": "1", "BENCH_THREADS": "1"}
 
-    def start(self) -> subprocess.Popen:
+    def start(self, *extra: str) -> subprocess.Popen:
         self.err = open(self.root / "stderr.txt", "w+")
         args = [str(BENCH), "-q", "run", "--pair-file", str(TINY / "pair.yaml"), "--systems", "bm25",
-                "--runs", str(self.runs), "--no-report"]
+                "--runs", str(self.runs), "--no-report", *extra]
         return subprocess.Popen(args, env=self.env, stdout=subprocess.DEVNULL, stderr=self.err)
 
     def stop(self, proc, when, sig, timeout=120.0) -> tuple[int, list[str]]:
@@ -107,11 +108,17 @@ def test_stops_with_the_jvm_up_unwind_and_a_killed_run_is_cleaned_by_the_rerun(t
     assert bench.temps() == []
     assert (bench.runs / "xx-en" / "bm25" / "run.trec").read_bytes() == reference
 
-    # SIGTERM on a warm cache, with the JVM up (searching, or writing the run)
-    code, lines = bench.stop(bench.start(), jvm_loaded, signal.SIGTERM)
+    # SIGTERM on a warm cache, with the JVM up (searching, or writing the run), in a run of other measures (so
+    # other bytes): the run directory is the earlier run, untouched, or this whole one, never a mix
+    run = bench.runs / "xx-en" / "bm25"
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    code, lines = bench.stop(bench.start("--measures", "nDCG@10"), jvm_loaded, signal.SIGTERM)
     assert (code, lines) == (143, [LINE.format("SIGTERM")])
     assert bench.temps() == []
-    assert (bench.runs / "xx-en" / "bm25" / "run.trec").read_bytes() == reference  # the earlier run, or this one
+    after = {p.name: p.read_bytes() for p in run.iterdir()}
+    stored = load_run(run)  # whole: its files are those its manifest hashes
+    assert after == before or (sorted(stored.per_query.measure.unique()) == ["nDCG@10"]
+                               and after["run.trec"] == reference)
 
 
 WATCHDOG = """

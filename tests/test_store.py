@@ -132,3 +132,48 @@ def test_export_mirror_writes_a_mirror_that_fetch_can_read(tmp_path, bench_home,
     monkeypatch.setenv("BENCH_MIRROR", str(out))
     monkeypatch.setenv("BENCH_HOME", str(tmp_path / "other-home"))
     assert store.fetch(remote).read_bytes() == content
+
+
+@pytest.mark.parametrize("exchange", [True, False], ids=["renameat2", "renamed-aside"])
+def test_a_directory_written_again_replaces_the_old_one_whole(tmp_path, monkeypatch, exchange):
+    """atomic_dir over an existing directory: swapped in one step where Linux's renameat2 is (the old one is
+    never missing, even for a moment: tests/test_runs.py kills a writer there), else renamed aside and removed;
+    either way the new directory, whole, and nothing else is left."""
+    target = tmp_path / "artifact"
+    with store.atomic_dir(target) as tmp:
+        (tmp / "old-only").write_text("old")
+        (tmp / "value").write_text("old")
+    swapped = []
+    real = store._exchange
+
+    def exchange_spy(a, b):
+        swapped.append(real(a, b) if exchange else False)
+        if swapped[-1]:
+            assert (b / "value").read_text() == "new" and (a / "value").read_text() == "old"  # both whole
+        return swapped[-1]
+
+    monkeypatch.setattr(store, "_exchange", exchange_spy)
+    with store.atomic_dir(target) as tmp:
+        (tmp / "value").write_text("new")
+    assert swapped == [exchange]
+    assert sorted(p.name for p in target.iterdir()) == [".complete", "value"]
+    assert (target / "value").read_text() == "new"
+    assert [p.name for p in tmp_path.iterdir()] == ["artifact"]
+
+
+def test_renameat2_swaps_two_directories():
+    import os
+    import tempfile
+    from pathlib import Path
+
+    if store._renameat2() is None:
+        pytest.skip("no renameat2 in this C library")
+    with tempfile.TemporaryDirectory() as d:
+        a, b = Path(d) / "a", Path(d) / "b"
+        a.mkdir()
+        b.mkdir()
+        (a / "x").write_text("a")
+        (b / "y").write_text("b")
+        assert store._exchange(a, b)
+        assert os.listdir(a) == ["y"] and os.listdir(b) == ["x"]
+        assert not store._exchange(a, Path(d) / "gone")  # nothing to swap with

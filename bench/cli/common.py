@@ -11,6 +11,8 @@
   ``BENCH_BATCH_TOKENS``, read by :mod:`bench.infra.devices`) for the command and the processes it starts;
   a device this machine lacks is one line before anything runs. :class:`BenchGroup` adds them to the
   commands that run models (:data:`DEVICE_COMMANDS`).
+- :func:`pair_given`: the pair of ``--pair`` or ``--pair-file``; :func:`echo_means`: the final table of the
+  commands that store runs (``bench run``, ``bench eval``, ``bench fuse``).
 - :func:`systems_listing`: the lines of ``bench systems``.
 """
 
@@ -149,3 +151,27 @@ def systems_listing(systems) -> list[str]:
     names = [f.name for f in fields(RunOptions)]
     w = max(len(flag(n)) for n in names)
     return lines + ["", "options (flags of bench run):"] + [f"  {flag(n).ljust(w)}  {HELP[n]}" for n in names]
+
+
+def pair_given(pair_name: str | None, pair_file: Path | None) -> str | Path:
+    """The pair of ``--pair`` or ``--pair-file`` (exactly one of them)."""
+    if bool(pair_name) == bool(pair_file):
+        raise BenchError("give exactly one of --pair and --pair-file", "e.g. bench run --pair sw-en")
+    return Path(pair_file) if pair_file else pair_name
+
+
+def echo_means(pair: str, results) -> None:
+    """The runs' means in the order and names of the report's tables (``MAP`` for ir_measures' ``AP``)."""
+    from bench.results.report import label
+    from bench.systems import place
+
+    if not results:
+        return
+    results = sorted(results, key=lambda r: (place(r.system), r.system))
+    measures = list(dict.fromkeys(m for r in results for m in r.means))
+    width = max(len(r.system) for r in results)
+    click.echo(f"\n{pair}")
+    click.echo("system".ljust(width) + "".join(f"{label(m):>10}" for m in measures) + f"{'time (s)':>10}")
+    for r in results:
+        scores = "".join(f"{r.means[m]:>10.4f}" if m in r.means else f"{'—':>10}" for m in measures)
+        click.echo(r.system.ljust(width) + scores + f"{r.wall_time_s:>10.1f}")

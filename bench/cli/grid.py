@@ -39,10 +39,12 @@ from bench.errors import BenchError
 @click.option("--reports", "reports_dir", type=click.Path(path_type=Path), help="Where reports go (default: reports).")
 @click.option("--no-report", is_flag=True, default=None, help="Write the runs only.")
 @click.option("--dry-run", is_flag=True, help="Print the plan (its cells and needs) and stop.")
+@click.option("--force", is_flag=True, help="Run every cell again, even one whose stored run has identical inputs.")
 def grid_cmd(grid_file, pairs, pair_files, systems_list, seeds, noise, ray_address, max_parallel, shards, retries,
-             depth, measures, runs_root, reports_dir, no_report, dry_run, **option_values) -> None:
-    """Run the experiment grid: every pair × system × seed × noise rate, each artifact built once; a rerun
-    runs only the cells without a complete run. Exits non-zero if a cell failed."""
+             depth, measures, runs_root, reports_dir, no_report, dry_run, force=False, **option_values) -> None:
+    """Run the experiment grid: every pair × system × seed × noise rate, each artifact built once; a cell whose
+    stored run has identical inputs is reused (as by bench run), unless --force. Exits non-zero if a cell
+    failed."""
     from bench.experiment.grid import grid_spec, load_grid_file, plan_grid
     from bench.experiment.grid_exec import run_plan, write_reports
     from bench.cli.common import check_dirs
@@ -58,7 +60,7 @@ def grid_cmd(grid_file, pairs, pair_files, systems_list, seeds, noise, ray_addre
     values["options"] = options
     spec = grid_spec(values, grid_file.parent.resolve() if grid_file else None)
     check_dirs(("--runs", spec.runs, True), ("--reports", None if spec.no_report else spec.reports, True))
-    plan = plan_grid(spec)
+    plan = plan_grid(spec, force=force)
     where = "in this process" if spec.ray is None else f"on Ray ({spec.ray})"
     click.echo(f"grid: {len(plan.cells)} cell(s) to run on {len(plan.pairs)} pair(s), {len(plan.needs)} artifact(s) "
                f"to build, {where}")
@@ -70,7 +72,7 @@ def grid_cmd(grid_file, pairs, pair_files, systems_list, seeds, noise, ray_addre
         return
     result = None
     if not plan.cells:
-        click.echo("nothing to run: every cell has a complete run")
+        click.echo("nothing to run: every cell has a stored run with identical inputs")
     else:
         quiet = click.get_current_context().meta.get(LOG_STATE, {}).get("quiet", False)
         result = run_plan(plan, ray=spec.ray, max_parallel=spec.max_parallel, retries=spec.retries, echo=click.echo,
@@ -83,4 +85,5 @@ def grid_cmd(grid_file, pairs, pair_files, systems_list, seeds, noise, ray_addre
     if failed:
         first = f"{failed[0].label}: {failed[0].error}"
         raise BenchError(f"{len(failed)} of {len(result.cells)} cells failed (first: {first})",
-                         "fix them and run bench grid again: it runs only the cells without a complete run")
+                         "fix them and run bench grid again: it runs only the cells without a stored run of "
+                         "identical inputs")

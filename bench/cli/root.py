@@ -14,7 +14,7 @@ import click
 
 from bench.cli.common import LOG_FLAGS, LOG_STATE, SETUP_LOGGING, BenchGroup
 from bench.errors import BenchError
-from bench.infra import progress
+from bench.infra import library_output, progress
 from bench.infra.environment import check_environment
 
 log = logging.getLogger("bench")
@@ -74,6 +74,7 @@ def main() -> None:
     from bench.infra import interrupts
 
     debug = "--debug" in sys.argv[1:]
+    library_output.show(debug)  # Java's output, transformers' bars, Ray workers' logs: as printed under --debug
     code = 0
     try:
         interrupts.install()  # SIGTERM and SIGINT unwind like Ctrl-C, JVM or not, and never hang

@@ -3,7 +3,7 @@ name, or the path of a pair file (YAML/TOML, :mod:`bench.data.collection.local`)
 
 The CLI (``--pair``, ``--pair-file``), the Python API, the grid and its workers (which get the reference,
 a plain string, and resolve it where they run) all call :func:`resolve_pair`; a pair file is loaded once
-per process and file version.
+per process and version of the pair file and of the files it names (a changed qrels file is another pair).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from bench.data.pairs import PAIRS, Pair, get_pair
 
 PAIR_FILE_SUFFIXES = (".yaml", ".yml", ".toml")
 
-_LOADED: dict[tuple, Pair] = {}
+_LOADED: dict[tuple, tuple[Pair, tuple]] = {}  # per pair file version: the pair, its files' stamps
 
 
 def resolve_pair(pair: str | Path | Pair) -> Pair:
@@ -29,11 +29,24 @@ def resolve_pair(pair: str | Path | Pair) -> Pair:
         return get_pair(text)
     if not path.is_file():
         return load_pair_file(path)  # the one error for a missing pair file
-    st = path.stat()
-    stamp = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    if stamp not in _LOADED:
-        _LOADED[stamp] = load_pair_file(path)
-    return _LOADED[stamp]
+    stamp = (str(path.resolve()), *_stat(path))
+    known = _LOADED.get(stamp)
+    if known is None or _files_stamp(known[0]) != known[1]:  # the pair file, or a file it names, changed
+        loaded = load_pair_file(path)
+        known = _LOADED[stamp] = (loaded, _files_stamp(loaded))
+    return known[0]
+
+
+def _stat(path: Path) -> tuple:
+    try:
+        st = path.stat()
+    except OSError:
+        return (None,)
+    return st.st_size, st.st_mtime_ns
+
+
+def _files_stamp(pair: Pair) -> tuple:
+    return tuple(sorted((key, *_stat(Path(file))) for key, file in pair.files.items()))
 
 
 def pair_ref(given: str | Path | Pair) -> str:

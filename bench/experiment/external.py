@@ -1,12 +1,18 @@
-"""External runs: a TREC run made elsewhere, validated, scored with ir-measures and stored like a run of
-a built-in system (``runs/<pair>/<NAME>/``), so reports, head-to-head tests, the leaderboard and
-``bench check`` treat it like any other.
+"""External runs: a run made elsewhere, validated, scored with ir-measures and stored like a run of a built-in
+system (``runs/<pair>/<NAME>/``), so reports, head-to-head tests, the leaderboard and ``bench check`` treat it
+like any other.
 
-A run file holds one line per retrieved document, ``query_id Q0 doc_id rank score tag``: six
-whitespace-separated columns, a finite number written plainly as score (not ``1_0``, ``nan`` or ``1e400``;
-the rank and tag columns are not read: ir-measures ranks by score). Every query id must be a query of the
-pair, and a (query, document) pair may appear once. Any violation is one error naming the file and line,
-and nothing is stored: every ``--run`` of an invocation is validated before the first is written.
+A run file is in one of two formats, told apart by its first line's columns (whitespace-separated):
+
+- TREC: ``query_id Q0 doc_id rank score tag``, six columns, a finite number written plainly as score (not
+  ``1_0``, ``nan`` or ``1e400``; the rank and tag columns are not read: ir-measures ranks by score);
+- MS MARCO (pyserini's ``--output-format msmarco``): ``query_id doc_id rank``, three columns, the rank a
+  whole number from 1; the scores are derived from the ranks (``-rank``: descending with the rank), and a
+  warning says so.
+
+Either may be gzip-compressed (told by the file's first bytes, not its name). Every query id must be a query
+of the pair, and a (query, document) pair may appear once. Any violation is one error naming the file and
+line, and nothing is stored: every ``--run`` of an invocation is validated before the first is written.
 Documents that are not in the collection are allowed (a run made against another copy of the corpus):
 they are counted, reported as a warning and recorded in the manifest (``n_unknown_docs``); they can never
 be relevant.
@@ -14,10 +20,12 @@ be relevant.
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 import re
 import time
+import zlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,6 +38,7 @@ from bench.experiment.runner import RunResult, git_commit, package_versions, pai
 from bench.results.runs import (MANIFEST_FILE, QUERIES_FILE, TREC_LINE, format_queries, parse_run_name, run_dir,
                                 trec_score, write_run)
 from bench.infra.store import sha256_file
+from bench.infra.strict import plain_number
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +54,8 @@ class ExternalRun:
     sha256: str
     run: dict[str, dict[str, float]]
     n_lines: int
+    format: str  # TREC or MSMARCO
+    gzip: bool
     n_unknown_docs: int | None  # None when the collection's documents could not be read here
     unknown_examples: list[str]
 
@@ -73,35 +84,85 @@ def check_name(name: str) -> None:
                          f"choose a name without that ending, e.g. {name.replace('+', '-')}")
 
 
-def _lines(path: Path) -> Iterable[tuple[int, str]]:
-    """(line number, line) of the non-blank lines; bytes that are not UTF-8 are an error naming the line."""
+GZIP_MAGIC = b"\x1f\x8b"
+TREC, MSMARCO = "trec", "msmarco"
+COLUMNS = {TREC: 6, MSMARCO: 3}
+MSMARCO_LINE = "each line is 'query_id doc_id rank' (pyserini's MS MARCO format: three tab-separated columns)"
+FORMAT_LINE = {TREC: TREC_LINE, MSMARCO: MSMARCO_LINE}
+EITHER_LINE = "a TREC run's lines are 'query_id Q0 doc_id rank score tag', an MS MARCO run's 'query_id doc_id rank'"
+
+
+@dataclass
+class RunFile:
+    """A run file read: its run, its number of (non-blank) lines, its format and whether it was gzip-compressed."""
+
+    run: dict[str, dict[str, float]]
+    n_lines: int
+    format: str  # TREC or MSMARCO
+    gzip: bool
+
+
+def is_gzip(path: Path) -> bool:
+    """Whether ``path`` starts with gzip's magic bytes (an error naming the file when it cannot be read)."""
     try:
-        f = open(path, "rb")
+        with open(path, "rb") as f:
+            return f.read(len(GZIP_MAGIC)) == GZIP_MAGIC
     except OSError as exc:
         raise BenchError(f"cannot read run file {path}: {exc.strerror}", "check the path") from exc
+
+
+def _lines(path: Path, compressed: bool) -> Iterable[tuple[int, str]]:
+    """(line number, line) of the non-blank lines (of the decompressed text when ``compressed``); bytes that are
+    not UTF-8 are an error naming the line, a damaged gzip stream one naming the file."""
+    try:
+        f = gzip.open(path, "rb") if compressed else open(path, "rb")
+    except OSError as exc:
+        raise BenchError(f"cannot read run file {path}: {exc.strerror}", "check the path") from exc
+    n = 0
     with f:
-        for n, raw in enumerate(f, 1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise BenchError(f"{path}:{n}: not UTF-8 (byte {raw[exc.start]:#04x})",
-                                 "save the run as UTF-8") from None
-            if line.strip():
-                yield n, line
+        try:
+            for n, raw in enumerate(f, 1):
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise BenchError(f"{path}:{n}: not UTF-8 (byte {raw[exc.start]:#04x})",
+                                     "save the run as UTF-8") from None
+                if line.strip():
+                    yield n, line
+        except (OSError, EOFError, zlib.error) as exc:
+            raise BenchError(f"{path}: the gzip stream is damaged after line {n} ({exc})",
+                             "compress the run again (gzip), or give it uncompressed") from None
 
 
-def read_run(path: Path, query_ids: set[str], pair: str = "the pair") -> tuple[dict[str, dict[str, float]], int]:
-    """The run dict of a TREC run file and its number of lines, validated (see the module docstring)."""
+def read_run(path: Path, query_ids: set[str] | None = None, pair: str = "the pair") -> RunFile:
+    """The run of a run file, TREC or MS MARCO, plain or gzip-compressed, validated (see the module docstring);
+    with ``query_ids``, a query id that is not one of them is an error naming the line."""
+    path = Path(path)
+    compressed = is_gzip(path)
     run: dict[str, dict[str, float]] = {}
     first_line: dict[tuple[str, str], int] = {}
+    fmt = None
     count = 0
-    for n, line in _lines(path):
+    for n, line in _lines(path, compressed):
         cols = line.split()
-        if len(cols) != 6:
-            raise BenchError(f"{path}:{n}: expected 6 columns, got {len(cols)}: {line.strip()[:80]!r}", TREC_LINE)
-        qid, _, doc_id, _, score_text, _ = cols
-        score = trec_score(path, n, score_text)
-        if qid not in query_ids:
+        if fmt is None:
+            fmt = next((f for f, width in COLUMNS.items() if width == len(cols)), None)
+            if fmt is None:
+                raise BenchError(f"{path}:{n}: expected 6 columns (TREC) or 3 (MS MARCO), got {len(cols)}: "
+                                 f"{line.strip()[:80]!r}", EITHER_LINE)
+            if fmt == MSMARCO:
+                log.warning("%s: an MS MARCO run (query_id, doc_id, rank): its scores are derived from the ranks "
+                            "(score = -rank, descending with the rank)", path)
+        if len(cols) != COLUMNS[fmt]:
+            raise BenchError(f"{path}:{n}: expected {COLUMNS[fmt]} columns, got {len(cols)}: {line.strip()[:80]!r}",
+                             FORMAT_LINE[fmt])
+        if fmt == TREC:
+            qid, _, doc_id, _, score_text, _ = cols
+            score = trec_score(path, n, score_text)
+        else:
+            qid, doc_id, rank_text = cols
+            score = -_rank(path, n, rank_text)
+        if query_ids is not None and qid not in query_ids:
             examples = ", ".join(sorted(query_ids)[:3])
             raise BenchError(f"{path}:{n}: unknown query id {qid!r}: not a query of {pair}",
                              f"query ids are the collection's own (e.g. {examples})")
@@ -113,7 +174,18 @@ def read_run(path: Path, query_ids: set[str], pair: str = "the pair") -> tuple[d
         count += 1
     if not count:
         raise BenchError(f"{path}: the run file has no lines", TREC_LINE)
-    return run, count
+    return RunFile(run, count, fmt, compressed)
+
+
+def _rank(path: Path, n: int, text: str) -> float:
+    """The rank ``text`` of line ``n`` of the MS MARCO run ``path``: a whole number from 1."""
+    try:
+        rank = plain_number(text, int)
+    except ValueError as exc:
+        raise BenchError(f"{path}:{n}: rank {text!r} {exc}", MSMARCO_LINE) from None
+    if rank < 1:
+        raise BenchError(f"{path}:{n}: rank {text!r} is not 1 or more", MSMARCO_LINE)
+    return float(rank)
 
 
 def _doc_ids(collection) -> set[str] | None:
@@ -126,7 +198,8 @@ def _doc_ids(collection) -> set[str] | None:
 
 
 def validate(name: str, path: Path, query_ids: set[str], doc_ids: set[str] | None, pair: str) -> ExternalRun:
-    run, lines = read_run(path, query_ids, pair)
+    read = read_run(path, query_ids, pair)
+    run, lines = read.run, read.n_lines
     unknown = None if doc_ids is None else sorted({d for docs in run.values() for d in docs if d not in doc_ids})
     if unknown:
         n_unknown = sum(1 for docs in run.values() for d in docs if d not in doc_ids)
@@ -134,7 +207,8 @@ def validate(name: str, path: Path, query_ids: set[str], doc_ids: set[str] | Non
                     path, n_unknown, lines, pair, ", ".join(unknown[:3]))
     else:
         n_unknown = None if unknown is None else 0
-    return ExternalRun(name, Path(path), sha256_file(path), run, lines, n_unknown, (unknown or [])[:10])
+    return ExternalRun(name, Path(path), sha256_file(path), run, lines, read.format, read.gzip, n_unknown,
+                       (unknown or [])[:10])
 
 
 def prepare(pair: Pair, specs: Sequence[str], runs_root: Path, collection=None) -> list[ExternalRun]:
@@ -181,7 +255,8 @@ def store(pair: Pair, prepared: Sequence[ExternalRun], runs_root: Path, collecti
         manifest = {
             "pair": pair.name, "system": ext.name, "description": f"external run from {ext.source.name}",
             "external": True, "spec": {"system": ext.name, "external": True, "sha256": ext.sha256},
-            "source": {"path": str(ext.source.resolve()), "sha256": ext.sha256, "lines": ext.n_lines},
+            "source": {"path": str(ext.source.resolve()), "sha256": ext.sha256, "lines": ext.n_lines,
+                       "format": ext.format, "gzip": ext.gzip},
             "n_unknown_docs": ext.n_unknown_docs, "unknown_docs_examples": ext.unknown_examples,
             "options": {}, "pair_info": pair_record(pair), "dataset_id": pair.dataset_id, "data": collection.sources,
             "collection_notes": collection.notes, "models": {}, "artifacts": {}, "measures": scores,

@@ -7,8 +7,9 @@ pairs' inputs; downloads fetched now) and expands it into a :class:`GridPlan`:
 - **cells**: one per pair, system and the (seed, noise rate) its run depends on
   (:meth:`bench.systems.System.variant`): the noise rates multiply the systems that read ``bitext_noise``,
   the seeds those that train or learn from noised bitext; every other system runs once (the plan's
-  notes say which). A cell writes ``runs/<pair>/<run_name>/`` like ``bench run``; one whose complete
-  run is stored with the same spec, options, depth and measures is done already and left out.
+  notes say which). A cell writes ``runs/<pair>/<run_name>/`` like ``bench run``; one whose stored run
+  ``bench run`` would reuse (the same identity: :mod:`bench.experiment.identity`) is done already and
+  left out, unless the grid is forced.
 - **needs**: every artifact the cells build (:mod:`bench.systems.needs`), one task per artifact, deduplicated
   across cells, in dependency order, so no artifact is built twice even without the store's locks.
 
@@ -19,21 +20,21 @@ imports Ray (:mod:`bench.experiment.grid_exec` runs a plan).
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Sequence
 
 from bench.data.pair_ref import pair_ref, resolve_pair
-from bench.errors import BenchError
+from bench.errors import BenchError, did_you_mean
 from bench.experiment.plan import (RunPlan, check_options, choose_systems, listed, measure_names, noise_rates,
                                    parse_seeds)
 from bench.systems.needs import Key, Need, combine
 from bench.systems.options import RunOptions
 from bench.data.pairs import Pair
+from bench.experiment.identity import planned_identity, reusable
 from bench.experiment.runner import check_inputs, check_sizes
-from bench.results.runs import load_run, run_dir, run_name
+from bench.results.runs import run_name
 from bench.systems import Job, System
 
 log = logging.getLogger(__name__)
@@ -76,11 +77,8 @@ def grid_spec(values: dict[str, Any], base: Path | None = None) -> GridSpec:
     naming the closest key; paths are relative to ``base`` (a grid file's folder)."""
     unknown = [k for k in values if k not in GRID_KEYS]
     if unknown:
-        import difflib
-
-        close = difflib.get_close_matches(unknown[0], GRID_KEYS, n=1, cutoff=0.6)
         raise BenchError(f"unknown grid key {unknown[0]!r}",
-                         f"did you mean {close[0]}?" if close else "known keys: " + ", ".join(GRID_KEYS))
+                         did_you_mean(unknown[0], GRID_KEYS, "known keys: " + ", ".join(GRID_KEYS)))
     v = {k: x for k, x in values.items() if x is not None}
     here = base or Path(".")
     spec = GridSpec()
@@ -162,9 +160,10 @@ class Cell:
         return f"{self.pair} {self.run}"
 
     def plan(self, runs: Path, depth: int, measures: Sequence[str] | None) -> RunPlan:
-        """The cell as a run plan of its one system (checked with the whole grid by :func:`plan_grid`)."""
+        """The cell as a run plan of its one system (checked with the whole grid by :func:`plan_grid`, which
+        decided that it runs: by the rule that reuses a stored run, so the plan does not ask again)."""
         return RunPlan(resolve_pair(self.ref), self.ref, (self.system,), self.options, depth, self.seed,
-                       tuple(measures) if measures else None, Path(runs))
+                       tuple(measures) if measures else None, Path(runs), force=True)
 
 
 @dataclass
@@ -208,8 +207,9 @@ def resolve_pairs(spec: GridSpec) -> list[tuple[Pair, str]]:
     return found
 
 
-def plan_grid(spec: GridSpec) -> GridPlan:
-    """Check everything and expand the grid (loads each pair's collection and fetches its downloads)."""
+def plan_grid(spec: GridSpec, force: bool = False) -> GridPlan:
+    """Check everything and expand the grid (loads each pair's collection and fetches its downloads). A cell
+    whose stored run would be reused by ``bench run`` is done (:func:`_is_done`); ``force``: none is."""
     measures = measure_names(spec.measures)
     options = RunOptions.from_mapping(spec.options)
     pairs = resolve_pairs(spec)
@@ -223,8 +223,9 @@ def plan_grid(spec: GridSpec) -> GridPlan:
         _check_pair(pair, chosen[pair.name], replace(options, bitext_noise=max(spec.noise)))
     cells, done = [], []
     for pair, ref in pairs:
+        collection = pair.collection()
         for cell in _cells(pair, ref, chosen[pair.name], spec, options):
-            (done if _is_done(cell, pair, spec, measures) else cells).append(cell)
+            (done if not force and _is_done(cell, pair, spec, measures, collection) else cells).append(cell)
     cell_needs, wanted = [], []
     for cell in cells:
         pair = next(p for p, _ in pairs if p.name == cell.pair)
@@ -232,8 +233,8 @@ def plan_grid(spec: GridSpec) -> GridPlan:
         cell_needs.append(replace(cell, needs=tuple(dict.fromkeys(n.key for n in own))))
         wanted += own
     needs = _in_order(combine(wanted, spec.shards))
-    notes = _notes(every, spec, options) + ([f"{len(done)} cell(s) have a complete run already: skipped"]
-                                            if done else [])
+    notes = _notes(every, spec, options) + ([f"{len(done)} cell(s) have a stored run with identical inputs: "
+                                             "reused (--force runs them again)"] if done else [])
     return GridPlan(spec, [p.name for p, _ in pairs], cell_needs, done, needs, notes, measures)
 
 
@@ -270,28 +271,12 @@ def _cells(pair: Pair, ref: str, systems: Sequence[System], spec: GridSpec, opti
     return list(out.values())
 
 
-def _jsonable(value) -> Any:
-    return json.loads(json.dumps(value, sort_keys=True, default=str))
-
-
-def _is_done(cell: Cell, pair: Pair, spec: GridSpec, measures: list[str] | None) -> bool:
-    """A complete, verified run of the cell whose manifest says it was made as the cell would make it."""
-    path = run_dir(Path(spec.runs), cell.pair, cell.system.name, cell.seed, cell.noise)
-    try:
-        stored = load_run(path)
-    except BenchError as exc:
-        log.warning("%s: %s; running it again", cell.label, exc.message)
-        return False
-    if stored is None:
-        return False
-    from bench.results.scoring import parse_measures
-
-    m = stored.manifest
-    want_measures = sorted(str(x) for x in parse_measures(measures or pair.measures))
-    return (m.get("spec") == _jsonable(cell.system.spec_for(cell.options))
-            and m.get("options") == _jsonable(cell.options.as_dict()) and m.get("depth") == spec.depth
-            and m.get("dataset_id") == pair.dataset_id and sorted(m.get("measures") or {}) == want_measures
-            and (stored.seed, stored.noise) == (cell.seed, cell.noise))
+def _is_done(cell: Cell, pair: Pair, spec: GridSpec, measures: list[str] | None, collection) -> bool:
+    """Whether the cell's stored run is reused: the rule of every run (:func:`bench.experiment.identity.reusable`),
+    its identity asked without building anything."""
+    identity = planned_identity(pair, cell.system, cell.options, depth=spec.depth, seed=cell.seed, measures=measures,
+                                collection=collection)
+    return identity is not None and reusable(spec.runs, cell.pair, identity, level=logging.INFO) is not None
 
 
 def _in_order(needs: list[Need]) -> list[Need]:

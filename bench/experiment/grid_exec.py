@@ -15,7 +15,8 @@ Workers get bench's environment (``BENCH_HOME``, ``BENCH_MIRROR``, ``HF_HUB_OFFL
 ``BENCH_DEVICE``, ...) as the job's ``runtime_env`` and again with each task, and one thread per
 task (``BENCH_THREADS``, unless it is set). Every task reports when it starts and ends, so the
 progress shows cells done, running and queued. On Ray each pair's report is a task too, run once
-the pair's cells have ended; the leaderboard is written last, here (:func:`write_reports`).
+the pair's cells have ended; the leaderboard is written last, here (:func:`write_reports`). What the
+workers print stays in Ray's log directory, named when Ray starts, not on the terminal (unless --debug).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typing import Callable
 
 from bench.errors import BenchError
 from bench.experiment.grid import Cell, GridPlan
+from bench.infra import library_output
 from bench.systems.needs import Need
 
 log = logging.getLogger(__name__)
@@ -255,27 +257,31 @@ def _run_here(plan: GridPlan, progress: Progress) -> GridResult:
     return GridResult(outcomes)
 
 
-def _init_ray(address: str, max_parallel: int | None, env: dict, quiet: bool) -> bool:
-    """Start or join Ray unless this process already did (a test, a notebook); True if started here."""
+def _init_ray(address: str, max_parallel: int | None, env: dict) -> Path | None:
+    """Start or join Ray unless this process already did (a test, a notebook); if started here, the directory
+    of its logs, where its workers' output goes (printed through this process under --debug only, as are
+    Ray's own warnings)."""
     import ray
 
     if ray.is_initialized():
         if max_parallel:
             log.info("Ray is running already: --max-parallel does not resize it")
-        return False
-    common = dict(runtime_env={"env_vars": env}, log_to_driver=not quiet, logging_level=logging.WARNING)
+        return None
+    shown = library_output.shown()
+    common = dict(runtime_env={"env_vars": env}, log_to_driver=shown,
+                  logging_level=logging.WARNING if shown else logging.ERROR)
     if address == "local":
-        ray.init(num_cpus=max_parallel or len(os.sched_getaffinity(0)), include_dashboard=False, **common)
+        context = ray.init(num_cpus=max_parallel or len(os.sched_getaffinity(0)), include_dashboard=False, **common)
     else:
         if max_parallel:
             raise BenchError("--max-parallel sizes a local Ray; a cluster runs as many tasks as its resources allow",
                              "drop --max-parallel, or use --ray local")
         try:
-            ray.init(address=address, **common)
+            context = ray.init(address=address, **common)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise BenchError(f"cannot join the Ray cluster at {address}: {one_line(exc)}",
                              "start it with `ray start --head`, or use --ray local") from None
-    return True
+    return Path(context.address_info["session_dir"]) / "logs"
 
 
 def _run_on_ray(plan: GridPlan, progress: Progress, *, address: str, max_parallel: int | None, retries: int,
@@ -285,7 +291,10 @@ def _run_on_ray(plan: GridPlan, progress: Progress, *, address: str, max_paralle
     env = environment()
     env.setdefault("BENCH_THREADS", "1")  # a task has one CPU
     env["_BENCH_LOG_LEVEL"] = str(logging.getLogger().getEffectiveLevel())
-    started_here = _init_ray(address, max_parallel, env, quiet)
+    logs = _init_ray(address, max_parallel, env)
+    started_here = logs is not None
+    if started_here and not quiet and not library_output.shown():
+        progress.echo(f"Ray workers' output goes to {logs} (worker-*.out and worker-*.err, on each node)")
     try:
         gpus = ray.cluster_resources().get("GPU", 0) > 0
         remote_need, remote_cell, remote_report = ray.remote(need_task), ray.remote(cell_task), ray.remote(report_task)

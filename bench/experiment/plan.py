@@ -7,20 +7,22 @@ fetches what the run must fetch (CIRAL's passages, AfriCLIRMatrix's documents), 
 line before hours of training, never after. The :class:`RunPlan` it returns is what ``bench run`` and
 :func:`bench.run` execute (:meth:`RunPlan.execute`); ``bench sweep`` runs one plan per noise rate and
 each cell of ``bench grid`` is a plan of one system (checked once for the whole grid). The CLI and the
-API differ only in how they present the result.
+API differ only in how they present the result. A plan knows before it runs which systems' stored runs
+it reuses (:mod:`bench.experiment.identity`) and what its builds and trainings will take
+(:mod:`bench.experiment.estimate`): what ``bench run --dry-run`` prints.
 """
 
 from __future__ import annotations
 
-import difflib
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from bench.data.pair_ref import pair_ref, resolve_pair
 from bench.data.pairs import Pair
-from bench.errors import BenchError
+from bench.errors import BenchError, did_you_mean
 from bench.infra.environment import check_environment
 from bench.infra.store import check_dir
 from bench.results.runs import MANIFEST_FILE, run_dir
@@ -29,15 +31,13 @@ from bench.systems import System, ci_systems, default_systems, get_system, parse
 from bench.systems.options import RunOptions, flag, unread
 
 
-TRAININGS = ("student", "mt-model")  # the needs that train a model (the long ones on a CPU)
-
-
 @dataclass(frozen=True)
 class RunPlan:
     """A checked run: ``systems`` on ``pair`` under ``options``, ``depth``, ``seed`` and ``measures`` (None:
     the pair's), stored under ``runs``; the report (when ``reports`` is set) against ``baseline``;
     ``external``: validated runs made elsewhere, stored beside the systems'. ``ref``: how a worker
-    process resolves the pair (:func:`bench.data.pair_ref.resolve_pair`)."""
+    process resolves the pair (:func:`bench.data.pair_ref.resolve_pair`). A system whose stored run has
+    the identity this plan gives it is reused (:mod:`bench.experiment.identity`), unless ``force``."""
 
     pair: Pair
     ref: str
@@ -50,6 +50,7 @@ class RunPlan:
     reports: Path | None = None
     baseline: str | None = None
     external: tuple = ()  # bench.experiment.external.ExternalRun
+    force: bool = False  # run every system again, whatever is stored
 
     def execute(self) -> list:
         """Run the systems, then store the external runs (:class:`bench.experiment.runner.RunResult` each)."""
@@ -62,34 +63,61 @@ class RunPlan:
         progress = (lambda _: self.write_report(partial=True)) if self.reports is not None and len(self.systems) > 1 \
             else None
         results = run_systems(pair, list(self.systems), self.runs, depth=self.depth, seed=self.seed,
-                              options=self.options, measures=measures, stored=progress)
+                              options=self.options, measures=measures, stored=progress, force=self.force)
         if self.external:
             results += external.store(pair, self.external, self.runs, measures=measures)
         return results
 
+    @cached_property
+    def reused(self) -> tuple[str, ...]:
+        """The systems whose stored run has the identity this plan gives it (none under ``force``): those
+        :meth:`execute` will reuse. Asked without building anything: a system whose models are not there yet
+        (to be converted or downloaded) is counted as one to run."""
+        if self.force:
+            return ()
+        from bench.experiment.identity import planned_identity, stored_verdict
+
+        collection = self.pair.collection()
+        names = []
+        for system in self.systems:
+            identity = planned_identity(self.pair, system, self.options, depth=self.depth, seed=self.seed,
+                                        measures=self.measures, collection=collection)
+            if identity is not None and stored_verdict(self.runs, self.pair.name, identity).stored is not None:
+                names.append(system.name)
+        return tuple(names)
+
     def needs(self) -> list:
-        """The cached artifacts the systems' runs build on first use (each once; a finished one is reused), in
-        the order they would be built (:mod:`bench.systems.needs`); a plugin's own are not known here."""
+        """The cached artifacts the runs of the systems not :attr:`reused` build on first use (each once; a
+        finished one is reused), in the order they would be built (:mod:`bench.systems.needs`); a plugin's own
+        are not known here."""
         from bench.systems import Job
         from bench.systems.needs import combine
 
         job = Job(self.pair, self.ref, self.options, self.seed)
-        return combine([need for system in self.systems for need in system.needs(job)])
+        return combine([need for system in self.systems if system.name not in self.reused
+                        for need in system.needs(job)])
+
+    @cached_property
+    def estimate(self):
+        """How long building :meth:`needs` takes (:class:`bench.experiment.estimate.Estimate`; a finished one
+        costs nothing)."""
+        from bench.experiment.estimate import estimate
+
+        return estimate(self.pair, self.needs())
 
     def describe(self) -> list[str]:
-        """The plan in words: what a dry run prints (the pair, the systems, the settings, what is built)."""
+        """The plan in words: what a dry run prints (the pair, the systems, the settings, the stored runs
+        reused, what is built or trained and for about how long)."""
         used = self.options.used(self.options.as_dict())
         lines = [f"plan: {len(self.systems)} system(s) on {self.pair.name} ({self.pair.description}), depth "
                  f"{self.depth}, seed {self.seed}, measures {', '.join(self.measures or self.pair.measures)}"
                  + (f", options {', '.join(f'{k}={v}' for k, v in used.items())}" if used else ""),
                  "  systems: " + ", ".join(f"{s.name} ({s.family})" for s in self.systems)]
+        if self.reused:
+            lines.append("  reused, a stored run with identical inputs (--force recomputes): " + ", ".join(self.reused))
         if self.external:
             lines.append("  external runs: " + ", ".join(e.name for e in self.external))
-        needs = self.needs()
-        trainings = [n for n in needs if n.kind in TRAININGS]
-        lines.append(f"  artifacts its first run builds, each once (a finished one under BENCH_HOME is reused): "
-                     f"{len(needs)}, {len(trainings)} of them trainings")
-        lines += [f"    {'train' if n.kind in TRAININGS else 'build'}  {n.label}" for n in needs]
+        lines += self.estimate.lines()
         lines.append(f"  runs in {self.runs / self.pair.name}"
                      + (f", report in {self.reports}" if self.reports is not None else ", no report"))
         return lines
@@ -112,11 +140,12 @@ def plan_run(pair: str | Path | Pair, systems: str | Sequence[str | System] | No
              options: RunOptions | Mapping[str, Any] | None = None, depth: Any = 1000, seed: Any = 0,
              measures: str | Sequence[str] | None = None, runs: str | Path = "runs",
              reports: str | Path | None = None, baseline: str | None = None,
-             external: Sequence[str] = (), fetch: bool = True) -> RunPlan:
+             external: Sequence[str] = (), fetch: bool = True, force: bool = False) -> RunPlan:
     """Check everything a run needs and return its :class:`RunPlan` (nothing is run or written).
 
     ``external``: ``NAME=PATH`` runs made elsewhere, validated now; ``fetch``: fetch the corpora that
-    are published outside GitHub now (once, where online)."""
+    are published outside GitHub now (once, where online); ``force``: run every system again, whatever
+    is stored."""
     check_environment()
     resolved = resolve_pair(pair)
     run_options = RunOptions.from_mapping(options)
@@ -142,7 +171,7 @@ def plan_run(pair: str | Path | Pair, systems: str | Sequence[str | System] | No
         fetch_corpus(resolved.dataset_id)  # CIRAL's passages, AfriCLIRMatrix's documents: once, where online
     return RunPlan(resolved, pair_ref(pair), tuple(chosen), run_options, positive_int("depth", depth),
                    non_negative_int("seed", seed), tuple(names) if names else None, runs_root,
-                   None if reports is None else Path(reports), baseline, prepared)
+                   None if reports is None else Path(reports), baseline, prepared, bool(force))
 
 
 def choose_systems(pair: Pair, names: str | Sequence[str | System] | None, options: RunOptions) -> list[System]:
@@ -188,8 +217,8 @@ def _check_model(name: str, spec: str) -> None:
         else:
             models.resolve(spec)
     except BenchError as exc:
-        close = difflib.get_close_matches(spec, list(models.PACKAGED), n=1, cutoff=0.8)
-        raise BenchError(f"option {name}: {exc.message}", f"did you mean {close[0]}?" if close else exc.hint) from None
+        raise BenchError(f"option {name}: {exc.message}",
+                         did_you_mean(spec, models.PACKAGED, exc.hint, cutoff=0.8)) from None
 
 
 def measure_names(value: str | Sequence[str] | None) -> list[str] | None:
@@ -211,10 +240,9 @@ def check_baseline(baseline: str | None, systems: Iterable[str], runs_root: Path
     names = list(systems)
     if baseline in names or (run_dir(Path(runs_root), pair.name, baseline) / MANIFEST_FILE).is_file():
         return
-    close = difflib.get_close_matches(baseline, names, n=1, cutoff=0.5)
     raise BenchError(f"baseline {baseline!r} is not among the chosen systems and has no run under "
                      f"{Path(runs_root) / pair.name}",
-                     f"did you mean {close[0]}?" if close else "choose one of: " + ", ".join(names))
+                     did_you_mean(baseline, names, "choose one of: " + ", ".join(names), cutoff=0.5))
 
 
 def _whole(value: Any) -> int | None:

@@ -1,4 +1,5 @@
-"""Run systems on a pair: seed, retrieve, score with ir-measures, write the run and its manifest."""
+"""Run systems on a pair: seed, retrieve, score with ir-measures, write the run and its manifest (with its
+identity); or reuse the stored run of the same identity (:mod:`bench.experiment.identity`)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from typing import Callable, Sequence
 
 from bench.infra import devices
 from bench.errors import BenchError
+from bench.experiment.identity import IDENTITY, planned_identity, reusable, run_identity
 from bench.results.scoring import checked_run, means, per_query
 from bench.infra.interrupts import raise_if_stopping
 from bench.systems.options import RunOptions
@@ -80,12 +82,13 @@ def cell_name(system: System, seed: int = 0, options: RunOptions | dict | None =
 def run_systems(
     pair: Pair, systems: list[System], runs_root: Path, *, depth: int = 1000, seed: int = 0,
     options: RunOptions | dict | None = None, measures: Sequence[str] | None = None,
-    stored: Callable[[RunResult], None] | None = None,
+    stored: Callable[[RunResult], None] | None = None, force: bool = False,
 ) -> list[RunResult]:
     """Run each system on the pair under ``options`` (validated here when given as a plain dict) and
     write its run under ``runs/<pair>/<cell_name>/`` (:meth:`System.variant`: the plain system name for the
     default cell); a system named in another's ``uses`` keeps its run in memory for it. ``measures`` (ir_measures
-    names) replace the pair's for this run."""
+    names) replace the pair's for this run. A stored run with the same identity (:mod:`bench.experiment.identity`)
+    is reused, not run again, unless ``force``; its identity is recorded in the manifest of every run written."""
     options = RunOptions.from_mapping(options)
     raise_if_stopping()  # an interrupt that a library swallowed while bench was importing it
     for root in (bench_home(), Path(runs_root)):  # what a killed process left behind
@@ -97,8 +100,19 @@ def run_systems(
     finished: dict = {}  # runs that a later system of this invocation is built from (hybrids)
     used = {name for system in systems for name in system.uses}
     for system in systems:
-        ctx = RunContext(pair, collection, depth=depth, seed=seed, options=options, finished=finished)
         raise_if_stopping()
+        settings = dict(depth=depth, seed=seed, measures=measures, collection=collection)
+        # judged without building or fetching anything (None: a model is not there yet, so nothing stored has
+        # it), so a system's own checks still come first when it cannot run
+        planned = planned_identity(pair, system, options, **settings)
+        reused = reusable(runs_root, pair.name, planned, force=force) if planned is not None else None
+        if reused is not None:
+            results.append(RunResult(system.name, reused.path, dict(reused.manifest["measures"]),
+                                     float(reused.manifest.get("wall_time_s") or 0.0)))
+            if stored is not None:
+                stored(results[-1])
+            continue
+        ctx = RunContext(pair, collection, depth=depth, seed=seed, options=options, finished=finished)
         seed_all(seed)
         log.info("running %s on %s", system.name, pair.name)
         started = datetime.now(timezone.utc)
@@ -114,6 +128,7 @@ def run_systems(
         scores = means(table)
         own = ctx.artifacts.pop("query_translations", None) or {}  # a system's own translations: queries.tsv
         cell_seed, cell_noise = system.variant(seed, options)
+        identity = run_identity(pair, system, options, **settings)  # its models are all there now
         manifest = {
             "pair": pair.name,
             "system": system.name,
@@ -139,6 +154,7 @@ def run_systems(
             "commit": git_commit(),
             "versions": package_versions(),
             "execution": execution(system, options),
+            IDENTITY: identity,  # what the run is reused for (bench.experiment.identity)
         }
         queries = format_queries((q.query_id, q.text, q.translation, own.get(q.query_id)) for q in collection.queries)
         path = write_run(runs_root, pair.name, system.name, run, table, manifest, depth, {QUERIES_FILE: queries},

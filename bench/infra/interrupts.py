@@ -25,6 +25,7 @@ import socket
 import sys
 import threading
 
+from bench.infra import library_output
 from bench.infra.environment import number
 from bench.infra.tempfiles import remove_live_temps
 
@@ -194,7 +195,7 @@ def say(signum: int | None, raw: bool = False) -> None:
     text = line(signum) + "\n"
     try:
         if raw:
-            os.write(2, text.encode())
+            os.write(library_output.terminal_stderr(), text.encode())  # not into a library's captured output
         else:
             sys.stderr.write(text)
             sys.stderr.flush()

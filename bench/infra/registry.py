@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import difflib
 from typing import Generic, Iterator, TypeVar
 
-from bench.errors import BenchError
+from bench.errors import BenchError, did_you_mean
 
 T = TypeVar("T")
 
@@ -32,10 +31,8 @@ class Registry(Generic[T]):
             raise BenchError(f"unknown {self.kind} {name!r}", self.suggestion(name)) from None
 
     def suggestion(self, name: str) -> str:
-        close = difflib.get_close_matches(name, list(self._items), n=3, cutoff=0.5)
-        if close:
-            return "did you mean " + " or ".join(close) + "?"
-        return f"known {self.kind}s: " + ", ".join(sorted(self._items))
+        return did_you_mean(name, self._items, f"known {self.kind}s: " + ", ".join(sorted(self._items)), cutoff=0.5,
+                            most=3)
 
     def names(self) -> list[str]:
         return list(self._items)

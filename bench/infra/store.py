@@ -7,9 +7,12 @@ the declared sha256 before they are renamed into the cache, so a bad copy never 
 
 Expensive artifacts (indexes, embeddings, checkpoints) live in ``BENCH_HOME/<kind>/<fingerprint>``,
 built in a temporary sibling and renamed into place with a completion marker (:func:`artifact_dir`):
-an interrupted build leaves nothing that looks finished, and a changed input gets a new fingerprint.
+an interrupted build leaves nothing that looks finished, and a changed input gets a new fingerprint. A
+directory written again (a run stored anew) is swapped with the older one in one step where Linux's
+``renameat2`` allows, so a reader or a killed writer finds one or the other whole, never neither.
 A build (and a download into the cache) holds the artifact's lock (:mod:`bench.infra.locks`), so processes
-and hosts sharing one BENCH_HOME build each artifact once: the others wait, then reuse it.
+and hosts sharing one BENCH_HOME build each artifact once: the others wait, then reuse it. Under
+:func:`probing` a builder builds and fetches nothing: it gets what is there, or :class:`NotBuilt`.
 
 Nothing on disk is trusted where it is used: a cached download is verified again on every
 :func:`fetch` (:func:`cached_sha256`: the sha256 is remembered under a stamp of the file's size,
@@ -23,7 +26,10 @@ name or by :func:`sweep_stale_temps`.
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import ctypes
 import errno
+import functools
 import hashlib
 import json
 import logging
@@ -31,6 +37,7 @@ import os
 import re
 import secrets
 import shutil
+import sys
 import tempfile
 import time
 import urllib.error
@@ -129,6 +136,7 @@ def fetch(remote: RemoteFile, *, rehash: bool = False) -> Path:
     target = cached_path(remote)
     if _verified(target, remote, rehash, remove=False):
         return target
+    raise_if_probing(f"download {remote.name}")
     with build_lock(target, f"download {remote.name}"):
         if not _verified(target, remote, rehash, remove=True):  # else fetched by another process meanwhile
             _download(remote, target)
@@ -272,6 +280,18 @@ def export_mirror(remotes: Iterable[RemoteFile], to_dir: Path) -> list[Path]:
 
 
 FULL_DISK = (errno.ENOSPC, errno.EDQUOT)
+FULL_DISK_HINT = "free some space there, or point BENCH_HOME, --runs or --reports at another disk"
+
+
+def full_disk_error(where: Path, writing: str) -> BenchError:
+    """The one error of a full disk (or quota): the directory whose device is full, and what was being written."""
+    return BenchError(f"no space left on the device of {where} (writing {writing})", FULL_DISK_HINT)
+
+
+def says_disk_full(text: str) -> bool:
+    """Whether ``text`` (another program's message, such as Java's) reports a full disk or quota, in the
+    system's own words for :data:`FULL_DISK`."""
+    return any(os.strerror(code) in text for code in FULL_DISK)
 
 
 @contextlib.contextmanager
@@ -283,8 +303,7 @@ def disk_full_named(path: Path) -> Iterator[None]:
     except OSError as exc:
         if exc.errno not in FULL_DISK:
             raise
-        raise BenchError(f"no space left on the device of {Path(path).parent} (writing {Path(path).name})",
-                         "free some space there, or point BENCH_HOME, --runs or --reports at another disk") from None
+        raise full_disk_error(Path(path).parent, Path(path).name) from None
 
 
 @contextlib.contextmanager
@@ -337,10 +356,15 @@ def atomic_dir(path: Path) -> Iterator[Path]:
 
 
 def _replace_dir(tmp: Path, path: Path) -> None:
-    """Rename ``tmp`` to ``path``. A directory already there (an unfinished or stale copy, or the same
-    result that another process finished just now) is first renamed aside whole, then removed."""
+    """Put ``tmp`` at ``path``. A directory already there (an older run, an unfinished or stale copy, or the
+    same result that another process finished just now) is swapped with ``tmp`` in one step where the system
+    can (:func:`_exchange`), so a reader, or a process killed meanwhile, finds the old directory or the new
+    one, never none; the old one is then at ``tmp``, for the caller to remove. Elsewhere it is first
+    renamed aside whole, then removed."""
     for _ in range(20):
         if path.exists():
+            if _exchange(tmp, path):
+                return
             aside = path.parent / f"{temp_prefix(path)}{secrets.token_hex(6)}.tmp"
             register_temp(aside)
             with contextlib.suppress(FileNotFoundError):  # else another process moved it first
@@ -356,6 +380,37 @@ def _replace_dir(tmp: Path, path: Path) -> None:
     raise OSError(errno.EEXIST, f"{path} keeps being replaced by other processes")
 
 
+_AT_FDCWD, _RENAME_EXCHANGE = -100, 2  # Linux's <fcntl.h> and <linux/fs.h>
+
+
+@functools.cache
+def _renameat2() -> Callable[..., int] | None:
+    """Linux's renameat2(2) from the C library (glibc 2.28 and later), or None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap the entries ``a`` and ``b`` atomically (renameat2 with RENAME_EXCHANGE); False where the system or
+    the file system cannot (or ``b`` has gone meanwhile)."""
+    fn = _renameat2()
+    if fn is None:
+        return False
+    if fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOENT):
+        return False
+    raise OSError(code, os.strerror(code), str(b))
+
+
 def is_complete(path: Path) -> bool:
     return (path / COMPLETE_MARKER).exists()
 
@@ -363,6 +418,32 @@ def is_complete(path: Path) -> bool:
 def artifact_dir(kind: str, key: dict[str, Any]) -> Path:
     """The cache directory of an artifact of ``kind`` determined by ``key`` (fingerprinted)."""
     return bench_home() / kind / fingerprint(key)
+
+
+class NotBuilt(Exception):
+    """Raised under :func:`probing` where an artifact or a download would be made: it is not there yet."""
+
+
+_probing: contextvars.ContextVar[bool] = contextvars.ContextVar("probing", default=False)
+
+
+@contextlib.contextmanager
+def probing() -> Iterator[None]:
+    """Inside this block :func:`cached_build` and :func:`fetch` return what is there already and raise
+    :class:`NotBuilt` instead of building or downloading anything: whether a builder would build (a
+    plan's estimate: what is cached costs nothing)."""
+    token = _probing.set(True)
+    try:
+        yield
+    finally:
+        _probing.reset(token)
+
+
+def raise_if_probing(what: str) -> None:
+    """For a builder about to prepare a build (load its models) before it calls :func:`cached_build`: under
+    :func:`probing`, :class:`NotBuilt` now, before that work."""
+    if _probing.get():
+        raise NotBuilt(what)
 
 
 def cached_build(kind: str, key: dict[str, Any], build: Callable[[Path], None]) -> Path:
@@ -376,6 +457,7 @@ def cached_build(kind: str, key: dict[str, Any], build: Callable[[Path], None]) 
     if is_complete(path):
         log.debug("reusing %s %s", kind, path.name)
         return path
+    raise_if_probing(f"{kind} {path.name}")
     with build_lock(path, f"{kind} {path.name}"):
         if is_complete(path):
             log.info("reusing %s %s, built by another process meanwhile", kind, path.name)

@@ -21,12 +21,15 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Mapping
 
 import pandas as pd
 
 from bench.errors import BenchError
 from bench.infra.store import atomic_dir, is_complete, sha256_file
 from bench.infra.strict import plain_number
+from bench.results.order import ranked
+from bench.results.scoring import per_query
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +39,7 @@ MANIFEST_FILE = "manifest.json"
 MANIFEST_HASH_FILE = "manifest.sha256"  # the manifest's own sha256, written after it
 QUERIES_FILE = "queries.tsv"  # optional: the queries the run answered (what reports show beside per-query values)
 QUERY_COLUMNS = ["query_id", "text", "translation", "system_translation"]
+QrelsOf = Callable[["StoredRun"], Mapping[str, Mapping[str, int]]]  # a stored run -> the judgments it is scored on
 TREC_LINE = "each line is 'query_id Q0 doc_id rank score tag' (six whitespace-separated columns)"
 
 
@@ -50,7 +54,8 @@ def check_trec_id(kind: str, value: str) -> None:
 
 
 def format_trec(run: dict[str, dict[str, float]], tag: str, depth: int | None = None) -> str:
-    """TREC run lines, best first; ties broken by doc id so the file is deterministic. An id or tag that
+    """TREC run lines, best first, in the one order of :func:`bench.results.order.ranked` (so the file is
+    deterministic and its ranks are the order it is scored in). An id or tag that
     is empty or holds whitespace, or a NaN or infinite score (:func:`read_trec` could not read it back), is
     refused rather than written."""
     check_trec_id("run tag", tag)
@@ -63,8 +68,8 @@ def format_trec(run: dict[str, dict[str, float]], tag: str, depth: int | None = 
                 raise BenchError(f"cannot write a TREC run: query {qid}, document {doc_id} has a "
                                  f"{'NaN' if math.isnan(score) else 'infinite'} score",
                                  "the system produced an invalid score: a bug to report")
-        ranked = sorted(run[qid].items(), key=lambda kv: (-kv[1], kv[0]))[:depth]
-        lines.extend(f"{qid} Q0 {doc_id} {rank} {score:.6f} {tag}" for rank, (doc_id, score) in enumerate(ranked, 1))
+        lines.extend(f"{qid} Q0 {doc_id} {rank} {score:.6f} {tag}"
+                     for rank, (doc_id, score) in enumerate(ranked(run[qid], depth), 1))
     return "\n".join(lines) + ("\n" if lines else "")
 
 
@@ -221,10 +226,14 @@ class StoredRun:
         return (seed, noise) if system == self.system else (0, 0.0)
 
 
-def load_run(path: Path) -> StoredRun | None:
+def load_run(path: Path, qrels: QrelsOf | None = None) -> StoredRun | None:
     """A stored, verified run; None when it is incomplete (interrupted) or a file is gone (being
     deleted). A run whose files changed since it was written, or that scored no judged query, is an
-    error that names the run and how to redo it."""
+    error that names the run and how to redo it.
+
+    A run whose manifest lists no file hashes (written before bench recorded them, or a manifest edited to
+    drop them) is accepted only when its per-query values are derived again from its ``run.trec`` on the
+    judgments ``qrels(run)`` gives and agree with its ``perquery.csv``; without ``qrels`` it is refused."""
     path = Path(path)
     if not is_complete(path):
         return None
@@ -254,11 +263,12 @@ def load_run(path: Path) -> StoredRun | None:
         return None
     except (OSError, ValueError) as exc:
         raise _changed(path, manifest, f"its {PER_QUERY_FILE} is unreadable ({type(exc).__name__})") from None
-    if not isinstance(recorded, dict):
-        _check_unhashed(path, manifest, table)
     if table.empty:
         raise _changed(path, manifest, "it scored no judged query", "delete it (bench no longer writes such runs)")
-    return StoredRun(pair, system, path, manifest, table)
+    stored = StoredRun(pair, system, path, manifest, table)
+    if not (isinstance(recorded, dict) and recorded):
+        _check_unhashed(stored, qrels)
+    return stored
 
 
 def _check_manifest(path: Path, manifest: dict) -> None:
@@ -285,21 +295,28 @@ def _check_manifest(path: Path, manifest: dict) -> None:
         raise _changed(path, manifest, f"its {MANIFEST_FILE} names the run {name!r}, not {path.name!r}")
 
 
-def _check_unhashed(path: Path, manifest: dict, table: pd.DataFrame) -> None:
-    """A run written before manifests carried file hashes: accepted (with a warning) when consistent."""
-    log.warning("run %s predates file hashes in manifests: checked for consistency only (rerun it to record them)",
-                path)
+def _check_unhashed(run: StoredRun, qrels: QrelsOf | None) -> None:
+    """A run whose manifest lists no file hashes: its per-query values derived again from its run file on the
+    judgments ``qrels`` gives must agree with its ``perquery.csv`` (to 1e-6), else it is refused."""
+    path, manifest = run.path, run.manifest
+    if qrels is None:
+        raise _changed(path, manifest, f"its {MANIFEST_FILE} records no file hashes, so its values cannot be trusted "
+                                       "as they are", f"`bench report` accepts it if {RUN_FILE} scored on the qrels "
+                                       f"gives its {PER_QUERY_FILE}")
     try:
-        answered = sum(1 for docs in read_trec(path / RUN_FILE).values() if docs)
+        trec = read_trec(path / RUN_FILE)
     except BenchError as exc:
         raise _changed(path, manifest, f"its {RUN_FILE} is unreadable ({exc.message})") from None
-    want = manifest.get("n_queries_answered")
-    if isinstance(want, int) and answered != want:
-        raise _changed(path, manifest, f"{RUN_FILE} answers {answered} queries, the manifest says {want}")
-    scored = int(table["query_id"].nunique()) if "query_id" in table else 0
-    if isinstance(manifest.get("n_queries"), int) and scored != manifest["n_queries"]:
-        raise _changed(path, manifest,
-                       f"{PER_QUERY_FILE} scores {scored} queries, the manifest says {manifest['n_queries']}")
+    stored = run.per_query.set_index(["query_id", "measure"])["value"].sort_index()
+    derived = per_query(trec, qrels(run), sorted(set(stored.index.get_level_values("measure"))))
+    derived = derived.set_index(["query_id", "measure"])["value"].reindex(stored.index)
+    differ = (derived - stored).abs().gt(1e-6) | derived.isna()
+    if differ.any():
+        (qid, measure), value = next(iter(stored[differ].items()))
+        raise _changed(path, manifest, f"its {PER_QUERY_FILE} gives {measure} {value:.4f} for query {qid}, its "
+                                       f"{RUN_FILE} scores {derived[(qid, measure)]:.4f} on the qrels")
+    log.warning("run %s records no file hashes: accepted, its %s derived again from %s and the qrels agree (rerun it "
+                "to record them)", path, PER_QUERY_FILE, RUN_FILE)
 
 
 def redo_hint(manifest: dict) -> str:
@@ -315,12 +332,13 @@ def _changed(path: Path, manifest: dict, what: str, fix: str | None = None) -> B
     return BenchError(f"refusing run {path}: {what}", f"{fix}, then {hint[0].lower()}{hint[1:]}" if fix else hint)
 
 
-def load_runs(runs_root: Path, pair: str | None = None) -> list[StoredRun]:
-    """Every complete, readable run under ``runs_root`` (optionally of one pair), by pair and system."""
+def load_runs(runs_root: Path, pair: str | None = None, qrels: QrelsOf | None = None) -> list[StoredRun]:
+    """Every complete, readable run under ``runs_root`` (optionally of one pair), by pair and system; ``qrels``
+    as for :func:`load_run`."""
     found = []
     candidates = (p for p in Path(runs_root).glob(f"{pair or '*'}/*") if p.is_dir() and not p.name.startswith("."))
     for path in sorted(candidates):
-        stored = load_run(path)
+        stored = load_run(path, qrels)
         if stored is None:
             log.warning("skipping incomplete or damaged run %s", path)
             continue

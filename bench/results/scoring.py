@@ -13,6 +13,7 @@ import ir_measures
 import pandas as pd
 
 from bench.errors import BenchError
+from bench.results.order import ranked
 
 log = logging.getLogger(__name__)
 
@@ -78,17 +79,24 @@ def per_query(run: dict[str, dict[str, float]], qrels: dict[str, dict[str, int]]
     """One row per (query with qrels, measure); queries the run does not answer get 0.
 
     Only queries that have qrels are scored (the usual trec_eval convention); the run's other
-    queries are ignored.
+    queries are ignored. Every measure sees the documents in the one order of
+    :func:`bench.results.order.ranked` (ir-measures' providers break equal scores differently).
     """
     measures = parse_measures(measures)
     judged = {qid: docs for qid, docs in qrels.items() if docs}
-    rows = {(m.query_id, str(m.measure)): m.value for m in ir_measures.iter_calc(measures, judged, run)}
+    rows = {(m.query_id, str(m.measure)): m.value for m in ir_measures.iter_calc(measures, judged, in_order(run))}
     table = [
         (qid, str(measure), float(rows.get((qid, str(measure)), 0.0)))
         for qid in sorted(judged)
         for measure in measures
     ]
     return pd.DataFrame(table, columns=RUN_PER_QUERY_COLUMNS)
+
+
+def in_order(run: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    """``run`` with each query's scores replaced by n, n - 1, ..., 1 in the order of :func:`ranked`: the same
+    ranking, with no equal scores left for a provider to order its own way."""
+    return {qid: {doc: float(len(docs) - i) for i, (doc, _) in enumerate(ranked(docs))} for qid, docs in run.items()}
 
 
 def means(table: pd.DataFrame) -> dict[str, float]:

@@ -13,7 +13,15 @@ system and measure, :func:`compare` gives
   where ``c`` counts assignments whose ``|mean difference|`` is at least the observed one;
 - ``p_ttest``: two-sided paired t-test (:func:`scipy.stats.ttest_rel`);
 - ``p_holm``: the randomization p-value adjusted by Holm's step-down method across the systems
-  compared with the baseline, per measure; ``significant`` is ``p_holm < alpha``.
+  compared with the baseline, per measure; ``significant`` is ``p_holm < alpha``;
+- ``mde``: the minimum detectable effect of the paired comparison (:func:`minimum_detectable_effect`): the
+  smallest mean difference the test would detect with these many queries at ``alpha`` and :data:`POWER`.
+
+A randomized p-value has a floor: with no resampled assignment as extreme as the observed one it is
+``1 / (n_resamples + 1)`` (:func:`randomization_floor`), an upper bound of the true p-value rather than an
+estimate of it. Enumerated p-values (``2**n <= n_resamples``) are exact and never that small.
+
+Query ids are paired, listed and tie-broken in their natural order (:func:`query_key`).
 
 Every comparison uses a fresh generator seeded with ``seed``, so a p-value or an interval does not
 depend on which other systems are in the table or in what order.
@@ -22,6 +30,7 @@ depend on which other systems are in the table or in what order.
 from __future__ import annotations
 
 import logging
+import re
 import warnings
 from typing import Iterable, Sequence
 
@@ -35,11 +44,27 @@ N_RESAMPLES = 10_000
 CONFIDENCE = 0.95
 ALPHA = 0.05
 TIE_EPS = 1e-9
+POWER = 0.8  # of the minimum detectable effect
 
 COLUMNS = [
     "system", "measure", "n", "mean", "ci_low", "ci_high", "delta", "wins", "ties", "losses",
-    "p_randomization", "p_ttest", "p_holm", "significant",
+    "p_randomization", "p_ttest", "p_holm", "significant", "mde",
 ]
+
+_DIGITS = re.compile(r"([0-9]+)")
+
+
+def query_key(query_id) -> tuple:
+    """The natural order of query ids: an id is split into runs of ASCII digits and runs of other characters,
+    compared run by run; a digit run by its number, before any text run at the same position; a text run as a
+    string (and equal numbers by their text, ``007`` before ``7``). So ``11 < 103 < 109 < q2 < q10 < qa``."""
+    parts = (c for c in _DIGITS.split(str(query_id)) if c)
+    return tuple((0, int(c), c) if _DIGITS.fullmatch(c) else (1, 0, c) for c in parts)
+
+
+def natural(query_ids: Iterable) -> list:
+    """``query_ids`` in their natural order (:func:`query_key`)."""
+    return sorted(query_ids, key=query_key)
 
 
 def bootstrap_ci(
@@ -74,6 +99,29 @@ def randomization_test(
     return float(result.pvalue)
 
 
+def randomization_floor(n_resamples: int = N_RESAMPLES) -> float:
+    """The smallest p-value :func:`randomization_test` gives from ``n_resamples`` random assignments:
+    ``1 / (n_resamples + 1)``, when none of them is as extreme as the observed difference."""
+    return 1.0 / (int(n_resamples) + 1)
+
+
+def at_floor(p: float, n_resamples: int = N_RESAMPLES) -> bool:
+    """Whether the randomization p-value ``p`` is at its floor (:func:`randomization_floor`); an enumerated
+    (exact) p-value, at least ``2 / 2**n`` with ``2**n <= n_resamples``, never is."""
+    return p is not None and not np.isnan(p) and p <= randomization_floor(n_resamples) * (1 + 1e-9)
+
+
+def minimum_detectable_effect(differences: Sequence[float], *, alpha: float = ALPHA, power: float = POWER) -> float:
+    """The smallest mean paired difference a two-sided test at ``alpha`` detects with probability ``power``
+    over these many queries, by the normal approximation: ``(z(1 - alpha/2) + z(power)) * sd / sqrt(n)``,
+    ``sd`` the sample standard deviation (ddof 1) of the per-query differences (NaN for fewer than two)."""
+    d = np.asarray(differences, dtype=float)
+    if d.size < 2:
+        return float("nan")
+    z = sps.norm.ppf(1 - alpha / 2) + sps.norm.ppf(power)
+    return float(z * d.std(ddof=1) / np.sqrt(d.size))
+
+
 def paired_ttest(a: Sequence[float], b: Sequence[float]) -> float:
     """Two-sided paired t-test; 1 when every difference is 0, 0 when they are all the same non-zero."""
     d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
@@ -106,7 +154,8 @@ def wins_ties_losses(a: Sequence[float], b: Sequence[float]) -> tuple[int, int, 
 
 
 def paired_values(per_query: pd.DataFrame, system: str, other: str, measure: str) -> pd.DataFrame:
-    """Values of two systems on the queries both have, for one measure (columns ``system``, ``other``)."""
+    """Values of two systems on the queries both have, for one measure (columns ``system``, ``other``), the
+    queries in their natural order (:func:`query_key`)."""
     rows = per_query[per_query["measure"] == measure]
     a = rows[rows["system"] == system].set_index("query_id")["value"]
     b = rows[rows["system"] == other].set_index("query_id")["value"]
@@ -116,7 +165,7 @@ def paired_values(per_query: pd.DataFrame, system: str, other: str, measure: str
             system, other, measure, len(a), len(b), len(a.index.intersection(b.index)),
         )
     joined = pd.concat({"system": a, "other": b}, axis=1, join="inner")
-    return joined.sort_index()
+    return joined.loc[natural(joined.index)]
 
 
 HEAD_TO_HEAD_COLUMNS = ["system", "reference", "measure", "n", "mean", "reference_mean", "delta", "wins", "ties",
@@ -184,6 +233,7 @@ def compare(
                 row["delta"] = float(np.mean(a - b)) if a.size else np.nan
                 row["wins"], row["ties"], row["losses"] = wins_ties_losses(a, b)
                 if system != baseline:
+                    row["mde"] = minimum_detectable_effect(a - b, alpha=alpha)
                     row["p_randomization"] = randomization_test(a, b, n_resamples=n_resamples, seed=seed)
                     row["p_ttest"] = paired_ttest(a, b)
             block.append(row)

@@ -9,12 +9,11 @@ carry one identity.
 
 from __future__ import annotations
 
-import difflib
 import re
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Iterable, Mapping
 
-from bench.errors import BenchError
+from bench.errors import BenchError, did_you_mean
 
 PROFILES = ("full", "ci")
 QUANTIZE = (None, "int8")  # bench.methods.retrieve.encoder.QUANTIZATIONS
@@ -90,9 +89,8 @@ class RunOptions:
         known = {f.name: f for f in fields(cls)}
         unknown = sorted(set(values) - set(known))
         if unknown:
-            close = difflib.get_close_matches(unknown[0], list(known), n=1, cutoff=0.6)
-            hint = f"did you mean {close[0]}?" if close else "known options: " + ", ".join(known)
-            raise BenchError(f"unknown run option {unknown[0]!r}", hint)
+            raise BenchError(f"unknown run option {unknown[0]!r}",
+                             did_you_mean(unknown[0], known, "known options: " + ", ".join(known)))
         typed = {name: _coerce(name, known[name].type, value) for name, value in values.items() if value is not None}
         return cls(**typed)
 

@@ -4,21 +4,23 @@
 ``bitext`` TSV of a user pair file (``foreign<TAB>english``, one pair a line), and cleans the union
 (:func:`bench.data.bitext.clean.clean`): normalise, deduplicate, length and ratio filters, the leakage
 guard against the pair's own evaluation queries, and optional seeded noise. Reading and cleaning
-takes a few seconds, so the result is not cached; its :attr:`Bitext.fingerprint` (a hash of the
-cleaned content) keys the artifacts trained on it.
+takes a few seconds, so the result is not cached on disk (a process keeps the last few it read); its
+:attr:`Bitext.fingerprint` (a hash of the cleaned content) keys the artifacts trained on it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass, field
+from collections import OrderedDict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bench.data.bitext.clean import CleanConfig, clean
 from bench.data.bitext.sources import CORPORA, Corpus, read_corpus, read_eval_corpus, training_corpus
 from bench.errors import BenchError
+from bench.infra.store import cached_sha256
 from bench.infra.text import text_lines
 
 if TYPE_CHECKING:
@@ -28,7 +30,7 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "Bitext", "CORPORA", "CleanConfig", "Corpus", "check_bitext", "load_bitext", "bitext_from_pairs", "read_tsv",
-    "read_corpus", "read_eval_corpus", "training_corpus",
+    "read_corpus", "read_eval_corpus", "source_key", "training_corpus",
 ]
 
 
@@ -93,8 +95,35 @@ def bitext_from_pairs(
     return Bitext(pairs, counts, dict(sources or {}), content_fingerprint(pairs))
 
 
+_KEPT = 4  # bitexts kept in a process (sw-en's: about 10 MB)
+_kept: OrderedDict[tuple, Bitext] = OrderedDict()
+
+
 def load_bitext(pair: "Pair", *, noise: float = 0.0, seed: int = 0, config: CleanConfig = CleanConfig()) -> Bitext:
-    """The cleaned training bitext of ``pair``, with its evaluation queries guarded out."""
+    """The cleaned training bitext of ``pair``, with its evaluation queries guarded out: read once per process
+    for a version of its files, noise, seed and cleaning (the systems of a run, a plan's estimate, share it)."""
+    tsv = pair.files.get("bitext") if pair.files else None
+    key = (pair.name, pair.dataset_id, tuple(pair.bitext), _stamp(tsv), float(noise), int(seed), config)
+    if key in _kept:
+        _kept.move_to_end(key)
+        return _kept[key]
+    bitext = _read_bitext(pair, noise, seed, config)
+    _kept[key] = bitext
+    while len(_kept) > _KEPT:
+        _kept.popitem(last=False)
+    return bitext
+
+
+def _stamp(path: Path | None) -> tuple | None:
+    """A file's version, as far as its path, size and time of change tell (None: no file)."""
+    try:
+        st = Path(path).stat() if path is not None else None
+    except OSError:
+        return None
+    return None if st is None else (str(path), st.st_size, st.st_mtime_ns)
+
+
+def _read_bitext(pair: "Pair", noise: float, seed: int, config: CleanConfig) -> Bitext:
     raw: list[tuple[str, str]] = []
     sources: dict[str, int] = {}
     tsv = pair.files.get("bitext") if pair.files else None
@@ -126,6 +155,16 @@ def load_bitext(pair: "Pair", *, noise: float = 0.0, seed: int = 0, config: Clea
         raise BenchError(f"no bitext pair of {pair.name} is left after cleaning ({steps})",
                          "the bitext needs sentence pairs that pass the length filters and are not evaluation queries")
     return bitext
+
+
+def source_key(pair: "Pair") -> dict:
+    """What determines ``pair``'s cleaned bitext, without reading it: the sha256 of its files (the pair
+    file's TSV, the declared corpora's) and the cleaning thresholds; with the pair's queries (the leakage
+    guard), the noise and its seed, :func:`load_bitext` gives one content. A run's identity records it."""
+    tsv = pair.files.get("bitext") if pair.files else None
+    return {"tsv": cached_sha256(Path(tsv)) if tsv is not None else None,
+            "corpora": {name: CORPORA.get(name).source_key() for name in pair.bitext},
+            "clean": asdict(CleanConfig())}
 
 
 def check_bitext(pair: "Pair", systems: list[str]) -> None:

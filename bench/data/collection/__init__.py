@@ -10,6 +10,7 @@ dataset ids, the files each is built from, its corpus published outside GitHub);
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import re
@@ -155,11 +156,29 @@ class Collection:
     @cached_property
     def docs_fingerprint(self) -> str:
         """sha256 of the corpus itself (ids and texts), so collections sharing a corpus (the AfriQA
-        pairs and their tuning splits) share whatever is computed from it, such as document vectors."""
+        pairs and their tuning splits) share whatever is computed from it, such as the Lucene index and
+        document vectors. A corpus is read for it once: the value is remembered in BENCH_HOME under the
+        collection's :meth:`fingerprint_key` (its files' sha256), which determines it."""
+        from bench.infra.store import NotBuilt, atomic_file, bench_home, fingerprint, raise_if_probing
+
+        memo = bench_home() / "docs-fingerprints" / fingerprint(self.fingerprint_key())
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            known = memo.read_text().strip()
+            if re.fullmatch(r"[0-9a-f]{16}", known):
+                return known
         digest = hashlib.sha256()
         for doc in self.iter_docs():
             digest.update(f"{doc.doc_id}\0{doc.default_text()}\0".encode())
-        return digest.hexdigest()[:16]
+        value = digest.hexdigest()[:16]
+        try:
+            raise_if_probing("the documents' fingerprint")  # a plan's estimate writes nothing
+            with atomic_file(memo) as tmp:
+                tmp.write_text(value)
+        except NotBuilt:
+            pass
+        except (OSError, BenchError) as exc:  # a read-only or full BENCH_HOME: read the corpus again next time
+            log.debug("cannot remember the documents' fingerprint of %s: %s", self.dataset_id, exc)
+        return value
 
 
 def _root(exc: BaseException) -> BaseException:

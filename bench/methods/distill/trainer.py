@@ -48,7 +48,8 @@ from bench.methods.distill.prefix_cache import frozen_prefix
 from bench.methods.distill.teacher_cache import Teacher
 from bench.methods.distill.state_cache import forward
 from bench.errors import BenchError
-from bench.infra.store import artifact_dir, bench_home, cached_build, fingerprint, is_complete
+from bench.infra.rates import timed
+from bench.infra.store import artifact_dir, bench_home, cached_build, fingerprint, is_complete, raise_if_probing
 from bench.infra.training import BatchPlan, Every, Loop, Panel, curve_png, seed_all, warmup_then_decay, write_curve
 
 log = logging.getLogger(__name__)
@@ -171,7 +172,7 @@ def train(config: OpticalConfig, bitext_pairs: Sequence[tuple[str, str]], bitext
                           teacher_cache=teacher_cache, prefix_cache=prefix_cache, device=device)
         run.fit(tmp, save_every=save_every, progress=progress, callback=callback, plot=plot)
 
-    path = cached_build(KIND, key, build)
+    path = cached_build(KIND, key, timed("student", config.steps, build))
     shutil.rmtree(work, ignore_errors=True)
     return path
 
@@ -186,6 +187,7 @@ def train_specs(config: OpticalConfig, bitext_pairs: Sequence[tuple[str, str]], 
     path = checkpoint_dir(config, bitext_fingerprint, teacher.fingerprint, student.fingerprint)
     if is_complete(path):
         return path
+    raise_if_probing(f"{KIND} {path.name}")  # a plan asks whether it is built: not the models loaded
     log.warning("no finished %s student for this bitext: training one now (%d steps of %d pairs; cached "
                 "afterwards)", "OT" if config.w_ot else "sentence-distilled", config.steps, config.batch_size)
     return train(config, bitext_pairs, bitext_fingerprint, Net.from_ref(teacher), Net.from_ref(student), **kwargs)

@@ -132,11 +132,16 @@ class Encoder:
             key["quantize"] = QUANTIZATIONS[self.quantize]
         return key
 
-    def encode(self, texts: Sequence[str], side: str, token_states: bool = False, desc: str | None = None) -> Encoded:
+    def encode(self, texts: Sequence[str], side: str, token_states: bool = False, desc: str | None = None,
+               bar=None) -> Encoded:
         """Encode ``texts`` as queries or documents (``side``); keep token states if asked.
 
-        Token states drop special tokens and padding; on the query side also the prefix tokens.
+        Token states drop special tokens and padding; on the query side also the prefix tokens. The texts
+        encoded are counted on a progress bar of their own (``desc``), or on ``bar``, a bar of a larger
+        encoding that this call is a part of (left open).
         """
+        import contextlib
+
         import torch
         from bench.infra import progress
 
@@ -153,9 +158,11 @@ class Encoder:
         vectors = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
         states: list[np.ndarray | None] = [None] * len(texts)
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        bar = progress.bar(total=len(texts), desc=desc or f"encoding {_PLURAL[side]} ({self.ref.name})", unit=side,
-                   disable=len(texts) < 256, mininterval=2.0)
-        with torch.inference_mode(), bar:
+        own = bar is None
+        if own:
+            bar = progress.bar(total=len(texts), desc=desc or f"encoding {_PLURAL[side]} ({self.ref.name})",
+                               unit=side, disable=len(texts) < 256, mininterval=2.0)
+        with torch.inference_mode(), bar if own else contextlib.nullcontext():
             for rows in batching.length_batches([len(x) for x in ids], self.batch_tokens, self.max_batch):
                 input_ids, mask = (t.to(device) for t in batching.pad_batch(ids, rows, pad_id))
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):

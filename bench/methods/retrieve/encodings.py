@@ -27,8 +27,9 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from bench.data.collection import Collection
-from bench.infra import batching
+from bench.infra import batching, progress
 from bench.infra.interrupts import raise_if_stopping
+from bench.infra.rates import timed
 from bench.infra.store import artifact_dir, cached_build, fingerprint, is_complete
 from bench.methods.retrieve.encoder import Encoded, Encoder
 from bench.methods.token_states import OFFSETS_FILE, STATES_FILE, TokenStates
@@ -89,9 +90,15 @@ def doc_vectors(enc: Encoder, collection: Collection, shards: int = 1) -> DocVec
         _save_vectors(tmp, doc_ids, _parts(enc, collection, texts, False, shards, tmp))
         shutil.rmtree(tmp / _SCRATCH, ignore_errors=True)
 
-    path = cached_build("dense-docs", key, build)
+    path = cached_build("dense-docs", key, _timed_encoding(collection, shards, build))
     return DocVectors(json.loads((path / "doc_ids.json").read_text()), np.load(path / "vectors.npy", mmap_mode="r"),
                       path)
+
+
+def _timed_encoding(collection: Collection, shards: int, build):
+    """A corpus's encoding, measured (:mod:`bench.infra.rates`) when it is encoded in one pass here; one
+    assembled from shards is not (other tasks may have encoded them)."""
+    return timed("doc-encoding", collection.docs_count, build) if shards == 1 else build
 
 
 def _states_key(enc: Encoder, collection: Collection) -> dict:
@@ -121,7 +128,7 @@ def doc_states(enc: Encoder, collection: Collection, shards: int = 1) -> DocStat
         parts.clear()  # the parts' memory maps go before their files do
         shutil.rmtree(tmp / _SCRATCH, ignore_errors=True)
 
-    path = cached_build("dense-docs", key, build)
+    path = cached_build("dense-docs", key, _timed_encoding(collection, shards, build))
     kept = TokenStates.read(path, mmap=True)
     return DocStates(json.loads((path / "doc_ids.json").read_text()), kept.states, kept.offsets, path)
 
@@ -215,11 +222,11 @@ def _encode_part(enc: Encoder, texts: Sequence[str], lengths: np.ndarray, batche
     counts = np.zeros(len(rows), dtype=np.int64)
     chunks = list(_chunks(batches, lengths, CHUNK_TOKENS))
     done = 0
-    with open(out / "states.f16", "wb") as raw:
-        for k, chunk in enumerate(chunks, 1):
+    bar = progress.bar(total=len(rows), desc=desc, unit="doc", disable=len(rows) < 256, mininterval=2.0)
+    with open(out / "states.f16", "wb") as raw, bar:  # one bar over every chunk: the whole part's rate and ETA
+        for chunk in chunks:
             raise_if_stopping()
-            label = f"{desc} {k}/{len(chunks)}" if len(chunks) > 1 else desc
-            encoded = enc.encode([texts[i] for i in chunk], "doc", token_states=states, desc=label)
+            encoded = enc.encode([texts[i] for i in chunk], "doc", token_states=states, bar=bar)
             vectors[done:done + len(chunk)] = encoded.vectors
             if states:
                 np.ascontiguousarray(encoded.states, dtype=np.float16).tofile(raw)
@@ -302,7 +309,7 @@ def query_vectors(enc: Encoder, queries: Sequence[tuple[str, str]], token_states
         if token_states:
             encoded.save(tmp)
 
-    path = cached_build("dense-queries", key, build)
+    path = cached_build("dense-queries", key, timed("query-encoding", len(queries), build))
     if not token_states:
         return Encoded(np.load(path / "vectors.npy"))
     kept = TokenStates.read(path)

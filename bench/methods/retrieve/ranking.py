@@ -6,9 +6,11 @@ produce and rerank runs; this module is what they share, so neither imports the 
 
 from __future__ import annotations
 
+from bench.results.order import ranked
+
 Run = dict[str, dict[str, float]]  # query id -> {doc id: score}
 
 
 def top_k(run: Run, k: int) -> dict[str, list[str]]:
-    """The ``k`` best documents of each query of a run (ties broken by doc id, as in TREC files)."""
-    return {qid: [d for d, _ in sorted(docs.items(), key=lambda kv: (-kv[1], kv[0]))[:k]] for qid, docs in run.items()}
+    """The ``k`` best documents of each query of a run, in the order of its TREC file (:func:`ranked`)."""
+    return {qid: [d for d, _ in ranked(docs, k)] for qid, docs in run.items()}

@@ -30,6 +30,7 @@ import numpy as np
 import regex
 import scipy.sparse as sp
 
+from bench.infra.rates import timed
 from bench.infra.store import cached_build, fingerprint
 from bench.infra.text import tokenize
 
@@ -203,5 +204,5 @@ def translation_table(
         table.save(tmp)
         log.info("IBM1 table trained in %.1fs (%d entries)", time.perf_counter() - started, table.matrix.nnz)
 
-    path = cached_build("translation-tables", key, build)
+    path = cached_build("translation-tables", key, timed("ibm1-table", len(bitext.pairs), build))
     return TranslationTable.load(path), fingerprint(key)

@@ -21,6 +21,7 @@ import numpy as np
 
 from bench.data import models
 from bench.infra import batching, devices
+from bench.infra.rates import timed
 from bench.infra.store import cached_build, fingerprint
 from bench.methods.token_states import TokenStates
 
@@ -39,7 +40,7 @@ def source_states(encoder_ref: models.ModelRef, layer: int, max_length: int, tex
     def build(tmp: Path) -> None:
         encode_states(encoder_ref, layer, max_length, texts, batch_tokens).save(tmp)
 
-    return TokenStates.read(cached_build("mt-states", key, build), mmap=True)
+    return TokenStates.read(cached_build("mt-states", key, timed("mt-states", len(texts), build)), mmap=True)
 
 
 def encode_states(encoder_ref: models.ModelRef, layer: int, max_length: int, texts: Sequence[str],

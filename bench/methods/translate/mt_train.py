@@ -38,6 +38,7 @@ import numpy as np
 from bench.data import models
 from bench.errors import BenchError
 from bench.infra import batching, devices
+from bench.infra.rates import timed
 from bench.infra.store import artifact_dir, cached_build, is_complete
 from bench.infra.training import Every, Loop, Panel, curve_png, warmup_times_decay, write_curve
 from bench.methods.token_states import TokenStates
@@ -129,7 +130,8 @@ def train_on_bitext(pairs: Sequence[tuple[str, str]], bitext_fp: str, config: Mt
     if not is_complete(path):
         log.warning("training an MT model on %d sentence pairs: about an hour on 2 CPU cores, at most %.0f "
                     "minutes (cached afterwards in %s)", len(pairs), config.max_minutes, path)
-    return cached_build("mt-models", key, lambda tmp: _train(tmp, list(pairs), ref, config, seed))
+    return cached_build("mt-models", key, timed("mt-model", config.max_steps,
+                                                lambda tmp: _train(tmp, list(pairs), ref, config, seed)))
 
 
 # --- training -------------------------------------------------------------------------------------

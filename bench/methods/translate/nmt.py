@@ -28,6 +28,7 @@ from bench.infra import batching, devices
 
 from bench.data import models
 from bench.errors import BenchError
+from bench.infra.rates import timed
 from bench.infra.store import cached_build, fingerprint
 from bench.methods.translate import mt_model
 
@@ -103,7 +104,7 @@ def translate(texts: Sequence[str], model: str | Path | MtModel, src_lang: str, 
         out = translate_uncached(texts, ref, src_lang, tgt_lang, params)
         (tmp / "translations.json").write_text(json.dumps(out, ensure_ascii=False))
 
-    path = cached_build("translations", key, build)
+    path = cached_build("translations", key, timed("nmt-translations", len(texts), build))
     return json.loads((path / "translations.json").read_text(encoding="utf-8"))
 
 
@@ -111,6 +112,9 @@ def translate(texts: Sequence[str], model: str | Path | MtModel, src_lang: str, 
 def _load(path: str, fingerprint_: str, device: str = "cpu"):
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
+    from bench.infra.library_output import quiet_transformers
+
+    quiet_transformers()  # no "Loading weights" bar
     log.info("loading MT model %s", path)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)

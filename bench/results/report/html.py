@@ -10,8 +10,7 @@ from functools import cache
 import jinja2
 
 from bench.results.report.model import LABELS, label
-from bench.results.report.tables import (COMPARISON_NOTE, HEAD_TO_HEAD_NOTE, NOISE_NOTE, PROVENANCE_NOTE,
-                                         SEEDS_HEAD_TO_HEAD_NOTE, SEEDS_NOTE, PairPage)
+from bench.results.report.tables import NOISE_NOTE, PROVENANCE_NOTE, PairPage
 
 
 @cache
@@ -41,7 +40,4 @@ def pair_html(page: PairPage) -> str:
     if page.differences is not None:
         figures["differences"] = data_uri(plots.difference_chart(page.differences.values, page.differences.title))
     return render("pair.html.j2", page=page, report=report, figures=figures, primary=label(report.primary),
-                  comparison_note=COMPARISON_NOTE, head_to_head_note=HEAD_TO_HEAD_NOTE,
-                  provenance_note=PROVENANCE_NOTE, seeds_note=SEEDS_NOTE,
-                  seeds_head_to_head_note=SEEDS_HEAD_TO_HEAD_NOTE,
-                  noise_note=NOISE_NOTE)
+                  provenance_note=PROVENANCE_NOTE, noise_note=NOISE_NOTE)

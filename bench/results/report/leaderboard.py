@@ -28,7 +28,7 @@ from bench.results.report.model import (DEFAULT_BASELINE, MEASURE_ORDER, ceiling
                                         pair_order, recorded_pair, source_path, system_order)
 from bench.results.report.tables import Cell, Table
 from bench.results.report.variants import STD_NOTE, by_system, group_runs, value_text
-from bench.results.runs import load_runs
+from bench.results.runs import QrelsOf, load_runs
 
 LEADERBOARD_MEASURES = ["AP", "nDCG@10"]
 NO_DESCRIPTION = "no description recorded"
@@ -40,11 +40,12 @@ def pair_measures(measured) -> list[str]:
 
 
 def leaderboard_data(runs_root: Path, reports_dir: Path, *, n_resamples: int = stats.N_RESAMPLES,
-                     seed: int = 0) -> dict:
-    """The leaderboard as plain data (what leaderboard.json holds)."""
+                     seed: int = 0, qrels: QrelsOf | None = None) -> dict:
+    """The leaderboard as plain data (what leaderboard.json holds); ``qrels`` as for
+    :func:`bench.results.runs.load_run`."""
     base = Path(reports_dir).resolve().parent
     by_pair: dict = {}
-    for run in load_runs(Path(runs_root)):
+    for run in load_runs(Path(runs_root), qrels=qrels):
         by_pair.setdefault(run.pair, []).append(run)
     pairs, entries = {}, []
     for pair, runs in by_pair.items():
@@ -204,10 +205,10 @@ def leaderboard_html(data: dict) -> str:
 
 
 def write_leaderboard(runs_root: Path, reports_dir: Path, *, n_resamples: int = stats.N_RESAMPLES,
-                      seed: int = 0) -> list[Path]:
+                      seed: int = 0, qrels: QrelsOf | None = None) -> list[Path]:
     """Write ``leaderboard.json``, ``leaderboard.md`` and ``leaderboard.html`` under ``reports_dir``."""
     reports_dir = Path(reports_dir)
-    data = leaderboard_data(Path(runs_root), reports_dir, n_resamples=n_resamples, seed=seed)
+    data = leaderboard_data(Path(runs_root), reports_dir, n_resamples=n_resamples, seed=seed, qrels=qrels)
     paths = [reports_dir / "leaderboard.json", reports_dir / "leaderboard.md", reports_dir / "leaderboard.html"]
     contents = [json.dumps(data, indent=2, ensure_ascii=False) + "\n", leaderboard_markdown(data),
                 leaderboard_html(data)]

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from bench.results.report.model import label
-from bench.results.report.tables import (COMPARISON_NOTE, HEAD_TO_HEAD_NOTE, NOISE_NOTE, PROVENANCE_NOTE,
-                                         SEEDS_HEAD_TO_HEAD_NOTE, SEEDS_NOTE, Cell, PairPage, Table)
+from bench.results.report.tables import NOISE_NOTE, PROVENANCE_NOTE, Cell, PairPage, Table
 
 
 def md_table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -34,8 +33,10 @@ def pair_markdown(page: PairPage) -> str:
         out += [report.description, ""]
     out += [page.facts, "", "## Effectiveness", "", *md_lines(page.effectiveness), "", page.effectiveness_note]
     if page.comparison is not None:
-        out += [page.significance_note, "", f"## Against the baseline ({report.baseline})", "",
-                *md_lines(page.comparison), "", COMPARISON_NOTE, ""]
+        out += [page.significance_note, "", page.family_note, "", f"## Against the baseline ({report.baseline})", "",
+                *md_lines(page.comparison), "", page.comparison_note, ""]
+        if page.power:
+            out += [f"### Power ({label(report.primary)})", "", *(f"- {line}" for line in page.power), ""]
     d = page.differences
     if page.comparison is not None and d is None:
         out += ["No per-query differences: the baseline and the other systems share no measure.", ""]
@@ -50,13 +51,13 @@ def pair_markdown(page: PairPage) -> str:
         out += ["", "Only one system has a complete run: no comparison.", ""]
     if page.head_to_head is not None:
         out += [f"## Head to head ({label(report.primary)})", "", *md_lines(page.head_to_head), "",
-                HEAD_TO_HEAD_NOTE, ""]
+                page.head_to_head_note, ""]
     if page.seeds is not None:
         out += [f"## Seeds ({label(report.primary)} against the baseline)", "", *md_lines(page.seeds), "",
-                SEEDS_NOTE, ""]
+                page.seeds_note, ""]
     if page.seeds_head_to_head is not None:
         out += [f"### Head to head, seed by seed ({label(report.primary)})", "", *md_lines(page.seeds_head_to_head), "",
-                SEEDS_HEAD_TO_HEAD_NOTE, ""]
+                page.seeds_head_to_head_note, ""]
     if page.noise is not None:
         out += ["## Runs on noised bitext", "", *md_lines(page.noise), "", NOISE_NOTE, ""]
     versions = ", ".join(f"{row[0].text} {row[1].text}" for row in page.versions.rows) or "not recorded"

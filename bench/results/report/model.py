@@ -3,23 +3,29 @@
 What a report says about its pair (description, languages, low-resource, tuning) comes from the
 ``pair_info`` the runs' manifests carry, never from the pair registry, so a report of a user's own
 pair (``--pair-file``) reads like any other. The ordering constants are presentation only.
+
+A report may be narrowed to chosen systems (so Holm's family holds those only) and given chosen measures:
+a measure a run was not stored with is computed from its ``run.trec`` and the pair's qrels, which the
+caller loads (a report reads runs only) and passes down as a function of the runs that need them. The
+numbers are computed in memory, for the report: a stored run's files are never rewritten.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable, Mapping, Sequence
 
 import pandas as pd
 
 from bench.results import stats
-from bench.errors import BenchError
+from bench.errors import BenchError, did_you_mean
 from bench.results.report.variants import Replicates, by_system, group_runs, noisy, per_seed_tests
-from bench.results.runs import StoredRun, load_runs, read_queries
-from bench.results.scoring import SYSTEMS_PER_QUERY_COLUMNS
+from bench.results.runs import RUN_FILE, StoredRun, load_runs, read_queries, read_trec
+from bench.results.scoring import SYSTEMS_PER_QUERY_COLUMNS, parse_measures, per_query
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +42,8 @@ HEAD_TO_HEAD = [("optical", "mdense"), ("optical-maxsim", "mdense-maxsim"), ("sd
                 ("optical-hybrid", "mdense-hybrid"), ("optical-hybrid", "optical-maxsim"),
                 ("optical-hybrid", "bm25-psq")]
 REPORT_PER_QUERY_COLUMNS = ["pair", *SYSTEMS_PER_QUERY_COLUMNS]  # a report's per-query table
+# the qrels of a pair's runs, loaded by the caller for the runs that need re-scoring: (pair, runs) -> qrels
+QrelsLoader = Callable[[str, list[StoredRun]], Mapping[str, Mapping[str, int]]]
 
 
 def label(measure: str) -> str:
@@ -66,6 +74,26 @@ def pair_order(runs: list[StoredRun]) -> list[str]:
     return sorted(places, key=lambda p: (places[p], p))
 
 
+def origins(runs: list[StoredRun]) -> dict[str, str]:
+    """System -> ``external`` (a run made elsewhere, scored by bench: ``external`` in its manifest) or ``plugin``
+    (a system of another package: its spec names the package, ``plugin``) for the systems of ``runs`` that are
+    one of them, as their manifests say."""
+    found = {}
+    for run in runs:
+        spec = run.manifest.get("spec")
+        if run.manifest.get("external") is True:
+            found[run.system] = "external"
+        elif isinstance(spec, dict) and isinstance(spec.get("plugin"), str):
+            found[run.system] = "plugin"
+    return found
+
+
+def plugin_packages(runs: list[StoredRun]) -> dict[str, str]:
+    """Plugin system -> the package (``name==version``) its manifest names."""
+    return {run.system: run.manifest["spec"]["plugin"] for run in runs
+            if origins([run]).get(run.system) == "plugin"}
+
+
 def ceilings(runs: list[StoredRun]) -> set[str]:
     """The systems of ``runs`` that are ceilings (human translations of the queries), as their manifests say
     (``ceiling``, recorded from the system's declaration; a run written before manifests recorded it is
@@ -83,10 +111,28 @@ def fmt(x, digits: int = 3) -> str:
     return "—" if x is None or pd.isna(x) else f"{x:.{digits}f}"
 
 
-def fmt_p(p) -> str:
+def fmt_p(p, n_resamples: int | None = None) -> str:
+    """A p-value to 3 decimals (``1.2e-04`` below 0.001); with ``n_resamples``, a randomization p-value at its
+    floor (:func:`bench.results.stats.at_floor`) as the bound it is (:func:`floor_text`)."""
     if p is None or pd.isna(p):
         return "—"
+    if n_resamples is not None and stats.at_floor(p, n_resamples):
+        return floor_text(n_resamples)
     return f"{p:.1e}" if p < 0.001 else f"{p:.3f}"
+
+
+def floor_text(n_resamples: int) -> str:
+    """The randomization p-value at its floor ``1 / (n_resamples + 1)`` as a bound by a power of ten:
+    ``< 1e-4`` for 10,000 resamples (1/10,001), ``≤ 1e-3`` for 999 (1/1,000 exactly)."""
+    k = len(str(int(n_resamples) + 1)) - 1  # 10**k <= n_resamples + 1 < 10**(k + 1)
+    return f"{'≤' if int(n_resamples) + 1 == 10 ** k else '<'} 1e-{k}"
+
+
+def floor_note(n_resamples: int) -> str:
+    """What :func:`floor_text` means, for a table's legend."""
+    return (f"p randomization {floor_text(n_resamples)}: none of the {n_resamples:,} random sign assignments "
+            f"reached the observed difference, so the estimate is at its floor 1/({n_resamples:,} + 1) = "
+            f"{stats.randomization_floor(n_resamples):.1e}, a bound on p rather than its value.")
 
 
 def now_utc() -> str:
@@ -162,6 +208,10 @@ class PairReport:
     per_seed_head_to_head: pd.DataFrame | None = None  # each seed of a HEAD_TO_HEAD system against its reference
     ceilings: set[str] = field(default_factory=set)  # human-translation systems: shown apart, never the best
     noise: list[Replicates] = field(default_factory=list)  # runs on noised bitext: their own section
+    n_resamples: int = stats.N_RESAMPLES  # of the randomization tests (their p-values' floor)
+    origins: dict[str, str] = field(default_factory=dict)  # system -> "external" or "plugin" (see origins())
+    packages: dict[str, str] = field(default_factory=dict)  # plugin system -> its package (name==version)
+    rescored: dict[str, list[str]] = field(default_factory=dict)  # run -> the measures computed from its run.trec
 
     def seeds(self, system: str) -> int:
         return self.replicates[system].n if system in self.replicates else 1
@@ -179,59 +229,129 @@ class PairReport:
         return int(self.per_query["query_id"].nunique())
 
 
+def chosen_runs(runs: list[StoredRun], systems: Sequence[str], baseline: str | None, pair: str,
+                runs_root: Path) -> list[StoredRun]:
+    """The runs of ``systems`` (with their seeds and noise variants); a name without a run, or a baseline not
+    among ``systems``, is an error."""
+    names = list(dict.fromkeys(systems))
+    known = sorted({r.system for r in runs})
+    for name in names:
+        if name not in known:
+            raise BenchError(f"no run of system {name!r} on {pair} under {runs_root}",
+                             did_you_mean(name, known, "choose among: " + ", ".join(known)))
+    if baseline is not None and baseline not in names:
+        raise BenchError(f"baseline {baseline!r} is not among the chosen systems ({', '.join(names)})",
+                         "add it to the systems, or choose one of them as the baseline")
+    return [r for r in runs if r.system in names]
+
+
+def rescore(pair: str, runs: list[StoredRun], measures: list[str],
+            qrels: QrelsLoader | None) -> tuple[list[StoredRun], dict[str, list[str]]]:
+    """``runs`` with their per-query tables on ``measures`` only: a measure a run was stored without is scored
+    from its ``run.trec`` on ``qrels(pair, the runs that need it)`` (:func:`bench.results.scoring.per_query`),
+    in memory; the run's files stay as they are. Also each re-scored run's name -> the measures computed."""
+    missing = {run.name: [m for m in measures if m not in set(run.per_query["measure"])] for run in runs}
+    needing = [run for run in runs if missing[run.name]]
+    if needing and qrels is None:
+        first = needing[0]
+        raise BenchError(f"run {first.name} of {pair} was not stored with {', '.join(missing[first.name])}, and "
+                         "no qrels were given to score it", "pass the pair's qrels (bench report loads them)")
+    judged = qrels(pair, needing) if needing else {}
+    out, done = [], {}
+    for run in runs:
+        table = run.per_query[run.per_query["measure"].isin(measures)]
+        if missing[run.name]:
+            scored = per_query(read_trec(run.path / RUN_FILE), judged, missing[run.name])
+            table = pd.concat([table, scored], ignore_index=True)
+            done[run.name] = missing[run.name]
+            log.info("scored %s of %s with %s from its %s (in memory: its files are unchanged)", run.name, pair,
+                     ", ".join(missing[run.name]), RUN_FILE)
+        out.append(replace(run, per_query=table.reset_index(drop=True)))
+    return out, done
+
+
+def natural_rows(values: pd.DataFrame, systems: list[str], measures: list[str]) -> pd.DataFrame:
+    """The long per-query table by system and measure (in the order of ``systems`` and ``measures``), then by
+    query id in natural order (:func:`bench.results.stats.query_key`)."""
+    system_rank, measure_rank = {s: i for i, s in enumerate(systems)}, {m: i for i, m in enumerate(measures)}
+    keys = [(system_rank[s], measure_rank[m], stats.query_key(q))
+            for s, m, q in zip(values["system"], values["measure"], values["query_id"])]
+    return values.iloc[sorted(range(len(keys)), key=keys.__getitem__)].reset_index(drop=True)
+
+
 def build_pair_report(pair: str, runs_root: Path, baseline: str | None = None, *,
-                      n_resamples: int = stats.N_RESAMPLES, seed: int = 0) -> PairReport:
+                      systems: Sequence[str] | None = None, measures: Sequence[str] | None = None,
+                      qrels: QrelsLoader | None = None, n_resamples: int = stats.N_RESAMPLES,
+                      seed: int = 0) -> PairReport:
     """The report of ``pair``: one row per system at noise 0 (its seeds averaged, see :mod:`.variants`),
-    the seeds one by one, and the runs on noised bitext apart."""
-    runs = load_runs(runs_root, pair)
+    the seeds one by one, and the runs on noised bitext apart.
+
+    ``systems`` narrows it to those systems' runs (an unknown name is an error; Holm's family is theirs);
+    ``measures`` (ir_measures names, already checked) are its measures in that order, the first the primary:
+    a run stored without one of them is scored from its ``run.trec`` on the qrels ``qrels(pair, runs)`` gives,
+    in memory (:func:`rescore`)."""
+    # a run without file hashes is trusted only once its values are derived again on the qrels (runs.load_run)
+    runs = load_runs(runs_root, pair, qrels=(lambda run: qrels(run.pair, [run])) if qrels else None)
     if not runs:
         raise BenchError(f"no complete run of pair {pair} under {runs_root}", f"run `bench run --pair {pair}` first")
+    if systems is not None:
+        runs = chosen_runs(runs, systems, baseline, pair, runs_root)
+    rescored: dict[str, list[str]] = {}
+    if measures is not None:
+        measures = list(dict.fromkeys(str(m) for m in parse_measures(measures)))  # ir_measures' canonical names
+        runs, rescored = rescore(pair, runs, measures, qrels)
     grouped = group_runs(runs)
     main = by_system(grouped)
     if not main:
         raise BenchError(f"every run of pair {pair} under {runs_root} is on noised bitext: nothing to compare them "
                          "with",
                          f"run `bench run --pair {pair}` (no --bitext-noise) for the systems' plain runs")
-    systems = ordered(main, system_order(runs))
-    per_query = pd.concat(
-        [main[s].per_query().assign(pair=pair, system=s) for s in systems], ignore_index=True,
+    names = ordered(main, system_order(runs))
+    values = pd.concat(
+        [main[s].per_query().assign(pair=pair, system=s) for s in names], ignore_index=True,
     )[REPORT_PER_QUERY_COLUMNS]
-    measures = ordered(per_query["measure"], MEASURE_ORDER)
+    if measures is None:
+        measures = ordered(values["measure"], MEASURE_ORDER)
+        primary = "AP" if "AP" in measures else measures[0]
+    else:
+        measures = list(measures)
+        primary = measures[0]  # the user's first
+    values = natural_rows(values, names, measures)
     if baseline is None:
-        baseline = DEFAULT_BASELINE if DEFAULT_BASELINE in systems else systems[0]
-    elif baseline not in systems:
-        raise BenchError(f"baseline {baseline!r} has no complete run on {pair}", "choose one of: " + ", ".join(systems))
-    if len(systems) == 1:
+        baseline = DEFAULT_BASELINE if DEFAULT_BASELINE in names else names[0]
+    elif baseline not in names:
+        raise BenchError(f"baseline {baseline!r} has no complete run on {pair}", "choose one of: " + ", ".join(names))
+    if len(names) == 1:
         baseline = None
-    table = stats.compare(per_query, baseline, measures, n_resamples=n_resamples, seed=seed)
+    table = stats.compare(values, baseline, measures, n_resamples=n_resamples, seed=seed)
     info = recorded_pair(pair, runs)
     variants = noisy(grouped, system_order(runs))
     report = PairReport(
         pair=pair, description=info.description, query_lang=info.query_lang, doc_lang=info.doc_lang,
-        runs=[r for s in systems for r in main[s].runs] + [r for v in variants for r in v.runs], systems=systems,
-        measures=measures, baseline=baseline, table=table, per_query=per_query,
-        primary="AP" if "AP" in measures else measures[0], replicates=main, noise=variants,
-        ceilings=ceilings(runs) & set(systems),
+        runs=[r for s in names for r in main[s].runs] + [r for v in variants for r in v.runs], systems=names,
+        measures=measures, baseline=baseline, table=table, per_query=values,
+        primary=primary, replicates=main, noise=variants, ceilings=ceilings(runs) & set(names), n_resamples=n_resamples,
+        origins=origins(runs), packages=plugin_packages(runs), rescored=rescored,
     )
     # a ceiling is not a competitor; a run stored with other measures has no value of the primary one
-    scored = [s for s in systems if s != baseline and report.row(s, report.primary) is not None]
+    scored = [s for s in names if s != baseline and report.row(s, report.primary) is not None]
     candidates = [s for s in scored if s not in report.ceilings] or scored
     if baseline is not None and candidates and report.row(baseline, report.primary) is not None:
         report.best = max(candidates, key=lambda s: report.row(s, report.primary)["mean"])
-        paired = stats.paired_values(per_query, report.best, baseline, report.primary)
+        paired = stats.paired_values(values, report.best, baseline, report.primary)
         report.diffs = (paired["system"] - paired["other"]).sort_values(ascending=False, kind="stable")
-    report.queries, report.system_translations = query_texts([main[s].runs[0] for s in systems])
+    report.queries, report.system_translations = query_texts([main[s].runs[0] for s in names])
     asked = [(a, b) for a, b in HEAD_TO_HEAD if a in main and b in main]
     if asked:
-        report.head_to_head = stats.head_to_head(per_query, asked, report.primary, n_resamples=n_resamples, seed=seed)
+        report.head_to_head = stats.head_to_head(values, asked, report.primary, n_resamples=n_resamples, seed=seed)
     several = report.several_seeds
     if several:
         tests = dict(n_resamples=n_resamples, seed=seed)
-        report.per_seed = per_seed_tests(main, per_query, [(s, baseline) for s in several if baseline not in (None, s)],
+        report.per_seed = per_seed_tests(main, values, [(s, baseline) for s in several if baseline not in (None, s)],
                                          report.primary, **tests)
         seeded = [(a, b) for a, b in asked if a in several]
         if seeded:
-            report.per_seed_head_to_head = per_seed_tests(main, per_query, seeded, report.primary, **tests)
+            report.per_seed_head_to_head = per_seed_tests(main, values, seeded, report.primary, **tests)
     return report
 
 

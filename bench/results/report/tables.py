@@ -10,13 +10,17 @@ import numpy as np
 import pandas as pd
 
 from bench.results import stats
-from bench.results.report.model import PairReport, fmt, fmt_p, label, source_path
+from bench.results.report.model import PairReport, floor_note, fmt, fmt_p, label, source_path
 from bench.results.report.variants import STD_NOTE, value_text
 from bench.results.runs import StoredRun
 from bench.infra.store import fingerprint
 
+MDE_NOTE = (f"MDE: the minimum detectable effect, the smallest |Δ| the paired test detects over these queries at "
+            f"α {stats.ALPHA} and power {stats.POWER} by the standard normal approximation, "
+            f"(z(1 − α/2) + z(power)) · sd(per-query differences) / √n; a p above α with |Δ| < MDE says too few "
+            "queries, not no difference.")
 COMPARISON_NOTE = ("Δ: mean per-query difference, system − baseline. p-values are two-sided; Holm adjusts the "
-                   "randomization p-values per measure.")
+                   "randomization p-values per measure. " + MDE_NOTE)
 HEAD_TO_HEAD_NOTE = ("Paired over the queries both systems answer; two-sided p-values; Holm adjusts the "
                      "randomization p-values over the comparisons in this table; † p Holm < 0.05.")
 SEEDS_NOTE = ("Each seed's own run. Δ and the tests: the seed's run against the baseline's values in the table "
@@ -31,6 +35,10 @@ NOISE_NOTE = ("Systems retrained on bitext with the given fraction of misaligned
 PROVENANCE_NOTE = ("data: fingerprint of the run's input files and their sha256 (the manifest's data field); "
                    "models: role and fingerprint of each model used (the translation model and the distilled "
                    "checkpoint included); commit: the git commit bench ran from.")
+
+
+ORIGIN_NOTES = {"external": "external: a run made elsewhere, scored by bench (bench eval, bench run --run)",
+                "plugin": "plugin: a system of another package (the bench.systems entry points)"}
 
 
 @dataclass(frozen=True)
@@ -89,12 +97,63 @@ class PairPage:
     seeds: Table | None = None  # each seed of the systems that have several, against the baseline
     seeds_head_to_head: Table | None = None  # each seed in the head-to-head comparisons
     noise: Table | None = None  # the runs on noised bitext
+    family_note: str | None = None  # Holm's family of the comparisons with the baseline
+    power: list[str] | None = None  # per system, its difference from the baseline beside the MDE (primary measure)
+    # the notes under the tables (each with the floor of the randomization p-values where one is at it)
+    comparison_note: str = COMPARISON_NOTE
+    head_to_head_note: str = HEAD_TO_HEAD_NOTE
+    seeds_note: str = SEEDS_NOTE
+    seeds_head_to_head_note: str = SEEDS_HEAD_TO_HEAD_NOTE
 
 
 def facts(report: PairReport) -> str:
     return (f"Queries in {report.query_lang}, documents in {report.doc_lang}; {report.n_queries} judged queries; "
             f"{len(report.systems)} systems; baseline: {report.baseline or '— (one system)'}. "
             f"Generated {report.generated_at}.")
+
+
+def rescored_note(report: PairReport) -> str:
+    """Which runs' values were computed for this report from their run.trec ("" when none)."""
+    if not report.rescored:
+        return ""
+    done = "; ".join(f"{run}: {', '.join(label(m) for m in measures)}" for run, measures in report.rescored.items())
+    return (f" Scored for this report from the stored run.trec on the pair's qrels (the stored runs hold other "
+            f"measures and are unchanged): {done}.")
+
+
+def origins_note(report: PairReport) -> str:
+    """The legend of the external and plugin runs marked in the tables ("" when there are none)."""
+    kinds = [k for k in ORIGIN_NOTES if k in set(report.origins[s] for s in report.systems if s in report.origins)]
+    notes = []
+    for kind in kinds:
+        note = ORIGIN_NOTES[kind]
+        if kind == "plugin":
+            note += " (" + ", ".join(f"{s}: {report.packages[s]}" for s in report.systems if s in report.packages) + ")"
+        notes.append(note)
+    return " " + "; ".join(notes) + "." if notes else ""
+
+
+def holm_family(report: PairReport) -> str | None:
+    """Holm's family of the comparisons with the baseline, per measure: which systems, how many."""
+    if report.baseline is None:
+        return None
+    tested = report.table[report.table["p_randomization"].notna()]
+    family = {m: tested[tested["measure"] == m]["system"].tolist() for m in report.measures}
+    family = {m: f for m, f in family.items() if f}
+    if not family:
+        return f"Holm's family: empty (no system shares a measure with the baseline {report.baseline})."
+
+    def members(systems: list[str]) -> str:
+        return (f"{len(systems)} comparison{'s' if len(systems) != 1 else ''} with {report.baseline} "
+                f"({', '.join(systems)})")
+
+    if len(family) == 1:
+        measure, systems = next(iter(family.items()))
+        return f"Holm's family ({label(measure)}): the {members(systems)}."
+    if len({tuple(f) for f in family.values()}) == 1:
+        measures = ", ".join(label(m) for m in family)
+        return f"Holm's family, for each of {measures} apart: the {members(next(iter(family.values())))}."
+    return "Holm's family, per measure: " + "; ".join(f"{label(m)}: {members(f)}" for m, f in family.items()) + "."
 
 
 def significance_note(report: PairReport) -> str:
@@ -113,6 +172,7 @@ def effectiveness(report: PairReport) -> Table:
         n = report.seeds(system)
         notes = [*(["baseline"] if system == report.baseline else []),
                  *(["ceiling"] if system in report.ceilings and system != report.baseline else []),
+                 *([report.origins[system]] if system in report.origins else []),
                  *([f"{n} seeds"] if n > 1 else [])]
         cells = [Cell(f"{system} ({', '.join(notes)})" if notes else system)]
         for measure in report.measures:
@@ -130,11 +190,27 @@ def effectiveness(report: PairReport) -> Table:
 def comparison(report: PairReport) -> Table:
     """Every non-baseline system against the baseline, measure by measure."""
     rows = [report.row(s, m) for s in report.systems if s != report.baseline for m in report.measures]
-    return Table(["system", "measure", "Δ mean", "wins/ties/losses", "p randomization", "p t-test", "p Holm"], [
-        [Cell(r["system"]), Cell(label(r["measure"])), signed(r["delta"]),
-         Cell(f"{r['wins']}/{r['ties']}/{r['losses']}"), Cell(fmt_p(r["p_randomization"])), Cell(fmt_p(r["p_ttest"])),
-         Cell(fmt_p(r["p_holm"]), significant=bool(r["significant"]))]
+    return Table(["system", "measure", "Δ mean", "MDE", "wins/ties/losses", "p randomization", "p t-test", "p Holm"], [
+        [Cell(r["system"]), Cell(label(r["measure"])), signed(r["delta"]), Cell(fmt(r["mde"])),
+         Cell(f"{r['wins']}/{r['ties']}/{r['losses']}"), Cell(fmt_p(r["p_randomization"], report.n_resamples)),
+         Cell(fmt_p(r["p_ttest"])), Cell(fmt_p(r["p_holm"]), significant=bool(r["significant"]))]
         for r in rows if r is not None and not pd.isna(r["wins"])], text_cols=2)
+
+
+def power(report: PairReport) -> list[str] | None:
+    """One line per system compared with the baseline on the primary measure: its Δ beside the minimum
+    detectable effect (:func:`bench.results.stats.minimum_detectable_effect`) and p Holm, and what they say."""
+    lines = []
+    for system in report.systems:
+        r = report.row(system, report.primary)
+        if system == report.baseline or r is None or pd.isna(r["mde"]):
+            continue
+        n = int(r["wins"] + r["ties"] + r["losses"])
+        verdict = ("|Δ| ≥ MDE: enough queries to detect a difference this large" if abs(r["delta"]) >= r["mde"]
+                   else "|Δ| < MDE: too few queries to detect a difference this small")
+        lines.append(f"{system}: Δ {r['delta']:+.3f}, MDE {r['mde']:.3f} over {n} queries, "
+                     f"p Holm {fmt_p(r['p_holm'])}{' †' if r['significant'] else ''}; {verdict}")
+    return lines or None
 
 
 def differences(report: PairReport) -> Differences:
@@ -185,8 +261,9 @@ def head_to_head(report: PairReport) -> Table | None:
     return Table(["system", "reference", "system mean", "reference mean", "Δ", "wins/ties/losses",
                   "p randomization", "p t-test", "p Holm"], [
         [Cell(r["system"]), Cell(r["reference"]), Cell(fmt(r["mean"])), Cell(fmt(r["reference_mean"])),
-         signed(r["delta"]), Cell(f"{r['wins']}/{r['ties']}/{r['losses']}"), Cell(fmt_p(r["p_randomization"])),
-         Cell(fmt_p(r["p_ttest"])), Cell(fmt_p(r["p_holm"]), significant=bool(r["significant"]))]
+         signed(r["delta"]), Cell(f"{r['wins']}/{r['ties']}/{r['losses']}"),
+         Cell(fmt_p(r["p_randomization"], report.n_resamples)), Cell(fmt_p(r["p_ttest"])),
+         Cell(fmt_p(r["p_holm"]), significant=bool(r["significant"]))]
         for _, r in report.head_to_head.iterrows()], text_cols=2)
 
 
@@ -203,7 +280,7 @@ def seeds(report: PairReport) -> Table | None:
         for i, run in enumerate(cell.runs):
             r = tested.get((system, run.seed))
             test = ([signed(r["delta"]), Cell(f"{r['wins']}/{r['ties']}/{r['losses']}"),
-                     Cell(fmt_p(r["p_randomization"])), Cell(fmt_p(r["p_ttest"])),
+                     Cell(fmt_p(r["p_randomization"], report.n_resamples)), Cell(fmt_p(r["p_ttest"])),
                      Cell(fmt_p(r["p_holm"]), significant=bool(r["significant"]))]
                     if r is not None else [Cell("—") for _ in range(5)])
             rows.append([Cell(system), Cell(str(run.seed)), Cell(run.name, code=True),
@@ -221,7 +298,7 @@ def seeds_head_to_head(report: PairReport) -> Table | None:
                   "p randomization", "p t-test", "p Holm"], [
         [Cell(r["system"]), Cell(str(r["seed"])), Cell(r["reference"]), Cell(fmt(r["mean"])),
          Cell(fmt(r["reference_mean"])), signed(r["delta"]), Cell(f"{r['wins']}/{r['ties']}/{r['losses']}"),
-         Cell(fmt_p(r["p_randomization"])), Cell(fmt_p(r["p_ttest"])),
+         Cell(fmt_p(r["p_randomization"], report.n_resamples)), Cell(fmt_p(r["p_ttest"])),
          Cell(fmt_p(r["p_holm"]), significant=bool(r["significant"]))]
         for _, r in report.per_seed_head_to_head.iterrows()], text_cols=3)
 
@@ -282,6 +359,13 @@ def versions_summary(runs: list[StoredRun]) -> dict[str, str]:
     }
 
 
+def with_floor(note: str, report: PairReport, table: pd.DataFrame | None) -> str:
+    """``note``, and the floor's legend where a randomization p-value of ``table`` is at it."""
+    if table is None or not any(stats.at_floor(p, report.n_resamples) for p in table["p_randomization"]):
+        return note
+    return f"{note} {floor_note(report.n_resamples)}"
+
+
 def pair_page(report: PairReport, base: Path) -> PairPage:
     """Every table and text of the report, computed once for both writers."""
     compared = report.baseline is not None
@@ -291,7 +375,7 @@ def pair_page(report: PairReport, base: Path) -> PairPage:
     return PairPage(
         report=report, facts=facts(report), effectiveness=effectiveness(report),
         effectiveness_note=(f"Mean over queries with a {stats.CONFIDENCE:.0%} percentile bootstrap interval; "
-                            "bold: best per measure." + several),
+                            "bold: best per measure." + several + origins_note(report) + rescored_note(report)),
         significance_note=significance_note(report) if compared else None,
         comparison=comparison(report) if compared else None,
         differences=differences(report) if report.diffs is not None else None,
@@ -299,4 +383,9 @@ def pair_page(report: PairReport, base: Path) -> PairPage:
         versions=Table(["package", "version"], [[Cell(k), Cell(v)] for k, v in versions_summary(report.runs).items()],
                        text_cols=2),
         seeds=seeds(report), seeds_head_to_head=seeds_head_to_head(report), noise=noise(report),
+        family_note=holm_family(report), power=power(report) if compared else None,
+        comparison_note=with_floor(COMPARISON_NOTE, report, report.table if compared else None),
+        head_to_head_note=with_floor(HEAD_TO_HEAD_NOTE, report, report.head_to_head),
+        seeds_note=with_floor(SEEDS_NOTE, report, report.per_seed),
+        seeds_head_to_head_note=with_floor(SEEDS_HEAD_TO_HEAD_NOTE, report, report.per_seed_head_to_head),
     )

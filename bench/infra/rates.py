@@ -1,0 +1,123 @@
+"""How fast this machine builds things, measured as it builds them: ``BENCH_HOME/rates.json``.
+
+A builder wraps the function that builds an artifact in :func:`timed`, with the name of the stage and
+the number of items the build processes (``cached_build("indexes", key, timed("lucene-index", docs,
+build))``): each time the artifact is built, those items and the seconds the build took are added to
+this host's totals under that name, so the rate is items per second over every build measured here.
+The names are the kinds of the needs a plan lists (:mod:`bench.systems.needs`), whose estimate reads
+the rates (:func:`measured`; :mod:`bench.experiment.estimate`). Time spent in a timed build nested in
+another (the MT model's source states, built by its training on first use) counts for the inner one
+only. A build shorter than :data:`MIN_SECONDS` is not recorded: its start-up (a JVM, a model loaded)
+would pass for its rate.
+
+Recording is best effort: a BENCH_HOME that cannot be written never fails a build, and a file that
+cannot be read counts as no measurement. Two processes recording at once may lose one of the two
+measurements, never the file (it is replaced atomically).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+from bench.errors import BenchError
+from bench.infra.store import atomic_file, bench_home
+
+log = logging.getLogger(__name__)
+
+RATES_FILE = "rates.json"
+MIN_SECONDS = 5.0  # shorter builds are not recorded
+_HOST = socket.gethostname()
+_nested: list[float] = []  # per timed build running in this process (innermost last): seconds of timed builds in it
+
+
+@dataclass(frozen=True)
+class Rate:
+    """Items built in ``seconds`` on this host, over every build measured."""
+
+    items: float
+    seconds: float
+
+    @property
+    def per_second(self) -> float:
+        return self.items / self.seconds
+
+
+def rates_path() -> Path:
+    return bench_home() / RATES_FILE
+
+
+def timed(name: str, items: int, build: Callable[..., Any]) -> Callable[..., Any]:
+    """``build`` measured: when it returns, ``items`` in its own seconds (without timed builds nested in it)
+    are recorded under ``name``; a build that raises records nothing."""
+
+    def run(*args, **kwargs):
+        began = time.monotonic()
+        _nested.append(0.0)
+        try:
+            result = build(*args, **kwargs)
+        finally:
+            inner = _nested.pop()
+            elapsed = time.monotonic() - began
+            if _nested:
+                _nested[-1] += elapsed
+        record(name, items, elapsed - inner)
+        return result
+
+    return run
+
+
+def record(name: str, items: float, seconds: float) -> None:
+    """Add ``items`` built in ``seconds`` to this host's totals for ``name`` (nothing below :data:`MIN_SECONDS`)."""
+    if seconds < MIN_SECONDS or items <= 0:
+        return
+    data = _read()
+    hosts = data.setdefault("hosts", {})
+    if not isinstance(hosts.get(_HOST), dict):
+        hosts[_HOST] = {}
+    stages = hosts[_HOST]
+    old = stages.get(name) if isinstance(stages.get(name), dict) else {}
+    before = _rate(old) or Rate(0.0, 0.0)
+    stages[name] = {"items": before.items + float(items), "seconds": round(before.seconds + float(seconds), 3),
+                    "updated": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    path = rates_path()
+    try:
+        with atomic_file(path) as tmp:
+            tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    except (OSError, BenchError) as exc:
+        log.debug("could not record the rate of %s in %s: %s", name, path, exc)
+
+
+def measured(name: str) -> Rate | None:
+    """The rate of ``name`` measured on this host, or None when none was."""
+    stages = _read().get("hosts", {}).get(_HOST, {})
+    return _rate(stages.get(name)) if isinstance(stages, dict) else None
+
+
+def _rate(entry: Any) -> Rate | None:
+    if not isinstance(entry, dict):
+        return None
+    items, seconds = entry.get("items"), entry.get("seconds")
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in (items, seconds)):
+        return None
+    return Rate(float(items), float(seconds))
+
+
+def _read() -> dict:
+    path = rates_path()
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        log.debug("ignoring %s: %s", path, exc)
+        return {}
+    if not isinstance(data, dict) or not isinstance(data.get("hosts", {}), dict):
+        return {}
+    return data
