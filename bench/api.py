@@ -263,7 +263,7 @@ def fuse(pair: str | Path | Pair, inputs: str | Sequence[str], method: str, *, r
     result = plan.execute()
     written = []
     if reports is not None:
-        from bench.results.report import write_pair_report
+        from bench.experiment.reporting import write_report
 
-        written = write_pair_report(pair.name, plan.runs, Path(reports))
+        written = write_report(pair.name, plan.runs, Path(reports), given=pair)
     return _stored(pair, {result.system: result.path}, written)

@@ -385,3 +385,125 @@ def test_a_changed_depth_measure_set_or_option_reruns_the_affected_cells(bench_h
     # an option only bm25-psq reads (the bitext noise, as the grid's noise rate): only its cells run
     noisy = plan_grid(grid_spec({**base, "noise": [0, 0.2]}))
     assert [c.run for c in noisy.cells] == ["bm25-psq+noise0.2"] and len(noisy.done) == 2
+
+
+# --- pairs over one corpus: one index; the plan's estimate -------------------------------------------------------
+
+
+def pairs_over_one_corpus(tmp_path: Path, bitext: str = "") -> tuple[Path, Path]:
+    """The tiny pair (xx-en) and a copy of it (yy-en) with the same docs.jsonl and other queries (q1 and q3)."""
+    pairs = []
+    for name, keep in (("xx-en", ("q1", "q2", "q3")), ("yy-en", ("q1", "q3"))):
+        folder = tmp_path / name
+        shutil.copytree(TINY, folder)
+        for file in ("queries.tsv", "qrels.txt"):
+            lines = (folder / file).read_text().splitlines(keepends=True)
+            (folder / file).write_text("".join(line for line in lines if line.split()[0] in keep))
+        text = (folder / "pair.yaml").read_text().replace("name: xx-en", f"name: {name}")
+        if bitext:
+            (folder / "bitext.tsv").write_text(bitext)
+            text += "bitext: bitext.tsv\n"
+        (folder / "pair.yaml").write_text(text)
+        pairs.append(folder / "pair.yaml")
+    assert (pairs[0].parent / "docs.jsonl").read_bytes() == (pairs[1].parent / "docs.jsonl").read_bytes()
+    return pairs[0], pairs[1]
+
+
+def test_two_pairs_over_one_corpus_plan_and_build_one_index(bench_home, tmp_path, monkeypatch):
+    """The index is keyed by the documents (bm25.index_key): the grid plans it once for both pairs, under that
+    key, builds it once, and a second plan reads no document for it (the fingerprint is remembered)."""
+    from bench.data.collection import Collection
+    from bench.data.pair_ref import resolve_pair
+    from bench.experiment.grid_exec import run_plan
+    from bench.methods.retrieve import bm25
+
+    xx, yy = pairs_over_one_corpus(tmp_path)
+    spec = grid_spec({"pair_files": [xx, yy], "systems": "bm25,oracle-bm25", "runs": tmp_path / "runs",
+                      "no_report": True})
+    plan = plan_grid(spec)
+    [index] = plan.needs
+    key = bm25.index_key(resolve_pair(xx).collection(), "en")
+    assert key == bm25.index_key(resolve_pair(yy).collection(), "en")  # the same documents, other queries
+    assert index.key == ("lucene-index", tuple(sorted(key.items()))) and index.label == "Lucene index of xx-en"
+    assert [(c.label, c.needs) for c in plan.cells] == [(f"{p} {s}", (index.key,)) for p in ("xx-en", "yy-en")
+                                                        for s in ("bm25", "oracle-bm25")]
+    assert [t.label for t in plan.tasks()] == ["Lucene index of xx-en", "xx-en bm25", "xx-en oracle-bm25",
+                                               "yy-en bm25", "yy-en oracle-bm25"]
+
+    read = []
+    real = Collection.iter_docs
+    monkeypatch.setattr(Collection, "iter_docs", lambda self: read.append(self.dataset_id) or real(self))
+    assert plan_grid(spec).needs[0].key == index.key and read == []  # the fingerprint, remembered: nothing read
+
+    builds = count_builds(monkeypatch)
+    assert run_plan(plan).failed == []
+    assert [(kind, fp, in_cell) for kind, fp, in_cell in builds] == [("indexes", store.fingerprint(key), False)]
+    runs = {p: (tmp_path / "runs" / p / "bm25" / "run.trec").read_text().splitlines() for p in ("xx-en", "yy-en")}
+    assert [line.split()[:3] for line in runs["yy-en"]] == [["q1", "Q0", "d1"], ["q3", "Q0", "d4"]]  # its queries
+    assert runs["yy-en"] == [line for line in runs["xx-en"] if not line.startswith("q2 ")]
+
+
+def test_a_grid_dry_run_estimates_each_artifact_once_from_the_rates_measured_here(bench_home, tmp_path, monkeypatch,
+                                                                                   capsys):
+    """`bench grid --dry-run` says what `bench run --dry-run` says (bench.experiment.estimate): each artifact once
+    however many cells and pairs need it, its items (of its own pair) at the rate recorded in BENCH_HOME/rates.json
+    or the stated default; a built one costs nothing."""
+    from bench.infra import rates
+
+    # the leakage guard drops a bitext pair that is a query: xx-en keeps 2 of these, yy-en (no query "mbwa") all 3
+    xx, yy = pairs_over_one_corpus(tmp_path, "paka\tcat\nmbwa\tdog\nnyumba\thouse\n")
+    rates.record("lucene-index", 8, 200.0)  # 25 s a document
+    rates.record("ibm1-table", 1, 30.0)  # 30 s a bitext pair
+    args = ["grid", "--pair-file", str(xx), "--pair-file", str(yy), "--systems", "bm25,bm25-psq,oracle-bm25",
+            "--runs", str(tmp_path / "runs"), "--no-report"]
+    code, out, err = run_main(monkeypatch, capsys, *args, "--dry-run")
+    assert code == 0, err
+    assert out.splitlines() == [
+        "grid: 6 cell(s) to run on 2 pair(s), 3 artifact(s) to build, in this process",
+        "  need  Lucene index of xx-en",
+        "  cell  xx-en bm25",
+        "  need  IBM1 table of xx-en",
+        "  cell  xx-en bm25-psq",
+        "  cell  xx-en oracle-bm25",
+        "  cell  yy-en bm25",
+        "  need  IBM1 table of yy-en",
+        "  cell  yy-en bm25-psq",
+        "  cell  yy-en oracle-bm25",
+        "  artifacts the runs need, each built once: 3, 0 of them trainings",
+        "    build  Lucene index of xx-en: 4 documents at 25.0 s a document (measured here), about 2 min",
+        "    build  IBM1 table of xx-en: 2 bitext pairs at 30.0 s a bitext pair (measured here), about 1 min",
+        "    build  IBM1 table of yy-en: 3 bitext pairs at 30.0 s a bitext pair (measured here), about 2 min",
+        # 100 s + 60 s + 90 s
+        "  estimated time to build and train: about 4 min (retrieval and scoring not included)",
+        "nothing was run (--dry-run)"]
+    assert not (tmp_path / "runs").exists() and not (bench_home / "indexes").exists()
+    assert not (bench_home / "translation-tables").exists()
+
+    code, _, err = run_main(monkeypatch, capsys, *args[:-1], "--systems", "bm25", "--no-report")  # the index only
+    assert code == 0, err
+    code, out, err = run_main(monkeypatch, capsys, *args, "--dry-run", "--force")
+    assert code == 0, err
+    assert out.splitlines()[-6:] == [
+        "  artifacts the runs need, each built once: 3, 0 of them trainings; 1 built already (under BENCH_HOME)",
+        "    built  Lucene index of xx-en: no cost",
+        "    build  IBM1 table of xx-en: 2 bitext pairs at 30.0 s a bitext pair (measured here), about 1 min",
+        "    build  IBM1 table of yy-en: 3 bitext pairs at 30.0 s a bitext pair (measured here), about 2 min",
+        "  estimated time to build and train: about 2 min (retrieval and scoring not included)",
+        "nothing was run (--dry-run)"]
+
+
+def test_a_long_grid_says_its_plan_on_stderr_before_it_starts(bench_home, tmp_path, monkeypatch, capsys):
+    from bench.infra import rates
+
+    xx, yy = pairs_over_one_corpus(tmp_path, "paka\tcat\nmbwa\tdog\nnyumba\thouse\n")
+    rates.record("lucene-index", 2, 120.0)  # 60 s a document: the index of 4 documents, about 4 min
+    args = ["grid", "--pair-file", str(xx), "--pair-file", str(yy), "--systems", "bm25", "--no-report"]
+    code, _, err = run_main(monkeypatch, capsys, *args, "--runs", str(tmp_path / "quiet"), "-q")
+    assert code == 0 and err == ""  # -q: errors only
+    shutil.rmtree(bench_home / "indexes")
+    code, _, err = run_main(monkeypatch, capsys, *args, "--runs", str(tmp_path / "runs"))
+    assert code == 0
+    assert err.splitlines()[-3:] == [
+        "  artifacts the runs need, each built once: 1, 0 of them trainings",
+        "    build  Lucene index of xx-en: 4 documents at 60.0 s a document (measured here), about 4 min",
+        "  estimated time to build and train: about 4 min (retrieval and scoring not included)"]

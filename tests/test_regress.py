@@ -268,3 +268,21 @@ def test_a_file_without_made_with_checks_as_before(runs, tmp_path):
     path = tmp_path / "expected.yaml"
     write_expected(path, "  sw-en:\n    bm25:\n      AP: 0.4\n")
     assert [v.status for v in regress.check(path, runs)] == [OK]
+
+
+def test_the_committed_expected_scores_record_the_ci_configuration_of_todays_systems():
+    # every row of reports/expected.yaml says it is the ci profile's run of the system as it is declared today:
+    # a change to a system's spec (or a row without a record) must come with new expected scores
+    import json
+    from pathlib import Path
+
+    from bench.systems import get_system
+    from bench.systems.options import RunOptions
+
+    data = regress.load_expected(Path(__file__).resolve().parents[1] / "reports" / "expected.yaml")
+    ci = RunOptions.from_mapping({"profile": "ci"})
+    for pair, systems in data["expected"].items():
+        assert list(data["made_with"][pair]) == list(systems)
+        for name in systems:
+            spec = json.loads(json.dumps(get_system(name).spec_for(ci), sort_keys=True))
+            assert data["made_with"][pair][name] == {"profile": "ci", "spec": spec}, name

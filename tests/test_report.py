@@ -272,6 +272,35 @@ def test_leaderboard_markdown_and_html(board_runs, tmp_path):
     assert "0.250" in html and "runs/sw-en/optical" in html and not re.search(r"https?://|<script|<link", html)
 
 
+def test_leaderboard_marks_plugin_systems_with_their_package(board_runs, tmp_path):
+    """Issue 26: a plugin system is marked (plugin) on the leaderboard as in the pair reports, with a legend
+    naming its package; an external run stays marked in the sources table."""
+    make_run(board_runs, "sw-en", "tiny-plug", {"AP": [0.1, 0.3], "nDCG@10": [0.2, 0.4]},
+             spec={"system": "tiny-plug", "plugin": "tiny==0.1"})
+    make_run(board_runs, "sw-en", "my_run", {"AP": [0.2, 0.4], "nDCG@10": [0.3, 0.5]}, external=True,
+             spec={"system": "my_run", "external": True})
+    report.write_leaderboard(board_runs, tmp_path / "reports")
+    data = json.loads((tmp_path / "reports" / "leaderboard.json").read_text())
+    assert {(e["pair"], e["system"]): e["plugin"] for e in data["entries"] if e["pair"] == "sw-en"} == {
+        ("sw-en", "bm25"): None, ("sw-en", "optical"): None, ("sw-en", "tiny-plug"): "tiny==0.1",
+        ("sw-en", "my_run"): None}
+    md = (tmp_path / "reports" / "leaderboard.md").read_text()
+    assert [line.split(" | ")[0] for line in md.splitlines() if line.startswith("| tiny-plug")] == [
+        "| tiny-plug (plugin)"]
+    assert "| tiny-plug (plugin) | 0.200 [0.100, 0.300] | 0.300 [0.200, 0.400] | — | — | — | — | — | — |" in md
+    assert ("A pair without MAP and nDCG@10 shows its own first two measures. plugin: a system of another package "
+            "(the bench.systems entry points) (tiny-plug: tiny==0.1).") in md
+    assert "| sw-en | tiny-plug (plugin) | runs/sw-en/tiny-plug | 2025-03-04T05:06:07Z | abcdef123456 |" in md
+    assert "| sw-en | my_run (external) | runs/sw-en/my_run |" in md and "| my_run | " in md  # unmarked in the scores
+    html = (tmp_path / "reports" / "leaderboard.html").read_text()
+    assert '<tr><td class="text">tiny-plug (plugin)</td><td>0.200<br>' in html
+    assert "(the bench.systems entry points) (tiny-plug: tiny==0.1).</p>" in html
+    board_runs_plain = tmp_path / "plain"
+    make_run(board_runs_plain, "sw-en", "bm25", {"AP": [0.2, 0.4], "nDCG@10": [0.3, 0.5]})
+    report.write_leaderboard(board_runs_plain, tmp_path / "r2")
+    assert "plugin" not in (tmp_path / "r2" / "leaderboard.md").read_text()  # no plugin: no legend
+
+
 def test_leaderboard_takes_pairs_from_the_manifests(board_runs, tmp_path):
     make_run(board_runs, "xx-en", "bm25", {"AP": [0.5], "nDCG@10": [0.5]},
              pair_info={**pair_info("xx-en", "my pair"), "low_resource": True})

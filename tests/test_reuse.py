@@ -200,7 +200,8 @@ def test_the_estimate_from_the_rates_measured_here(bench_home, tmp_path):
     rates.record("student", 100, 200.0)
     rates.record("student", 50, 400.0)  # over both trainings: 150 steps in 600 s, 4 s a step
     assert rates.measured("student") == rates.Rate(150.0, 600.0)
-    result = estimate(resolve_pair(pair_copy(tmp_path)), tiny_needs())
+    needs = tiny_needs()
+    result = estimate(needs, dict.fromkeys((n.key for n in needs), resolve_pair(pair_copy(tmp_path))))
     assert [c.seconds for c in result.costs] == [4 / 100, 0.0, 300 * 4.0, 3 / 30]
     assert result.seconds == 4 / 100 + 300 * 4.0 + 3 / 30
     assert result.lines() == [
@@ -220,7 +221,8 @@ def test_the_estimate_without_rates_uses_the_defaults_and_says_so(bench_home, tm
 
     _built()
     (bench_home / rates.RATES_FILE).write_text("{not json")  # unreadable: no measurement
-    result = estimate(resolve_pair(pair_copy(tmp_path)), tiny_needs())
+    needs = tiny_needs()
+    result = estimate(needs, dict.fromkeys((n.key for n in needs), resolve_pair(pair_copy(tmp_path))))
     assert [c.measured for c in result.costs] == [False] * 4
     assert result.seconds == 4 / 1000 + 300 * 4.0 + 3 / 30 == (4 / STAGES["lucene-index"].default
                                                                + 300 / STAGES["student"].default + 3 / 30)

@@ -31,6 +31,7 @@ from bench.systems.options import HELP, RunOptions, flag
 
 LOG_STATE = "bench.log"  # ctx.meta keys: the flags seen so far, and the function that applies them
 SETUP_LOGGING = "bench.setup_logging"
+LONG_RUN_S = 180  # a run or grid whose builds are estimated longer prints its plan first (on stderr)
 
 LOG_FLAGS = (
     (("--debug",), dict(is_flag=True, help="Show the traceback of an error.")),

@@ -36,7 +36,7 @@ def fuse_cmd(pair_name, pair_file, runs_root, inputs, method, weights, rrf_k, na
     plan = plan_fusion(pair, runs_root, inputs, method, weights=weights, k=rrf_k, name=name, depth=depth)
     echo_means(pair.name, [plan.execute()])
     if not no_report:
-        from bench.results.report import write_pair_report
+        from bench.experiment.reporting import write_report
 
-        for path in write_pair_report(pair.name, runs_root, reports_dir):
+        for path in write_report(pair.name, runs_root, reports_dir, given=pair):
             click.echo(f"wrote {path}")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from bench.cli.common import LOG_STATE, option_flags
+from bench.cli.common import LOG_STATE, LONG_RUN_S, option_flags
 from bench.errors import BenchError
 
 
@@ -38,7 +38,8 @@ from bench.errors import BenchError
 @click.option("--runs", "runs_root", type=click.Path(path_type=Path), help="Where runs go (default: runs).")
 @click.option("--reports", "reports_dir", type=click.Path(path_type=Path), help="Where reports go (default: reports).")
 @click.option("--no-report", is_flag=True, default=None, help="Write the runs only.")
-@click.option("--dry-run", is_flag=True, help="Print the plan (its cells and needs) and stop.")
+@click.option("--dry-run", is_flag=True, help="Check everything, print the plan (its cells and needs, what is built "
+              "or trained and for about how long) and stop.")
 @click.option("--force", is_flag=True, help="Run every cell again, even one whose stored run has identical inputs.")
 def grid_cmd(grid_file, pairs, pair_files, systems_list, seeds, noise, ray_address, max_parallel, shards, retries,
              depth, measures, runs_root, reports_dir, no_report, dry_run, force=False, **option_values) -> None:
@@ -69,12 +70,18 @@ def grid_cmd(grid_file, pairs, pair_files, systems_list, seeds, noise, ray_addre
     if dry_run:
         for task in plan.tasks():
             click.echo(f"  {'cell' if hasattr(task, 'run') else 'need'}  {task.label}")
+        for line in plan.estimate.lines():
+            click.echo(line)
+        click.echo("nothing was run (--dry-run)")
         return
     result = None
     if not plan.cells:
         click.echo("nothing to run: every cell has a stored run with identical inputs")
     else:
         quiet = click.get_current_context().meta.get(LOG_STATE, {}).get("quiet", False)
+        if not quiet and plan.estimate.seconds > LONG_RUN_S:  # hours ahead: say what they are spent on first
+            for line in plan.estimate.lines():
+                click.echo(line, err=True)
         result = run_plan(plan, ray=spec.ray, max_parallel=spec.max_parallel, retries=spec.retries, echo=click.echo,
                           quiet=quiet)
     if not spec.no_report:

@@ -38,6 +38,7 @@ def report_cmd(runs_root: Path, reports_dir: Path, pair_names: tuple[str, ...] =
     """Rebuild the pairs' reports and the leaderboard from the stored runs (with --pair, --systems, --baseline or
     --measures: those pair reports only, the leaderboard as it was)."""
     from bench.experiment.plan import measure_names
+    from bench.experiment.documents import documents_loader
     from bench.experiment.qrels import qrels_loader
     from bench.results.report import pair_report_files, write_leaderboard, write_texts
     from bench.results.runs import load_runs
@@ -54,7 +55,7 @@ def report_cmd(runs_root: Path, reports_dir: Path, pair_names: tuple[str, ...] =
         from bench.data.pair_ref import resolve_pair
 
         given = resolve_pair(pair_file)
-    loader = qrels_loader(given)
+    loader, documents = qrels_loader(given), documents_loader(given)
 
     def qrels_of(run):  # a run without file hashes is read only once its values derive again on them
         return loader(run.pair, [run])
@@ -73,7 +74,7 @@ def report_cmd(runs_root: Path, reports_dir: Path, pair_names: tuple[str, ...] =
             click.echo(f"{pair}: none of --systems has a run; no report")
             continue
         made = pair_report_files(pair, runs_root, reports_dir, baseline, systems=chosen, measures=chosen_measures,
-                                 qrels=loader, formats=chosen_formats)
+                                 qrels=loader, documents=documents, formats=chosen_formats)
         paths += made[0]
         contents += made[1]
     write_texts(paths, contents)

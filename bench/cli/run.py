@@ -7,10 +7,9 @@ from pathlib import Path
 
 import click
 
-from bench.cli.common import LOG_STATE, check_dirs, echo_means, option_flags, pair_given
+from bench.cli.common import LOG_STATE, LONG_RUN_S, check_dirs, echo_means, option_flags, pair_given
 from bench.errors import BenchError
 
-LONG_RUN_S = 180  # a run whose builds are estimated longer prints its plan first
 
 
 @click.command("run")
@@ -92,8 +91,7 @@ def eval_cmd(pair_name, pair_file, external_runs, runs_root, reports_dir, no_rep
     results = external.add_runs(pair, external_runs, runs_root, chosen)
     echo_means(pair.name, results)
     if not no_report:
-        from bench.experiment.qrels import qrels_loader
-        from bench.results.report import write_pair_report
+        from bench.experiment.reporting import write_report
 
-        for path in write_pair_report(pair.name, runs_root, reports_dir, measures=chosen, qrels=qrels_loader(pair)):
+        for path in write_report(pair.name, runs_root, reports_dir, given=pair, measures=chosen):
             click.echo(f"wrote {path}")

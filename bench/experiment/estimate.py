@@ -1,4 +1,5 @@
-"""How long a plan's builds and trainings will take, before any of them starts.
+"""How long a plan's builds and trainings will take, before any of them starts (a run's, or a grid's: each
+artifact once, however many cells and pairs need it, its items counted on the pair it is built from).
 
 Each need a plan lists (:mod:`bench.systems.needs`: the Lucene index, a corpus encoding, the MT model,
 a student, the NMT translations, ...) costs its items (documents, training steps, queries, bitext
@@ -14,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Mapping, Sequence
 
 from bench.data.pairs import Pair
 from bench.infra import rates
@@ -118,8 +119,10 @@ def duration(seconds: float) -> str:
     return f"{hours} h {minutes:02d} min"
 
 
-def estimate(pair: Pair, needs: list[Need]) -> Estimate:
-    """The cost of building ``needs`` (the needs of a plan on ``pair``, in the order it builds them)."""
+def estimate(needs: Sequence[Need], pairs: Mapping[Key, Pair]) -> Estimate:
+    """The cost of building ``needs`` (the needs of a plan, each once, in the order it builds them), each
+    counted on its pair in ``pairs`` (by the need's key: the pair whose documents, queries or bitext it
+    processes; a need of many pairs, such as an index of their shared documents, on any one of them)."""
     by_key = {n.key: n for n in needs}
     status: dict[Key, bool] = {}
 
@@ -128,8 +131,13 @@ def estimate(pair: Pair, needs: list[Need]) -> Estimate:
             status[need.key] = all(built(by_key[k]) for k in need.after if k in by_key) and _probe(need)
         return status[need.key]
 
-    counts = Counts(pair)
-    return Estimate(tuple(Cost(n, True) if built(n) else _cost(n, counts) for n in needs))
+    counts: dict[str, Counts] = {}
+
+    def cost(need: Need) -> Cost:
+        pair = pairs[need.key]
+        return _cost(need, counts.setdefault(pair.name, Counts(pair)))
+
+    return Estimate(tuple(Cost(n, True) if built(n) else cost(n) for n in needs))
 
 
 def _cost(need: Need, counts: "Counts") -> Cost:

@@ -11,7 +11,8 @@ pairs' inputs; downloads fetched now) and expands it into a :class:`GridPlan`:
   ``bench run`` would reuse (the same identity: :mod:`bench.experiment.identity`) is done already and
   left out, unless the grid is forced.
 - **needs**: every artifact the cells build (:mod:`bench.systems.needs`), one task per artifact, deduplicated
-  across cells, in dependency order, so no artifact is built twice even without the store's locks.
+  across cells (and pairs: one Lucene index for pairs over one corpus), in dependency order, so no artifact is
+  built twice even without the store's locks; :attr:`GridPlan.estimate` says what building them will take.
 
 :meth:`GridPlan.tasks` is the order the tasks run in one at a time (each cell right after the needs
 it is the first to use); Ray runs the same tasks, a task as soon as its needs are built. Nothing here
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field, fields, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -175,6 +177,16 @@ class GridPlan:
     needs: list[Need]  # to build, in dependency order
     notes: list[str]
     measures: list[str] | None = None
+    artifacts: list[Need] = field(default_factory=list)  # the needs' artifacts, each once (a sharded one whole)
+    built_on: dict[Key, Pair] = field(default_factory=dict)  # the pair each artifact is counted on (its first cell's)
+
+    @cached_property
+    def estimate(self):
+        """How long building the artifacts takes (:class:`bench.experiment.estimate.Estimate`, as ``bench run
+        --dry-run`` says it: each artifact once, however many cells and pairs need it; a built one costs nothing)."""
+        from bench.experiment.estimate import estimate
+
+        return estimate(self.artifacts, self.built_on)
 
     def tasks(self) -> list[Need | Cell]:
         """Every task in the order it runs one at a time: each cell after the needs it is the first to use."""
@@ -226,16 +238,18 @@ def plan_grid(spec: GridSpec, force: bool = False) -> GridPlan:
         collection = pair.collection()
         for cell in _cells(pair, ref, chosen[pair.name], spec, options):
             (done if not force and _is_done(cell, pair, spec, measures, collection) else cells).append(cell)
-    cell_needs, wanted = [], []
+    cell_needs, wanted, built_on = [], [], {}
     for cell in cells:
         pair = next(p for p, _ in pairs if p.name == cell.pair)
         own = cell.system.needs(Job(pair, cell.ref, cell.options, cell.seed))
         cell_needs.append(replace(cell, needs=tuple(dict.fromkeys(n.key for n in own))))
         wanted += own
+        built_on.update({n.key: pair for n in own if n.key not in built_on})
     needs = _in_order(combine(wanted, spec.shards))
+    artifacts = needs if spec.shards == 1 else _in_order(combine(wanted))
     notes = _notes(every, spec, options) + ([f"{len(done)} cell(s) have a stored run with identical inputs: "
                                              "reused (--force runs them again)"] if done else [])
-    return GridPlan(spec, [p.name for p, _ in pairs], cell_needs, done, needs, notes, measures)
+    return GridPlan(spec, [p.name for p, _ in pairs], cell_needs, done, needs, notes, measures, artifacts, built_on)
 
 
 def _check_pair(pair: Pair, systems: list[System], options: RunOptions) -> None:

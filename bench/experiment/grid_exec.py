@@ -171,15 +171,17 @@ def cell_task(cell: Cell, runs_root: str, depth: int, measures, env: dict | None
     return {**out, "ok": True, "path": str(result.path), "seconds": time.perf_counter() - t0}
 
 
-def report_task(pair: str, runs_root: str, reports_dir: str, env: dict | None, *cells: dict) -> list[str]:
-    """A pair's report, once its cells have ended (on Ray: beside the other pairs' cells)."""
+def report_task(pair: str, ref: str, runs_root: str, reports_dir: str, env: dict | None, *cells: dict) -> list[str]:
+    """A pair's report, once its cells have ended (on Ray: beside the other pairs' cells); ``ref``: the pair's
+    name or pair file, as its cells name it."""
     _enter(env)
-    from bench.results.report import write_pair_report
+    from bench.data.pair_ref import resolve_pair
+    from bench.experiment.reporting import write_report
     from bench.results.runs import load_runs
 
     if not load_runs(Path(runs_root), pair):  # every cell failed, and none ran before
         return []
-    return [str(p) for p in write_pair_report(pair, Path(runs_root), Path(reports_dir))]
+    return [str(p) for p in write_report(pair, Path(runs_root), Path(reports_dir), given=resolve_pair(ref))]
 
 
 # --- progress -----------------------------------------------------------------------------------------------
@@ -312,7 +314,8 @@ def _run_on_ray(plan: GridPlan, progress: Progress, *, address: str, max_paralle
                     task, str(Path(spec.runs).resolve()), spec.depth, plan.measures, env, events, *deps)
             tasks[refs[key]] = (key, task)
         reporting = {} if spec.no_report else {  # each pair's report as soon as its cells are done
-            remote_report.options(num_cpus=1).remote(pair, str(Path(spec.runs).resolve()),
+            remote_report.options(num_cpus=1).remote(pair, pair_refs(plan).get(pair, pair),
+                                                     str(Path(spec.runs).resolve()),
                                                      str(Path(spec.reports).resolve()), env,
                                                      *[refs[k] for k in refs if k[:2] == ("cell", pair)]): pair
             for pair in plan.pairs if any(c.pair == pair for c in plan.cells)}
@@ -355,10 +358,17 @@ def _ray_error(exc: BaseException, task: Need | Cell, outcomes: dict[tuple, Outc
     return one_line(getattr(exc, "cause", None) or exc)
 
 
+def pair_refs(plan: GridPlan) -> dict[str, str]:
+    """Each pair's name -> its reference as the cells name it (a built-in name or a pair file's path)."""
+    return {cell.pair: cell.ref for cell in [*plan.done, *plan.cells]}
+
+
 def write_reports(plan: GridPlan, result: GridResult | None = None) -> list[Path]:
     """Each pair's report (unless a task of ``result`` wrote it) and the leaderboard, rebuilt from the
     stored runs (as ``bench report``)."""
-    from bench.results.report import write_leaderboard, write_pair_report
+    from bench.data.pair_ref import resolve_pair
+    from bench.experiment.reporting import write_report
+    from bench.results.report import write_leaderboard
     from bench.results.runs import load_runs
 
     runs, reports = Path(plan.spec.runs), Path(plan.spec.reports)
@@ -366,7 +376,7 @@ def write_reports(plan: GridPlan, result: GridResult | None = None) -> list[Path
     written = [p for pair in plan.pairs for p in done.get(pair, [])]
     for pair in plan.pairs:
         if pair not in done and load_runs(runs, pair):
-            written += write_pair_report(pair, runs, reports)
+            written += write_report(pair, runs, reports, given=resolve_pair(pair_refs(plan).get(pair, pair)))
     if load_runs(runs):
         written += write_leaderboard(runs, reports)
     return written

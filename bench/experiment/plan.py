@@ -103,7 +103,8 @@ class RunPlan:
         costs nothing)."""
         from bench.experiment.estimate import estimate
 
-        return estimate(self.pair, self.needs())
+        needs = self.needs()
+        return estimate(needs, dict.fromkeys((n.key for n in needs), self.pair))
 
     def describe(self) -> list[str]:
         """The plan in words: what a dry run prints (the pair, the systems, the settings, the stored runs
@@ -123,17 +124,19 @@ class RunPlan:
         return lines
 
     def write_report(self, partial: bool = False) -> list[Path]:
-        """The pair's report from the runs stored under ``runs`` (none when the plan writes no report);
-        ``partial``: while the run goes on, against the default baseline until the chosen one has run."""
+        """The pair's report from the runs stored under ``runs`` (none when the plan writes no report), with the
+        documents of its largest losses read from the pair (:mod:`bench.experiment.documents`); ``partial``:
+        while the run goes on, against the default baseline until the chosen one has run, without them."""
         if self.reports is None:
             return []
-        from bench.results.report import write_pair_report
+        from bench.experiment.reporting import write_report
 
         baseline = self.baseline
         stored = baseline is not None and (run_dir(self.runs, self.pair.name, baseline) / MANIFEST_FILE).is_file()
         if partial and not stored:
             baseline = None
-        return write_pair_report(self.pair.name, self.runs, self.reports, baseline=baseline)
+        return write_report(self.pair.name, self.runs, self.reports, given=self.pair, partial=partial,
+                            baseline=baseline)
 
 
 def plan_run(pair: str | Path | Pair, systems: str | Sequence[str | System] | None = None, *,

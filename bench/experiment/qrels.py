@@ -43,16 +43,24 @@ def qrels_loader(given: Pair | None = None):
     return load
 
 
-def check_same_data(run: StoredRun, pair: Pair, sources: Mapping[str, str]) -> None:
-    """The run was scored on ``pair``'s data as it is now (dataset id and files' sha256), else one error."""
+def check_same_dataset(run: StoredRun, pair: Pair) -> None:
+    """The run was scored on ``pair``'s dataset (the id its manifest records, where it records one), else one
+    error; checked before the collection is read."""
     recorded_id = run.manifest.get("dataset_id")
     if recorded_id is not None and recorded_id != pair.dataset_id:
         raise BenchError(f"run {run.path} was scored on {recorded_id}, not on {pair.dataset_id}: its qrels are "
                          "not those here", redo_hint(run.manifest))
+
+
+def check_same_data(run: StoredRun, pair: Pair, sources: Mapping[str, str],
+                    unrecorded: str = "scoring it on the qrels") -> None:
+    """The run was scored on ``pair``'s data as it is now (dataset id and files' sha256), else one error; a run
+    that records no sha256 is taken with a warning that says what is done with it (``unrecorded``)."""
+    check_same_dataset(run, pair)
     recorded = run.manifest.get("data")
     if not isinstance(recorded, dict):
-        log.warning("run %s does not record its data's sha256: scoring it on the qrels of %s as they are now",
-                    run.path, pair.name)
+        log.warning("run %s does not record its data's sha256: %s of %s as they are now", run.path, unrecorded,
+                    pair.name)
         return
     differ = sorted(k for k in recorded.keys() | sources.keys() if recorded.get(k) != sources.get(k)
                     and not (str(recorded.get(k, "")).startswith(_IR_DATASETS)

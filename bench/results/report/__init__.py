@@ -18,15 +18,18 @@ each seed is also tested on its own; runs on noised bitext (``optical+noise0.2``
 the pair report and are not on the leaderboard (:mod:`bench.results.report.variants`).
 
 A pair report shows the query texts and translations the runs stored beside them (``queries.tsv``) in
-its per-query analysis.
+its per-query analysis and, given the pair's documents (a :data:`DocumentsLoader`, passed by the caller as the
+qrels are), for each of the largest losses the documents the best system ranked above the first relevant one
+(:mod:`.losses`).
 
 Only complete runs count (an interrupted or damaged run directory is skipped with a warning), and
 every file is written atomically, so an interrupted report leaves the previous one intact. A report
 reads runs only: what it says about a pair comes from the runs' manifests (``pair_info``).
 
 Modules, each importing only those above it: ``variants`` (runs grouped into seeds and noise rates),
-``model`` (the report as plain data, ordering and formatting), ``tables`` (the table model the writers
-render), ``markdown``, ``html`` (templates in ``templates/``), ``latex`` and ``summary`` (CSV) (the writers),
+``losses`` (the documents above the first relevant one in the largest losses), ``model`` (the report as
+plain data, ordering and formatting), ``tables`` (the table model the writers render), ``markdown``,
+``html`` (templates in ``templates/``), ``latex`` and ``summary`` (CSV) (the writers),
 ``files`` (the formats, atomic writes, :func:`write_pair_report`), ``leaderboard``.
 """
 
@@ -36,6 +39,7 @@ from bench.results.report.html import pair_html
 from bench.results.report.leaderboard import (
     LEADERBOARD_MEASURES, leaderboard_data, leaderboard_html, leaderboard_markdown, write_leaderboard,
 )
+from bench.results.report.losses import DocumentsLoader, PairDocuments
 from bench.results.report.markdown import md_lines, md_table, pair_markdown
 from bench.results.report.model import (
     HEAD_TO_HEAD, MEASURE_ORDER, PairInfo, PairReport, QrelsLoader, build_pair_report, ceilings, floor_text, fmt,
@@ -44,7 +48,8 @@ from bench.results.report.model import (
 from bench.results.report.tables import Cell, PairPage, Table, models_cell, pair_page, versions_summary
 
 __all__ = [
-    "DEFAULT_FORMATS", "FORMATS", "HEAD_TO_HEAD", "LEADERBOARD_MEASURES", "MEASURE_ORDER", "Cell", "PairInfo",
+    "DEFAULT_FORMATS", "DocumentsLoader", "FORMATS", "HEAD_TO_HEAD", "LEADERBOARD_MEASURES", "MEASURE_ORDER", "Cell",
+    "PairDocuments", "PairInfo",
     "QrelsLoader", "ceilings", "floor_text", "origins", "pair_order", "pair_report_files", "recorded_pair",
     "report_formats",
     "system_order",

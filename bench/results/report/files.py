@@ -15,6 +15,7 @@ from bench.results import stats
 from bench.results.report.html import pair_html
 from bench.results.report.latex import pair_latex
 from bench.results.report.markdown import pair_markdown
+from bench.results.report.losses import DocumentsLoader
 from bench.results.report.model import QrelsLoader, build_pair_report
 from bench.results.report.summary import pair_summary_csv
 from bench.results.report.tables import pair_page
@@ -53,15 +54,16 @@ def write_texts(paths: list[Path], contents: list[str]) -> None:
 
 def pair_report_files(pair: str, runs_root: Path, reports_dir: Path, baseline: str | None = None, *,
                       systems: Sequence[str] | None = None, measures: Sequence[str] | None = None,
-                      qrels: QrelsLoader | None = None, formats: Sequence[str] = DEFAULT_FORMATS,
-                      n_resamples: int = stats.N_RESAMPLES, seed: int = 0) -> tuple[list[Path], list[str]]:
+                      qrels: QrelsLoader | None = None, documents: DocumentsLoader | None = None,
+                      formats: Sequence[str] = DEFAULT_FORMATS, n_resamples: int = stats.N_RESAMPLES,
+                      seed: int = 0) -> tuple[list[Path], list[str]]:
     """The paths and texts of ``<pair>.perquery.csv`` and the report in each of ``formats`` under
-    ``reports_dir``, nothing written; ``systems``, ``measures`` and ``qrels``:
+    ``reports_dir``, nothing written; ``systems``, ``measures``, ``qrels`` and ``documents``:
     :func:`bench.results.report.model.build_pair_report`."""
     formats = report_formats(formats)
     runs_root, reports_dir = Path(runs_root), Path(reports_dir)
     report = build_pair_report(pair, runs_root, baseline, systems=systems, measures=measures, qrels=qrels,
-                               n_resamples=n_resamples, seed=seed)
+                               documents=documents, n_resamples=n_resamples, seed=seed)
     page = pair_page(report, reports_dir.resolve().parent)
     paths = [reports_dir / f"{pair}.perquery.csv", *(reports_dir / f"{pair}{FORMATS[f][0]}" for f in formats)]
     contents = [report.per_query.to_csv(index=False, lineterminator="\n"), *(FORMATS[f][1](page) for f in formats)]

@@ -9,7 +9,8 @@ manifests.
 A system run with several seeds (``runs/<pair>/optical+seed1/``, ...) shows the mean over its seeds ± their
 sample standard deviation (ddof 1) and the number of seeds; its interval and † come from its per-query
 values averaged over the seeds (:mod:`bench.results.report.variants`). Runs on noised bitext are not on the
-leaderboard (the pair report and the sweep show them)."""
+leaderboard (the pair report and the sweep show them). A system of another package is marked ``(plugin)`` as in
+the pair reports, with a legend naming its package; runs made elsewhere are marked in the sources table."""
 
 from __future__ import annotations
 
@@ -25,8 +26,8 @@ from bench.results.report.files import write_texts
 from bench.results.report.html import render
 from bench.results.report.markdown import md_lines
 from bench.results.report.model import (DEFAULT_BASELINE, MEASURE_ORDER, ceilings, fmt, label, now_utc, ordered,
-                                        pair_order, recorded_pair, source_path, system_order)
-from bench.results.report.tables import Cell, Table
+                                        pair_order, plugin_packages, recorded_pair, source_path, system_order)
+from bench.results.report.tables import ORIGIN_NOTES, Cell, Table
 from bench.results.report.variants import STD_NOTE, by_system, group_runs, value_text
 from bench.results.runs import QrelsOf, load_runs
 
@@ -78,6 +79,7 @@ def leaderboard_data(runs_root: Path, reports_dir: Path, *, n_resamples: int = s
                 "p_holm": {m: _num(rows[m]["p_holm"]) for m in measures if m in rows and system != baseline},
                 "significant": {m: bool(rows[m]["significant"]) for m in measures if m in rows},
                 "n_queries": int(run.per_query["query_id"].nunique()), "external": bool(run.manifest.get("external")),
+                "plugin": plugin_packages(cell.runs).get(system),  # the package (name==version) of a plugin system
                 "ceiling": system in ceilings(cell.runs),
                 "run": source_path(run, base), "started_at": run.manifest.get("started_at"),
                 "commit": run.manifest.get("commit"), "dataset_id": run.manifest.get("dataset_id"),
@@ -129,9 +131,11 @@ def scores_table(data: dict) -> Table:
     competing = [s for s in data["systems"] if s not in ceiling]
     best = {c: _best([value(s, c) for s in competing]) for c in columns}
     best_mean = {m: _best([data["low_resource_mean"][s][m] for s in competing]) for m in measures}
+    plugins = set(plugin_systems(data))
     rows = []
     for system in data["systems"]:
-        cells = [Cell(f"{system} (ceiling)" if system in ceiling else system)]
+        notes = [*(["ceiling"] if system in ceiling else []), *(["plugin"] if system in plugins else [])]
+        cells = [Cell(f"{system} ({', '.join(notes)})" if notes else system)]
         for pair, m in columns:
             v, e = value(system, (pair, m)), entry.get((pair, system))
             ci = (e or {}).get("ci", {}).get(m)
@@ -156,10 +160,22 @@ def scores_table(data: dict) -> Table:
     )
 
 
+def plugin_systems(data: dict) -> dict[str, list[str]]:
+    """Plugin system -> the packages (name==version) its entries' runs name, in the order of the systems."""
+    found: dict[str, list[str]] = {}
+    for e in data["entries"]:
+        if e.get("plugin"):
+            found.setdefault(e["system"], [])
+            if e["plugin"] not in found[e["system"]]:
+                found[e["system"]].append(e["plugin"])
+    return {s: found[s] for s in data["systems"] if s in found}
+
+
 def sources_table(data: dict) -> Table:
     """The run of each entry (every run, for a system of several seeds: the first's time and commit)."""
     return Table(["pair", "system", "run", "started (UTC)", "commit", "dataset", "queries"], [
-        [Cell(e["pair"]), Cell(e["system"] + (" (external)" if e.get("external") else "")),
+        [Cell(e["pair"]), Cell(e["system"] + (" (external)" if e.get("external") else "")
+                               + (" (plugin)" if e.get("plugin") else "")),
          Cell(", ".join(e.get("runs") or [e["run"]]), code=True), Cell(e["started_at"] or "—"),
          Cell((e["commit"] or "unknown")[:12]), Cell(e["dataset_id"] or "—"), Cell(str(e["n_queries"]))]
         for e in data["entries"]], text_cols=6)
@@ -179,8 +195,17 @@ def _texts(data: dict) -> dict[str, str]:
                       "and † use its per-query values averaged over the seeds."
                       if any(len(e.get("seeds") or []) > 1 for e in data["entries"]) else "")),
         "mean_note": (f"Low-resource mean: {means_over}; — when a system lacks a run on one of them. "
-                      "A pair without MAP and nDCG@10 shows its own first two measures."),
+                      "A pair without MAP and nDCG@10 shows its own first two measures." + plugin_note(data)),
     }
+
+
+def plugin_note(data: dict) -> str:
+    """The legend of the plugin systems marked in the scores table ("" when there are none)."""
+    plugins = plugin_systems(data)
+    if not plugins:
+        return ""
+    return (f" {ORIGIN_NOTES['plugin']} ("
+            + ", ".join(f"{s}: {', '.join(packages)}" for s, packages in plugins.items()) + ").")
 
 
 def _pair_line(p: dict, link: str) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bench.results.report.model import label
-from bench.results.report.tables import NOISE_NOTE, PROVENANCE_NOTE, Cell, PairPage, Table
+from bench.results.report.tables import NOISE_NOTE, PROVENANCE_NOTE, Cell, Differences, PairPage, Table
 
 
 def md_table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -26,6 +26,14 @@ def md_lines(table: Table, bold: bool = True) -> list[str]:
     return md_table(table.header, [[md_cell(c, bold) for c in row] for row in table.rows])
 
 
+def passages_markdown(d: Differences) -> list[str]:
+    """The largest losses with the documents above the first relevant one: a sub-section per query."""
+    out = ["### Where the largest losses went wrong", "", d.passages_note, ""]
+    for view in d.passages:
+        out += [f"#### {view.heading}", "", view.text, "", *([*md_lines(view.table), ""] if view.table else [])]
+    return out
+
+
 def pair_markdown(page: PairPage) -> str:
     report = page.report
     out = [f"# {report.pair}", ""]
@@ -45,6 +53,7 @@ def pair_markdown(page: PairPage) -> str:
                 f"- largest gains: {d.gains}", f"- largest losses: {d.losses}", "",
                 *(["### The largest gains and losses, query by query", "", *md_lines(d.analysis), ""]
                   if d.analysis is not None else []),
+                *(passages_markdown(d) if d.passages is not None else []),
                 f"The sorted chart is in `{report.pair}.html`; every per-query value is in "
                 f"`{report.pair}.perquery.csv`.", ""]
     else:

@@ -7,7 +7,9 @@ pair (``--pair-file``) reads like any other. The ordering constants are presenta
 A report may be narrowed to chosen systems (so Holm's family holds those only) and given chosen measures:
 a measure a run was not stored with is computed from its ``run.trec`` and the pair's qrels, which the
 caller loads (a report reads runs only) and passes down as a function of the runs that need them. The
-numbers are computed in memory, for the report: a stored run's files are never rewritten.
+numbers are computed in memory, for the report: a stored run's files are never rewritten. Likewise, given
+the pair's documents (:data:`bench.results.report.losses.DocumentsLoader`), the report shows for its largest
+losses the passages the best system ranked above the first relevant document (:mod:`.losses`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import pandas as pd
 
 from bench.results import stats
 from bench.errors import BenchError, did_you_mean
+from bench.results.report.losses import DocumentsLoader, Losses, loss_passages
 from bench.results.report.variants import Replicates, by_system, group_runs, noisy, per_seed_tests
 from bench.results.runs import RUN_FILE, StoredRun, load_runs, read_queries, read_trec
 from bench.results.scoring import SYSTEMS_PER_QUERY_COLUMNS, parse_measures, per_query
@@ -44,6 +47,7 @@ HEAD_TO_HEAD = [("optical", "mdense"), ("optical-maxsim", "mdense-maxsim"), ("sd
 REPORT_PER_QUERY_COLUMNS = ["pair", *SYSTEMS_PER_QUERY_COLUMNS]  # a report's per-query table
 # the qrels of a pair's runs, loaded by the caller for the runs that need re-scoring: (pair, runs) -> qrels
 QrelsLoader = Callable[[str, list[StoredRun]], Mapping[str, Mapping[str, int]]]
+ANALYSIS_ROWS = 5  # the largest gains and the largest losses shown with their queries
 
 
 def label(measure: str) -> str:
@@ -212,6 +216,7 @@ class PairReport:
     origins: dict[str, str] = field(default_factory=dict)  # system -> "external" or "plugin" (see origins())
     packages: dict[str, str] = field(default_factory=dict)  # plugin system -> its package (name==version)
     rescored: dict[str, list[str]] = field(default_factory=dict)  # run -> the measures computed from its run.trec
+    passages: Losses | None = None  # the largest losses, with the documents above the first relevant one
 
     def seeds(self, system: str) -> int:
         return self.replicates[system].n if system in self.replicates else 1
@@ -281,15 +286,17 @@ def natural_rows(values: pd.DataFrame, systems: list[str], measures: list[str]) 
 
 def build_pair_report(pair: str, runs_root: Path, baseline: str | None = None, *,
                       systems: Sequence[str] | None = None, measures: Sequence[str] | None = None,
-                      qrels: QrelsLoader | None = None, n_resamples: int = stats.N_RESAMPLES,
-                      seed: int = 0) -> PairReport:
+                      qrels: QrelsLoader | None = None, documents: DocumentsLoader | None = None,
+                      n_resamples: int = stats.N_RESAMPLES, seed: int = 0) -> PairReport:
     """The report of ``pair``: one row per system at noise 0 (its seeds averaged, see :mod:`.variants`),
     the seeds one by one, and the runs on noised bitext apart.
 
     ``systems`` narrows it to those systems' runs (an unknown name is an error; Holm's family is theirs);
     ``measures`` (ir_measures names, already checked) are its measures in that order, the first the primary:
     a run stored without one of them is scored from its ``run.trec`` on the qrels ``qrels(pair, runs)`` gives,
-    in memory (:func:`rescore`)."""
+    in memory (:func:`rescore`). With ``documents``, the largest losses of the best system against the baseline
+    get the passages it ranked above the first relevant document (:func:`.losses.loss_passages`; none where the
+    loader has nothing for the runs)."""
     # a run without file hashes is trusted only once its values are derived again on the qrels (runs.load_run)
     runs = load_runs(runs_root, pair, qrels=(lambda run: qrels(run.pair, [run])) if qrels else None)
     if not runs:
@@ -340,6 +347,9 @@ def build_pair_report(pair: str, runs_root: Path, baseline: str | None = None, *
         report.best = max(candidates, key=lambda s: report.row(s, report.primary)["mean"])
         paired = stats.paired_values(values, report.best, baseline, report.primary)
         report.diffs = (paired["system"] - paired["other"]).sort_values(ascending=False, kind="stable")
+        if documents is not None:
+            losses = {str(q): float(report.diffs[q]) for q in largest_changes(report.diffs)[1]}
+            report.passages = loss_passages(main[report.best].runs[0], main[baseline].runs[0], losses, documents)
     report.queries, report.system_translations = query_texts([main[s].runs[0] for s in names])
     asked = [(a, b) for a, b in HEAD_TO_HEAD if a in main and b in main]
     if asked:
@@ -353,6 +363,14 @@ def build_pair_report(pair: str, runs_root: Path, baseline: str | None = None, *
         if seeded:
             report.per_seed_head_to_head = per_seed_tests(main, values, seeded, report.primary, **tests)
     return report
+
+
+def largest_changes(diffs: pd.Series) -> tuple[list, list]:
+    """The query ids of the largest gains (largest first) and of the largest losses (largest first) among
+    ``diffs`` (sorted, largest first), up to :data:`ANALYSIS_ROWS` each; ties are neither."""
+    gains = [q for q, v in diffs.head(ANALYSIS_ROWS).items() if v > stats.TIE_EPS]
+    losses = [q for q, v in diffs[diffs < -stats.TIE_EPS].tail(ANALYSIS_ROWS)[::-1].items()]
+    return gains, losses
 
 
 def query_texts(runs: list[StoredRun]) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, str]]]:

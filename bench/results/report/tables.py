@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 
 from bench.results import stats
-from bench.results.report.model import PairReport, floor_note, fmt, fmt_p, label, source_path
+from bench.results.report.losses import SHOWN, SNIPPET_CHARS, Loss, Passage
+from bench.results.report.model import PairReport, floor_note, fmt, fmt_p, label, largest_changes, source_path
 from bench.results.report.variants import STD_NOTE, value_text
 from bench.results.runs import StoredRun
 from bench.infra.store import fingerprint
@@ -68,6 +69,15 @@ def signed(x: float) -> Cell:
 
 
 @dataclass
+class LossView:
+    """One of the largest losses: a heading, what happened in words, and its documents (none to show: None)."""
+
+    heading: str
+    text: str
+    table: Table | None
+
+
+@dataclass
 class Differences:
     """The per-query differences of the best system against the baseline, on the primary measure."""
 
@@ -78,6 +88,8 @@ class Differences:
     values: pd.Series
     table: Table
     analysis: Table | None = None  # the largest gains and losses with the query, its translations and both values
+    passages: list[LossView] | None = None  # the largest losses with the documents above the first relevant one
+    passages_note: str = ""
 
 
 @dataclass
@@ -225,11 +237,9 @@ def differences(report: PairReport) -> Differences:
                  f"(mean difference {d.mean():+.3f})."),
         gains=gains, losses=losses, values=d,
         table=Table(["query", "difference"], [[Cell(str(q)), signed(v)] for q, v in d.items()]),
-        analysis=analysis(report),
+        analysis=analysis(report), passages=passages(report),
+        passages_note=passages_note(report) if report.passages is not None else "",
     )
-
-
-ANALYSIS_ROWS = 5  # the largest gains and the largest losses shown with their queries
 
 
 def analysis(report: PairReport) -> Table | None:
@@ -238,8 +248,8 @@ def analysis(report: PairReport) -> Table | None:
     d = report.diffs
     if d is None or not report.queries:
         return None
-    picked = [q for q, v in d.head(ANALYSIS_ROWS).items() if v > stats.TIE_EPS]
-    picked += [q for q, v in d[d < -stats.TIE_EPS].tail(ANALYSIS_ROWS)[::-1].items()]
+    gains, losses = largest_changes(d)
+    picked = gains + losses
     if not picked:  # every query tied
         return None
     own = [s for s in (report.best, report.baseline) if report.system_translations.get(s)]
@@ -252,6 +262,64 @@ def analysis(report: PairReport) -> Table | None:
                      Cell(fmt(paired.loc[qid, "other"])), Cell(fmt(paired.loc[qid, "system"])), signed(d[qid])])
     header = ["query", "text", "translation", *(f"{s}'s translation" for s in own), report.baseline, report.best, "Δ"]
     return Table(header, rows, text_cols=3 + len(own))
+
+
+def passages_note(report: PairReport) -> str:
+    """What the passages of the largest losses are (the legend above them)."""
+    found = report.passages
+    return (f"The queries on which {found.system} lost most against {found.baseline} ({label(report.primary)}), "
+            f"largest loss first: the first relevant document in {found.system}'s ranking (in bold) beside the "
+            f"documents it ranked above it (up to {SHOWN}, from its top; its top {SHOWN} where it retrieved no "
+            f"relevant document). Ranks are those of the stored runs {found.system_run} and {found.baseline_run}; "
+            f"a passage is the start of the document's text (up to {SNIPPET_CHARS} characters, cut at a word); "
+            "judgment: as in the pair's qrels (unjudged: not in them).")
+
+
+def passages(report: PairReport) -> list[LossView] | None:
+    """The largest losses of the best system, each with the documents it ranked above the first relevant one
+    (``report.passages``; None without them)."""
+    found = report.passages
+    if found is None or not found.cases:
+        return None
+    views = []
+    for case in found.cases:
+        query = report.queries.get(case.query_id, {})
+        asked = (f"Query: {query['text']}" + (f" ({query['translation']})" if query.get("translation") else "") + ". "
+                 if query.get("text") else "")
+        shown = sorted([*case.above, *([case.relevant] if case.relevant else [])],
+                       key=lambda p: (p.rank is None, p.rank or 0))
+        table = Table([f"{found.system} rank", "document", "judgment", "title", "passage", f"{found.baseline} rank"],
+                      [_passage_row(p) for p in shown], text_cols=5) if shown else None
+        views.append(LossView(f"{case.query_id} (Δ {case.delta:+.3f})", asked + loss_text(case, found.system,
+                                                                                         found.baseline), table))
+    return views
+
+
+def loss_text(case: Loss, system: str, baseline: str) -> str:
+    """Where ``system`` ranked the query's first relevant document, in words."""
+    judged = f"{case.n_relevant} judged relevant"
+    if case.n_relevant == 0:
+        return "No document of this query is judged relevant."
+    if case.retrieved:
+        first = case.relevant
+        if first.rank == 1:
+            return (f"{system} ranks a relevant document first (of {judged}): it lost on the others (ranked lower or "
+                    "not retrieved).")
+        above = first.rank - 1
+        more = f"; the top {len(case.above)} of them are shown" if len(case.above) < above else ""
+        return (f"{system} ranks its first relevant document, {first.doc_id}, at {first.rank} (of {judged}), below "
+                f"{above} other{'s' if above != 1 else ''}{more}.")
+    theirs = (f"; {baseline} ranks {case.relevant.doc_id} at {case.relevant.baseline_rank}"
+              if case.relevant is not None else "")
+    top = f" Its top {len(case.above)}:" if case.above else " It retrieved nothing for it."
+    return f"{system} retrieved no relevant document ({judged}){theirs}.{top}"
+
+
+def _passage_row(p: Passage) -> list[Cell]:
+    judgment = "unjudged" if p.relevance is None else f"relevant ({p.relevance})" if p.relevant else "not relevant"
+    return [Cell("—" if p.rank is None else str(p.rank)), Cell(p.doc_id, bold=p.relevant), Cell(judgment),
+            Cell(p.title or "—"), Cell(p.snippet or "—"),
+            Cell("—" if p.baseline_rank is None else str(p.baseline_rank))]
 
 
 def head_to_head(report: PairReport) -> Table | None:

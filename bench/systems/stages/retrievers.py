@@ -55,6 +55,35 @@ def _bm25_index(ctx: RunContext):
     return index
 
 
+def _index_identity(pair: Pair) -> tuple:
+    """The index need's identity: the index's own key (:func:`bench.methods.retrieve.bm25.index_key`: the
+    documents' fingerprint, the analyzer, the version), so pairs over one corpus plan one index. The fingerprint
+    reads the corpus once, then is remembered in BENCH_HOME. Where it cannot be had yet (:func:`_documents_here`),
+    the dataset stands for the documents."""
+    from bench.methods.retrieve import bm25
+
+    if _documents_here(pair):
+        return tuple(sorted(bm25.index_key(pair.collection(), pair.doc_lang).items()))
+    return (("dataset", pair.dataset_id), ("analyzer", bm25.analyzer_name(pair.doc_lang)))
+
+
+def _documents_here(pair: Pair) -> bool:
+    """Whether the documents' fingerprint can be had now: their files are here (nothing is fetched or downloaded
+    for it: a dry run fetches nothing), and the needs are not asked while a plan is only probed
+    (:func:`bench.infra.store.probing`: a run's planned identity, which reads no corpus)."""
+    from bench.infra.store import NotBuilt, probing, raise_if_probing
+
+    try:
+        raise_if_probing("the documents' fingerprint")
+        if not pair.is_available():  # not here, nor in the mirror
+            return False
+        with probing():  # in the mirror only: not copied for this
+            pair.collection().fingerprint_key()
+    except NotBuilt:
+        return False
+    return True
+
+
 class OverQueries(Retriever):
     """A retriever over a query side (``self.query``): the side's facts are the system's."""
 
@@ -91,8 +120,7 @@ class Bm25(OverQueries):
         return self.query.bm25_run(ctx, _bm25_index(ctx))
 
     def needs(self, job: Job) -> list[Need]:
-        pair = job.pair
-        index = Need("lucene-index", (pair.dataset_id, pair.doc_lang), f"Lucene index of {pair.name}", b.build_index,
+        index = Need("lucene-index", _index_identity(job.pair), f"Lucene index of {job.pair.name}", b.build_index,
                      (job.ref,))
         return [*self.query.needs(job), index]
 
