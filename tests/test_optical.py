@@ -266,6 +266,11 @@ def test_train_writes_checkpoint_and_reuses_it(bench_home, nets):
     assert (path / "loss.png").read_bytes()[:4] == b"\x89PNG"
     meta = json.loads((path / "optical.json").read_text())
     assert meta["steps"] == 6 and meta["config"]["w_sent"] == 0.5 and meta["system"] == "optical"
+    # the training process's peak memory, as the report's Training table shows it (no GPU here: none there)
+    import resource
+
+    assert 0 < meta["peak_rss_mb"] <= resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+    assert meta["peak_cuda_mb"] is None
     assert not (bench_home / "checkpoints-work").exists() or not any((bench_home / "checkpoints-work").iterdir())
     # a second call reuses the finished checkpoint without training
     calls = []

@@ -712,3 +712,32 @@ def test_bench_report_makes_every_chosen_report_before_writing_any(chosen_runs, 
     html = (out_dir / "sw-en.html").read_text()
     assert "<p class=\"note\">Holm&#39;s family (MAP): the 3 comparisons with bm25" in html
     assert "<h3>Power (MAP)</h3>" in html and "my_run (external)" in html
+
+
+def test_the_training_table_lists_each_student_once_with_its_time_and_memory(tmp_path):
+    root = tmp_path / "runs"
+    values = {"AP": [0.2, 0.4], "nDCG@10": [0.3, 0.5]}
+    trained = {"recipe": "optical", "checkpoint": "f4f1c86f136f39dd",
+               "training": {"pairs": 35568, "steps": 1112, "seconds_last_session": 1834.6, "resumed": True,
+                            "peak_rss_mb": 7616, "peak_cuda_mb": None, "device": "cpu"}}
+    make_run(root, "sw-en", "bm25", values)
+    make_run(root, "sw-en", "optical", values, artifacts={"student": trained})
+    make_run(root, "sw-en", "optical-maxsim", values, artifacts={"student": trained})
+    make_run(root, "sw-en", "sdistill", values,  # a checkpoint from before the record: dashes
+             artifacts={"student": {"recipe": "sdistill", "checkpoint": "c648be280872fd22",
+                                    "training": {"pairs": 35568, "steps": 30, "seconds_last_session": 157.0}}})
+    md = (tmp_path / "reports" / "sw-en.md")
+    report.write_pair_report("sw-en", root, tmp_path / "reports", n_resamples=100)
+    lines = md.read_text().splitlines()
+    start = lines.index("## Training")
+    assert lines[start + 2:start + 6] == [
+        "| recipe | runs | checkpoint | bitext pairs | steps | training (s) | peak memory (MB) | device |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| sdistill | sdistill | c648be280872 | 35,568 | 30 | 157 | — | — |",  # the report's order of systems
+        "| optical | optical, optical-maxsim | f4f1c86f136f | 35,568 | 1,112 | 1835 (resumed) | 7,616 | cpu |"]
+    assert "<h2>Training</h2>" in (tmp_path / "reports" / "sw-en.html").read_text()
+    shutil.rmtree(root / "sw-en" / "optical")
+    shutil.rmtree(root / "sw-en" / "optical-maxsim")
+    shutil.rmtree(root / "sw-en" / "sdistill")
+    report.write_pair_report("sw-en", root, tmp_path / "reports", n_resamples=100)
+    assert "## Training" not in md.read_text()  # no student behind any run: no section

@@ -104,6 +104,21 @@ def describe(device=None, quantize: str | None = None) -> dict:
     return {"device": name, "dtype": dtype, "torch": torch.__version__}
 
 
+def peak_memory(device=None) -> dict[str, int | None]:
+    """The most memory this process has held so far, in MB: its resident set (``peak_rss_mb``: everything the
+    process did, not one step alone) and, on a CUDA device, what torch allocated there (``peak_cuda_mb``)."""
+    import resource
+    import sys
+
+    import torch
+
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux, bytes on macOS
+    rss_mb = rss // (1 << 20) if sys.platform == "darwin" else rss // 1024
+    device = device if isinstance(device, torch.device) else resolve(device)
+    cuda_mb = torch.cuda.max_memory_allocated(device) // (1 << 20) if device.type == "cuda" else None
+    return {"peak_rss_mb": int(rss_mb), "peak_cuda_mb": None if cuda_mb is None else int(cuda_mb)}
+
+
 def _device(device):
     """A torch device from None (:func:`resolve`'s), a spec (checked by :func:`resolve`) or a device."""
     return resolve(device) if device is None or isinstance(device, str) else device

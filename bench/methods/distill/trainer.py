@@ -365,7 +365,7 @@ class TrainingRun:
             "final_loss": loop.curve[-1]["loss"] if loop.curve else None,
             "seconds_last_session": round(seconds, 1), "resumed": resumed,
             "projection": self.projection is not None, "conventions": asdict(conventions),
-            "device": execution["device"], "precision": execution["dtype"],
+            "device": execution["device"], "precision": execution["dtype"], **devices.peak_memory(self.device),
             "teacher_cache": self.teacher_side.path.name if self.teacher_side.path is not None else None,
             "prefix_cache": self.frozen_prefix.path.name if self.frozen_prefix is not None else None,
             "versions": {"torch": torch.__version__, "transformers": _version("transformers")},

@@ -10,7 +10,7 @@ from functools import cache
 import jinja2
 
 from bench.results.report.model import LABELS, label
-from bench.results.report.tables import NOISE_NOTE, PROVENANCE_NOTE, PairPage
+from bench.results.report.tables import NOISE_NOTE, PROVENANCE_NOTE, TRAINING_NOTE, PairPage
 
 
 @cache
@@ -40,4 +40,4 @@ def pair_html(page: PairPage) -> str:
     if page.differences is not None:
         figures["differences"] = data_uri(plots.difference_chart(page.differences.values, page.differences.title))
     return render("pair.html.j2", page=page, report=report, figures=figures, primary=label(report.primary),
-                  provenance_note=PROVENANCE_NOTE, noise_note=NOISE_NOTE)
+                  provenance_note=PROVENANCE_NOTE, noise_note=NOISE_NOTE, training_note=TRAINING_NOTE)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from bench.results.report.model import label
-from bench.results.report.tables import NOISE_NOTE, PROVENANCE_NOTE, Cell, Differences, PairPage, Table
+from bench.results.report.tables import (NOISE_NOTE, PROVENANCE_NOTE, TRAINING_NOTE, Cell, Differences, PairPage,
+                                        Table)
 
 
 def md_table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -69,6 +70,8 @@ def pair_markdown(page: PairPage) -> str:
                 page.seeds_head_to_head_note, ""]
     if page.noise is not None:
         out += ["## Runs on noised bitext", "", *md_lines(page.noise), "", NOISE_NOTE, ""]
+    if page.training is not None:
+        out += ["## Training", "", *md_lines(page.training), "", TRAINING_NOTE, ""]
     versions = ", ".join(f"{row[0].text} {row[1].text}" for row in page.versions.rows) or "not recorded"
     out += ["## Provenance", "", *md_lines(page.provenance), "", PROVENANCE_NOTE, "",
             f"Package versions: {versions}", ""]

@@ -111,6 +111,7 @@ class PairPage:
     noise: Table | None = None  # the runs on noised bitext
     family_note: str | None = None  # Holm's family of the comparisons with the baseline
     power: list[str] | None = None  # per system, its difference from the baseline beside the MDE (primary measure)
+    training: Table | None = None  # how each distilled student of the runs was trained
     # the notes under the tables (each with the floor of the randomization p-values where one is at it)
     comparison_note: str = COMPARISON_NOTE
     head_to_head_note: str = HEAD_TO_HEAD_NOTE
@@ -415,6 +416,42 @@ def provenance(report: PairReport, base: Path) -> Table:
     return Table(header, [[Cell(c) for c in row] for row in rows], text_cols=len(header), css="nowrap")
 
 
+TRAINING_NOTE = ("One row per trained student (its systems share it), as its checkpoint recorded: the bitext pairs "
+                 "it trained on, its steps, the seconds of the training session that finished it (resumed: a "
+                 "stopped training continued from its saved state, so earlier sessions' time is not in it), and "
+                 "the most memory the training process had held when it ended (resident set; on a GPU also "
+                 "torch's allocations there). — where a checkpoint predates the record.")
+
+
+def training(report: PairReport) -> Table | None:
+    """The students behind the report's runs, one row per checkpoint (from the manifests' ``artifacts``)."""
+    students: dict[str, dict] = {}
+    for run in report.runs:
+        student = (run.manifest.get("artifacts") or {}).get("student")
+        if not isinstance(student, dict) or not student.get("checkpoint"):
+            continue
+        row = students.setdefault(student["checkpoint"], {"student": student, "runs": []})
+        row["runs"].append(run.name)
+    if not students:
+        return None
+    rows = []
+    for checkpoint, row in students.items():
+        done = row["student"].get("training") or {}
+        seconds = fmt(done.get("seconds_last_session"), 0) + (" (resumed)" if done.get("resumed") else "")
+        memory = _number_or_dash(done.get("peak_rss_mb"))
+        if done.get("peak_cuda_mb") is not None:
+            memory += f" (GPU {done['peak_cuda_mb']:,})"
+        rows.append([str(row["student"].get("recipe") or "—"), ", ".join(row["runs"]), checkpoint[:12],
+                     _number_or_dash(done.get("pairs")), _number_or_dash(done.get("steps")), seconds, memory,
+                     str(done.get("device") or "—")])
+    header = ["recipe", "runs", "checkpoint", "bitext pairs", "steps", "training (s)", "peak memory (MB)", "device"]
+    return Table(header, [[Cell(c) for c in row] for row in rows], text_cols=3)
+
+
+def _number_or_dash(value) -> str:
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else "—"
+
+
 def versions_summary(runs: list[StoredRun]) -> dict[str, str]:
     """Package → version; where runs disagree, each version with the systems that used it."""
     packages: dict[str, dict[str, list[str]]] = {}
@@ -456,4 +493,5 @@ def pair_page(report: PairReport, base: Path) -> PairPage:
         head_to_head_note=with_floor(HEAD_TO_HEAD_NOTE, report, report.head_to_head),
         seeds_note=with_floor(SEEDS_NOTE, report, report.per_seed),
         seeds_head_to_head_note=with_floor(SEEDS_HEAD_TO_HEAD_NOTE, report, report.per_seed_head_to_head),
+        training=training(report),
     )
