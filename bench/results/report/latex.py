@@ -15,7 +15,8 @@ from bench.results.report.tables import (Cell, PairPage, holm_family, origins_no
 _ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
             "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "<": r"\textless{}",
             ">": r"\textgreater{}", "±": r"$\pm$", "†": r"$^{\dagger}$", "−": r"$-$", "—": "---", "–": "--",
-            "Δ": r"$\Delta$", "α": r"$\alpha$", "≤": r"$\leq$", "≥": r"$\geq$", "·": r"$\cdot$", "√": r"$\surd$"}
+            "Δ": r"$\Delta$", "α": r"$\alpha$", "≤": r"$\leq$", "≥": r"$\geq$", "·": r"$\cdot$",
+            "√": r"$\surd$"}
 # and a hyphen before another (``--`` would be a dash): ``-{}``
 _SPECIAL = re.compile("|".join([*(re.escape(c) for c in _ESCAPES), "-(?=-)"]))
 DAGGER = _ESCAPES["†"]

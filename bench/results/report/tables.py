@@ -18,8 +18,8 @@ from bench.infra.store import fingerprint
 
 MDE_NOTE = (f"MDE: the minimum detectable effect, the smallest |Δ| the paired test detects over these queries at "
             f"α {stats.ALPHA} and power {stats.POWER} by the standard normal approximation, "
-            f"(z(1 − α/2) + z(power)) · sd(per-query differences) / √n; a p above α with |Δ| < MDE says too few "
-            "queries, not no difference.")
+            f"(z(1 − α/2) + z(power)) · sd(per-query differences) / √n; a p above α with |Δ| < MDE says "
+            "too few queries, not no difference.")
 COMPARISON_NOTE = ("Δ: mean per-query difference, system − baseline. p-values are two-sided; Holm adjusts the "
                    "randomization p-values per measure. " + MDE_NOTE)
 HEAD_TO_HEAD_NOTE = ("Paired over the queries both systems answer; two-sided p-values; Holm adjusts the "
