@@ -62,13 +62,29 @@ VARIANTS = {
 # issue 21, the budget in epochs (RULES.md, 2026-12-06): `optical` at the chosen freeze (3), one training
 # per budget; its steps are ceil(epochs * ceil(pairs / batch)) of the tuning pair's cleaned bitext
 BUDGETS = {f"optical-freeze3-e{epochs:g}": (replace(OPTICAL, freeze_layers=3), epochs) for epochs in (0.5, 1, 2, 4, 8)}
+# issue 21, the open variants (RULES.md, 2026-12-06): each one change to `optical` at the chosen freeze (3) and
+# budget (STUDY_EPOCHS, chosen by the budget rule over rows 13-20 of QUEUE.md); the base itself is the budget row
+STUDY_EPOCHS = 1
+STUDY = {
+    "idf": {"marginals": "idf"},
+    "unbal0.1": {"tau": 0.1},
+    "unbal1": {"tau": 1.0},
+    "ot0.3": {"w_ot": 0.3},
+    "ot3": {"w_ot": 3.0},
+    "anchor": {"anchor": 0.01},
+    "minilm": {"teacher": "all-minilm-l6-v2", "teacher_prefix": ""},  # documents then encoded by MiniLM
+    "maxsim-plan": {"plan": "maxsim"},
+}
+BUDGETS.update({f"optical-freeze3-e{STUDY_EPOCHS:g}+{name}": (replace(OPTICAL, freeze_layers=3, **change), STUDY_EPOCHS)
+                for name, change in STUDY.items()})
 FIELDS = ("pair", "variant", "scoring", "AP", "nDCG@10", "RR@10", "train_s", "peak_rss_mb", "checkpoint", "config")
 
 
-def score(pair, query_spec: str, scoring: str) -> dict:
+def score(pair, query_spec: str, doc_spec: str, scoring: str) -> dict:
+    """MAP, nDCG@10 and RR@10 of ``pair``: queries encoded by ``query_spec``, documents by ``doc_spec``."""
     collection = pair.collection()
     queries = [(q.query_id, q.text) for q in collection.queries]
-    run, _ = dense.retrieve(collection, query_spec, DEFAULT_ENCODER, queries, scoring=scoring)
+    run, _ = dense.retrieve(collection, query_spec, doc_spec, queries, scoring=scoring)
     return means(per_query(run, collection.qrels, ["AP", "nDCG@10", "RR@10"]))
 
 
@@ -83,7 +99,8 @@ def budgeted(pair, config, epochs: float):
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("pair")
-    parser.add_argument("--variants", default=",".join(VARIANTS), help="names of VARIANTS or BUDGETS")
+    parser.add_argument("--variants", default=",".join(VARIANTS),
+                        help="names of VARIANTS or BUDGETS (the budget rows and the variants study)")
     parser.add_argument("--steps", type=int, help="override the step budget; rows are named <variant>@<steps>")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
@@ -107,8 +124,10 @@ def main() -> None:
             if config is not None:
                 meta = json.loads((Path(query_spec) / "optical.json").read_text())
                 seconds = meta.get("seconds_last_session", seconds)
+            # the documents are encoded by the teacher, as bench's distilled systems encode them
+            doc_spec = DEFAULT_ENCODER if config is None else config.teacher
             for scoring in ("mean", "maxsim"):
-                m = score(pair, query_spec, scoring)
+                m = score(pair, query_spec, doc_spec, scoring)
                 label = f"{name}@{args.steps}" if config is not None and args.steps else name
                 row = {"pair": pair.name, "variant": label, "scoring": scoring, **{k: round(m[k], 4) for k in
                        ("AP", "nDCG@10", "RR@10")}, "train_s": round(seconds), "checkpoint": Path(query_spec).name,

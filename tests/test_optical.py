@@ -168,6 +168,29 @@ def test_ot_loss_prefers_aligned_translation():
     assert float(good) < 0.05 < float(bad)
 
 
+def test_maxsim_plan_puts_each_student_tokens_weight_on_its_nearest_teacher_token():
+    teacher = torch.tensor([[[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]])
+    student = torch.tensor([[[1.0, 0.1], [0.1, 1.0], [-1.0, 0.0]]], requires_grad=True)
+    keep_t = torch.tensor([[True, True, False]])  # (1, 1) is masked out: it gets no weight
+    keep_s = torch.tensor([[True, True, True]])
+    loss, plan = ot_loss(teacher, student, keep_t, keep_s, plan="maxsim", epsilon=9.0, tau=0.5)
+    # (-1, 0) costs 2 to (1, 0) and 1 to (0, 1): its weight goes to (0, 1)
+    expected = torch.tensor([[1 / 3, 0.0, 0.0], [0.0, 1 / 3, 1 / 3], [0.0, 0.0, 0.0]])
+    assert torch.allclose(plan[0], expected)
+    best = 1 - torch.tensor([1 / 1.01 ** 0.5, 1 / 1.01 ** 0.5, 0.0])  # 1 − max_j cos per student token
+    assert loss.item() == pytest.approx(best.mean().item())
+    # weighted: the student's weights are its marginal; an empty teacher side gives a zero plan
+    idf = torch.tensor([[2.0, 1.0, 1.0]])
+    _, weighted = ot_loss(teacher, student, keep_t, keep_s, student_weights=idf, plan="maxsim")
+    assert weighted[0].sum(0).tolist() == pytest.approx([0.5, 0.25, 0.25])
+    none, empty = ot_loss(teacher, student, torch.zeros_like(keep_t), keep_s, plan="maxsim")
+    assert none.item() == 0.0 and empty.abs().sum().item() == 0.0
+    (grad,) = torch.autograd.grad(loss.sum(), student)
+    assert grad[0, :2].abs().sum() > 0
+    with pytest.raises(ValueError, match="unknown plan"):
+        ot_loss(teacher, student, keep_t, keep_s, plan="greedy")
+
+
 def test_center_states_subtracts_the_mean_unmasked_teacher_token_from_both_sides():
     t = torch.tensor([[[1.0, 2.0], [3.0, 4.0], [100.0, 100.0]], [[5.0, 0.0], [0.0, 0.0], [0.0, 0.0]]])
     keep = torch.tensor([[True, True, False], [True, False, False]])  # the third token is masked out
@@ -360,6 +383,10 @@ def test_config_validation_and_fingerprint_changes(nets):
     # an option added later enters the key only when set, so cached checkpoints keep their fingerprints
     assert "center" not in checkpoint_key(TINY, "fp", "t", "s")["config"]
     assert checkpoint_dir(OpticalConfig(**{**TINY.__dict__, "center": True}), "fp", "t", "s") != base
+    assert "plan" not in checkpoint_key(TINY, "fp", "t", "s")["config"]
+    assert checkpoint_dir(OpticalConfig(**{**TINY.__dict__, "plan": "maxsim"}), "fp", "t", "s") != base
+    with pytest.raises(BenchError, match="unknown plan"):
+        OpticalConfig(plan="greedy")
     with pytest.raises(BenchError):
         train(TINY, [], "fp", teacher, student)
 

@@ -22,9 +22,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from bench.methods.distill.sinkhorn import sinkhorn
+from bench.methods.distill.sinkhorn import normalized_weights, sinkhorn
 
 MARGINALS = ("uniform", "idf")
+# "sinkhorn": the entropic OT plan; "maxsim": each student token's mass on its nearest teacher token, the
+# assignment MaxSim scoring makes (a query token's best document token), so the loss is aimed at MaxSim
+PLANS = ("sinkhorn", "maxsim")
 
 
 def cosine_cost(teacher_states: Tensor, student_states: Tensor) -> Tensor:
@@ -45,18 +48,41 @@ def center_states(teacher_states: Tensor, student_states: Tensor, teacher_mask: 
     return teacher_states - origin, student_states - origin
 
 
+def maxsim_plan(cost: Tensor, teacher_mask: Tensor, student_mask: Tensor,
+                student_weights: Tensor | None = None) -> Tensor:
+    """Each student token's weight placed on its lowest-cost teacher token (B×n×m).
+
+    The student's marginal is kept (uniform, or ``student_weights`` renormalised over its unmasked
+    tokens); the teacher's is whatever the assignment makes it. ``<P, C>`` is then the weighted mean of
+    ``1 − max_j cos(T[j], S[k])`` over student tokens ``k``: MaxSim's score, turned into a cost. A pair
+    with no unmasked token on either side gets an all-zero plan.
+    """
+    b = normalized_weights(student_mask, student_weights, cost.dtype)
+    b = b * teacher_mask.any(-1, keepdim=True)
+    nearest = cost.masked_fill(~teacher_mask.unsqueeze(-1), math.inf).argmin(-2, keepdim=True)
+    return torch.zeros_like(cost).scatter_(-2, nearest, b.unsqueeze(-2))
+
+
 def ot_loss(teacher_states: Tensor, student_states: Tensor, teacher_mask: Tensor, student_mask: Tensor, *,
             teacher_weights: Tensor | None = None, student_weights: Tensor | None = None,
-            epsilon: float = 0.05, iterations: int = 50, tau: float | None = None) -> tuple[Tensor, Tensor]:
+            epsilon: float = 0.05, iterations: int = 50, tau: float | None = None,
+            plan: str = "sinkhorn") -> tuple[Tensor, Tensor]:
     """Per pair ``<P, C>_F`` (B,) and the plan ``P`` (B×n×m, detached).
 
     Masked tokens (False in the masks) carry no mass; weights (e.g. IDF) are renormalised over the
     unmasked tokens, uniform when None. ``tau`` relaxes the marginals (unbalanced transport).
+    ``plan="maxsim"`` replaces the OT plan by :func:`maxsim_plan` (``epsilon``, ``iterations``, ``tau``
+    and the teacher's weights then play no part).
     """
+    if plan not in PLANS:
+        raise ValueError(f"unknown plan {plan!r}: use one of {', '.join(PLANS)}")
     cost = cosine_cost(teacher_states.detach(), student_states)
     with torch.no_grad():
-        plan = sinkhorn(cost.detach(), teacher_weights, student_weights, mask_a=teacher_mask,
-                        mask_b=student_mask, epsilon=epsilon, iterations=iterations, tau=tau)
+        if plan == "maxsim":
+            plan = maxsim_plan(cost.detach(), teacher_mask, student_mask, student_weights)
+        else:
+            plan = sinkhorn(cost.detach(), teacher_weights, student_weights, mask_a=teacher_mask,
+                            mask_b=student_mask, epsilon=epsilon, iterations=iterations, tau=tau)
     valid = teacher_mask.unsqueeze(-1) & student_mask.unsqueeze(-2)
     return (plan * torch.where(valid, cost, torch.zeros_like(cost))).sum((-2, -1)), plan
 

@@ -42,7 +42,7 @@ import torch
 from bench.infra import batching, devices
 
 from bench.data import models
-from bench.methods.distill.optical import MARGINALS, center_states, idf_table, ot_loss, tokenize
+from bench.methods.distill.optical import MARGINALS, PLANS, center_states, idf_table, ot_loss, tokenize
 from bench.methods.distill.sentence import mean_pool, sentence_loss
 from bench.methods.distill.prefix_cache import frozen_prefix
 from bench.methods.distill.teacher_cache import Teacher
@@ -77,6 +77,7 @@ class OpticalConfig:
     iterations: int = 50
     marginals: str = "uniform"  # "uniform" | "idf" (over the bitext, per side)
     tau: float | None = None  # KL relaxation of the marginals (unbalanced OT); None = balanced
+    plan: str = "sinkhorn"  # "sinkhorn" (the OT plan) | "maxsim" (each student token to its nearest teacher token)
     w_ot: float = 1.0
     w_sent: float = 0.0
     anchor: float = 0.0  # weight of ||θ − θ₀||² over trainable weights (keeps the student near its start)
@@ -99,6 +100,8 @@ class OpticalConfig:
     def __post_init__(self):
         if self.marginals not in MARGINALS:
             raise BenchError(f"unknown marginals {self.marginals!r}", f"use one of {', '.join(MARGINALS)}")
+        if self.plan not in PLANS:
+            raise BenchError(f"unknown plan {self.plan!r}", f"use one of {', '.join(PLANS)}")
         if self.w_ot < 0 or self.w_sent < 0 or self.w_ot + self.w_sent == 0:
             raise BenchError("loss weights must be >= 0 and not both 0", "set w_ot and/or w_sent")
         if self.epsilon <= 0 or self.iterations < 1 or (self.tau is not None and self.tau <= 0):
@@ -131,7 +134,7 @@ class Net:
 
 # Options added after checkpoints were first cached: they enter the key only when they differ from
 # their default, so the existing checkpoints keep their fingerprints.
-_KEYED_WHEN_SET = {"center": False}
+_KEYED_WHEN_SET = {"center": False, "plan": "sinkhorn"}
 
 
 def checkpoint_key(config: OpticalConfig, bitext_fingerprint: str, teacher_fp: str, student_fp: str) -> dict:
@@ -293,7 +296,7 @@ class TrainingRun:
             t_ot, s_ot = center_states(t_states, s_states, tb["keep"]) if c.center else (t_states, s_states)
             per_pair, _ = ot_loss(t_ot, s_ot, tb["keep"], sb["keep"], teacher_weights=tb.get("weights"),
                                   student_weights=sb.get("weights"), epsilon=c.epsilon, iterations=c.iterations,
-                                  tau=c.tau)
+                                  tau=c.tau, plan=c.plan)
             ot = per_pair.mean()
             total = total + c.w_ot * ot
             parts["ot"] = ot.item()
