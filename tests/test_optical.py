@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -18,7 +19,7 @@ from bench.methods.distill import (
     student_ref, train,
 )
 from bench.methods.distill.optical import center_states, idf_table, tokenize
-from bench.methods.distill.trainer import checkpoint_key
+from bench.methods.distill.trainer import budgeted, checkpoint_key
 from bench.errors import BenchError
 from bench.infra.store import is_complete
 from bench.infra.training import BatchPlan, read_curve
@@ -302,6 +303,21 @@ def test_train_writes_checkpoint_and_reuses_it(bench_home, nets):
     assert calls == []
     ref = student_ref(path)
     assert ref.conventions.query_prefix == "query: " and ref.path == path / "student"
+
+
+def test_a_budget_in_epochs_trains_its_steps_under_their_key(bench_home, nets):
+    teacher, student = nets
+    by_epochs = replace(TINY, epochs=0.75, steps=100)  # 24 pairs in batches of 4: 6 steps an epoch
+    assert budgeted(by_epochs, 24) == replace(TINY, steps=5)  # ceil(0.75 * 6), epochs then None
+    assert budgeted(by_epochs, 22).steps == 5 and budgeted(by_epochs, 25).steps == 6  # ceil(pairs / 4) batches
+    assert budgeted(replace(TINY, epochs=10, steps=20), 24).steps == 20  # steps cap the budget
+    assert budgeted(TINY, 24) is TINY  # no epochs: the steps
+    assert "epochs" not in checkpoint_key(TINY, "fp", "t", "s")["config"]
+    path = train(by_epochs, PAIRS, "bitext-fp", teacher, student, progress=False)
+    assert path == checkpoint_dir(replace(TINY, steps=5), "bitext-fp", teacher.fingerprint, student.fingerprint)
+    assert [r["step"] for r in read_curve(path / "loss.csv")] == [1, 2, 3, 4, 5]
+    with pytest.raises(BenchError, match="epochs must be > 0"):
+        OpticalConfig(epochs=0)
 
 
 def test_same_seed_same_weights_other_seed_differs(bench_home, tmp_path, monkeypatch, nets):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -184,7 +185,8 @@ def tiny_needs():
 
     index = Need("lucene-index", ("xx",), "Lucene index of xx-en", _not_built)
     model = Need("model", ("m",), "model m", _built)
-    student = Need("student", ("xx", "optical"), "optical student of xx-en", _not_built, ("ref", OPTICAL, 0.0, 0),
+    config = replace(OPTICAL, steps=300, epochs=None)  # a budget in steps: no bitext to count
+    student = Need("student", ("xx", "optical"), "optical student of xx-en", _not_built, ("ref", config, 0.0, 0),
                    (model.key,))
     queries = Need("query-encoding", ("xx", "q"), "foreign queries of xx-en by the student", _built, (),
                    (student.key,))
@@ -230,6 +232,26 @@ def test_the_estimate_without_rates_uses_the_defaults_and_says_so(bench_home, tm
                                  "rate, not measured here), about 0 s")
     assert result.lines()[3] == ("    train  optical student of xx-en: 300 steps at 4.0 s a step (default rate, not "
                                  "measured here), about 20 min")
+
+
+def test_a_budget_in_epochs_is_estimated_in_the_steps_of_the_pairs_bitext(bench_home, tmp_path):
+    from bench.data.pair_ref import resolve_pair
+    from bench.experiment.estimate import Counts
+    from bench.methods.distill.recipes import OPTICAL
+    from bench.systems.needs import Need
+
+    pair_file = pair_copy(tmp_path)
+    (pair_file.parent / "bitext.tsv").write_text("".join(f"neno {i} la leo\tword {i} of today\n" for i in range(70)))
+    student = Need("student", ("xx", "optical"), "optical student of xx-en", _not_built,
+                   ("ref", replace(OPTICAL, epochs=1.5, steps=1000, batch_size=32), 0.0, 0))
+    assert Counts(resolve_pair(pair_file)).items(student) == (None, "the bitext is not fetched yet")
+    with open(pair_file, "a") as f:
+        f.write("bitext: bitext.tsv\n")
+    # 70 pairs: 3 batches of 32 an epoch, 1.5 epochs = 5 steps (rounded up); at most the config's steps
+    assert Counts(resolve_pair(pair_file)).items(student) == (5, None)
+    four_epochs = replace(OPTICAL, epochs=4, steps=7)
+    capped = Need("student", ("xx", "capped"), "capped", _not_built, ("ref", four_epochs, 0.0, 0))
+    assert Counts(resolve_pair(pair_file)).items(capped) == (7, None)
 
 
 def test_rates_are_recorded_by_timed_builds_without_the_builds_nested_in_them(bench_home, monkeypatch):

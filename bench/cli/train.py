@@ -33,7 +33,7 @@ def train_mt_cmd(pair_name: str, seed: int, steps: int | None, bitext_noise: flo
 @train_group.command("optical")
 @click.option("--pair", "pair_name", required=True, help="e.g. sw-en")
 @click.option("--seed", default=0, show_default=True)
-@click.option("--steps", type=click.IntRange(1), help="Training steps (default: the recipe's).")
+@click.option("--steps", type=click.IntRange(1), help="Training steps (default: the recipe's budget in epochs).")
 @click.option("--sentence-only", is_flag=True, help="The sdistill ablation: the sentence-level term alone.")
 @click.option("--bitext-noise", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.0, show_default=True)
 def train_optical_cmd(pair_name: str, seed: int, steps: int | None, sentence_only: bool, bitext_noise: float) -> None:
@@ -46,7 +46,7 @@ def train_optical_cmd(pair_name: str, seed: int, steps: int | None, sentence_onl
 
     config = RECIPES["sdistill" if sentence_only else "optical"]
     if steps:
-        config = replace(config, steps=steps)
+        config = replace(config, steps=steps, epochs=None)
     checkpoint, _ = trained_student(get_pair(pair_name), config, noise=bitext_noise, seed=seed)
     click.echo(f"checkpoint: {checkpoint}")
 

@@ -190,9 +190,18 @@ class Counts:
             "ibm1-table": self.bitext, "mt-states": self.bitext,
             # the configs of build_mt(ref, config, ...) and build_student(ref, config, ...)
             "mt-model": lambda: (_mt_steps(need.args[1]), None),
-            "student": lambda: (int(need.args[1].steps), None),
+            "student": lambda: self.student_steps(need.args[1]),
         }
         return how[need.kind]()
+
+    def student_steps(self, config) -> tuple[int | None, str | None]:
+        """A student's steps: its budget in epochs over the pair's bitext (at most its ``steps``), else ``steps``."""
+        from bench.methods.distill.trainer import budgeted
+
+        if config.epochs is None:
+            return int(config.steps), None
+        pairs, why = self.bitext()
+        return (None, why) if pairs is None else (budgeted(config, pairs).steps, None)
 
     def _once(self, name: str, count: Callable[[], int], unknown: str) -> tuple[int | None, str | None]:
         if name not in self._known:

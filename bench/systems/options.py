@@ -42,7 +42,8 @@ class RunOptions:
     mt_model: str | None = option(None, "a seq2seq translation model (directory or Hugging Face id) instead of the "
                                   "one `bench train mt` trains", "MODEL")
     mt_steps: int | None = option(None, "training steps of the MT model that `bench train mt` trains")
-    distill_steps: int | None = option(None, "training steps of the distilled students (default: the recipe's)")
+    distill_steps: int | None = option(None, "training steps of the distilled students (default: the recipe's "
+                                        "budget in epochs of the bitext, with a step cap)")
     rerank: str | None = option(None, "a system whose top --rerank-depth documents the dense systems rescore",
                                 "SYSTEM")
     rerank_depth: int = option(100, "how many documents of the --rerank system are rescored")

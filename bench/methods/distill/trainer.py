@@ -31,9 +31,10 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import math
 import re
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -48,7 +49,7 @@ from bench.methods.distill.prefix_cache import frozen_prefix
 from bench.methods.distill.teacher_cache import Teacher
 from bench.methods.distill.state_cache import forward
 from bench.errors import BenchError
-from bench.infra.rates import timed
+from bench.infra.rates import measured, timed
 from bench.infra.store import artifact_dir, bench_home, cached_build, fingerprint, is_complete, raise_if_probing
 from bench.infra.training import BatchPlan, Every, Loop, Panel, curve_png, seed_all, warmup_then_decay, write_curve
 
@@ -87,7 +88,8 @@ class OpticalConfig:
     max_grad_norm: float = 1.0
     batch_size: int = 32
     bucket: int = 16  # batches per length-sorted chunk of an epoch (1: plain random batches)
-    steps: int = 450
+    steps: int = 450  # the step budget; with ``epochs`` set, its cap
+    epochs: float | None = None  # the budget in passes over the bitext (see :func:`budgeted`); None: ``steps``
     max_length: int = 128
     freeze_embeddings: bool = True  # word embeddings only
     freeze_layers: int = 0  # also freeze the embedding block and the lowest N transformer layers (faster, near θ₀)
@@ -106,6 +108,8 @@ class OpticalConfig:
             raise BenchError("loss weights must be >= 0 and not both 0", "set w_ot and/or w_sent")
         if self.epsilon <= 0 or self.iterations < 1 or (self.tau is not None and self.tau <= 0):
             raise BenchError("epsilon and tau must be > 0, iterations >= 1", "check the OPTICAL configuration")
+        if self.epochs is not None and self.epochs <= 0:
+            raise BenchError("epochs must be > 0", "check the OPTICAL configuration")
         if self.freeze_layers < 0:
             raise BenchError("freeze_layers must be >= 0", "check the OPTICAL configuration")
         if min(self.steps, self.batch_size, self.bucket) < 1 or not (0 <= self.warmup < 1 and 0 <= self.noise < 1):
@@ -134,7 +138,17 @@ class Net:
 
 # Options added after checkpoints were first cached: they enter the key only when they differ from
 # their default, so the existing checkpoints keep their fingerprints.
-_KEYED_WHEN_SET = {"center": False, "plan": "sinkhorn"}
+_KEYED_WHEN_SET = {"center": False, "plan": "sinkhorn", "epochs": None}
+
+
+def budgeted(config: OpticalConfig, pairs: int) -> OpticalConfig:
+    """``config`` with its budget in steps: ``epochs`` passes over ``pairs`` bitext pairs at its batch size,
+    ``ceil(epochs * ceil(pairs / batch_size))`` steps, at most ``steps``. The result has ``epochs`` None, so
+    a student trained for an epoch budget is the one trained for the same number of steps (one key)."""
+    if config.epochs is None:
+        return config
+    steps = math.ceil(config.epochs * math.ceil(pairs / config.batch_size))
+    return replace(config, steps=max(1, min(config.steps, steps)), epochs=None)
 
 
 def checkpoint_key(config: OpticalConfig, bitext_fingerprint: str, teacher_fp: str, student_fp: str) -> dict:
@@ -167,6 +181,7 @@ def train(config: OpticalConfig, bitext_pairs: Sequence[tuple[str, str]], bitext
     """
     if not bitext_pairs:
         raise BenchError("no bitext to train on", "check the pair's bitext (bench fetch, bitext TSV)")
+    config = budgeted(config, len(bitext_pairs))
     key = checkpoint_key(config, bitext_fingerprint, teacher.fingerprint, student_init.fingerprint)
     work = bench_home() / f"{KIND}-work" / fingerprint(key)
 
@@ -186,13 +201,17 @@ def train_specs(config: OpticalConfig, bitext_pairs: Sequence[tuple[str, str]], 
 
     A finished checkpoint is returned without loading either model.
     """
+    config = budgeted(config, len(bitext_pairs))
     teacher, student = models.resolve(config.teacher), models.resolve(config.student)
     path = checkpoint_dir(config, bitext_fingerprint, teacher.fingerprint, student.fingerprint)
     if is_complete(path):
         return path
     raise_if_probing(f"{KIND} {path.name}")  # a plan asks whether it is built: not the models loaded
-    log.warning("no finished %s student for this bitext: training one now (%d steps of %d pairs; cached "
-                "afterwards)", "OT" if config.w_ot else "sentence-distilled", config.steps, config.batch_size)
+    rate = measured("student")
+    expected = f", about {config.steps / rate.per_second / 60:,.0f} min at this machine's rate" if rate else ""
+    log.warning("no finished %s student for this bitext: training one now (%d steps of %d pairs%s; cached "
+                "afterwards)", "OT" if config.w_ot else "sentence-distilled", config.steps, config.batch_size,
+                expected)
     return train(config, bitext_pairs, bitext_fingerprint, Net.from_ref(teacher), Net.from_ref(student), **kwargs)
 
 

@@ -125,7 +125,7 @@ class Student(Role):
                     f"{self.recipe} student of {pair.name} (seed {seed}{f', noise {noise:g}' if noise else ''})",
                     b.build_student, (job.ref, config, noise, seed), keys(models), gpu=True,
                     shares=("teacher-states", pair.dataset_id, noise, seed, config.teacher, config.teacher_prefix,
-                            config.steps, config.batch_size))
+                            config.epochs, config.steps, config.batch_size))
 
     def _models(self, job: Job) -> list[Need]:
         config = self._config(job)
