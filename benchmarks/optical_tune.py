@@ -16,22 +16,27 @@ import argparse
 import csv
 import json
 import logging
-import math
 import resource
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
 from bench.methods.distill.recipes import OPTICAL, SDISTILL, describe, trained_student
+from bench.methods.distill.trainer import budgeted as in_steps
 from bench.results.scoring import means, per_query
 from bench.data.pairs import get_pair
 from bench.methods.retrieve import dense
 from bench.systems import DEFAULT_ENCODER
 
-OT = replace(SDISTILL, w_ot=1.0, w_sent=0.0)
+# The recipes as the studies before issue 21 ran them (300 steps, every layer trained): the variants below are
+# changes to these, so a variant's name keeps meaning the student its rows were trained as
+OPTICAL_300 = replace(OPTICAL, epochs=None, steps=300, freeze_layers=0)
+SDISTILL_300 = replace(SDISTILL, epochs=None, steps=300)
+OT = replace(SDISTILL_300, w_ot=1.0, w_sent=0.0)
 VARIANTS = {
     "zero-shot": None,
-    "sdistill": SDISTILL,
+    "sdistill": SDISTILL_300,
     "ot": OT,  # the prototype's recipe: OT alone, uniform marginals
     "ot+sent": replace(OT, w_sent=1.0),
     "ot-idf+sent": replace(OT, w_sent=1.0, marginals="idf"),
@@ -52,16 +57,17 @@ VARIANTS = {
     "ot-minilm+sent": replace(OT, w_sent=1.0, teacher="all-minilm-l6-v2", teacher_prefix=""),
     # issue 14: how many lower layers of the student can stay frozen (cheaper steps, the teacher cached)
     # without costing MAP; the rule that picks one is in benchmarks/results/optical_tuning/RULES.md
-    "optical": OPTICAL,
-    "optical-freeze3": replace(OPTICAL, freeze_layers=3),
-    "optical-freeze6": replace(OPTICAL, freeze_layers=6),
+    "optical": OPTICAL_300,
+    "optical-freeze3": replace(OPTICAL_300, freeze_layers=3),
+    "optical-freeze6": replace(OPTICAL_300, freeze_layers=6),
     # the same rule for the sentence-level ablation, at the recipes' shared budget
-    "sdistill-freeze3": replace(SDISTILL, freeze_layers=3),
-    "sdistill-freeze6": replace(SDISTILL, freeze_layers=6),
+    "sdistill-freeze3": replace(SDISTILL_300, freeze_layers=3),
+    "sdistill-freeze6": replace(SDISTILL_300, freeze_layers=6),
 }
 # issue 21, the budget in epochs (RULES.md, 2026-12-06): `optical` at the chosen freeze (3), one training
 # per budget; its steps are ceil(epochs * ceil(pairs / batch)) of the tuning pair's cleaned bitext
-BUDGETS = {f"optical-freeze3-e{epochs:g}": (replace(OPTICAL, freeze_layers=3), epochs) for epochs in (0.5, 1, 2, 4, 8)}
+BUDGETS = {f"optical-freeze3-e{epochs:g}": (replace(OPTICAL_300, freeze_layers=3), epochs)
+           for epochs in (0.5, 1, 2, 4, 8)}
 # issue 21, the open variants (RULES.md, 2026-12-06): each one change to `optical` at the chosen freeze (3) and
 # budget (STUDY_EPOCHS, chosen by the budget rule over rows 13-20 of QUEUE.md); the base itself is the budget row
 STUDY_EPOCHS = 1
@@ -75,8 +81,8 @@ STUDY = {
     "minilm": {"teacher": "all-minilm-l6-v2", "teacher_prefix": ""},  # documents then encoded by MiniLM
     "maxsim-plan": {"plan": "maxsim"},
 }
-BUDGETS.update({f"optical-freeze3-e{STUDY_EPOCHS:g}+{name}": (replace(OPTICAL, freeze_layers=3, **change), STUDY_EPOCHS)
-                for name, change in STUDY.items()})
+BUDGETS.update({f"optical-freeze3-e{STUDY_EPOCHS:g}+{name}": (replace(OPTICAL_300, freeze_layers=3, **change),
+                                                                STUDY_EPOCHS) for name, change in STUDY.items()})
 FIELDS = ("pair", "variant", "scoring", "AP", "nDCG@10", "RR@10", "train_s", "peak_rss_mb", "checkpoint", "config")
 
 
@@ -89,11 +95,10 @@ def score(pair, query_spec: str, doc_spec: str, scoring: str) -> dict:
 
 
 def budgeted(pair, config, epochs: float):
-    """``config`` with the steps of ``epochs`` passes over ``pair``'s cleaned bitext at its batch size."""
+    """``config`` with the steps of ``epochs`` passes over ``pair``'s cleaned bitext at its batch size (no cap)."""
     from bench.data.bitext import load_bitext
 
-    batches = math.ceil(len(load_bitext(pair).pairs) / config.batch_size)
-    return replace(config, steps=math.ceil(epochs * batches))
+    return in_steps(replace(config, epochs=epochs, steps=sys.maxsize), len(load_bitext(pair).pairs))
 
 
 def main() -> None:

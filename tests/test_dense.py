@@ -22,7 +22,8 @@ WORDS = ["query", "passage", ":", "the", "river", "nile", "flows", "north", "mto
 
 
 def write_tiny_model(path: Path, seed: int = 0) -> Path:
-    """A 2-layer BERT (hidden 32) with a word-level WordPiece tokenizer, saved as a model directory."""
+    """A 4-layer BERT (hidden 32) with a word-level WordPiece tokenizer, saved as a model directory (4 layers: the
+    `optical` recipe freezes the lowest 3)."""
     from tokenizers import Tokenizer, normalizers, pre_tokenizers, processors
     from tokenizers.models import WordPiece
     from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
@@ -36,7 +37,7 @@ def write_tiny_model(path: Path, seed: int = 0) -> Path:
     PreTrainedTokenizerFast(tokenizer_object=tok, model_max_length=64, unk_token="[UNK]", pad_token="[PAD]",
                             cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]").save_pretrained(path)
     torch.manual_seed(seed)
-    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=4, num_attention_heads=2,
                         intermediate_size=64, max_position_embeddings=64)
     BertModel(config, add_pooling_layer=False).save_pretrained(path)
     return path

@@ -135,7 +135,7 @@ def test_int8_encoders_agree_with_fp32_and_are_cached_apart(tiny_ref):
     model, _ = int8.loaded
     linear = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
     quantized = [m for m in model.modules() if type(m).__name__ == "Linear" and "quantized" in type(m).__module__]
-    assert linear == [] and len(quantized) == 12  # 2 layers x (q, k, v, attention out, intermediate, out)
+    assert linear == [] and len(quantized) == 24  # 4 layers x (q, k, v, attention out, intermediate, out)
     assert any(isinstance(m, torch.nn.Linear) for m in models.load(tiny_ref)[0].modules())  # the shared one is fp32
     assert int8.key("doc") == {**fp32.key("doc"), "quantize": "torch-dynamic-qint8-per-channel-linear"}
     assert "quantize" not in fp32.key("doc")  # fp32 keys are those of before

@@ -14,10 +14,10 @@ from test_optical import ENGLISH, FOREIGN, PAIRS, TINY, tiny_net, weights
 
 from bench.methods.distill import checkpoint_dir, load_student, train
 from bench.methods.distill.optical import tokenize
-from bench.methods.distill.recipes import OPTICAL, SDISTILL
+from bench.methods.distill.recipes import OPTICAL, SDISTILL, STEP_CAP
 from bench.methods.distill.sentence import mean_pool
 from bench.methods.distill.teacher_cache import KIND, Teacher, cached_states, states_key
-from bench.methods.distill.trainer import checkpoint_key
+from bench.methods.distill.trainer import budgeted, checkpoint_key
 from bench.infra.store import fingerprint
 from bench.infra.training import BatchPlan, read_curve
 
@@ -64,14 +64,14 @@ CONFIGS = {
     "ot+sentence": TINY,
     "centred, idf, unbalanced": replace(TINY, center=True, marginals="idf", tau=1.0),
     "sdistill, anchor": replace(TINY, w_ot=0.0, w_sent=1.0, anchor=0.1, freeze_embeddings=False),
-    "optical recipe, two epochs": replace(OPTICAL, teacher="tiny-en", student="tiny-sw", steps=14, batch_size=4,
-                                          lr=1e-3, max_length=16, iterations=20),
+    "optical recipe, two epochs": replace(OPTICAL, teacher="tiny-en", student="tiny-sw", epochs=2.0, batch_size=4,
+                                          lr=1e-3, max_length=16, iterations=20, freeze_layers=1),
 }
 
 
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_cached_teacher_gives_the_uncached_losses_and_weights(bench_home, tmp_path, monkeypatch, nets, name):
-    config = CONFIGS[name]
+    config = budgeted(CONFIGS[name], len(PAIRS))  # the recipe's two epochs: 12 steps of 4 pairs
     teacher, student = nets
     passes = []
     teacher.model.register_forward_hook(lambda module, args, output: passes.append(1))
@@ -178,10 +178,16 @@ def test_teacher_caches_only_the_sentences_the_plan_visits(bench_home, nets):
 
 
 def test_checkpoint_keys_of_the_recipes_are_unchanged():
-    """The recipes' checkpoint fingerprints as they were before the cache and devices (trained students stay valid)."""
-    assert fingerprint(checkpoint_key(OPTICAL, "bfp", "tfp", "sfp")) == "230259afe5e10d65"
-    assert fingerprint(checkpoint_key(SDISTILL, "bfp", "tfp", "sfp")) == "85026db868d29fd1"
-    assert checkpoint_dir(OPTICAL, "bfp", "tfp", "sfp").name == "230259afe5e10d65"
+    """Options added later (the cache, devices, ``plan``, ``epochs``) keep the keys of students trained before
+    them: the earlier recipes (300 steps, every layer trained) have the fingerprints they had; the recipe's
+    budget in epochs keys as the steps it becomes (sw-en's 35,568 pairs: 1,112 steps of 32)."""
+    earlier_optical = replace(OPTICAL, epochs=None, steps=300, freeze_layers=0)
+    assert fingerprint(checkpoint_key(earlier_optical, "bfp", "tfp", "sfp")) == "230259afe5e10d65"
+    assert checkpoint_dir(earlier_optical, "bfp", "tfp", "sfp").name == "230259afe5e10d65"
+    earlier_sdistill = replace(SDISTILL, epochs=None, steps=300)
+    assert fingerprint(checkpoint_key(earlier_sdistill, "bfp", "tfp", "sfp")) == "85026db868d29fd1"
+    assert budgeted(OPTICAL, 35568) == replace(OPTICAL, epochs=None, steps=1112)
+    assert budgeted(SDISTILL, 35568).steps == 1112 and budgeted(OPTICAL, 10**6).steps == STEP_CAP
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

@@ -231,8 +231,9 @@ def frozen_prefixes(model, layers: int) -> tuple[str, ...]:
                          "use freeze_layers=0 with this model")
     total = len({n.split(".")[len(stack[0].split("."))] for n in names if n.startswith(stack[0] + ".")})
     if layers >= total:
-        raise BenchError(f"freeze_layers={layers} leaves nothing to train (the student has {total} layers)",
-                         f"use at most {total - 1}")
+        raise BenchError(f"the recipe freezes the student's lowest {layers} layers and this student has {total}: "
+                         "nothing would be trained", f"distil a student of more than {layers} layers (--encoder), "
+                         f"or a config with freeze_layers below {total}")
     embeddings = tuple(sorted({n.rsplit(".", 2)[0] + "." for n in names if "embeddings." in n
                                and not n.startswith(stack[0])}))
     return embeddings + tuple(f"{stack[0]}.{i}." for i in range(layers))
