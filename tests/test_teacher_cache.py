@@ -179,9 +179,9 @@ def test_teacher_caches_only_the_sentences_the_plan_visits(bench_home, nets):
 
 def test_checkpoint_keys_of_the_recipes_are_unchanged():
     """Options added later (the cache, devices, ``plan``, ``epochs``) keep the keys of students trained before
-    them: the earlier recipes (300 steps, every layer trained) have the fingerprints they had; the recipe's
+    them: the earlier recipes (300 steps, every layer trained, OT weight 1) have the fingerprints they had; the recipe's
     budget in epochs keys as the steps it becomes (sw-en's 35,568 pairs: 1,112 steps of 32)."""
-    earlier_optical = replace(OPTICAL, epochs=None, steps=300, freeze_layers=0)
+    earlier_optical = replace(OPTICAL, epochs=None, steps=300, freeze_layers=0, w_ot=1.0)
     assert fingerprint(checkpoint_key(earlier_optical, "bfp", "tfp", "sfp")) == "230259afe5e10d65"
     assert checkpoint_dir(earlier_optical, "bfp", "tfp", "sfp").name == "230259afe5e10d65"
     earlier_sdistill = replace(SDISTILL, epochs=None, steps=300)
