@@ -1,11 +1,14 @@
-"""Cost of one `bench train mt` step: the copy loss as trained against the naive full mixture, fp32 and bf16.
+"""Cost of one `bench train mt` step: the copy loss as trained against the naive full mixture, fp32 and bf16,
+and the copy loss with the training shortlist (`MtConfig.shortlist`).
 
-    python benchmarks/mt_step.py [--vocab 14939] [--tokens 3000] [--repeats 5]
+    python benchmarks/mt_step.py [--vocab 14939] [--tokens 3000] [--repeats 5] [--shortlists 1000,2000,4000]
 
 A randomly initialised model of the default shape (d 256, 3 layers, the sw-en vocabulary size) and
-a random batch of about ``--tokens`` target tokens. Each variant does forward + backward + AdamW step;
-the figure is the median over ``--repeats`` steps after one warm-up, reported as a ratio to the
-trained variant (copy loss on p(label) only, bf16 autocast) measured in the same run.
+a random batch of about ``--tokens`` target tokens, drawn Zipf-like over the vocabulary (piece k with
+probability ∝ 1/k, as words in text), so a shortlist of the N most frequent pieces plus the batch's labels
+has the size it would have in training. Each variant does forward + backward + AdamW step; the figure is
+the median over ``--repeats`` steps after one warm-up, reported as a ratio to the trained variant on a
+GPU (copy loss, bf16 autocast) and to the one a CPU trains (copy loss, fp32), measured in the same run.
 """
 
 from __future__ import annotations
@@ -18,14 +21,18 @@ import torch
 
 from bench.infra.batching import threads
 from bench.methods.translate.mt_model import Architecture, CopyTranslator, Vocabulary, token_loss
+from bench.methods.translate.mt_train import batch_shortlist
 
 
-def _step(model, optim, batch, *, full_mixture: bool, bf16: bool) -> float:
+def _step(model, optim, batch, *, full_mixture: bool, bf16: bool, shortlist: int = 0) -> float:
     states, ids, mask, dec_in, labels = batch
     start = time.perf_counter()
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         enc = model.prepare(model.memory(states, ids), mask)
-        if full_mixture:  # the whole extended distribution, then the label's log-probability
+        if shortlist:
+            pieces = batch_shortlist(torch.arange(shortlist), labels, len(model.vocab))
+            nll, smooth = model.loss_terms(enc, ids, dec_in, labels, pieces)
+        elif full_mixture:  # the whole extended distribution, then the label's log-probability
             log_probs = model(enc, ids, 0, dec_in).float()
             nll = -log_probs.gather(-1, labels[..., None])[..., 0]
             smooth = -log_probs.mean(-1)
@@ -43,6 +50,7 @@ def main() -> None:
     parser.add_argument("--vocab", type=int, default=14939)
     parser.add_argument("--tokens", type=int, default=3000)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--shortlists", default="1000,2000,4000", help="shortlist sizes (N most frequent pieces)")
     args = parser.parse_args()
     torch.manual_seed(0)
     torch.set_num_threads(threads())
@@ -52,20 +60,29 @@ def main() -> None:
     model = CopyTranslator(arch, vocab, torch.randn(args.vocab + 10, 384))
     optim = torch.optim.AdamW(model.parameters(), lr=1e-4)
     rows, target_len, source_len = args.tokens // 30, 30, 40
-    batch = (torch.randn(rows, source_len, 384), torch.randint(4, args.vocab, (rows, source_len)),
-             torch.ones(rows, source_len, dtype=torch.long), torch.randint(4, args.vocab, (rows, target_len)),
-             torch.randint(4, args.vocab, (rows, target_len)))
-    variants = {"copy loss, bf16 (trained)": (False, True), "copy loss, fp32": (False, False),
-                "full mixture, bf16": (True, True), "full mixture, fp32": (True, False)}
+    zipf = 1.0 / torch.arange(1, args.vocab - 3, dtype=torch.float64)  # pieces 4.. by rank
+
+    def pieces(n: int) -> torch.Tensor:
+        return 4 + torch.multinomial(zipf, rows * n, replacement=True).view(rows, n)
+
+    labels = pieces(target_len)
+    batch = (torch.randn(rows, source_len, 384), pieces(source_len), torch.ones(rows, source_len, dtype=torch.long),
+             pieces(target_len), labels)
+    variants = {"copy loss, bf16 (trained)": (False, True, 0), "copy loss, fp32": (False, False, 0),
+                "full mixture, bf16": (True, True, 0), "full mixture, fp32": (True, False, 0)}
+    for n in (int(x) for x in args.shortlists.split(",") if x):
+        variants[f"copy loss, fp32, shortlist {n}"] = (False, False, n)
     times = {}
-    for name, (full, bf16) in variants.items():
-        _step(model, optim, batch, full_mixture=full, bf16=bf16)  # warm-up
-        times[name] = statistics.median(_step(model, optim, batch, full_mixture=full, bf16=bf16)
+    for name, (full, bf16, shortlist) in variants.items():
+        _step(model, optim, batch, full_mixture=full, bf16=bf16, shortlist=shortlist)  # warm-up
+        times[name] = statistics.median(_step(model, optim, batch, full_mixture=full, bf16=bf16, shortlist=shortlist)
                                         for _ in range(args.repeats))
-    base = times["copy loss, bf16 (trained)"]
-    print(f"{threads()} threads, {rows * target_len} target tokens, vocabulary {args.vocab}")
+    base, cpu = times["copy loss, bf16 (trained)"], times["copy loss, fp32"]
+    print(f"{threads()} threads, {rows * target_len} target tokens (Zipf-like), vocabulary {args.vocab}; "
+          f"{len(labels.unique())} distinct labels in the batch")
+    print(f"{'':36s} {'vs bf16':>8s} {'vs fp32':>8s}")
     for name, seconds in times.items():
-        print(f"{name:28s} {seconds / base:5.2f}x")
+        print(f"{name:36s} {seconds / base:7.2f}x {seconds / cpu:7.2f}x")
 
 
 if __name__ == "__main__":

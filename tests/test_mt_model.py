@@ -92,3 +92,31 @@ def test_incremental_beam_search_matches_full_recomputation():
 def _select(enc, b):
     return {"memory": enc["memory"][b:b + 1], "bias": enc["bias"][b:b + 1],
             "cross": [(k[b:b + 1], v[b:b + 1]) for k, v in enc["cross"]]}
+
+
+def test_a_shortlist_normalises_the_generator_over_its_pieces_only():
+    model, vocab = tiny_model()
+    source_ids = [[0, 5, 30, 7, 2], [0, 31, 2]]
+    source_local, _ = vocab.extend(source_ids)
+    ids = pad_rows(source_ids, 1)
+    enc = model.prepare(model.memory(torch.randn(2, ids.shape[1], 8), ids), (ids != 1).long())
+    labels = pad_rows([[5, 12, 7, EOS], [12, EOS]], -100)
+    dec_in = pad_rows([[BOS, 5, 12, 7], [BOS, 12]], PAD)
+    keep = labels != -100
+    full_nll, full_smooth = model.loss_terms(enc, source_local, dec_in, labels)
+    every = torch.arange(len(vocab))
+    nll, smooth = model.loss_terms(enc, source_local, dec_in, labels, every)
+    assert torch.allclose(nll[keep], full_nll[keep]) and torch.allclose(smooth[keep], full_smooth[keep])
+    # over pieces {EOS, 5, 7, 9}: the generator's logits of those four, renormalised
+    shortlist = torch.tensor([EOS, 5, 7, 9])
+    nll, smooth = model.loss_terms(enc, source_local, dec_in, labels, shortlist)
+    h = model.final_norm(model._decode(enc, dec_in))
+    logits = (h @ model.embed.weight.T + model.out_bias)[..., shortlist]
+    gen = torch.log_softmax(logits, -1)
+    _, attn, gate = model._heads(model._decode(enc, dec_in), enc)
+    p_gen_7 = gen[0, 2, 2].exp()  # label 7 at position 2 of the first row: third piece of the shortlist
+    p_copy_7 = attn[0, 2, 3]  # source token 7 is the fourth source position
+    assert torch.isclose(nll[0, 2], -torch.log(gate[0, 2, 0] * p_gen_7 + (1 - gate[0, 2, 0]) * p_copy_7), atol=1e-5)
+    assert torch.allclose(smooth, -gen.mean(-1), atol=1e-6)
+    with pytest.raises(ValueError, match="every in-vocabulary label"):
+        model.loss_terms(enc, source_local, dec_in, labels, torch.tensor([EOS, 5, 9]))  # 7 missing

@@ -251,3 +251,40 @@ def test_flores_devtest_from_the_mirror(real_data):
     assert pairs[0] == ('"Sasa tuna panya wenye umri wa miezi minne ambao hawana kisukari ambao awali walikuwa '
                         'na kisukari", aliongeza.',
                         '"We now have 4-month-old mice that are non-diabetic that used to be diabetic," he added.')
+
+
+def test_the_training_shortlist_holds_the_frequent_pieces_and_the_batch_labels_and_keys_only_when_set():
+    from bench.methods.translate.mt_model import EOS, Vocabulary
+    from bench.methods.translate.mt_train import MtConfig, _Data, batch_shortlist, model_key
+
+    vocab = Vocabulary([1, 0, 2, 3, *range(4, 10)], 40)  # local ids 0-9
+    data = _Data.__new__(_Data)
+    data.vocab, data.target_ids = vocab, [[4, 4, 5], [4, 6, 12], [6, 7]]  # 12: an extended (copied) id
+    # labels of the three rows: 4 and EOS three times each (EOS closes every row), 6 twice, 5 and 7 once
+    assert data.frequent([0, 1, 2], 2).tolist() == [EOS, 4]
+    assert data.frequent([0, 1, 2], 3).tolist() == [EOS, 4, 6]
+    assert data.frequent([2], 5).tolist() == [EOS, 6, 7]  # only the pieces seen
+    labels = torch.tensor([[9, 4, EOS], [13, -100, -100]])  # 13 extended, -100 padding: neither kept
+    assert batch_shortlist(torch.tensor([4, 6]), labels, len(vocab)).tolist() == [EOS, 4, 6, 9]
+    assert "shortlist" not in model_key("b", "e", MtConfig(), 0)["config"]
+    assert model_key("b", "e", MtConfig(shortlist=2000), 0)["config"]["shortlist"] == 2000
+
+
+def test_a_shortlist_training_learns_and_is_another_model(bench_home, tiny_encoder):
+    from dataclasses import replace
+
+    from bench.infra.store import artifact_dir
+    from bench.methods.translate.mt_model import MODEL_FILE
+    from bench.methods.translate.mt_train import MtConfig, model_key, train_on_bitext
+
+    config = MtConfig(encoder=str(tiny_encoder), encoder_layer=1, d_model=32, layers=1, heads=2, ffn=64, dropout=0.0,
+                      label_smoothing=0.1, lr=3e-3, warmup=10, max_steps=120, min_count=1, batch_tokens=200,
+                      max_minutes=600, dev_size=2, eval_every=60, eval_sentences=2, shortlist=4)
+    path = train_on_bitext(BITEXT, "tiny-bitext", config, seed=0)
+    record = json.loads((path / "bench-mt.json").read_text())
+    full_softmax = model_key("tiny-bitext", record["encoder"]["fingerprint"], replace(config, shortlist=0), 0)
+    assert path != artifact_dir("mt-models", full_softmax)
+    assert record["config"]["shortlist"] == 4 and record["steps"] == 120
+    curve = [line.split(",") for line in (path / "curve.csv").read_text().splitlines()[1:]]
+    assert float(curve[-1][4]) < float(curve[0][4])  # the training loss fell
+    assert json.loads((path / MODEL_FILE).read_text())["vocabulary"]  # a model that loads like any other

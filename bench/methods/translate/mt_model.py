@@ -211,10 +211,15 @@ class CopyTranslator(nn.Module):
         pos = pos.clamp_max(self.positions.num_embeddings - 1)
         return self.drop(self.embed(tokens) * math.sqrt(self.arch.d_model) + self.positions(pos)[None])
 
-    def _heads(self, h: torch.Tensor, enc: dict):
-        """(generator log-probabilities, copy attention over the source, gate = P(generate))."""
+    def _heads(self, h: torch.Tensor, enc: dict, shortlist: torch.Tensor | None = None):
+        """(generator log-probabilities, copy attention over the source, gate = P(generate)).
+
+        With a ``shortlist`` (local ids), the generator's softmax runs over those pieces only, in that order."""
         h = self.final_norm(h)
-        gen = F.log_softmax(h @ self.embed.weight.T + self.out_bias, dim=-1)
+        weight, bias = self.embed.weight, self.out_bias
+        if shortlist is not None:
+            weight, bias = weight[shortlist], bias[shortlist]
+        gen = F.log_softmax(h @ weight.T + bias, dim=-1)
         scores = self.copy_query(h) @ enc["memory"].transpose(1, 2) / math.sqrt(self.arch.d_model)
         attn = F.softmax(scores + enc["bias"][:, 0], dim=-1)  # (B, T, S)
         gate = torch.sigmoid(self.gate(torch.cat([h, attn @ enc["memory"]], dim=-1)))  # (B, T, 1)
@@ -238,12 +243,21 @@ class CopyTranslator(nn.Module):
         """log p over the extended vocabulary at every target position (teacher forcing)."""
         return self._output(self._decode(enc, decoder_in), enc, source_local, n_ext)
 
-    def loss_terms(self, enc: dict, source_local: torch.Tensor, decoder_in: torch.Tensor, labels: torch.Tensor):
+    def loss_terms(self, enc: dict, source_local: torch.Tensor, decoder_in: torch.Tensor, labels: torch.Tensor,
+                   shortlist: torch.Tensor | None = None):
         """Per target position: -log p(label) under the mixture, and the generator's mean -log p
-        (the label-smoothing term). Never builds the mixture over the whole vocabulary."""
-        gen, attn, gate = self._heads(self._decode(enc, decoder_in), enc)
+        (the label-smoothing term). Never builds the mixture over the whole vocabulary.
+
+        ``shortlist``: sorted local ids holding every in-vocabulary label of the batch; the generator is
+        then normalised over them alone (a cheaper output layer in training; decoding uses them all)."""
+        gen, attn, gate = self._heads(self._decode(enc, decoder_in), enc, shortlist)
         in_vocab = labels < len(self.vocab)
-        p_gen = gen.gather(-1, labels.clamp(0, len(self.vocab) - 1)[..., None])[..., 0].exp() * in_vocab
+        index = labels.clamp(0, len(self.vocab) - 1)
+        if shortlist is not None:
+            index = torch.searchsorted(shortlist, index).clamp_max(len(shortlist) - 1)
+            if not bool((shortlist[index] == labels)[in_vocab & (labels >= 0)].all()):
+                raise ValueError("the shortlist must hold every in-vocabulary label of the batch")
+        p_gen = gen.gather(-1, index[..., None])[..., 0].exp() * in_vocab
         p_copy = (attn * (source_local[:, None, :] == labels[..., None])).sum(-1)
         p = gate[..., 0] * p_gen + (1 - gate[..., 0]) * p_copy
         return -torch.log(p.clamp_min(1e-12)), -gen.mean(-1)

@@ -77,6 +77,9 @@ class MtConfig:
     warmup: int = 200
     max_steps: int = 2000
     batch_tokens: int = 3000  # target tokens (padded) per step
+    # 0: the generator's softmax over every target piece in training. N > 0: over the batch's label pieces and
+    # the N most frequent pieces only (a cheaper output layer; held-out loss and decoding use every piece)
+    shortlist: int = 0
     # training runs max_steps steps (the learning rate decays linearly to 0 over them), so a rerun gives
     # the same model on any machine; max_minutes is only a safety stop (bench-mt.json records which
     # bound ended it, and a time-stopped model depends on the machine's speed). 180, not 60: in fp32 on a
@@ -101,9 +104,15 @@ class MtConfig:
         return replace(cls(), **values)
 
 
+# Options added after models were first cached: they enter the key only when they differ from their default,
+# so the models trained before keep their fingerprints
+_KEYED_WHEN_SET = {"shortlist": 0}
+
+
 def model_key(bitext_fp: str, encoder_fp: str, config: MtConfig, seed: int) -> dict:
+    keyed = {k: v for k, v in asdict(config).items() if _KEYED_WHEN_SET.get(k, object()) != v}
     return {"artifact": "mt-model", "version": TRAIN_VERSION, "bitext": bitext_fp, "encoder": encoder_fp,
-            "config": asdict(config), "seed": seed}
+            "config": keyed, "seed": seed}
 
 
 def train_mt(pair, *, config: MtConfig | dict | None = None, noise: float = 0.0, seed: int = 0) -> Path:
@@ -150,6 +159,17 @@ class _Data:
         self.extensions = [ext for _, ext in extended]
         self.target_ids = [vocab.targets(t, ext) for t, ext in zip(english_ids, self.extensions)]
 
+    def frequent(self, rows: Sequence[int], n: int):
+        """The ``n`` local ids most frequent as labels of ``rows`` (each row's closing end-of-sentence piece
+        counted), sorted; ties go to the lower id."""
+        import torch
+
+        pieces = np.concatenate([[], *(self.target_ids[i] for i in rows)]).astype(np.int64)
+        counts = np.bincount(pieces, minlength=len(self.vocab))[:len(self.vocab)]
+        counts[EOS] += len(rows)
+        top = np.argsort(-counts, kind="stable")[:n]
+        return torch.from_numpy(np.sort(top[counts[top] > 0]))
+
     def batch(self, rows: Sequence[int]):
         """(states, source ids, source mask, extended source ids, decoder input, labels)."""
         import torch
@@ -164,6 +184,15 @@ class _Data:
         dec_in = pad_rows([[BOS, *self.target_ids[i]] for i in rows], PAD)
         labels = pad_rows([[*self.target_ids[i], EOS] for i in rows], -100)
         return states, source_ids, mask, source_local, dec_in, labels
+
+
+def batch_shortlist(frequent, labels, vocab_size: int):
+    """The sorted local ids the generator is normalised over in a step: ``frequent`` and the batch's labels
+    that are in the vocabulary (not padding, not extended ids)."""
+    import torch
+
+    seen = labels[(labels >= 0) & (labels < vocab_size)]
+    return torch.unique(torch.cat([frequent, seen]))
 
 
 def batches(lengths: Sequence[int], rows: Sequence[int], batch_tokens: int,
@@ -243,6 +272,7 @@ def _train(out: Path, pairs: list[tuple[str, str]], ref: models.ModelRef, config
              sum(p.numel() for p in trainable) / 1e6, len(vocab), len(train_rows), len(dev_rows))
     optim = torch.optim.AdamW(trainable, lr=config.lr, betas=(0.9, 0.98), eps=1e-8, weight_decay=0.01)
     feed = _epochs([len(x) for x in data.target_ids], train_rows, config.batch_tokens, rng)
+    frequent = data.frequent(train_rows, config.shortlist) if config.shortlist else None
 
 
     def step_loss(step: int):
@@ -254,7 +284,8 @@ def _train(out: Path, pairs: list[tuple[str, str]], ref: models.ModelRef, config
         states_b, ids_b, mask_b, local_b, dec_in, labels = _to(device, states_b, ids_b, mask_b, local_b, dec_in, labels)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             enc = model.prepare(model.memory(states_b, ids_b), mask_b)
-            nll, smooth = model.loss_terms(enc, local_b, dec_in, labels)
+            shortlist = None if frequent is None else batch_shortlist(frequent.to(device), labels, len(vocab))
+            nll, smooth = model.loss_terms(enc, local_b, dec_in, labels, shortlist)
         return token_loss(nll.float(), smooth.float(), labels, config.label_smoothing), {"epoch": epoch}
 
     loop = Loop(optim, trainable, steps=config.max_steps, max_grad_norm=1.0, max_minutes=config.max_minutes,
