@@ -312,6 +312,7 @@ def test_a_budget_in_epochs_trains_its_steps_under_their_key(bench_home, nets):
     assert budgeted(by_epochs, 22).steps == 5 and budgeted(by_epochs, 25).steps == 6  # ceil(pairs / 4) batches
     assert budgeted(replace(TINY, epochs=10, steps=20), 24).steps == 20  # steps cap the budget
     assert budgeted(TINY, 24) is TINY  # no epochs: the steps
+    assert by_epochs.with_steps(7) == replace(TINY, steps=7)  # a step count given replaces the epochs
     assert "epochs" not in checkpoint_key(TINY, "fp", "t", "s")["config"]
     path = train(by_epochs, PAIRS, "bitext-fp", teacher, student, progress=False)
     assert path == checkpoint_dir(replace(TINY, steps=5), "bitext-fp", teacher.fingerprint, student.fingerprint)

@@ -39,14 +39,13 @@ def train_mt_cmd(pair_name: str, seed: int, steps: int | None, bitext_noise: flo
 def train_optical_cmd(pair_name: str, seed: int, steps: int | None, sentence_only: bool, bitext_noise: float) -> None:
     """Distil the multilingual student from the English teacher on the pair's bitext (the recipe of the
     `optical` system, or of `sdistill` with --sentence-only)."""
-    from dataclasses import replace
 
     from bench.methods.distill.recipes import RECIPES, trained_student
     from bench.data.pairs import get_pair
 
     config = RECIPES["sdistill" if sentence_only else "optical"]
     if steps:
-        config = replace(config, steps=steps, epochs=None)
+        config = config.with_steps(steps)
     checkpoint, _ = trained_student(get_pair(pair_name), config, noise=bitext_noise, seed=seed)
     click.echo(f"checkpoint: {checkpoint}")
 

@@ -79,12 +79,12 @@ def ot_loss(teacher_states: Tensor, student_states: Tensor, teacher_mask: Tensor
     cost = cosine_cost(teacher_states.detach(), student_states)
     with torch.no_grad():
         if plan == "maxsim":
-            plan = maxsim_plan(cost.detach(), teacher_mask, student_mask, student_weights)
+            transport = maxsim_plan(cost.detach(), teacher_mask, student_mask, student_weights)
         else:
-            plan = sinkhorn(cost.detach(), teacher_weights, student_weights, mask_a=teacher_mask,
-                            mask_b=student_mask, epsilon=epsilon, iterations=iterations, tau=tau)
+            transport = sinkhorn(cost.detach(), teacher_weights, student_weights, mask_a=teacher_mask,
+                                 mask_b=student_mask, epsilon=epsilon, iterations=iterations, tau=tau)
     valid = teacher_mask.unsqueeze(-1) & student_mask.unsqueeze(-2)
-    return (plan * torch.where(valid, cost, torch.zeros_like(cost))).sum((-2, -1)), plan
+    return (transport * torch.where(valid, cost, torch.zeros_like(cost))).sum((-2, -1)), transport
 
 
 # --- tokens --------------------------------------------------------------------------------------------

@@ -99,6 +99,10 @@ class OpticalConfig:
     seed: int = 0
     noise: float = 0.0  # misaligned fraction of the bitext (applied by bench.data.bitext; recorded here)
 
+    def with_steps(self, steps: int) -> "OpticalConfig":
+        """This config trained for ``steps`` steps: a step count given replaces the budget in epochs."""
+        return replace(self, steps=steps, epochs=None)
+
     def __post_init__(self):
         if self.marginals not in MARGINALS:
             raise BenchError(f"unknown marginals {self.marginals!r}", f"use one of {', '.join(MARGINALS)}")

@@ -75,8 +75,7 @@ def student_config(recipe: str, options: RunOptions, pair: Pair):
     if options.encoder:  # another multilingual encoder: the student, and the teacher unless one is given
         config = replace(config, student=options.encoder, teacher=options.teacher or options.encoder)
     steps = options.distill_steps or (CI_DISTILL_STEPS if options.profile == "ci" else None)
-    # a step count given replaces the recipe's budget in epochs (which the trainer turns into steps)
-    return for_pair(replace(config, steps=steps, epochs=None) if steps else config, pair)
+    return for_pair(config.with_steps(steps) if steps else config, pair)
 
 
 def bm25_params(options: RunOptions) -> dict[str, float]:
