@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.infra import store
+from bench.infra import downloads
 from cli_run import run_main
 
 TINY = Path(__file__).parent / "data" / "tiny-pair"
@@ -34,7 +34,7 @@ def test_malformed_pair_file_is_one_line(monkeypatch, capsys, tmp_path, bench_ho
 
 def test_offline_without_mirror(monkeypatch, capsys, tmp_path, bench_home):
     monkeypatch.delenv("BENCH_MIRROR", raising=False)
-    monkeypatch.setattr(store.urllib.request, "urlopen",
+    monkeypatch.setattr(downloads.urllib.request, "urlopen",
                         lambda url, timeout: (_ for _ in ()).throw(urllib.error.URLError("no network")))
     from bench.data.collection import forget_loaded
 
@@ -66,7 +66,7 @@ def test_corrupt_mirror_file_is_refused_and_nothing_is_kept(monkeypatch, capsys,
     monkeypatch.setenv("BENCH_MIRROR", str(mirror))
     code, _, err = run_main(monkeypatch, capsys, "fetch", "--pair", "sw-en")
     assert code == 2 and "sha256 mismatch" in err and len(err.strip().splitlines()) == 1
-    assert not store.cached_path(bad).exists()
+    assert not downloads.cached_path(bad).exists()
 
 
 def test_pair_and_pair_file_are_exclusive(monkeypatch, capsys, bench_home):

@@ -16,7 +16,7 @@ from bench.experiment import external
 from bench.results import regress, report
 from bench.errors import BenchError
 from bench.results.runs import QUERIES_FILE, load_runs, read_queries
-from bench.infra.store import sha256_file
+from bench.infra.digests import sha256_file
 from cli_run import run_main
 
 TINY = Path(__file__).parent / "data" / "tiny-pair"

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench.infra import store
+from bench.infra import digests, downloads, store
 from bench.errors import BenchError
 from bench.results.runs import format_trec, load_run, write_run
 from cli_run import clean_bm25_run, run_main
@@ -49,8 +49,9 @@ def bench_run(monkeypatch, capsys, pair_file: Path, runs: Path, systems: str = "
 # --- 1. a cached download is verified where it is used ------------------------------------------------
 
 
-def _remote(content: bytes) -> store.RemoteFile:
-    return store.RemoteFile("owner/name", "0" * 40, "data/passages.txt", hashlib.sha256(content).hexdigest(), "CC0-1.0")
+def _remote(content: bytes) -> downloads.RemoteFile:
+    digest = hashlib.sha256(content).hexdigest()
+    return downloads.RemoteFile("owner/name", "0" * 40, "data/passages.txt", digest, "CC0-1.0")
 
 
 def _mirror(tmp_path, remote, content: bytes) -> Path:
@@ -66,10 +67,10 @@ CLEAN = b"the cat sat on the mat\n" * 50
 def test_a_corrupted_cached_download_is_removed_and_fetched_again(tmp_path, bench_home, monkeypatch, caplog):
     remote = _remote(CLEAN)
     monkeypatch.setenv("BENCH_MIRROR", str(_mirror(tmp_path, remote, CLEAN)))
-    path = store.fetch(remote)
+    path = downloads.fetch(remote)
     path.write_bytes(CLEAN.replace(b" the ", b" teh ", 1))  # same size, another mtime
     with caplog.at_level(logging.WARNING):
-        assert store.fetch(remote) == path
+        assert downloads.fetch(remote) == path
     assert path.read_bytes() == CLEAN
     assert "is corrupt" in caplog.text and "fetching it again" in caplog.text
 
@@ -78,11 +79,11 @@ def test_a_corrupted_cache_and_a_corrupted_mirror_fail_in_one_line_and_keep_noth
     remote = _remote(CLEAN)
     mirror = _mirror(tmp_path, remote, CLEAN)
     monkeypatch.setenv("BENCH_MIRROR", str(mirror))
-    path = store.fetch(remote)
+    path = downloads.fetch(remote)
     path.write_bytes(b"x" + CLEAN[1:])
     (mirror / remote.mirror_path).write_bytes(b"y" + CLEAN[1:])
     with pytest.raises(BenchError, match="sha256 mismatch") as err:
-        store.fetch(remote)
+        downloads.fetch(remote)
     assert "\n" not in str(err.value)
     assert not path.exists()
 
@@ -91,9 +92,9 @@ def test_bench_fetch_hashes_every_cached_file_again(tmp_path, bench_home, monkey
     """Even a corruption that leaves the cheap stamp unchanged (here: a forged stamp) is found by `bench fetch`."""
     remote = _remote(CLEAN)
     monkeypatch.setenv("BENCH_MIRROR", str(_mirror(tmp_path, remote, CLEAN)))
-    path = store.fetch(remote)
+    path = downloads.fetch(remote)
     path.write_bytes(CLEAN.replace(b"cat", b"dog", 1))
-    stamp = store._stamp(path.resolve(), path.resolve().stat())
+    stamp = digests._stamp(path.resolve(), path.resolve().stat())
     stamp.parent.mkdir(parents=True, exist_ok=True)
     stamp.write_text(remote.sha256)  # the stamp now vouches for the corrupt bytes
     monkeypatch.setattr("bench.data.pairs.remote_files", lambda pair: [remote])
@@ -110,14 +111,14 @@ def test_a_corrupted_afriqa_file_never_reaches_the_collection(tmp_path, monkeypa
     monkeypatch.setenv("BENCH_HOME", str(tmp_path / "home"))  # a private cache: this test corrupts it
     forget_loaded()
     clean = get_pair("sw-en").collection().docs_fingerprint
-    gold = store.cached_path(afriqa.gold_file("swa", "test"))
+    gold = downloads.cached_path(afriqa.gold_file("swa", "test"))
     text = gold.read_text(encoding="utf-8")
     assert " the " in text
     gold.write_text(text.replace(" the ", " teh ", 1), encoding="utf-8")
     forget_loaded()
     collection = get_pair("sw-en").collection()
     assert collection.docs_fingerprint == clean
-    assert collection.sources[afriqa.gold_file("swa", "test").path] == store.cached_sha256(gold)
+    assert collection.sources[afriqa.gold_file("swa", "test").path] == digests.cached_sha256(gold)
     forget_loaded()
 
 

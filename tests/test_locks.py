@@ -48,7 +48,7 @@ def dead_pid() -> int:
     return proc.pid
 
 
-def record_logs(names=("bench.infra.store", "bench.infra.locks"), waiting=None) -> list[str]:
+def record_logs(names=("bench.infra.store", "bench.infra.downloads", "bench.infra.locks"), waiting=None) -> list[str]:
     """Capture the INFO lines of ``names`` in a list (in a spawned child, where caplog is not); set the event
     ``waiting`` (if given) once a "waiting for" line is logged."""
     messages: list[str] = []

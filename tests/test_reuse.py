@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bench.experiment import runner
-from bench.infra import rates, store
+from bench.infra import digests, rates, store
 from cli_run import run_main
 
 TINY = Path(__file__).parent / "data" / "tiny-pair"
@@ -103,7 +103,7 @@ def test_a_changed_option_or_qrels_file_runs_it_again(monkeypatch, capsys, caplo
     assert identity_lines(caplog) == ["xx-en/bm25: the stored run was made with other inputs (the collection's files):"
                                       " running it again"]
     manifest = json.loads((runs / "xx-en" / "bm25" / "manifest.json").read_text())
-    assert manifest["identity"]["collection"]["sources"]["qrels"] == store.sha256_file(qrels)
+    assert manifest["identity"]["collection"]["sources"]["qrels"] == digests.sha256_file(qrels)
     assert manifest["measures"]["AP"] == pytest.approx((1 + 0 + 1) / 3)  # q2's one relevant document is not found
     code, _, err = bm25_run(monkeypatch, capsys, pair, runs, "--bm25-k1", "1.2")
     assert code == 0 and writes == ["bm25"] * 3  # and that one is reused

@@ -36,7 +36,7 @@ def pairs_cmd() -> None:
 def fetch_cmd(pair_name: str, to_dir: Path | None) -> None:
     """Fetch (and verify) every public file a pair needs."""
     from bench.data.pairs import get_pair, remote_files
-    from bench.infra.store import export_mirror, fetch
+    from bench.infra.downloads import export_mirror, fetch
 
     pair = get_pair(pair_name)
     remotes = remote_files(pair)

@@ -38,7 +38,7 @@ class Pair:
         """True when every input is cached or mirrored, without touching the network."""
         if self.files:
             return all(p.exists() for p in self.files.values())
-        from bench.infra.store import is_available
+        from bench.infra.downloads import is_available
 
         if corpus_of(self.dataset_id) is not None:  # its files mirrored, its corpus downloaded once
             return corpus_ready(self) and all(is_available(rf) for rf in remote_files(self))

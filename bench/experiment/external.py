@@ -37,7 +37,7 @@ from bench.data.pairs import Pair
 from bench.experiment.runner import RunResult, git_commit, package_versions, pair_record
 from bench.results.runs import (MANIFEST_FILE, QUERIES_FILE, TREC_LINE, format_queries, parse_run_name, run_dir,
                                 trec_score, write_run)
-from bench.infra.store import sha256_file
+from bench.infra.digests import sha256_file
 from bench.infra.strict import plain_number
 
 log = logging.getLogger(__name__)

@@ -23,7 +23,8 @@ from bench.errors import BenchError
 from bench.experiment.external import check_name
 from bench.experiment.plan import listed, positive_int
 from bench.experiment.runner import RunResult, git_commit, package_versions, pair_record
-from bench.infra.store import check_dir, sha256_file
+from bench.infra.store import check_dir
+from bench.infra.digests import sha256_file
 from bench.infra.strict import plain_number
 from bench.methods.retrieve import fusion
 from bench.results.runs import (MANIFEST_FILE, QUERIES_FILE, RUN_FILE, StoredRun, format_queries, load_run,

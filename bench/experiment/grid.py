@@ -257,7 +257,7 @@ def _check_pair(pair: Pair, systems: list[System], options: RunOptions) -> None:
     sizes and inputs, translations for the oracles; and the downloads the needs read, fetched now."""
     from bench.data.pairs import remote_files
     from bench.methods.retrieve.prebuilt import fetch_corpus
-    from bench.infra.store import fetch
+    from bench.infra.downloads import fetch
 
     collection = pair.collection()
     check_sizes(pair, collection)

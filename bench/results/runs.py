@@ -26,7 +26,8 @@ from typing import Callable, Mapping
 import pandas as pd
 
 from bench.errors import BenchError
-from bench.infra.store import atomic_dir, is_complete, sha256_file
+from bench.infra.store import atomic_dir, is_complete
+from bench.infra.digests import sha256_file
 from bench.infra.strict import plain_number
 from bench.results.order import ranked
 from bench.results.scoring import per_query

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from bench.data.bitext.clean import CleanConfig, clean
 from bench.data.bitext.sources import CORPORA, Corpus, read_corpus, read_eval_corpus, training_corpus
 from bench.errors import BenchError
-from bench.infra.store import cached_sha256
+from bench.infra.digests import cached_sha256
 from bench.infra.text import text_lines
 
 if TYPE_CHECKING:

@@ -1,6 +1,6 @@
 """The parallel corpora bench may train on, declared as data (pinned files + a reader).
 
-Each :class:`Corpus` names its files (:class:`~bench.infra.store.RemoteFile`: repository, commit, path,
+Each :class:`Corpus` names its files (:class:`~bench.infra.downloads.RemoteFile`: repository, commit, path,
 sha256, licence) and a reader that yields raw ``(foreign, english)`` pairs from the verified local
 copies. Which side is which is fixed here, once, per format:
 
@@ -27,7 +27,7 @@ from typing import Callable, Iterator
 
 from bench.errors import BenchError
 from bench.infra.registry import Registry
-from bench.infra.store import RemoteFile, fetch
+from bench.infra.downloads import fetch, RemoteFile
 
 log = logging.getLogger(__name__)
 

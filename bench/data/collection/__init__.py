@@ -159,7 +159,7 @@ class Collection:
         pairs and their tuning splits) share whatever is computed from it, such as the Lucene index and
         document vectors. A corpus is read for it once: the value is remembered in BENCH_HOME under the
         collection's :meth:`fingerprint_key` (its files' sha256), which determines it."""
-        from bench.infra.store import NotBuilt, atomic_file, bench_home, fingerprint, raise_if_probing
+        from bench.infra.store import atomic_file, bench_home, fingerprint, NotBuilt, raise_if_probing
 
         memo = bench_home() / "docs-fingerprints" / fingerprint(self.fingerprint_key())
         with contextlib.suppress(OSError, UnicodeDecodeError):

@@ -21,7 +21,7 @@ from bench.data.collection.records import Doc, LazyDataset, Query, Records, lazy
 from bench.data.collection.remote import (COPY_SHA256_FILE, ExternalCorpus, LazyDocs, Source, UrlFile, download_corpus,
                                           read_qrels, read_topics)
 from bench.errors import BenchError
-from bench.infra.store import RemoteFile, fetch
+from bench.infra.downloads import fetch, RemoteFile
 
 log = logging.getLogger(__name__)
 

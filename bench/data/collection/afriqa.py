@@ -17,7 +17,7 @@ from pathlib import Path
 
 from bench.data.collection.records import Doc, LazyDataset, Query, Records, lazy_dataset, register_dataset
 from bench.data.collection.remote import Source
-from bench.infra.store import RemoteFile, fetch
+from bench.infra.downloads import fetch, RemoteFile
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ from bench.data.collection.records import Doc, LazyDataset, Query, Records, lazy
 from bench.data.collection.remote import (ExternalCorpus, LazyDocs, Packing, Source, UrlFile, read_qrels,
                                           read_topics)
 from bench.errors import BenchError
-from bench.infra.store import RemoteFile, fetch
+from bench.infra.downloads import fetch, RemoteFile
 
 log = logging.getLogger(__name__)
 

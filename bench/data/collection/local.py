@@ -29,7 +29,8 @@ from pathlib import Path
 from bench.data.collection.records import Doc, LazyDataset, Query, Records, register_dataset
 from bench.errors import BenchError
 from bench.data.pairs import DEFAULT_MEASURES, PAIRS, Pair
-from bench.infra.store import fingerprint, sha256_file
+from bench.infra.store import fingerprint
+from bench.infra.digests import sha256_file
 from bench.infra.strict import load_yaml, plain_number, utf8_text, where
 from bench.infra.text import text_lines
 

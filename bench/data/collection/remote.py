@@ -26,7 +26,8 @@ from typing import Callable, Iterator
 
 from bench.data.collection.records import Doc
 from bench.errors import BenchError
-from bench.infra.store import DOWNLOAD_TIMEOUT_S, RemoteFile, artifact_dir, atomic_file, cached_build, is_complete
+from bench.infra.store import artifact_dir, atomic_file, cached_build, is_complete
+from bench.infra.downloads import DOWNLOAD_TIMEOUT_S, RemoteFile
 
 log = logging.getLogger(__name__)
 

