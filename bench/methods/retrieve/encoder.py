@@ -30,7 +30,7 @@ import copy
 import logging
 import warnings
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Collection, Sequence
 
 import numpy as np
 
@@ -227,17 +227,23 @@ def placed_model(ref: models.ModelRef, device, quantize: str | None = None):
     return _PLACED[key]
 
 
-def quantize_int8(model):
+def quantize_int8(model, fp32_layers: Collection[str] = ()):
     """A copy of ``model`` with every ``nn.Linear`` dynamically quantised to qint8 (per-channel weight
-    scales); embeddings, LayerNorms and attention stay float32. torch marks ``torch.ao.quantization``
+    scales), except those named in ``fp32_layers`` (names as ``model.named_modules()`` gives them);
+    embeddings, LayerNorms and attention stay float32. torch marks ``torch.ao.quantization``
     deprecated in favour of torchao but ships it in the pinned version: the warnings are silenced."""
     import torch
     from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
+    linears = [name for name, module in model.named_modules() if isinstance(module, torch.nn.Linear)]
+    unknown = sorted(set(fp32_layers) - set(linears))
+    if unknown:
+        raise BenchError(f"no linear layer named {unknown[0]!r} in the model", "name layers as named_modules() does")
+    spec = {name: per_channel_dynamic_qconfig for name in linears if name not in set(fp32_layers)}
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         warnings.filterwarnings("ignore", message=".*quantize_per_(tensor|channel).*")
-        quantized = quantize_dynamic(model, {torch.nn.Linear: per_channel_dynamic_qconfig}, inplace=False)
+        quantized = quantize_dynamic(model, spec, inplace=False)
     return quantized.eval()
 
 
