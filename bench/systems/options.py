@@ -14,9 +14,10 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Iterable, Mapping
 
 from bench.errors import BenchError, did_you_mean
+from bench.methods.retrieve.encoder import QUANTIZATIONS
 
 PROFILES = ("full", "ci")
-QUANTIZE = (None, "int8")  # bench.methods.retrieve.encoder.QUANTIZATIONS
+QUANTIZE = (None, *QUANTIZATIONS)  # unset (fp32) or one of the encoders' quantisations
 
 
 def option(default: Any, help: str, metavar: str = "N", *, choices: tuple | None = None) -> Any:
@@ -56,7 +57,7 @@ class RunOptions:
     bm25_k1: float | None = option(None, "BM25's k1, the term-frequency saturation (default 0.9, Anserini's)", "K1")
     bm25_b: float | None = option(None, "BM25's b, the document-length normalisation, in [0, 1] (default 0.4)", "B")
     quantize: str | None = option(None, "quantise the dense systems' encoders: int8 runs their linear layers "
-                                  "dynamically quantised (CPU only; cached apart from fp32)", "int8",
+                                  "dynamically quantised (CPU only; cached apart from fp32)", "|".join(QUANTIZE[1:]),
                                   choices=QUANTIZE[1:])
 
     def __post_init__(self):
@@ -77,7 +78,8 @@ class RunOptions:
         if self.bm25_b is not None and not 0.0 <= self.bm25_b <= 1.0:
             raise BenchError(f"option bm25_b must be in [0, 1], not {self.bm25_b}", "e.g. --bm25-b 0.75")
         if self.quantize not in QUANTIZE:
-            raise BenchError(f"option quantize must be int8 or unset, not {self.quantize!r}", "e.g. --quantize int8")
+            raise BenchError(f"option quantize must be {' or '.join(QUANTIZE[1:])} or unset, not {self.quantize!r}",
+                             f"e.g. --quantize {QUANTIZE[1]}")
         if self.memory_budget is not None:  # a size given as text ("4G") is held in bytes
             object.__setattr__(self, "memory_budget", parse_size("memory_budget", self.memory_budget))
 
