@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import logging
 import random
+import re
 import sys
 import time
 
@@ -120,6 +121,35 @@ def map_of(pair_name: str, spec: str, scoring: str, quantize: str | None) -> flo
     return means(per_query(run, collection.qrels, ["AP"]))["AP"]
 
 
+def read_ranking(path: str) -> list[str]:
+    """The layer names of an earlier output's ranking, largest loss first."""
+    rows = [line.split() for line in open(path) if re.fullmatch(r"[0-9.]+\s+\S+", line.strip())]
+    return [name for _, name in rows]
+
+
+def measure(ref, model, keeps: list[int], rounds: int, seed: int) -> list[str]:
+    """Steps 1 and 2 of the rule, printed: the ranking and the candidates' speed and cosine. Returns the ranking."""
+    queries, passages = calibration("ha-en-dev")
+    ranked = sensitivity(ref, model, queries, passages)
+    print(f"# model {ref.name}, threads {batching.threads()}; calibration: {len(queries)} ha-en-dev bitext pairs")
+    print("# linear layers by loss when quantised alone (1 - mean cosine to fp32), largest first")
+    for name, loss in ranked:
+        print(f"{loss:.6f}  {name}")
+    docs = [d.default_text() for d in get_pair("ha-en-dev").collection().iter_docs()]
+    texts = random.Random(seed).sample(docs, PASSAGES)
+    order = [name for name, _ in ranked]
+    print(f"# candidates on {len(texts)} seeded ha-en-dev passages, best of {rounds} alternating rounds; "
+          f"gates: ratio >= {GATE_RATIO}, mean cosine >= {GATE_COSINE}")
+    for row in candidates(ref, model, order, keeps, texts, rounds):
+        if row["keep"] == "fp32":
+            print(f"fp32              {row['passages_s']:6.2f} passages/s")
+        else:
+            gates = "pass" if row["gates"] else "fail"
+            print(f"keep {row['keep']:>2} in fp32   {row['passages_s']:6.2f} passages/s  ratio {row['ratio']:.3f}  "
+                  f"cosine mean {row['cos_mean']:.5f} min {row['cos_min']:.5f}  gates {gates}")
+    return order
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="multilingual-e5-small")
@@ -127,30 +157,17 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--map", type=int, help="also the four MAPs of this candidate (k) against fp32's")
+    parser.add_argument("--ranking", help="the layer ranking from this earlier output of the script (its 'loss name' "
+                        "lines) instead of measuring it; skips the candidates' speed too")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     ref = models.resolve(args.model)
     model, _ = models.load(ref)
     torch.set_num_threads(batching.threads())
-    queries, passages = calibration("ha-en-dev")
-    ranked = sensitivity(ref, model, queries, passages)
-    print(f"# model {args.model}, threads {batching.threads()}; calibration: {len(queries)} ha-en-dev bitext pairs")
-    print("# linear layers by loss when quantised alone (1 - mean cosine to fp32), largest first")
-    for name, loss in ranked:
-        print(f"{loss:.6f}  {name}")
-    docs = [d.default_text() for d in get_pair("ha-en-dev").collection().iter_docs()]
-    texts = random.Random(args.seed).sample(docs, PASSAGES)
-    keeps = [int(k) for k in args.keep.split(",")]
-    order = [name for name, _ in ranked]
-    print(f"# candidates on {len(texts)} seeded ha-en-dev passages, best of {args.rounds} alternating rounds; "
-          f"gates: ratio >= {GATE_RATIO}, mean cosine >= {GATE_COSINE}")
-    for row in candidates(ref, model, order, keeps, texts, args.rounds):
-        if row["keep"] == "fp32":
-            print(f"fp32              {row['passages_s']:6.2f} passages/s")
-        else:
-            gates = "pass" if row["gates"] else "fail"
-            print(f"keep {row['keep']:>2} in fp32   {row['passages_s']:6.2f} passages/s  ratio {row['ratio']:.3f}  "
-                  f"cosine mean {row['cos_mean']:.5f} min {row['cos_min']:.5f}  gates {gates}")
+    if args.ranking:
+        order = read_ranking(args.ranking)
+    else:
+        order = measure(ref, model, [int(k) for k in args.keep.split(",")], args.rounds, args.seed)
     if args.map is not None:  # the candidate stands in for the encoder dense.retrieve asks for as "candidate"
         name = f"int8-fp32-{args.map}-of-{len(order)}-{fingerprint(order[:args.map])}"
         candidate = ModelEncoder(ref, quantize_int8(model, fp32_layers=order[:args.map]), name)
