@@ -146,6 +146,24 @@ def test_int8_encoders_agree_with_fp32_and_are_cached_apart(tiny_ref):
         artifact_dir("dense-docs", encodings._doc_key(int8, collection, "dense-doc-vectors"))
 
 
+def test_int8_leaves_the_named_linear_layers_in_fp32(tiny_ref):
+    model, _ = models.load(tiny_ref)
+    keep = ["encoder.layer.0.output.dense", "encoder.layer.2.attention.self.query"]
+    mixed = encoder_module.quantize_int8(model, fp32_layers=keep)
+    modules = dict(mixed.named_modules())
+    assert all(type(modules[name]) is torch.nn.Linear for name in keep)  # left as they were: float32 weights
+    assert torch.equal(modules[keep[0]].weight, dict(model.named_modules())[keep[0]].weight)
+    quantized = [n for n, m in modules.items() if type(m).__name__ == "Linear" and "quantized" in type(m).__module__]
+    assert len(quantized) == 22 and not set(keep) & set(quantized)  # 24 linear layers, two left in fp32
+    every = encoder_module.quantize_int8(model, fp32_layers=[n for n, m in model.named_modules()
+                                                             if isinstance(m, torch.nn.Linear)])
+    assert not any("quantized" in type(m).__module__ for m in every.modules())
+    for name, param in every.named_parameters():  # nothing quantised: the same weights, so the same vectors
+        assert torch.equal(param, dict(model.named_parameters())[name])
+    with pytest.raises(BenchError, match="no linear layer named 'encoder.layer.9.output.dense'"):
+        encoder_module.quantize_int8(model, fp32_layers=["encoder.layer.9.output.dense"])
+
+
 def test_the_quantize_option(tiny_ref, monkeypatch):
     assert RunOptions.from_mapping({"quantize": "int8"}).quantize == "int8" and RunOptions().quantize is None
     with pytest.raises(BenchError) as err:
