@@ -12,6 +12,7 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 from bench.errors import BenchError  # noqa: E402
+from bench.data import models  # noqa: E402
 from bench.methods.translate import flores, nmt  # noqa: E402
 
 SENTENCES = ["a b c", "d e", "f", "a a b b c c d", "e f a", "c"]
@@ -174,6 +175,48 @@ def test_tiny_training_overfits_and_copies_unseen_names(bench_home, tiny_encoder
 
     # the same input is not trained again
     assert train_on_bitext(BITEXT, "tiny-bitext", config, seed=0) == path
+
+
+def test_a_stopped_mt_training_resumes_and_ends_with_the_uninterrupted_model(bench_home, tmp_path, monkeypatch,
+                                                                            tiny_encoder):
+    from bench.infra.store import fingerprint, is_complete
+    from bench.methods.translate.mt_train import MtConfig, model_key, train_on_bitext
+    from bench.methods.translate.mt_model import MODEL_FILE
+
+    class Stopped(Exception):
+        pass
+
+    def stop_at_70(step, record):
+        if step == 70:
+            raise Stopped
+
+    config = MtConfig(encoder=str(tiny_encoder), encoder_layer=1, d_model=32, layers=1, heads=2, ffn=64, dropout=0.1,
+                      label_smoothing=0.1, lr=3e-3, warmup=10, max_steps=100, min_count=1, batch_tokens=200,
+                      max_minutes=600, dev_size=2, eval_every=40, eval_sentences=2)
+    with pytest.raises(Stopped):
+        train_on_bitext(BITEXT, "tiny-bitext", config, seed=0, save_every=30, callback=stop_at_70)
+    key = model_key("tiny-bitext", models.resolve(str(tiny_encoder)).fingerprint, config, 0)
+    work = bench_home / "mt-models-work" / fingerprint(key)
+    assert (work / "state.pt").is_file()  # saved at step 60: the next call resumes there
+    steps: list[int] = []
+    resumed = train_on_bitext(BITEXT, "tiny-bitext", config, seed=0, save_every=30,
+                              callback=lambda step, record: steps.append(step))
+    assert steps == list(range(61, 101)) and is_complete(resumed) and not work.exists()
+    record = json.loads((resumed / "bench-mt.json").read_text())
+    assert record["resumed_at_step"] == 60 and record["steps"] == 100
+
+    monkeypatch.setenv("BENCH_HOME", str(tmp_path / "uninterrupted"))
+    straight = train_on_bitext(BITEXT, "tiny-bitext", config, seed=0)
+    assert json.loads((straight / "bench-mt.json").read_text())["resumed_at_step"] is None
+    assert (resumed / MODEL_FILE).read_text() == (straight / MODEL_FILE).read_text()
+    curves = [[line.split(",") for line in (p / "curve.csv").read_text().splitlines()] for p in (resumed, straight)]
+    minutes = curves[0][0].index("minutes")  # wall time: the one column that may differ
+    assert [r[:minutes] + r[minutes + 1:] for r in curves[0]] == [r[:minutes] + r[minutes + 1:] for r in curves[1]]
+    from safetensors.torch import load_file
+
+    weights = [load_file(str(p / "model.safetensors")) for p in (resumed, straight)]
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
 
 
 def test_config_rejects_unknown_options():

@@ -271,6 +271,21 @@ def test_rates_are_recorded_by_timed_builds_without_the_builds_nested_in_them(be
     assert sorted(next(iter(data["hosts"].values()))) == ["mt-model", "mt-states"]
 
 
+def test_a_resumed_build_records_only_the_items_it_did(bench_home, monkeypatch):
+    from types import SimpleNamespace
+
+    clock = iter([0.0, 30.0])  # this process trained for 30 s
+    monkeypatch.setattr(rates, "time", SimpleNamespace(monotonic=lambda: next(clock)))
+
+    def resumed_training():
+        rates.resumed_at(400)  # 400 of its 1,000 steps were done by a process that was stopped
+        return "model"
+
+    assert rates.timed("student", 1000, resumed_training)() == "model"
+    assert rates.measured("student") == rates.Rate(600.0, 30.0)  # 20 steps a second, not 33
+    rates.resumed_at(5)  # outside a timed build: nothing to correct, and nothing fails
+
+
 def test_a_long_run_prints_its_plan_first(monkeypatch, capsys, bench_home, tmp_path):
     pair, runs = pair_copy(tmp_path), tmp_path / "runs"
     rates.record("lucene-index", 1, 100.0)  # 100 s a document: 4 documents, about 7 min

@@ -8,7 +8,8 @@ The names are the kinds of the needs a plan lists (:mod:`bench.systems.needs`), 
 the rates (:func:`measured`; :mod:`bench.experiment.estimate`). Time spent in a timed build nested in
 another (the MT model's source states, built by its training on first use) counts for the inner one
 only. A build shorter than :data:`MIN_SECONDS` is not recorded: its start-up (a JVM, a model loaded)
-would pass for its rate.
+would pass for its rate. A training that resumes from a saved state says so (:func:`resumed_at`): only
+the items it did in this process count, over this process's seconds.
 
 Recording is best effort: a BENCH_HOME that cannot be written never fails a build, and a file that
 cannot be read counts as no measurement. Two processes recording at once may lose one of the two
@@ -35,6 +36,7 @@ RATES_FILE = "rates.json"
 MIN_SECONDS = 5.0  # shorter builds are not recorded
 _HOST = socket.gethostname()
 _nested: list[float] = []  # per timed build running in this process (innermost last): seconds of timed builds in it
+_skipped: list[int] = []  # per timed build running in this process: items an earlier process had done (resumed)
 
 
 @dataclass(frozen=True)
@@ -55,22 +57,32 @@ def rates_path() -> Path:
 
 def timed(name: str, items: int, build: Callable[..., Any]) -> Callable[..., Any]:
     """``build`` measured: when it returns, ``items`` in its own seconds (without timed builds nested in it)
-    are recorded under ``name``; a build that raises records nothing."""
+    are recorded under ``name`` (less the items done before a resume: :func:`resumed_at`); a build that
+    raises records nothing."""
 
     def run(*args, **kwargs):
         began = time.monotonic()
         _nested.append(0.0)
+        _skipped.append(0)
         try:
             result = build(*args, **kwargs)
         finally:
             inner = _nested.pop()
+            skipped = _skipped.pop()
             elapsed = time.monotonic() - began
             if _nested:
                 _nested[-1] += elapsed
-        record(name, items, elapsed - inner)
+        record(name, items - skipped, elapsed - inner)
         return result
 
     return run
+
+
+def resumed_at(items: int) -> None:
+    """Called by a build that resumes from a saved state: ``items`` of it were done by an earlier process, so
+    the innermost :func:`timed` build running records only the rest (nothing outside a timed build)."""
+    if _skipped:
+        _skipped[-1] = int(items)
 
 
 def record(name: str, items: float, seconds: float) -> None:

@@ -122,6 +122,9 @@ def set_rng_state(state: dict) -> None:
     np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
 
 
+STATE_FILE = "state.pt"  # a resumable training's partial state, in its work directory
+
+
 # --- the step loop ---------------------------------------------------------------------------------------
 
 

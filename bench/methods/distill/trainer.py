@@ -49,15 +49,15 @@ from bench.methods.distill.prefix_cache import frozen_prefix
 from bench.methods.distill.teacher_cache import Teacher
 from bench.methods.distill.state_cache import forward
 from bench.errors import BenchError
-from bench.infra.rates import measured, timed
+from bench.infra.rates import measured, resumed_at, timed
 from bench.infra.store import artifact_dir, bench_home, cached_build, fingerprint, is_complete, raise_if_probing
-from bench.infra.training import BatchPlan, Every, Loop, Panel, curve_png, seed_all, warmup_then_decay, write_curve
+from bench.infra.training import (STATE_FILE, BatchPlan, Every, Loop, Panel, curve_png, seed_all, warmup_then_decay,
+                                  write_curve)
 
 log = logging.getLogger(__name__)
 
 TRAIN_VERSION = 1  # bump when a change to this module changes what training produces
 KIND = "checkpoints"
-STATE_FILE = "state.pt"
 CURVE_FIELDS = ("step", "loss", "ot", "sentence", "anchor", "lr")
 LOSS_PANEL = Panel("loss", (("loss", "loss"),), smooth=True)
 
@@ -342,6 +342,7 @@ class TrainingRun:
         state = loop.resume(self.work / STATE_FILE, self.key_fp)
         if state is not None:
             self._restore(state)
+            resumed_at(loop.step)  # this process's rate counts the steps it trains
         log.info("training %s student on %s (%s): %d pairs, %d steps of %d, %d trainable weights%s", self.describe(),
                  self.device, "bf16 autocast" if self.autocast else "fp32", self.n, c.steps, c.batch_size,
                  sum(p.numel() for p in self.params), f", resuming at step {loop.step}" if state is not None else "")

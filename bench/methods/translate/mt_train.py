@@ -28,19 +28,20 @@ from __future__ import annotations
 import logging
 import math
 import resource
+import shutil
 import time
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
 from bench.data import models
 from bench.errors import BenchError
 from bench.infra import batching, devices
-from bench.infra.rates import timed
-from bench.infra.store import artifact_dir, cached_build, is_complete
-from bench.infra.training import Every, Loop, Panel, curve_png, warmup_times_decay, write_curve
+from bench.infra.rates import resumed_at, timed
+from bench.infra.store import artifact_dir, bench_home, cached_build, fingerprint, is_complete
+from bench.infra.training import STATE_FILE, Every, Loop, Panel, curve_png, warmup_times_decay, write_curve
 from bench.methods.token_states import TokenStates
 from bench.methods.translate import mt_data
 from bench.methods.translate.mt_model import (BOS, EOS, PAD, UNK, Architecture, CopyTranslator, Vocabulary, decode,
@@ -50,6 +51,7 @@ from bench.methods.translate.mt_model import save as save_model
 log = logging.getLogger(__name__)
 
 TRAIN_VERSION = 2  # bump when training changes in a way the config does not show
+SAVE_EVERY = 50  # steps between saved states of a training (about 1.5 to 3 minutes of a CPU step)
 CURVE_PANELS = (Panel("cross-entropy", (("train_loss", "train (label-smoothed, word dropout)"),
                                         ("dev_loss", "held-out bitext"))),
                 Panel("chrF (held-out bitext, greedy)", (("dev_chrf", None),), marker="o"))
@@ -131,16 +133,36 @@ def train_mt(pair, *, config: MtConfig | dict | None = None, noise: float = 0.0,
     return train_on_bitext(bitext.pairs, bitext.fingerprint, config, seed)
 
 
-def train_on_bitext(pairs: Sequence[tuple[str, str]], bitext_fp: str, config: MtConfig, seed: int = 0) -> Path:
-    """Train on ``pairs`` (foreign, english) unless the model for this exact input is cached."""
+def train_on_bitext(pairs: Sequence[tuple[str, str]], bitext_fp: str, config: MtConfig, seed: int = 0, *,
+                    save_every: int = SAVE_EVERY, callback: Callable[[int, dict], None] | None = None) -> Path:
+    """Train on ``pairs`` (foreign, english) unless the model for this exact input is cached.
+
+    The training's state is saved every ``save_every`` steps to ``BENCH_HOME/mt-models-work/<fingerprint>``;
+    a training stopped by anything (a kill, the machine's end) resumes there on the next call with the same
+    inputs and ends with the model an uninterrupted one has. ``callback(step, record)``: after every step."""
     ref = models.resolve(config.encoder)
     key = model_key(bitext_fp, ref.fingerprint, config, seed)
     path = artifact_dir("mt-models", key)
+    work = bench_home() / "mt-models-work" / fingerprint(key)
     if not is_complete(path):
         log.warning("training an MT model on %d sentence pairs: about an hour on 2 CPU cores, at most %.0f "
                     "minutes (cached afterwards in %s)", len(pairs), config.max_minutes, path)
-    return cached_build("mt-models", key, timed("mt-model", config.max_steps,
-                                                lambda tmp: _train(tmp, list(pairs), ref, config, seed)))
+
+    def build(tmp: Path) -> None:
+        _train(tmp, list(pairs), ref, config, seed, Resume(work / STATE_FILE, fingerprint(key), save_every), callback)
+
+    path = cached_build("mt-models", key, timed("mt-model", config.max_steps, build))
+    shutil.rmtree(work, ignore_errors=True)
+    return path
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Where a training's partial state is saved (``path``), for which training (``key``), how often."""
+
+    path: Path
+    key: str
+    every: int
 
 
 # --- training -------------------------------------------------------------------------------------
@@ -247,7 +269,8 @@ def _epochs(lengths: Sequence[int], rows: Sequence[int], batch_tokens: int, rng:
             yield epoch, batch
 
 
-def _train(out: Path, pairs: list[tuple[str, str]], ref: models.ModelRef, config: MtConfig, seed: int) -> None:
+def _train(out: Path, pairs: list[tuple[str, str]], ref: models.ModelRef, config: MtConfig, seed: int,
+           resume: Resume, callback: Callable[[int, dict], None] | None) -> None:
     import torch
 
     t0 = time.time()
@@ -304,7 +327,23 @@ def _train(out: Path, pairs: list[tuple[str, str]], ref: models.ModelRef, config
                  step, point["epoch"], loop.minutes, point["train_loss"], point["dev_loss"], point["dev_chrf"])
         write_curve(curve, out / "curve.csv")
 
-    loop.run(step_loss, hooks=[Every(config.eval_every, evaluate, at_end=True)])
+    def trained() -> dict:
+        return {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+    state = loop.resume(resume.path, resume.key)
+    if state is not None:  # the weights, the held-out curve, and the batch feed where the saved training was
+        with torch.no_grad():
+            for name, param in model.named_parameters():
+                if name in state["trained"]:
+                    param.copy_(state["trained"][name].to(param.device))
+        curve.extend(state["evals"])
+        for _ in range(loop.step):
+            next(feed)
+        resumed_at(loop.step)
+        log.info("resuming the MT training at step %d of %d", loop.step, config.max_steps)
+    save = Every(resume.every, lambda step, record: loop.save(resume.path, resume.key, trained=trained(),
+                                                             evals=list(curve)))
+    loop.run(step_loss, hooks=[Every(config.eval_every, evaluate, at_end=True), save], callback=callback)
     if loop.stopped_by == "max_minutes":
         log.warning("MT training stopped by its time budget (%.0f min) at step %d of %d: the model depends on this "
                     "machine's speed", config.max_minutes, loop.step, config.max_steps)
@@ -318,6 +357,7 @@ def _train(out: Path, pairs: list[tuple[str, str]], ref: models.ModelRef, config
         "epochs": loop.curve[-1]["epoch"] if loop.curve else 0, "stopped_by": loop.stopped_by,
         "device": devices.describe(device)["device"], "precision": "bf16-autocast" if bf16 else "fp32",
         "train_minutes": round(loop.seconds / 60, 2), "total_minutes": round((time.time() - t0) / 60, 2),
+        "resumed_at_step": int(state["step"]) if state is not None else None,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "final": curve[-1] if curve else None,
     })
