@@ -11,7 +11,9 @@ Swahili from ~35k sentences as well; here it only learns to write English, and t
 
 Training is a fixed number of steps with a seeded order, so a rerun gives the same model; the model
 is a cached artifact under ``BENCH_HOME/mt-models/<fp>`` keyed by the bitext fingerprint, the encoder
-fingerprint, the configuration and the seed. The step loop, learning-rate schedule and curve files are
+fingerprint, the configuration and the seed. Its state (trained weights, optimizer, RNGs, the batch feed's
+position, the held-out curve) is saved every 50 steps to ``BENCH_HOME/mt-models-work/<fp>``, so a stopped
+training resumes there and ends with the uninterrupted model. The step loop, learning-rate schedule and curve files are
 :mod:`bench.infra.training`'s; the batches, word dropout and held-out evaluation are this module's.
 Beside it: ``curve.csv`` / ``curve.png`` (training loss, held-out loss and chrF on a held-out slice of
 the bitext; never FLORES) and ``bench-mt.json`` (configuration, device, precision, time, peak memory).
