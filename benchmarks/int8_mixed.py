@@ -124,6 +124,8 @@ def map_of(pair_name: str, spec: str, scoring: str, quantize: str | None) -> flo
 def read_ranking(path: str) -> list[str]:
     """The layer names of an earlier output's ranking, largest loss first."""
     rows = [line.split() for line in open(path) if re.fullmatch(r"[0-9.]+\s+\S+", line.strip())]
+    if not rows:
+        raise SystemExit(f"{path} holds no ranking ('loss name' lines): give an output of this script without --map")
     return [name for _, name in rows]
 
 
