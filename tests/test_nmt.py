@@ -204,6 +204,7 @@ def test_a_stopped_mt_training_resumes_and_ends_with_the_uninterrupted_model(ben
     assert steps == list(range(61, 101)) and is_complete(resumed) and not work.exists()
     record = json.loads((resumed / "bench-mt.json").read_text())
     assert record["resumed_at_step"] == 60 and record["steps"] == 100
+    assert record["train_minutes_total"] >= record["train_minutes"] > 0  # both processes' training counted
 
     monkeypatch.setenv("BENCH_HOME", str(tmp_path / "uninterrupted"))
     straight = train_on_bitext(BITEXT, "tiny-bitext", config, seed=0)

@@ -354,10 +354,13 @@ def test_resume_after_interruption_gives_the_same_weights(bench_home, tmp_path, 
     assert steps == [5, 6]  # picked up after the state saved at step 4
     meta = json.loads((resumed / "optical.json").read_text())
     assert meta["resumed"] is True
+    assert meta["seconds"] is not None and meta["seconds"] >= meta["seconds_last_session"]  # both processes counted
     assert [r["step"] for r in read_curve(resumed / "loss.csv")] == list(range(1, 7))
 
     monkeypatch.setenv("BENCH_HOME", str(tmp_path / "uninterrupted"))
     straight = train(config, PAIRS, "fp", teacher, student, progress=False, plot=False, save_every=2)
+    alone = json.loads((straight / "optical.json").read_text())
+    assert alone["seconds"] == alone["seconds_last_session"] and alone["resumed"] is False
     assert same_weights(weights(resumed), weights(straight))
     assert read_curve(resumed / "loss.csv") == read_curve(straight / "loss.csv")
 

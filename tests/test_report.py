@@ -726,18 +726,26 @@ def test_the_training_table_lists_each_student_once_with_its_time_and_memory(tmp
     make_run(root, "sw-en", "sdistill", values,  # a checkpoint from before the record: dashes
              artifacts={"student": {"recipe": "sdistill", "checkpoint": "c648be280872fd22",
                                     "training": {"pairs": 35568, "steps": 30, "seconds_last_session": 157.0}}})
+    make_run(root, "sw-en", "sdistill-maxsim", values,  # resumed, with its total over both processes
+             artifacts={"student": {"recipe": "sdistill", "checkpoint": "031715ae84000e81",
+                                    "training": {"pairs": 35568, "steps": 1112, "seconds": 4321.4,
+                                                 "seconds_last_session": 3549.8, "resumed": True}}})
     md = (tmp_path / "reports" / "sw-en.md")
     report.write_pair_report("sw-en", root, tmp_path / "reports", n_resamples=100)
     lines = md.read_text().splitlines()
     start = lines.index("## Training")
-    assert lines[start + 2:start + 6] == [
+    assert lines[start + 2:start + 7] == [
         "| recipe | runs | checkpoint | bitext pairs | steps | training (s) | peak memory (MB) | device |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
         "| sdistill | sdistill | c648be280872 | 35,568 | 30 | 157 | — | — |",  # the report's order of systems
-        "| optical | optical, optical-maxsim | f4f1c86f136f | 35,568 | 1,112 | 1835 (resumed) | 7,616 | cpu |"]
+        "| sdistill | sdistill-maxsim | 031715ae8400 | 35,568 | 1,112 | 4321 (resumed; 3550 in its last process) | — "
+        "| — |",
+        "| optical | optical, optical-maxsim | f4f1c86f136f | 35,568 | 1,112 | 1835 in its last process (resumed; the "
+        "earlier ones unrecorded) | 7,616 | cpu |"]
     assert "<h2>Training</h2>" in (tmp_path / "reports" / "sw-en.html").read_text()
     shutil.rmtree(root / "sw-en" / "optical")
     shutil.rmtree(root / "sw-en" / "optical-maxsim")
     shutil.rmtree(root / "sw-en" / "sdistill")
+    shutil.rmtree(root / "sw-en" / "sdistill-maxsim")
     report.write_pair_report("sw-en", root, tmp_path / "reports", n_resamples=100)
     assert "## Training" not in md.read_text()  # no student behind any run: no section

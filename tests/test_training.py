@@ -118,12 +118,32 @@ def test_state_save_and_resume_gives_identical_weights(tmp_path):
     assert again.resume(state, "other-key") is None and again.step == 0
     restored = again.resume(state, "key-1")
     assert restored["note"] == "any payload" and again.step == 4 and len(again.curve) == 4
+    assert again.seconds_before == pytest.approx(restored["seconds_trained"]) and restored["seconds_trained"] >= 0
     model.load_state_dict(restored["weights"])
     steps = []
     again.run(_loss(model), callback=lambda s, r: steps.append(s))
     assert steps == [5, 6]
     assert all(torch.equal(v, expected[k]) for k, v in model.state_dict().items())
     assert again.curve == straight.curve
+    assert again.seconds_total == pytest.approx(again.seconds_before + again.seconds)  # both processes' training
+
+
+def test_the_training_time_adds_the_earlier_processes_and_is_unknown_when_a_state_lacks_it(tmp_path):
+    model, optimizer = _linear()
+    loop = _loop(model, optimizer)
+    loop.minutes = 2.0  # two minutes into this process's training when it saves
+    loop.save(tmp_path / "state.pt", "k")
+    later = _loop(*_linear())
+    later.resume(tmp_path / "state.pt", "k")
+    later.seconds = 30.0  # what the later process's run() took
+    assert later.seconds_before == 120.0 and later.seconds_total == 150.0
+    state = torch.load(tmp_path / "state.pt", weights_only=True)
+    del state["seconds_trained"]  # a state saved before the total was kept
+    torch.save(state, tmp_path / "old.pt")
+    old = _loop(*_linear())
+    old.resume(tmp_path / "old.pt", "k")
+    assert old.seconds_before is None and old.seconds_total is None
+    assert _loop(*_linear()).seconds_total == 0.0  # never resumed, never run
 
 
 def test_load_state_ignores_missing_and_unreadable_files(tmp_path):

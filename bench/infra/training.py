@@ -165,6 +165,8 @@ class Loop:
         self.step, self.curve = 0, []
         self.minutes = 0.0  # training time of this session at the end of the latest step
         self.seconds = 0.0  # the whole of the latest run(), its hooks included
+        # training seconds of the processes before a resume (None: a state saved without them, so unknown)
+        self.seconds_before: float | None = 0.0
         self.stopped_by: str | None = None  # "max_steps" | "max_minutes" once run() returns
 
     def run(self, loss: Callable[[int], tuple[torch.Tensor, dict]], hooks: Sequence[Every] = (),
@@ -211,7 +213,8 @@ class Loop:
     def save(self, path: Path, key: str, **payload) -> None:
         """Write step, curve, optimizer state, RNG states and the trainer's ``payload`` (tensors, plain
         data) to ``path`` atomically; ``key`` names the training it belongs to."""
-        save_state(path, {"key": key, "step": self.step, "curve": self.curve,
+        trained = None if self.seconds_before is None else self.seconds_before + self.minutes * 60
+        save_state(path, {"key": key, "step": self.step, "curve": self.curve, "seconds_trained": trained,
                           "optimizer": self.optimizer.state_dict(), **payload})
 
     def resume(self, path: Path, key: str) -> dict | None:
@@ -222,8 +225,15 @@ class Loop:
             return None
         self.optimizer.load_state_dict(state["optimizer"])
         self.step, self.curve = int(state["step"]), list(state["curve"])
+        trained = state.get("seconds_trained")
+        self.seconds_before = float(trained) if trained is not None else None
         set_rng_state(state)
         return state
+
+    @property
+    def seconds_total(self) -> float | None:
+        """Training seconds over every process that trained this run (None where a resumed state did not say)."""
+        return None if self.seconds_before is None else self.seconds_before + self.seconds
 
 
 def save_state(path: Path, state: dict) -> None:

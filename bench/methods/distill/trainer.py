@@ -392,6 +392,7 @@ class TrainingRun:
             "student_init_fingerprint": self.student_init.fingerprint, "pairs": self.n, "steps": loop.step,
             "final_loss": loop.curve[-1]["loss"] if loop.curve else None,
             "seconds_last_session": round(seconds, 1), "resumed": resumed,
+            "seconds": round(loop.seconds_total, 1) if loop.seconds_total is not None else None,
             "projection": self.projection is not None, "conventions": asdict(conventions),
             "device": execution["device"], "precision": execution["dtype"], **devices.peak_memory(self.device),
             "teacher_cache": self.teacher_side.path.name if self.teacher_side.path is not None else None,

@@ -360,6 +360,7 @@ def _train(out: Path, pairs: list[tuple[str, str]], ref: models.ModelRef, config
         "device": devices.describe(device)["device"], "precision": "bf16-autocast" if bf16 else "fp32",
         "train_minutes": round(loop.seconds / 60, 2), "total_minutes": round((time.time() - t0) / 60, 2),
         "resumed_at_step": int(state["step"]) if state is not None else None,
+        "train_minutes_total": round(loop.seconds_total / 60, 2) if loop.seconds_total is not None else None,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "final": curve[-1] if curve else None,
     })

@@ -437,7 +437,7 @@ def training(report: PairReport) -> Table | None:
     rows = []
     for checkpoint, row in students.items():
         done = row["student"].get("training") or {}
-        seconds = fmt(done.get("seconds_last_session"), 0) + (" (resumed)" if done.get("resumed") else "")
+        seconds = training_seconds(done)
         memory = _number_or_dash(done.get("peak_rss_mb"))
         if done.get("peak_cuda_mb") is not None:
             memory += f" (GPU {done['peak_cuda_mb']:,})"
@@ -446,6 +446,16 @@ def training(report: PairReport) -> Table | None:
                      str(done.get("device") or "—")])
     header = ["recipe", "runs", "checkpoint", "bitext pairs", "steps", "training (s)", "peak memory (MB)", "device"]
     return Table(header, [[Cell(c) for c in row] for row in rows], text_cols=3)
+
+
+def training_seconds(done: dict) -> str:
+    """A student's training time: over every process that trained it; where a resumed training's record has
+    only its last process's seconds (recorded before the total was), those, said so."""
+    if not done.get("resumed"):
+        return fmt(done.get("seconds", done.get("seconds_last_session")), 0)
+    if done.get("seconds") is not None:
+        return f"{fmt(done['seconds'], 0)} (resumed; {fmt(done.get('seconds_last_session'), 0)} in its last process)"
+    return f"{fmt(done.get('seconds_last_session'), 0)} in its last process (resumed; the earlier ones unrecorded)"
 
 
 def _number_or_dash(value) -> str:
