@@ -1,12 +1,15 @@
 """Cost of one `bench train mt` step: the copy loss as trained against the naive full mixture, fp32 and bf16,
-and the copy loss with the training shortlist (`MtConfig.shortlist`).
+the copy loss with the training shortlist (`MtConfig.shortlist`) and with an adaptive softmax
+(`MtConfig.output_clusters`).
 
     python benchmarks/mt_step.py [--vocab 14939] [--tokens 3000] [--repeats 5] [--shortlists 1000,2000,4000]
+                                 [--clusters "2000;1000,4000"]
 
 A randomly initialised model of the default shape (d 256, 3 layers, the sw-en vocabulary size) and
 a random batch of about ``--tokens`` target tokens, drawn Zipf-like over the vocabulary (piece k with
 probability ∝ 1/k, as words in text), so a shortlist of the N most frequent pieces plus the batch's labels
-has the size it would have in training. Each variant does forward + backward + AdamW step; the figure is
+has the size it would have in training, and an adaptive softmax's clusters (ranked by piece id, the Zipf
+rank) see the label mix they would. Each variant does forward + backward + AdamW step; the figure is
 the median over ``--repeats`` steps after one warm-up, reported as a ratio to the trained variant on a
 GPU (copy loss, bf16 autocast) and to the one a CPU trains (copy loss, fp32), measured in the same run.
 """
@@ -16,6 +19,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from dataclasses import replace
 
 import torch
 
@@ -25,6 +29,7 @@ from bench.methods.translate.mt_train import batch_shortlist
 
 
 def _step(model, optim, batch, *, full_mixture: bool, bf16: bool, shortlist: int = 0) -> float:
+    """Seconds of one forward + backward + AdamW step of ``model`` (its own output layer) on ``batch``."""
     states, ids, mask, dec_in, labels = batch
     start = time.perf_counter()
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
@@ -51,14 +56,20 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=3000)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--shortlists", default="1000,2000,4000", help="shortlist sizes (N most frequent pieces)")
+    parser.add_argument("--clusters", default="2000;1000,4000",
+                        help="adaptive softmax cutoffs, one variant per ';' (MtConfig.output_clusters)")
     args = parser.parse_args()
     torch.manual_seed(0)
     torch.set_num_threads(threads())
     vocab = Vocabulary([1, 0, 2, 3, *range(4, args.vocab)], args.vocab + 10)
     arch = Architecture(encoder={"spec": "random", "fingerprint": "-"}, encoder_layer=8, source_dim=384,
                         d_model=256, layers=3, heads=4, ffn=1024, dropout=0.1, max_target_len=128)
-    model = CopyTranslator(arch, vocab, torch.randn(args.vocab + 10, 384))
-    optim = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    source_embeddings = torch.randn(args.vocab + 10, 384)
+
+    def build(clusters: tuple[int, ...] = ()):
+        model = CopyTranslator(replace(arch, output_clusters=clusters), vocab, source_embeddings)
+        return model, torch.optim.AdamW(model.parameters(), lr=1e-4)
+
     rows, target_len, source_len = args.tokens // 30, 30, 40
     zipf = 1.0 / torch.arange(1, args.vocab - 3, dtype=torch.float64)  # pieces 4.. by rank
 
@@ -68,12 +79,15 @@ def main() -> None:
     labels = pieces(target_len)
     batch = (torch.randn(rows, source_len, 384), pieces(source_len), torch.ones(rows, source_len, dtype=torch.long),
              pieces(target_len), labels)
-    variants = {"copy loss, bf16 (trained)": (False, True, 0), "copy loss, fp32": (False, False, 0),
-                "full mixture, bf16": (True, True, 0), "full mixture, fp32": (True, False, 0)}
+    variants = {"copy loss, bf16 (trained)": (False, True, 0, ()), "copy loss, fp32": (False, False, 0, ()),
+                "full mixture, bf16": (True, True, 0, ()), "full mixture, fp32": (True, False, 0, ())}
     for n in (int(x) for x in args.shortlists.split(",") if x):
-        variants[f"copy loss, fp32, shortlist {n}"] = (False, False, n)
+        variants[f"copy loss, fp32, shortlist {n}"] = (False, False, n, ())
+    for cuts in (tuple(int(c) for c in x.split(",")) for x in args.clusters.split(";") if x):
+        variants[f"copy loss, fp32, adaptive {'/'.join(map(str, cuts))}"] = (False, False, 0, cuts)
     times = {}
-    for name, (full, bf16, shortlist) in variants.items():
+    for name, (full, bf16, shortlist, clusters) in variants.items():
+        model, optim = build(clusters)
         _step(model, optim, batch, full_mixture=full, bf16=bf16, shortlist=shortlist)  # warm-up
         times[name] = statistics.median(_step(model, optim, batch, full_mixture=full, bf16=bf16, shortlist=shortlist)
                                         for _ in range(args.repeats))

@@ -3,9 +3,11 @@ nmt-dense against bm25 (and the oracles) by MAP.
 
     HF_HUB_OFFLINE=1 BENCH_MIRROR=/work/shared/mirror BENCH_HOME=/tmp/bench-home-nmt \
         python benchmarks/nmt_eval.py sw-en [--mt-model DIR_OR_ID] [--systems bm25,bm25-nmt,nmt-dense] [--shortlist N]
+        [--clusters K1,K2]
 
 ``--shortlist N`` trains with the generator's training shortlist (``MtConfig.shortlist``, issue 23's cheaper
-step) instead of the default model, and scores the systems with it.
+step) instead of the default model, and scores the systems with it; ``--clusters 1000,4000`` likewise with an
+adaptive softmax (``MtConfig.output_clusters``).
 
 Prints the training record (bench-mt.json: steps, minutes, peak memory), FLORES chrF/BLEU, and one
 line per system; nothing is written outside BENCH_HOME.
@@ -32,11 +34,16 @@ def main() -> None:
     parser.add_argument("--systems", default="bm25,bm25-nmt,nmt-dense,oracle-bm25,oracle-dense")
     parser.add_argument("--no-flores", action="store_true")
     parser.add_argument("--shortlist", type=int, default=0, help="train with MtConfig.shortlist=N (0: the default)")
+    parser.add_argument("--clusters", default="",
+                        help="train with MtConfig.output_clusters=K1,K2,... (empty: the default)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     pair = get_pair(args.pair)
     t = time.time()
-    path = args.mt_model or mt_train.train_mt(pair, config={"shortlist": args.shortlist} if args.shortlist else None)
+    config = {"shortlist": args.shortlist} if args.shortlist else {}
+    if args.clusters:
+        config["output_clusters"] = [int(c) for c in args.clusters.split(",")]
+    path = args.mt_model or mt_train.train_mt(pair, config=config)
     ref = nmt.resolve(path)
     print(f"mt model: {ref.path} (fingerprint {ref.fingerprint}), ready in {time.time() - t:.0f} s", flush=True)
     meta = ref.path / "bench-mt.json"
@@ -51,7 +58,7 @@ def main() -> None:
               f"({scores['sentences']} sentences, {time.time() - t:.0f} s) {scores['chrF_signature']} | "
               f"{scores['BLEU_signature']}", flush=True)
     coll = pair.collection()
-    options = {"mt_model": str(ref.path)} if args.mt_model or args.shortlist else {}
+    options = {"mt_model": str(ref.path)} if args.mt_model or config else {}
     for name in args.systems.split(","):
         t = time.time()
         ctx = RunContext(pair, coll, options=dict(options))

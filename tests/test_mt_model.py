@@ -120,3 +120,73 @@ def test_a_shortlist_normalises_the_generator_over_its_pieces_only():
     assert torch.allclose(smooth, -gen.mean(-1), atol=1e-6)
     with pytest.raises(ValueError, match="every in-vocabulary label"):
         model.loss_terms(enc, source_local, dec_in, labels, torch.tensor([EOS, 5, 9]))  # 7 missing
+
+
+def adaptive_model(seed=0, vocab_size=12, d=16, clusters=(4, 8)):
+    """A tiny model whose generator is an adaptive softmax: head of 4 pieces, clusters of ranks 4-7 and 8-11."""
+    torch.manual_seed(seed)
+    vocab = Vocabulary([1, 0, 2, 3, *range(4, vocab_size)], 40)
+    arch = Architecture(encoder={"spec": "x", "fingerprint": "y"}, encoder_layer=1, source_dim=8, d_model=d,
+                        layers=2, heads=2, ffn=32, dropout=0.0, max_target_len=20, output_clusters=clusters)
+    by_rank = torch.tensor([EOS, 5, 7, 9, 4, 6, 8, 10, 11, UNK, PAD, BOS])  # a frequency order
+    model = CopyTranslator(arch, vocab, torch.randn(40, 8), torch.randn(vocab_size, d), by_rank).eval()
+    with torch.no_grad():  # the cluster entries away from their start, so a wrong index shows
+        model.cluster_weight.normal_()
+        model.cluster_bias.copy_(torch.tensor([0.3, -0.7]))
+    return model, vocab
+
+
+def test_the_adaptive_softmax_is_p_cluster_times_p_piece_within_it_and_a_distribution():
+    model, vocab = adaptive_model()
+    h = torch.randn(2, 3, 16)
+    gen = model._generator(h)
+    assert torch.allclose(gen.exp().sum(-1), torch.ones(2, 3), atol=1e-5)
+    w, b = model.embed.weight, model.out_bias
+    head_logits = torch.cat([h @ w[[EOS, 5, 7, 9]].T + b[[EOS, 5, 7, 9]], h @ model.cluster_weight.T
+                             + model.cluster_bias], -1)
+    head = torch.log_softmax(head_logits, -1)
+    assert torch.allclose(gen[..., 7], head[..., 2], atol=1e-6)  # piece 7 is in the head, third by rank
+    # piece 10 is the fourth of the first tail cluster (ranks 4-7: 4, 6, 8, 10)
+    within = torch.log_softmax(h @ w[[4, 6, 8, 10]].T + b[[4, 6, 8, 10]], -1)
+    assert torch.allclose(gen[..., 10], head[..., 4] + within[..., 3], atol=1e-6)
+    # UNK is in the second cluster (ranks 8-11: 11, UNK, PAD, BOS), second of four
+    within = torch.log_softmax(h @ w[[11, UNK, PAD, BOS]].T + b[[11, UNK, PAD, BOS]], -1)
+    assert torch.allclose(gen[..., UNK], head[..., 5] + within[..., 1], atol=1e-6)
+
+
+def test_adaptive_loss_terms_equal_the_full_copy_mixture_and_smooth_over_the_head():
+    model, vocab = adaptive_model()
+    source_ids = [[0, 5, 30, 7, 2], [0, 31, 2]]
+    source_local, ext = vocab.extend(source_ids)
+    n_ext = max(len(e) for e in ext)
+    ids = pad_rows(source_ids, 1)
+    enc = model.prepare(model.memory(torch.randn(2, ids.shape[1], 8), ids), (ids != 1).long())
+    labels = pad_rows([[5, 10, 12, UNK], [12, EOS]], -100)  # head, first cluster, copied, second cluster
+    dec_in = pad_rows([[BOS, 5, 10, 12], [BOS, 12]], PAD)
+    log_probs = model(enc, source_local, n_ext, dec_in)
+    assert torch.allclose(log_probs.exp().sum(-1), torch.ones(2, 4), atol=1e-5)
+    nll, smooth = model.loss_terms(enc, source_local, dec_in, labels)
+    keep = labels != -100
+    expected = -log_probs.gather(-1, labels.clamp_min(0)[..., None])[..., 0]
+    assert torch.allclose(nll[keep], expected[keep], atol=1e-5)
+    h = model.final_norm(model._decode(enc, dec_in))
+    assert torch.allclose(smooth, -model._head_log_probs(h).mean(-1), atol=1e-6)
+    with pytest.raises(ValueError, match="exclude each other"):
+        model.loss_terms(enc, source_local, dec_in, labels, torch.arange(len(vocab)))
+
+
+def test_an_adaptive_model_loads_its_frequency_order_from_its_weights():
+    model, vocab = adaptive_model()
+    loaded = CopyTranslator(model.arch, vocab, model.source_embeddings)  # as `load` builds it, before the weights
+    assert loaded.by_rank.tolist() == list(range(12))
+    loaded.load_state_dict(model.state_dict())
+    h = torch.randn(1, 2, 16)
+    assert loaded.by_rank.tolist() == model.by_rank.tolist()
+    assert torch.allclose(loaded.eval()._generator(h), model._generator(h))
+
+
+def test_adaptive_cutoffs_must_rise_inside_the_vocabulary():
+    with pytest.raises(ValueError, match="must rise"):
+        adaptive_model(clusters=(4, 12))
+    with pytest.raises(ValueError, match="must rise"):
+        adaptive_model(clusters=(6, 6))

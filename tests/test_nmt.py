@@ -229,6 +229,50 @@ def test_config_rejects_unknown_options():
         MtConfig.from_dict({"layerz": 2})
 
 
+def test_config_refuses_bad_adaptive_softmax_cutoffs():
+    from bench.errors import BenchError
+    from bench.methods.translate.mt_train import MtConfig, model_key
+
+    assert MtConfig.from_dict({"output_clusters": [1000, 4000]}).output_clusters == (1000, 4000)
+    with pytest.raises(BenchError, match="exclude each other"):
+        MtConfig(shortlist=2000, output_clusters=(1000,))
+    with pytest.raises(BenchError, match="rising cutoffs above 0"):
+        MtConfig(output_clusters=(4000, 1000))
+    with pytest.raises(BenchError, match="rising cutoffs above 0"):
+        MtConfig(output_clusters=(0,))
+    assert "output_clusters" not in model_key("b", "e", MtConfig(), 0)["config"]
+    assert model_key("b", "e", MtConfig(output_clusters=(8,)), 0)["config"]["output_clusters"] == (8,)
+
+
+def test_an_adaptive_softmax_training_translates_and_is_another_model(bench_home, tiny_encoder):
+    from dataclasses import replace
+
+    from safetensors.torch import load_file
+
+    from bench.errors import BenchError
+    from bench.infra.store import artifact_dir
+    from bench.methods.translate.mt_model import EOS, MODEL_FILE
+    from bench.methods.translate.mt_train import MtConfig, model_key, train_on_bitext
+
+    config = MtConfig(encoder=str(tiny_encoder), encoder_layer=1, d_model=32, layers=1, heads=2, ffn=64, dropout=0.0,
+                      label_smoothing=0.0, lr=3e-3, warmup=10, max_steps=400, min_count=1, batch_tokens=200,
+                      max_minutes=600, dev_size=2, eval_every=200, eval_sentences=2, output_clusters=(4, 10))
+    path = train_on_bitext(BITEXT, "tiny-bitext", config, seed=0)
+    full_softmax = model_key("tiny-bitext", models.resolve(str(tiny_encoder)).fingerprint,
+                             replace(config, output_clusters=()), 0)
+    assert path != artifact_dir("mt-models", full_softmax)
+    meta = json.loads((path / MODEL_FILE).read_text())
+    assert meta["architecture"]["output_clusters"] == [4, 10]
+    by_rank = load_file(str(path / "model.safetensors"))["by_rank"].tolist()
+    assert by_rank[0] == EOS and sorted(by_rank) == list(range(len(meta["vocabulary"])))  # </s> ends every row
+    greedy = nmt.DecodeParams(num_beams=1, max_new_tokens=40)
+    sources = ["habari yako", "mbwa wangu ni mkubwa", "kwaheri rafiki", "jina langu ni rehema"]
+    assert nmt.translate(sources, path, "sw", "en", greedy) == ["how are you", "my dog is big", "goodbye friend",
+                                                                "my name is rehema"]
+    with pytest.raises(BenchError, match="reach past the"):
+        train_on_bitext(BITEXT, "tiny-bitext", replace(config, output_clusters=(4, 500)), seed=0)
+
+
 def test_nmt_systems_translate_queries_with_the_given_model(bench_home, tiny_marian):
     from types import SimpleNamespace
 

@@ -9,6 +9,12 @@ Why this shape (DESIGN.md §7: 2 CPU cores, an hour, ~35k sentence pairs):
 * The **target vocabulary** is the encoder's own sentencepiece vocabulary restricted to the pieces of
   the bitext's English side, so source and target pieces share ids and the output embeddings start
   from the encoder's word embeddings.
+* The generator's softmax is over every target piece by default. With ``output_clusters`` (an **adaptive
+  softmax**, Grave et al. 2017) the pieces are ranked by frequency and cut into a head and tail clusters:
+  the head's softmax covers the frequent pieces plus one entry per cluster, and a piece of a cluster gets
+  P(cluster) × P(piece | cluster). The distribution stays exactly normalised, but a training step computes
+  a cluster's softmax only at the positions whose label is in it. The output weights stay tied to the
+  input embeddings (so they start from the encoder's); torch's ``AdaptiveLogSoftmaxWithLoss`` has its own.
 * A **pointer-generator** (See et al., 2017) copy head mixes the vocabulary distribution with an
   attention distribution over the source pieces. Names and numbers (what retrieval needs most) are
   copied even when the bitext never showed them; source pieces outside the vocabulary get extended
@@ -50,6 +56,8 @@ class Architecture:
     ffn: int
     dropout: float
     max_target_len: int
+    # adaptive softmax: ranks (by label frequency) where the head ends and each tail cluster ends; () a full softmax
+    output_clusters: tuple[int, ...] = ()
 
 
 class Vocabulary:
@@ -170,7 +178,9 @@ class CopyTranslator(nn.Module):
     """Decoder + copy head over frozen encoder states; log-probabilities over the extended vocabulary."""
 
     def __init__(self, arch: Architecture, vocab: Vocabulary, source_embeddings: torch.Tensor,
-                 target_init: torch.Tensor | None = None):
+                 target_init: torch.Tensor | None = None, by_rank: torch.Tensor | None = None):
+        """``by_rank``: with ``arch.output_clusters``, the local ids from the most to the least frequent label
+        (saved with the model; a loaded model gets it from its weights)."""
         super().__init__()
         self.arch, self.vocab = arch, vocab
         d = arch.d_model
@@ -187,6 +197,8 @@ class CopyTranslator(nn.Module):
         self.layers = nn.ModuleList(_DecoderLayer(d, arch.heads, arch.ffn, arch.dropout) for _ in range(arch.layers))
         self.final_norm = nn.LayerNorm(d)
         self.out_bias = nn.Parameter(torch.zeros(len(vocab)))
+        if arch.output_clusters:
+            self._init_clusters(by_rank)
         self.copy_query = nn.Linear(d, d)
         self.gate = nn.Linear(2 * d, 1)
         self.drop = nn.Dropout(arch.dropout)
@@ -211,19 +223,84 @@ class CopyTranslator(nn.Module):
         pos = pos.clamp_max(self.positions.num_embeddings - 1)
         return self.drop(self.embed(tokens) * math.sqrt(self.arch.d_model) + self.positions(pos)[None])
 
+    def _init_clusters(self, by_rank: torch.Tensor | None) -> None:
+        cuts = [0, *self.arch.output_clusters, len(self.vocab)]
+        if any(a >= b for a, b in zip(cuts, cuts[1:])):
+            raise ValueError(f"adaptive softmax cutoffs must rise from above 0 to below the {len(self.vocab)} "
+                             f"target pieces, got {list(self.arch.output_clusters)}")
+        order = torch.arange(len(self.vocab)) if by_rank is None else by_rank.long()
+        if sorted(order.tolist()) != list(range(len(self.vocab))):
+            raise ValueError("by_rank must order every target piece once")
+        self.register_buffer("by_rank", order.clone())
+        # each tail cluster starts as its pieces' mean embedding, with the log of its size as bias: about the
+        # mass its pieces would have under a full softmax at the start
+        members = [self.embed.weight[order[a:b]] for a, b in zip(cuts[1:], cuts[2:])]
+        self.cluster_weight = nn.Parameter(torch.stack([m.detach().mean(0) for m in members]))
+        self.cluster_bias = nn.Parameter(torch.tensor([math.log(len(m)) for m in members]))
+
+    def _cuts(self) -> list[int]:
+        return [0, *self.arch.output_clusters, len(self.vocab)]
+
+    def _rank_of(self) -> torch.Tensor:
+        """The frequency rank of every local id (the inverse of ``by_rank``)."""
+        ranks = torch.arange(len(self.by_rank), device=self.by_rank.device)
+        return torch.empty_like(self.by_rank).scatter_(0, self.by_rank, ranks)
+
+    def _head_log_probs(self, h: torch.Tensor) -> torch.Tensor:
+        """Adaptive softmax head: log-probabilities of the head pieces (rank order), then of each tail cluster."""
+        head = self.by_rank[:self._cuts()[1]]
+        weight = torch.cat([self.embed.weight[head], self.cluster_weight])
+        return F.log_softmax(h @ weight.T + torch.cat([self.out_bias[head], self.cluster_bias]), dim=-1)
+
+    def _cluster_log_probs(self, h: torch.Tensor, cluster: int, head: torch.Tensor) -> torch.Tensor:
+        """log P(piece) = log P(cluster) + log P(piece | cluster) for the pieces of tail ``cluster`` (0-based),
+        in rank order; ``head`` is :meth:`_head_log_probs` at the same positions."""
+        cuts = self._cuts()
+        ids = self.by_rank[cuts[cluster + 1]:cuts[cluster + 2]]
+        within = F.log_softmax(h @ self.embed.weight[ids].T + self.out_bias[ids], dim=-1)
+        return within + head[..., cuts[1] + cluster, None]
+
+    def _generator(self, h: torch.Tensor, shortlist: torch.Tensor | None = None) -> torch.Tensor:
+        """The generator's log-probabilities over every piece (local-id order), from normed states ``h``.
+
+        With a ``shortlist`` (local ids), a softmax over those pieces only, in that order."""
+        weight, bias = self.embed.weight, self.out_bias
+        if shortlist is not None:
+            weight, bias = weight[shortlist], bias[shortlist]
+        elif self.arch.output_clusters:
+            head = self._head_log_probs(h)
+            parts = [head[..., :self._cuts()[1]]]
+            parts += [self._cluster_log_probs(h, c, head) for c in range(len(self.arch.output_clusters))]
+            return torch.cat(parts, dim=-1)[..., self._rank_of()]
+        return F.log_softmax(h @ weight.T + bias, dim=-1)
+
+    def _adaptive_label_terms(self, h: torch.Tensor, labels: torch.Tensor, valid: torch.Tensor):
+        """log P_gen(label) under the adaptive softmax and the smoothing term, computing a tail cluster's softmax
+        only at the ``valid`` positions whose label is in it. The smoothing term is the mean over the head's
+        entries (its pieces and clusters): the mean over every piece would need every cluster everywhere."""
+        cuts, rank = self._cuts(), self._rank_of()[labels]
+        head = self._head_log_probs(h)
+        label = head.gather(-1, rank.clamp_max(cuts[1] - 1)[..., None])[..., 0]
+        for c in range(len(self.arch.output_clusters)):
+            rows = (valid & (rank >= cuts[c + 1]) & (rank < cuts[c + 2])).nonzero(as_tuple=True)
+            if len(rows[0]):
+                part = self._cluster_log_probs(h[rows], c, head[rows])
+                label = label.index_put(rows, part.gather(-1, (rank[rows] - cuts[c + 1])[:, None])[:, 0])
+        return label, -head.mean(-1)
+
+    def _copy(self, h: torch.Tensor, enc: dict):
+        """(copy attention over the source, gate = P(generate)) from normed states ``h``."""
+        scores = self.copy_query(h) @ enc["memory"].transpose(1, 2) / math.sqrt(self.arch.d_model)
+        attn = F.softmax(scores + enc["bias"][:, 0], dim=-1)  # (B, T, S)
+        gate = torch.sigmoid(self.gate(torch.cat([h, attn @ enc["memory"]], dim=-1)))  # (B, T, 1)
+        return attn, gate
+
     def _heads(self, h: torch.Tensor, enc: dict, shortlist: torch.Tensor | None = None):
         """(generator log-probabilities, copy attention over the source, gate = P(generate)).
 
         With a ``shortlist`` (local ids), the generator's softmax runs over those pieces only, in that order."""
         h = self.final_norm(h)
-        weight, bias = self.embed.weight, self.out_bias
-        if shortlist is not None:
-            weight, bias = weight[shortlist], bias[shortlist]
-        gen = F.log_softmax(h @ weight.T + bias, dim=-1)
-        scores = self.copy_query(h) @ enc["memory"].transpose(1, 2) / math.sqrt(self.arch.d_model)
-        attn = F.softmax(scores + enc["bias"][:, 0], dim=-1)  # (B, T, S)
-        gate = torch.sigmoid(self.gate(torch.cat([h, attn @ enc["memory"]], dim=-1)))  # (B, T, 1)
-        return gen, attn, gate
+        return self._generator(h, shortlist), *self._copy(h, enc)
 
     def _output(self, h: torch.Tensor, enc: dict, source_local: torch.Tensor, n_ext: int) -> torch.Tensor:
         """log p(token) over vocabulary + ``n_ext`` extended ids: generation and copy mixed by the gate."""
@@ -250,17 +327,25 @@ class CopyTranslator(nn.Module):
 
         ``shortlist``: sorted local ids holding every in-vocabulary label of the batch; the generator is
         then normalised over them alone (a cheaper output layer in training; decoding uses them all)."""
-        gen, attn, gate = self._heads(self._decode(enc, decoder_in), enc, shortlist)
+        if shortlist is not None and self.arch.output_clusters:
+            raise ValueError("a shortlist and an adaptive softmax exclude each other")
+        h = self.final_norm(self._decode(enc, decoder_in))
+        attn, gate = self._copy(h, enc)
         in_vocab = labels < len(self.vocab)
         index = labels.clamp(0, len(self.vocab) - 1)
-        if shortlist is not None:
-            index = torch.searchsorted(shortlist, index).clamp_max(len(shortlist) - 1)
-            if not bool((shortlist[index] == labels)[in_vocab & (labels >= 0)].all()):
-                raise ValueError("the shortlist must hold every in-vocabulary label of the batch")
-        p_gen = gen.gather(-1, index[..., None])[..., 0].exp() * in_vocab
+        if self.arch.output_clusters:
+            label_log_p, smooth = self._adaptive_label_terms(h, index, in_vocab & (labels >= 0))
+        else:
+            gen = self._generator(h, shortlist)
+            if shortlist is not None:
+                index = torch.searchsorted(shortlist, index).clamp_max(len(shortlist) - 1)
+                if not bool((shortlist[index] == labels)[in_vocab & (labels >= 0)].all()):
+                    raise ValueError("the shortlist must hold every in-vocabulary label of the batch")
+            label_log_p, smooth = gen.gather(-1, index[..., None])[..., 0], -gen.mean(-1)
+        p_gen = label_log_p.exp() * in_vocab
         p_copy = (attn * (source_local[:, None, :] == labels[..., None])).sum(-1)
         p = gate[..., 0] * p_gen + (1 - gate[..., 0]) * p_copy
-        return -torch.log(p.clamp_min(1e-12)), -gen.mean(-1)
+        return -torch.log(p.clamp_min(1e-12)), smooth
 
     def step(self, enc: dict, source_local, n_ext: int, tokens: torch.Tensor, offset: int, caches: list[dict]):
         """log-probabilities of the next token after ``tokens`` (B, 1) at position ``offset``."""

@@ -84,6 +84,10 @@ class MtConfig:
     # 0: the generator's softmax over every target piece in training. N > 0: over the batch's label pieces and
     # the N most frequent pieces only (a cheaper output layer; held-out loss and decoding use every piece)
     shortlist: int = 0
+    # (): the generator's softmax over every target piece. (K, ...): an adaptive softmax (Grave et al. 2017) over
+    # the pieces ranked by label frequency: a head of the K most frequent plus one entry per tail cluster, which
+    # ends at the next cutoff (the last at the vocabulary's end). Exactly normalised, in training and decoding alike
+    output_clusters: tuple[int, ...] = ()
     # training runs max_steps steps (the learning rate decays linearly to 0 over them), so a rerun gives
     # the same model on any machine; max_minutes is only a safety stop (bench-mt.json records which
     # bound ended it, and a time-stopped model depends on the machine's speed). 180, not 60: in fp32 on a
@@ -96,6 +100,15 @@ class MtConfig:
     # bfloat16 autocast for the decoder where the device has it natively (bench.infra.devices.bf16_autocast:
     # CUDA); CPU training is fp32 on every CPU (emulated bf16 is 7.5x slower on AVX2-only CPUs)
     bf16: bool = True
+
+    def __post_init__(self):
+        object.__setattr__(self, "output_clusters", tuple(int(c) for c in self.output_clusters))
+        if self.shortlist and self.output_clusters:
+            raise BenchError("the MT options shortlist and output_clusters exclude each other",
+                             "set one of them (both are cheaper output layers for training)")
+        if any(a >= b for a, b in zip((0, *self.output_clusters), self.output_clusters)):
+            raise BenchError(f"output_clusters must be rising cutoffs above 0, got {list(self.output_clusters)}",
+                             "give the head's size, then where each tail cluster ends, e.g. [1000, 4000]")
 
     @classmethod
     def from_dict(cls, values: dict | None) -> "MtConfig":
@@ -110,7 +123,7 @@ class MtConfig:
 
 # Options added after models were first cached: they enter the key only when they differ from their default,
 # so the models trained before keep their fingerprints
-_KEYED_WHEN_SET = {"shortlist": 0}
+_KEYED_WHEN_SET = {"shortlist": 0, "output_clusters": ()}
 
 
 def model_key(bitext_fp: str, encoder_fp: str, config: MtConfig, seed: int) -> dict:
@@ -183,15 +196,25 @@ class _Data:
         self.extensions = [ext for _, ext in extended]
         self.target_ids = [vocab.targets(t, ext) for t, ext in zip(english_ids, self.extensions)]
 
-    def frequent(self, rows: Sequence[int], n: int):
-        """The ``n`` local ids most frequent as labels of ``rows`` (each row's closing end-of-sentence piece
-        counted), sorted; ties go to the lower id."""
-        import torch
-
+    def label_counts(self, rows: Sequence[int]) -> np.ndarray:
+        """How often each local id is a label of ``rows`` (each row's closing end-of-sentence piece counted)."""
         pieces = np.concatenate([[], *(self.target_ids[i] for i in rows)]).astype(np.int64)
         counts = np.bincount(pieces, minlength=len(self.vocab))[:len(self.vocab)]
         counts[EOS] += len(rows)
-        top = np.argsort(-counts, kind="stable")[:n]
+        return counts
+
+    def by_frequency(self, rows: Sequence[int]):
+        """Every local id, the most frequent label of ``rows`` first; ties go to the lower id."""
+        import torch
+
+        return torch.from_numpy(np.argsort(-self.label_counts(rows), kind="stable"))
+
+    def frequent(self, rows: Sequence[int], n: int):
+        """The ``n`` local ids most frequent as labels of ``rows`` (only those seen), sorted."""
+        import torch
+
+        counts = self.label_counts(rows)
+        top = self.by_frequency(rows).numpy()[:n]
         return torch.from_numpy(np.sort(top[counts[top] > 0]))
 
     def batch(self, rows: Sequence[int]):
@@ -240,23 +263,29 @@ def batches(lengths: Sequence[int], rows: Sequence[int], batch_tokens: int,
     return out
 
 
-def build_model(encoder_ref: models.ModelRef, config: MtConfig, vocab: Vocabulary) -> CopyTranslator:
-    """A fresh decoder; its output embeddings start from the encoder's embeddings of the kept pieces."""
+def build_model(encoder_ref: models.ModelRef, config: MtConfig, vocab: Vocabulary, by_rank=None) -> CopyTranslator:
+    """A fresh decoder; its output embeddings start from the encoder's embeddings of the kept pieces.
+
+    ``by_rank``: the local ids by label frequency, for an adaptive softmax (``config.output_clusters``)."""
     import torch
+
+    if config.output_clusters and config.output_clusters[-1] >= len(vocab):
+        raise BenchError(f"output_clusters {list(config.output_clusters)} reach past the {len(vocab)} target pieces",
+                         f"give cutoffs below {len(vocab)}")
 
     encoder, _ = models.load(encoder_ref)
     embeddings = encoder.get_input_embeddings().weight.detach()
     arch = Architecture(encoder=encoder_ref.describe(), encoder_layer=config.encoder_layer,
                         source_dim=encoder.config.hidden_size, d_model=config.d_model, layers=config.layers,
                         heads=config.heads, ffn=config.ffn, dropout=config.dropout,
-                        max_target_len=config.max_target_len)
+                        max_target_len=config.max_target_len, output_clusters=config.output_clusters)
     rows = embeddings[torch.from_numpy(vocab.ids)].float()
     if rows.shape[1] > config.d_model:  # keep the principal directions of the pieces' embeddings
         centred = rows - rows.mean(0)
         _, _, v = torch.linalg.svd(centred, full_matrices=False)
         rows = centred @ v[:config.d_model].T
     init = rows if rows.shape[1] == config.d_model else None
-    return CopyTranslator(arch, vocab, embeddings, init)
+    return CopyTranslator(arch, vocab, embeddings, init, by_rank)
 
 
 def _epochs(lengths: Sequence[int], rows: Sequence[int], batch_tokens: int, rng: np.random.Generator):
@@ -291,14 +320,14 @@ def _train(out: Path, pairs: list[tuple[str, str]], ref: models.ModelRef, config
     data = _Data(states, source_ids, english_ids, vocab)
     device = devices.resolve()
     bf16 = config.bf16 and devices.bf16_autocast(device)  # CUDA only: fp32 on every CPU
-    model = build_model(ref, config, vocab).to(device)
+    by_rank = data.by_frequency(train_rows) if config.output_clusters else None
+    model = build_model(ref, config, vocab, by_rank).to(device)
     trainable = [p for p in model.parameters() if p.requires_grad]
     log.info("decoder: %.1fM trainable parameters, %d target pieces; %d training, %d held-out pairs",
              sum(p.numel() for p in trainable) / 1e6, len(vocab), len(train_rows), len(dev_rows))
     optim = torch.optim.AdamW(trainable, lr=config.lr, betas=(0.9, 0.98), eps=1e-8, weight_decay=0.01)
     feed = _epochs([len(x) for x in data.target_ids], train_rows, config.batch_tokens, rng)
     frequent = data.frequent(train_rows, config.shortlist) if config.shortlist else None
-
 
     def step_loss(step: int):
         epoch, rows = next(feed)
