@@ -35,8 +35,17 @@ log = logging.getLogger(__name__)
 RATES_FILE = "rates.json"
 MIN_SECONDS = 5.0  # shorter builds are not recorded
 _HOST = socket.gethostname()
-_nested: list[float] = []  # per timed build running in this process (innermost last): seconds of timed builds in it
-_skipped: list[int] = []  # per timed build running in this process: items an earlier process had done (resumed)
+
+
+@dataclass
+class _Running:
+    """A timed build running in this process: seconds of timed builds nested in it, items done before a resume."""
+
+    inner_seconds: float = 0.0
+    skipped: int = 0
+
+
+_running: list[_Running] = []  # the timed builds running in this process, innermost last
 
 
 @dataclass(frozen=True)
@@ -62,17 +71,15 @@ def timed(name: str, items: int, build: Callable[..., Any]) -> Callable[..., Any
 
     def run(*args, **kwargs):
         began = time.monotonic()
-        _nested.append(0.0)
-        _skipped.append(0)
+        _running.append(_Running())
         try:
             result = build(*args, **kwargs)
         finally:
-            inner = _nested.pop()
-            skipped = _skipped.pop()
+            this = _running.pop()
             elapsed = time.monotonic() - began
-            if _nested:
-                _nested[-1] += elapsed
-        record(name, items - skipped, elapsed - inner)
+            if _running:
+                _running[-1].inner_seconds += elapsed
+        record(name, items - this.skipped, elapsed - this.inner_seconds)
         return result
 
     return run
@@ -81,8 +88,8 @@ def timed(name: str, items: int, build: Callable[..., Any]) -> Callable[..., Any
 def resumed_at(items: int) -> None:
     """Called by a build that resumes from a saved state: ``items`` of it were done by an earlier process, so
     the innermost :func:`timed` build running records only the rest (nothing outside a timed build)."""
-    if _skipped:
-        _skipped[-1] = int(items)
+    if _running:
+        _running[-1].skipped = int(items)
 
 
 def record(name: str, items: float, seconds: float) -> None:
