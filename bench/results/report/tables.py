@@ -417,10 +417,11 @@ def provenance(report: PairReport, base: Path) -> Table:
 
 
 TRAINING_NOTE = ("One row per trained student (its systems share it), as its checkpoint recorded: the bitext pairs "
-                 "it trained on, its steps, the seconds of the training session that finished it (resumed: a "
-                 "stopped training continued from its saved state, so earlier sessions' time is not in it), and "
-                 "the most memory the training process had held when it ended (resident set; on a GPU also "
-                 "torch's allocations there). — where a checkpoint predates the record.")
+                 "it trained on, its steps, the seconds it trained over every process (a resumed training: the "
+                 "total, with its last process's in brackets; one recorded before totals were kept: its last "
+                 "process's, said so), and the most memory its last training process had held when it ended "
+                 "(resident set; on a GPU also torch's allocations there). A dash: the checkpoint predates that "
+                 "record.")
 
 
 def training(report: PairReport) -> Table | None:
