@@ -350,12 +350,14 @@ def _train(out: Path, pairs: list[tuple[str, str]], ref: models.ModelRef, config
     def evaluate(step: int, record: dict) -> None:
         done = curve[-1]["step"] if curve else 0
         losses = [r["loss"] for r in loop.curve[done:]]
-        point = {"step": step, "epoch": record["epoch"], "minutes": round(loop.minutes, 2), "lr": record["lr"],
+        # minutes of training so far, over every process where a resumed state says (else this process's)
+        minutes = loop.minutes if loop.seconds_before is None else loop.seconds_before / 60 + loop.minutes
+        point = {"step": step, "epoch": record["epoch"], "minutes": round(minutes, 2), "lr": record["lr"],
                  "train_loss": sum(losses, 0.0) / len(losses),
                  **_evaluate(model, data, tokenizer, dev_rows, english, config)}
         curve.append(point)
         log.info("step %d (epoch %d, %.1f min): train loss %.3f, held-out loss %.3f, held-out chrF %.1f",
-                 step, point["epoch"], loop.minutes, point["train_loss"], point["dev_loss"], point["dev_chrf"])
+                 step, point["epoch"], minutes, point["train_loss"], point["dev_loss"], point["dev_chrf"])
         write_curve(curve, out / "curve.csv")
 
     def trained() -> dict:
