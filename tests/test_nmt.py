@@ -249,7 +249,6 @@ def test_an_adaptive_softmax_training_translates_and_is_another_model(bench_home
 
     from safetensors.torch import load_file
 
-    from bench.errors import BenchError
     from bench.infra.store import artifact_dir
     from bench.methods.translate.mt_model import EOS, MODEL_FILE
     from bench.methods.translate.mt_train import MtConfig, model_key, train_on_bitext
@@ -269,8 +268,9 @@ def test_an_adaptive_softmax_training_translates_and_is_another_model(bench_home
     sources = ["habari yako", "mbwa wangu ni mkubwa", "kwaheri rafiki", "jina langu ni rehema"]
     assert nmt.translate(sources, path, "sw", "en", greedy) == ["how are you", "my dog is big", "goodbye friend",
                                                                 "my name is rehema"]
-    with pytest.raises(BenchError, match="reach past the"):
-        train_on_bitext(BITEXT, "tiny-bitext", replace(config, output_clusters=(4, 500)), seed=0)
+    # a cutoff past the vocabulary is dropped: its cluster would be empty
+    beyond = train_on_bitext(BITEXT, "tiny-bitext", replace(config, output_clusters=(4, 500)), seed=0)
+    assert json.loads((beyond / MODEL_FILE).read_text())["architecture"]["output_clusters"] == [4]
 
 
 def test_nmt_systems_translate_queries_with_the_given_model(bench_home, tiny_marian):

@@ -86,7 +86,8 @@ class MtConfig:
     shortlist: int = 0
     # (): the generator's softmax over every target piece. (K, ...): an adaptive softmax (Grave et al. 2017) over
     # the pieces ranked by label frequency: a head of the K most frequent plus one entry per tail cluster, which
-    # ends at the next cutoff (the last at the vocabulary's end). Exactly normalised, in training and decoding alike
+    # ends at the next cutoff (the last at the vocabulary's end). Exactly normalised, in training and decoding alike.
+    # Cutoffs at or past a (small) vocabulary's size are dropped: with none left, the softmax is a full one
     output_clusters: tuple[int, ...] = ()
     # training runs max_steps steps (the learning rate decays linearly to 0 over them), so a rerun gives
     # the same model on any machine; max_minutes is only a safety stop (bench-mt.json records which
@@ -269,16 +270,17 @@ def build_model(encoder_ref: models.ModelRef, config: MtConfig, vocab: Vocabular
     ``by_rank``: the local ids by label frequency, for an adaptive softmax (``config.output_clusters``)."""
     import torch
 
-    if config.output_clusters and config.output_clusters[-1] >= len(vocab):
-        raise BenchError(f"output_clusters {list(config.output_clusters)} reach past the {len(vocab)} target pieces",
-                         f"give cutoffs below {len(vocab)}")
+    clusters = tuple(c for c in config.output_clusters if c < len(vocab))
+    if clusters != config.output_clusters:
+        log.info("adaptive softmax cutoffs %s: %s kept, below the %d target pieces", list(config.output_clusters),
+                 list(clusters) or "none", len(vocab))
 
     encoder, _ = models.load(encoder_ref)
     embeddings = encoder.get_input_embeddings().weight.detach()
     arch = Architecture(encoder=encoder_ref.describe(), encoder_layer=config.encoder_layer,
                         source_dim=encoder.config.hidden_size, d_model=config.d_model, layers=config.layers,
                         heads=config.heads, ffn=config.ffn, dropout=config.dropout,
-                        max_target_len=config.max_target_len, output_clusters=config.output_clusters)
+                        max_target_len=config.max_target_len, output_clusters=clusters)
     rows = embeddings[torch.from_numpy(vocab.ids)].float()
     if rows.shape[1] > config.d_model:  # keep the principal directions of the pieces' embeddings
         centred = rows - rows.mean(0)
@@ -320,7 +322,7 @@ def _train(out: Path, pairs: list[tuple[str, str]], ref: models.ModelRef, config
     data = _Data(states, source_ids, english_ids, vocab)
     device = devices.resolve()
     bf16 = config.bf16 and devices.bf16_autocast(device)  # CUDA only: fp32 on every CPU
-    by_rank = data.by_frequency(train_rows) if config.output_clusters else None
+    by_rank = data.by_frequency(train_rows)  # read by an adaptive softmax only
     model = build_model(ref, config, vocab, by_rank).to(device)
     trainable = [p for p in model.parameters() if p.requires_grad]
     log.info("decoder: %.1fM trainable parameters, %d target pieces; %d training, %d held-out pairs",
