@@ -323,7 +323,7 @@ def _train(out: Path, pairs: list[tuple[str, str]], ref: models.ModelRef, config
     data = _Data(states, source_ids, english_ids, vocab)
     device = devices.resolve()
     bf16 = config.bf16 and devices.bf16_autocast(device)  # CUDA only: fp32 on every CPU
-    by_rank = data.by_frequency(train_rows)  # read by an adaptive softmax only
+    by_rank = data.by_frequency(train_rows) if config.output_clusters else None
     model = build_model(ref, config, vocab, by_rank).to(device)
     trainable = [p for p in model.parameters() if p.requires_grad]
     log.info("decoder: %.1fM trainable parameters, %d target pieces; %d training, %d held-out pairs",
