@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import types
 
 from pathlib import Path
 
@@ -180,6 +182,7 @@ def test_tiny_training_overfits_and_copies_unseen_names(bench_home, tiny_encoder
 def test_a_stopped_mt_training_resumes_and_ends_with_the_uninterrupted_model(bench_home, tmp_path, monkeypatch,
                                                                             tiny_encoder):
     from bench.infra.store import fingerprint, is_complete
+    from bench.infra import training
     from bench.methods.translate.mt_train import MtConfig, model_key, train_on_bitext
     from bench.methods.translate.mt_model import MODEL_FILE
 
@@ -193,6 +196,8 @@ def test_a_stopped_mt_training_resumes_and_ends_with_the_uninterrupted_model(ben
     config = MtConfig(encoder=str(tiny_encoder), encoder_layer=1, d_model=32, layers=1, heads=2, ffn=64, dropout=0.1,
                       label_smoothing=0.1, lr=3e-3, warmup=10, max_steps=100, min_count=1, batch_tokens=200,
                       max_minutes=600, dev_size=2, eval_every=40, eval_sentences=2)
+    clock = itertools.count()  # a fake clock: one second per reading, so the recorded minutes are exact
+    monkeypatch.setattr(training, "time", types.SimpleNamespace(monotonic=lambda: float(next(clock))))
     with pytest.raises(Stopped):
         train_on_bitext(BITEXT, "tiny-bitext", config, seed=0, save_every=30, callback=stop_at_70)
     key = model_key("tiny-bitext", models.resolve(str(tiny_encoder)).fingerprint, config, 0)
@@ -204,7 +209,8 @@ def test_a_stopped_mt_training_resumes_and_ends_with_the_uninterrupted_model(ben
     assert steps == list(range(61, 101)) and is_complete(resumed) and not work.exists()
     record = json.loads((resumed / "bench-mt.json").read_text())
     assert record["resumed_at_step"] == 60 and record["steps"] == 100
-    assert record["train_minutes_total"] >= record["train_minutes"] > 0  # both processes' training counted
+    # this process read the clock 41 times (the start, 40 steps); the state saved at step 60 carried 60 seconds
+    assert record["train_minutes"] == round(41 / 60, 2) and record["train_minutes_total"] == round(101 / 60, 2)
 
     monkeypatch.setenv("BENCH_HOME", str(tmp_path / "uninterrupted"))
     straight = train_on_bitext(BITEXT, "tiny-bitext", config, seed=0)
