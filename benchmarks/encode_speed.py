@@ -16,9 +16,11 @@
    and cut into the same length-sorted batches bench uses, run through (a) the model as bench runs it
    (transformers' SDPA attention, its default), (b) the same weights with eager attention, (c) ONNX Runtime
    fp32 on the exported model with all graph optimisations, (d) ONNX Runtime after its BERT fusions
-   (``onnxruntime.transformers.optimizer``), in alternating rounds (the best of each kept); prints passages/s,
-   the ratio to (a) and the smallest cosine to (a)'s vectors. Needs ``pip install onnx onnxruntime``
-   (measurement only: bench does not use them).
+   (``onnxruntime.transformers.optimizer``), (e) OpenVINO fp32 on the model converted from PyTorch (inference
+   precision pinned to f32), (f) ``torch.compile`` (inductor) of the same model, in alternating rounds (the best
+   of each kept, so (f)'s compilation in the first round does not count); prints passages/s, the ratio to (a)
+   and the smallest cosine to (a)'s vectors. Needs ``pip install onnx onnxruntime openvino`` (measurement
+   only: bench does not use them; a row whose package is absent is skipped with a line saying so).
 4. With ``--runs``: ``bench run --pair sw-en --systems mdense`` twice in a fresh BENCH_HOME (the
    first converts the model and encodes the corpus, the second finds everything cached) and prints
    the ratio of their wall times.
@@ -137,6 +139,8 @@ def backend_speed(limit: int, seed: int, model_spec: str, rounds: int) -> None:
 
     backends = {"torch sdpa (bench)": lambda: run_torch(model), "torch eager": lambda: run_torch(eager)}
     backends.update(onnx_backends(model, batches, len(texts), pooled))
+    backends.update(openvino_backend(model, batches, len(texts), pooled))
+    backends["torch.compile (inductor)"] = compiled_runner(model, run_torch)
     best, vectors = {}, {}
     for _ in range(rounds):
         for name, run in backends.items():
@@ -159,14 +163,6 @@ def onnx_backends(model, batches, n: int, pooled) -> dict:
     except ImportError:
         print("onnxruntime is not installed: pip install onnx onnxruntime (the ONNX rows are skipped)")
         return {}
-
-    class LastHidden(torch.nn.Module):
-        def __init__(self, net):
-            super().__init__()
-            self.net = net
-
-        def forward(self, input_ids, attention_mask):
-            return self.net(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
 
     folder = tempfile.mkdtemp(prefix="bench-onnx-")
     exported = os.path.join(folder, "model.onnx")
@@ -202,6 +198,48 @@ def onnx_backends(model, batches, n: int, pooled) -> dict:
         return run
 
     return {name: session_runner(path) for name, path in files.items()}
+
+
+class LastHidden(torch.nn.Module):
+    """The encoder with tensor inputs and the last hidden states as its one output (for export)."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, input_ids, attention_mask):
+        return self.net(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+
+def openvino_backend(model, batches, n: int, pooled) -> dict:
+    """OpenVINO fp32 (inference precision pinned to f32: on CPUs with bf16 it would otherwise pick bf16) of
+    ``model`` converted from PyTorch once with dynamic batch and length; empty when openvino is absent."""
+    try:
+        import openvino as ov
+    except ImportError:
+        print("openvino is not installed: pip install openvino (its row is skipped)")
+        return {}
+    _, input_ids, mask = batches[0]
+    converted = ov.convert_model(LastHidden(model).eval(), example_input=(input_ids, mask))
+    compiled = ov.compile_model(converted, "CPU", {"INFERENCE_PRECISION_HINT": "f32",
+                                                   "INFERENCE_NUM_THREADS": batching.threads()})
+
+    def run() -> np.ndarray:
+        out = np.zeros((n, model.config.hidden_size), dtype=np.float32)
+        for rows, ids, attention in batches:
+            hidden = compiled((ids.numpy(), attention.numpy()))[0]
+            out[rows] = pooled(hidden, attention.numpy())
+        return out
+
+    return {"openvino fp32": run}
+
+
+def compiled_runner(model, run_torch):
+    """``run_torch`` over ``torch.compile(model, dynamic=True)`` (inductor: fused CPU kernels, one graph for every
+    batch shape); the first round includes the compilation, so only later rounds count (the best is kept)."""
+    compiled = torch.compile(model, dynamic=True)
+    compiled.config = model.config
+    return lambda: run_torch(compiled)
 
 
 def cached_run_ratio(home: str | None) -> None:
