@@ -1,7 +1,7 @@
 """Encoding speed of bench against a plain transformers loop, and the time of a fully cached run.
 
     HF_HUB_OFFLINE=1 BENCH_MIRROR=../shared/mirror python benchmarks/encode_speed.py [--limit 400] [--runs] [--int8]\
-        [--backends]
+        [--backends] [--budgets 512,1024]
 
 1. The same AfriQA passages (a seeded sample of ``--limit``) are encoded, in the same process and
    with the same loaded model and thread count, by ``bench.methods.retrieve.dense.Encoder`` and by the plain
@@ -21,7 +21,10 @@
    of each kept, so (f)'s compilation in the first round does not count); prints passages/s, the ratio to (a)
    and the smallest cosine to (a)'s vectors. Needs ``pip install onnx onnxruntime openvino`` (measurement
    only: bench does not use them; a row whose package is absent is skipped with a line saying so).
-4. With ``--runs``: ``bench run --pair sw-en --systems mdense`` twice in a fresh BENCH_HOME (the
+4. With ``--budgets 512,1024,...``: bench's fp32 ``Encoder`` on the CPU with each padded-token budget per
+   batch (``--batch-tokens``) against the default budget, in alternating rounds (the best of each kept);
+   prints passages/s, the ratio to the default and the smallest cosine to the default's vectors.
+5. With ``--runs``: ``bench run --pair sw-en --systems mdense`` twice in a fresh BENCH_HOME (the
    first converts the model and encodes the corpus, the second finds everything cached) and prints
    the ratio of their wall times.
 """
@@ -40,7 +43,7 @@ import time
 import numpy as np
 import torch
 
-from bench.infra import batching
+from bench.infra import batching, devices
 
 from bench.data import models
 from bench.data.pairs import get_pair
@@ -62,8 +65,7 @@ def plain_loop(model, tokenizer, texts: list[str], batch_size: int = 32, max_len
 
 
 def encode_speed(limit: int, seed: int, model_spec: str) -> None:
-    passages = [d.default_text() for d in get_pair("sw-en").collection().iter_docs()]
-    texts = random.Random(seed).sample(passages, min(limit, len(passages))) if limit else passages
+    texts = sample_passages(limit, seed)
     encoder = dense.Encoder(models.resolve(model_spec))
     model, tokenizer = encoder.loaded
     torch.set_num_threads(batching.threads())
@@ -87,19 +89,30 @@ def encode_speed(limit: int, seed: int, model_spec: str) -> None:
     print(f"ratio bench / sorted plain: {t_sorted / t_bench:.3f}   (the harness's own overhead)")
 
 
-def int8_speed(limit: int, seed: int, model_spec: str, rounds: int) -> None:
+def sample_passages(limit: int, seed: int) -> list[str]:
     passages = [d.default_text() for d in get_pair("sw-en").collection().iter_docs()]
-    texts = random.Random(seed).sample(passages, min(limit, len(passages))) if limit else passages
-    ref = models.resolve(model_spec)
-    encoders = {"fp32": dense.Encoder(ref, device="cpu"), "int8": dense.Encoder(ref, device="cpu", quantize="int8")}
+    return random.Random(seed).sample(passages, min(limit, len(passages))) if limit else passages
+
+
+def encoder_rounds(encoders: dict, texts: list[str], rounds: int) -> tuple[dict, dict]:
+    """Each of ``encoders`` encodes ``texts`` once per round, in alternating rounds after a warm-up; returns the
+    best seconds and the vectors of each (other load on the machine inflates a round, never deflates it)."""
+    for enc in encoders.values():
+        enc.encode(texts[:8], "doc")  # warm-up (and an int8 copy made)
     best, vectors = {}, {}
-    for name, enc in encoders.items():
-        enc.encode(texts[:8], "doc")  # warm-up (and the int8 copy made)
     for _ in range(rounds):
         for name, enc in encoders.items():
             t0 = time.perf_counter()
             vectors[name] = enc.encode(texts, "doc").vectors
             best[name] = min(best.get(name, float("inf")), time.perf_counter() - t0)
+    return best, vectors
+
+
+def int8_speed(limit: int, seed: int, model_spec: str, rounds: int) -> None:
+    texts = sample_passages(limit, seed)
+    ref = models.resolve(model_spec)
+    encoders = {"fp32": dense.Encoder(ref, device="cpu"), "int8": dense.Encoder(ref, device="cpu", quantize="int8")}
+    best, vectors = encoder_rounds(encoders, texts, rounds)
     cos = np.sum(vectors["fp32"] * vectors["int8"], axis=1)
     print(f"passages: {len(texts)}  threads: {batching.threads()}  model: {model_spec}  rounds: {rounds}")
     for name in encoders:
@@ -108,11 +121,27 @@ def int8_speed(limit: int, seed: int, model_spec: str, rounds: int) -> None:
     print(f"cosine fp32 vs int8: min {cos.min():.4f}  mean {cos.mean():.4f}")
 
 
+def budget_speed(limit: int, seed: int, model_spec: str, rounds: int, budgets: list[int]) -> None:
+    """bench's fp32 Encoder on the CPU at each padded-token budget per batch (``--batch-tokens``), against
+    the default budget (:data:`bench.infra.devices.CPU_BATCH_TOKENS`) in the same process."""
+    texts = sample_passages(limit, seed)
+    ref = models.resolve(model_spec)
+    base = f"{devices.CPU_BATCH_TOKENS} tokens (default)"
+    encoders = {base: dense.Encoder(ref, device="cpu")}
+    encoders.update({f"{b} tokens": dense.Encoder(ref, device="cpu", batch_tokens=b)
+                     for b in budgets if b != devices.CPU_BATCH_TOKENS})
+    best, vectors = encoder_rounds(encoders, texts, rounds)
+    print(f"passages: {len(texts)}  threads: {batching.threads()}  model: {model_spec}  rounds: {rounds}")
+    for name in encoders:
+        cos = float(np.min(np.sum(vectors[base] * vectors[name], axis=1)))
+        print(f"{name:24s} {len(texts) / best[name]:6.2f} passages/s  ratio to the default: "
+              f"{best[base] / best[name]:.3f}  min cosine: {cos:.7f}")
+
+
 def backend_speed(limit: int, seed: int, model_spec: str, rounds: int) -> None:
     import copy
 
-    passages = [d.default_text() for d in get_pair("sw-en").collection().iter_docs()]
-    texts = random.Random(seed).sample(passages, min(limit, len(passages))) if limit else passages
+    texts = sample_passages(limit, seed)
     encoder = dense.Encoder(models.resolve(model_spec), device="cpu")
     model, tokenizer = encoder.loaded
     torch.set_num_threads(batching.threads())
@@ -266,7 +295,8 @@ def main() -> None:
     parser.add_argument("--int8", action="store_true", help="also compare the fp32 and int8 encoders")
     parser.add_argument("--backends", action="store_true",
                         help="also compare torch SDPA, eager attention and ONNX Runtime")
-    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds of --int8 and --backends")
+    parser.add_argument("--budgets", help="also compare padded-token budgets per CPU batch, e.g. 512,1024,2048")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds of --int8, --backends, --budgets")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     if not args.skip_encode:
@@ -275,6 +305,8 @@ def main() -> None:
         int8_speed(args.limit, args.seed, args.model, args.rounds)
     if args.backends:
         backend_speed(args.limit, args.seed, args.model, args.rounds)
+    if args.budgets:
+        budget_speed(args.limit, args.seed, args.model, args.rounds, [int(b) for b in args.budgets.split(",")])
     if args.runs:
         cached_run_ratio(args.home)
     sys.stdout.flush()
