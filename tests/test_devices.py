@@ -51,9 +51,9 @@ def test_no_bf16_autocast_on_the_cpu():
 
 def test_batch_sizes_and_description_on_the_cpu(monkeypatch):
     monkeypatch.delenv("BENCH_BATCH_TOKENS", raising=False)
-    assert devices.batch_tokens("cpu") == 8192 and devices.max_batch("cpu") == 64
-    monkeypatch.setenv("BENCH_BATCH_TOKENS", "2048")
-    assert devices.batch_tokens("cpu") == 2048
+    assert devices.batch_tokens("cpu") == 2048 and devices.max_batch("cpu") == 64
+    monkeypatch.setenv("BENCH_BATCH_TOKENS", "8192")
+    assert devices.batch_tokens("cpu") == 8192
     monkeypatch.setenv("BENCH_BATCH_TOKENS", "lots")
     with pytest.raises(BenchError, match="BENCH_BATCH_TOKENS must be a positive integer, not 'lots'"):
         devices.batch_tokens("cpu")
@@ -230,5 +230,5 @@ def test_int8_is_recorded_for_a_dense_system(tiny_ref, tmp_path, monkeypatch, ca
     assert code == 0, err
     manifest = json.loads((tmp_path / "runs" / "xx-en" / "mdense" / "manifest.json").read_text())
     assert manifest["execution"] == {"device": "cpu", "dtype": "int8-dynamic", "torch": torch.__version__,
-                                     "batch_tokens": 8192, "quantize": "int8"}
+                                     "batch_tokens": 2048, "quantize": "int8"}
     assert manifest["spec"]["quantize"] == "int8" and manifest["options"]["quantize"] == "int8"
