@@ -94,18 +94,24 @@ def sample_passages(limit: int, seed: int) -> list[str]:
     return random.Random(seed).sample(passages, min(limit, len(passages))) if limit else passages
 
 
-def encoder_rounds(encoders: dict, texts: list[str], rounds: int) -> tuple[dict, dict]:
-    """Each of ``encoders`` encodes ``texts`` once per round, in alternating rounds after a warm-up; returns the
-    best seconds and the vectors of each (other load on the machine inflates a round, never deflates it)."""
-    for enc in encoders.values():
-        enc.encode(texts[:8], "doc")  # warm-up (and an int8 copy made)
+def best_of_rounds(runs: dict, rounds: int) -> tuple[dict, dict]:
+    """Each of ``runs`` (name: a callable returning vectors) is called once per round, in alternating rounds;
+    returns the best seconds and the vectors of each (other load on the machine inflates a round, never deflates it)."""
     best, vectors = {}, {}
     for _ in range(rounds):
-        for name, enc in encoders.items():
+        for name, run in runs.items():
             t0 = time.perf_counter()
-            vectors[name] = enc.encode(texts, "doc").vectors
+            vectors[name] = run()
             best[name] = min(best.get(name, float("inf")), time.perf_counter() - t0)
     return best, vectors
+
+
+def encoder_rounds(encoders: dict, texts: list[str], rounds: int) -> tuple[dict, dict]:
+    """:func:`best_of_rounds` of each of ``encoders`` encoding ``texts`` as documents, after a warm-up."""
+    for enc in encoders.values():
+        enc.encode(texts[:8], "doc")  # warm-up (and an int8 copy made)
+    return best_of_rounds({name: lambda enc=enc: enc.encode(texts, "doc").vectors for name, enc in encoders.items()},
+                          rounds)
 
 
 def int8_speed(limit: int, seed: int, model_spec: str, rounds: int) -> None:
@@ -170,12 +176,7 @@ def backend_speed(limit: int, seed: int, model_spec: str, rounds: int) -> None:
     backends.update(onnx_backends(model, batches, len(texts), pooled))
     backends.update(openvino_backend(model, batches, len(texts), pooled))
     backends["torch.compile (inductor)"] = compiled_runner(model, run_torch)
-    best, vectors = {}, {}
-    for _ in range(rounds):
-        for name, run in backends.items():
-            t0 = time.perf_counter()
-            vectors[name] = run()
-            best[name] = min(best.get(name, float("inf")), time.perf_counter() - t0)
+    best, vectors = best_of_rounds(backends, rounds)
     base = next(iter(backends))
     print(f"passages: {len(texts)}  threads: {batching.threads()}  model: {model_spec}  rounds: {rounds}")
     for name in backends:
@@ -294,7 +295,7 @@ def main() -> None:
     parser.add_argument("--skip-encode", action="store_true", help="skip the bench-vs-plain-loop comparison")
     parser.add_argument("--int8", action="store_true", help="also compare the fp32 and int8 encoders")
     parser.add_argument("--backends", action="store_true",
-                        help="also compare torch SDPA, eager attention and ONNX Runtime")
+                        help="also compare torch SDPA, eager attention, ONNX Runtime, OpenVINO and torch.compile")
     parser.add_argument("--budgets", help="also compare padded-token budgets per CPU batch, e.g. 512,1024,2048")
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds of --int8, --backends, --budgets")
     args = parser.parse_args()
