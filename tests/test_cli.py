@@ -112,6 +112,10 @@ def test_sweep_with_bad_rates_or_pair_is_one_line_and_writes_nothing(monkeypatch
                             "--reports", str(tmp_path / "r"), "--runs", str(tmp_path / "runs"))
     assert code == 2 and err.strip() == ("error: --rates must be distinct fractions in [0, 1), got '0,1' "
                                          "(e.g. --rates 0,0.2,0.4)")
+    code, _, err = run_main(monkeypatch, capsys, "sweep", "noise", "--pair", "sw-en", "--rates", "0.2",
+                            "--reports", str(tmp_path / "r"), "--runs", str(tmp_path / "runs"))
+    assert code == 2 and err.strip() == ("error: a noise sweep needs at least two rates, got 0.2 (give two or more, "
+                                         "e.g. --rates 0,0.2,0.4; for one rate: bench run --bitext-noise RATE)")
     code, _, err = run_main(monkeypatch, capsys, "sweep", "noise", "--pair", "sw-n", "--reports", str(tmp_path / "r"))
     assert code == 2 and "unknown pair 'sw-n' (did you mean sw-en?)" in err and len(err.strip().splitlines()) == 1
     code, _, err = run_main(monkeypatch, capsys, "sweep", "noise", "--pair", "sw-en", "--systems", "optcal")

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from bench.errors import BenchError
-from bench.experiment.sweep import noise_sweep, parse_rates, recipe_pairs, write_sweep
+from bench.experiment.sweep import noise_sweep, parse_rates, plan_sweep, recipe_pairs, write_sweep
 from bench.systems import parse_systems
 from test_dense import write_tiny_model
 from test_distilled_systems import pair_with_bitext
@@ -22,6 +22,14 @@ def test_rates_are_sorted_distinct_fractions():
     for bad in ("", "0,1", "0,0", "a,0.2", "-0.1"):
         with pytest.raises(BenchError, match="--rates"):
             parse_rates(bad)
+
+
+def test_a_sweep_over_one_rate_is_refused_before_it_trains(tmp_path):
+    with pytest.raises(BenchError, match="at least two rates, got 0.2"):
+        plan_sweep("sw-en", [0.2], "sdistill", runs=tmp_path / "runs")
+    with pytest.raises(BenchError, match="at least two rates, got none"):
+        plan_sweep("sw-en", [], "sdistill", runs=tmp_path / "runs")
+    assert not (tmp_path / "runs").exists()
 
 
 def per_query_rows(spec):

@@ -26,6 +26,7 @@ import pandas as pd
 from bench.infra import plots
 from bench.systems.options import RunOptions
 from bench.data.pairs import Pair
+from bench.errors import BenchError
 from bench.results.report import md_table, write_texts, label
 from bench.data.pair_ref import pair_ref, resolve_pair
 from bench.experiment.plan import RunPlan, check_options, noise_rates, parse_seeds
@@ -80,6 +81,10 @@ def plan_sweep(pair: str | Path | Pair, rates: Sequence[float], systems: str | S
     """Check a sweep (the pair, the systems, the options against the swept systems and the references)
     and plan its runs, every seed at every rate. ``systems``: names or systems (default: every
     :func:`swept` system); the references default to every :func:`reference` system."""
+    if len(set(rates)) < 2:
+        # the table's slopes are fitted over the rates: refused before anything trains, not after
+        raise BenchError(f"a noise sweep needs at least two rates, got {', '.join(f'{r:g}' for r in rates) or 'none'}",
+                         "give two or more, e.g. --rates 0,0.2,0.4; for one rate: bench run --bitext-noise RATE")
     resolved = resolve_pair(pair)
     if systems is None or isinstance(systems, str):
         chosen, default_refs = default_systems(systems)
