@@ -1,9 +1,10 @@
 """Cost of one `bench train mt` step: the copy loss as trained against the naive full mixture, fp32 and bf16,
-the copy loss with the training shortlist (`MtConfig.shortlist`) and with an adaptive softmax
-(`MtConfig.output_clusters`).
+the copy loss with the training shortlist (`MtConfig.shortlist`), with an adaptive softmax
+(`MtConfig.output_clusters`) and with a smaller decoder (`MtConfig.layers` / `MtConfig.ffn`), alone or with
+an adaptive softmax.
 
     python benchmarks/mt_step.py [--vocab 14939] [--tokens 3000] [--repeats 5] [--shortlists 1000,2000,4000]
-                                 [--clusters "2000;1000,4000"]
+                                 [--clusters "2000;1000,4000"] [--decoders "2x1024;3x512"]
 
 A randomly initialised model of the default shape (d 256, 3 layers, the sw-en vocabulary size) and
 a random batch of about ``--tokens`` target tokens, drawn Zipf-like over the vocabulary (piece k with
@@ -58,6 +59,9 @@ def main() -> None:
     parser.add_argument("--shortlists", default="1000,2000,4000", help="shortlist sizes (N most frequent pieces)")
     parser.add_argument("--clusters", default="2000;1000,4000",
                         help="adaptive softmax cutoffs, one variant per ';' (MtConfig.output_clusters)")
+    parser.add_argument("--decoders", default="",
+                        help="smaller decoders, LAYERSxFFN each, one variant per ';' (default decoder: 3x1024); "
+                        "each is timed with the full softmax and with every --clusters layout")
     args = parser.parse_args()
     torch.manual_seed(0)
     torch.set_num_threads(threads())
@@ -66,8 +70,9 @@ def main() -> None:
                         d_model=256, layers=3, heads=4, ffn=1024, dropout=0.1, max_target_len=128)
     source_embeddings = torch.randn(args.vocab + 10, 384)
 
-    def build(clusters: tuple[int, ...] = ()):
-        model = CopyTranslator(replace(arch, output_clusters=clusters), vocab, source_embeddings)
+    def build(clusters: tuple[int, ...] = (), layers: int = arch.layers, ffn: int = arch.ffn):
+        model = CopyTranslator(replace(arch, output_clusters=clusters, layers=layers, ffn=ffn), vocab,
+                               source_embeddings)
         return model, torch.optim.AdamW(model.parameters(), lr=1e-4)
 
     rows, target_len, source_len = args.tokens // 30, 30, 40
@@ -79,24 +84,32 @@ def main() -> None:
     labels = pieces(target_len)
     batch = (torch.randn(rows, source_len, 384), pieces(source_len), torch.ones(rows, source_len, dtype=torch.long),
              pieces(target_len), labels)
-    variants = {"copy loss, bf16 (trained)": (False, True, 0, ()), "copy loss, fp32": (False, False, 0, ()),
-                "full mixture, bf16": (True, True, 0, ()), "full mixture, fp32": (True, False, 0, ())}
+    default = (arch.layers, arch.ffn)
+    variants = {"copy loss, bf16 (trained)": (False, True, 0, (), default),
+                "copy loss, fp32": (False, False, 0, (), default),
+                "full mixture, bf16": (True, True, 0, (), default), "full mixture, fp32": (True, False, 0, (), default)}
     for n in (int(x) for x in args.shortlists.split(",") if x):
-        variants[f"copy loss, fp32, shortlist {n}"] = (False, False, n, ())
-    for cuts in (tuple(int(c) for c in x.split(",")) for x in args.clusters.split(";") if x):
-        variants[f"copy loss, fp32, adaptive {'/'.join(map(str, cuts))}"] = (False, False, 0, cuts)
+        variants[f"copy loss, fp32, shortlist {n}"] = (False, False, n, (), default)
+    layouts = [tuple(int(c) for c in x.split(",")) for x in args.clusters.split(";") if x]
+    for cuts in layouts:
+        variants[f"copy loss, fp32, adaptive {'/'.join(map(str, cuts))}"] = (False, False, 0, cuts, default)
+    for shape in (tuple(int(v) for v in x.lower().split("x")) for x in args.decoders.split(";") if x):
+        for cuts in ((), *layouts):
+            softmax = f", adaptive {'/'.join(map(str, cuts))}" if cuts else ""
+            variants[f"copy loss, fp32, decoder {shape[0]}x{shape[1]}{softmax}"] = (False, False, 0, cuts, shape)
     times = {}
-    for name, (full, bf16, shortlist, clusters) in variants.items():
-        model, optim = build(clusters)
+    for name, (full, bf16, shortlist, clusters, (layers, ffn)) in variants.items():
+        model, optim = build(clusters, layers, ffn)
         _step(model, optim, batch, full_mixture=full, bf16=bf16, shortlist=shortlist)  # warm-up
         times[name] = statistics.median(_step(model, optim, batch, full_mixture=full, bf16=bf16, shortlist=shortlist)
                                         for _ in range(args.repeats))
     base, cpu = times["copy loss, bf16 (trained)"], times["copy loss, fp32"]
     print(f"{threads()} threads, {rows * target_len} target tokens (Zipf-like), vocabulary {args.vocab}; "
           f"{len(labels.unique())} distinct labels in the batch")
-    print(f"{'':36s} {'vs bf16':>8s} {'vs fp32':>8s}")
+    width = max(map(len, times))
+    print(f"{'':{width}s} {'vs bf16':>8s} {'vs fp32':>8s}")
     for name, seconds in times.items():
-        print(f"{name:36s} {seconds / base:7.2f}x {seconds / cpu:7.2f}x")
+        print(f"{name:{width}s} {seconds / base:7.2f}x {seconds / cpu:7.2f}x")
 
 
 if __name__ == "__main__":

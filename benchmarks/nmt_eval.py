@@ -3,11 +3,12 @@ nmt-dense against bm25 (and the oracles) by MAP.
 
     HF_HUB_OFFLINE=1 BENCH_MIRROR=/work/shared/mirror BENCH_HOME=/tmp/bench-home-nmt \
         python benchmarks/nmt_eval.py sw-en [--mt-model DIR_OR_ID] [--systems bm25,bm25-nmt,nmt-dense] [--shortlist N]
-        [--clusters K1,K2]
+        [--clusters K1,K2] [--layers N] [--steps N]
 
 ``--shortlist N`` trains with the generator's training shortlist (``MtConfig.shortlist``, issue 23's cheaper
 step) instead of the default model, and scores the systems with it; ``--clusters 1000,4000`` likewise with an
-adaptive softmax (``MtConfig.output_clusters``).
+adaptive softmax (``MtConfig.output_clusters``); ``--layers`` and ``--steps`` set the decoder's depth and the
+training steps (``MtConfig.layers``, ``MtConfig.max_steps``); any of them trains a model apart from the default.
 
 Prints the training record (bench-mt.json: steps, minutes, peak memory), FLORES chrF/BLEU, and one
 line per system; nothing is written outside BENCH_HOME.
@@ -36,6 +37,8 @@ def main() -> None:
     parser.add_argument("--shortlist", type=int, default=0, help="train with MtConfig.shortlist=N (0: the default)")
     parser.add_argument("--clusters", default="",
                         help="train with MtConfig.output_clusters=K1,K2,... (empty: the default)")
+    parser.add_argument("--layers", type=int, help="train with MtConfig.layers=N (decoder layers; default 3)")
+    parser.add_argument("--steps", type=int, help="train with MtConfig.max_steps=N (default 2000)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     pair = get_pair(args.pair)
@@ -43,6 +46,10 @@ def main() -> None:
     config = {"shortlist": args.shortlist} if args.shortlist else {}
     if args.clusters:
         config["output_clusters"] = [int(c) for c in args.clusters.split(",")]
+    if args.layers:
+        config["layers"] = args.layers
+    if args.steps:
+        config["max_steps"] = args.steps
     path = args.mt_model or mt_train.train_mt(pair, config=config)
     ref = nmt.resolve(path)
     print(f"mt model: {ref.path} (fingerprint {ref.fingerprint}), ready in {time.time() - t:.0f} s", flush=True)
