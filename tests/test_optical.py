@@ -152,7 +152,7 @@ def test_ot_loss_plan_value_and_gradient_agree_with_pot_on_masked_weighted_margi
         expected, cost, _, rows, cols = pot(i, s.detach())
         assert np.allclose(plan[i].numpy()[np.ix_(rows, cols)], expected, atol=1e-9)
         assert plan[i].numpy()[~rows].sum() == 0 and plan[i].numpy()[:, ~cols].sum() == 0
-        assert float(loss[i]) == pytest.approx(float((expected * cost).sum()), abs=1e-9)
+        assert float(loss[i].detach()) == pytest.approx(float((expected * cost).sum()), abs=1e-9)
         one = torch.zeros_like(direction)
         one[i] = direction[i]
         numeric = (pot(i, s.detach() + h * one)[2] - pot(i, s.detach() - h * one)[2]) / (2 * h)
