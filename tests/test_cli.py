@@ -116,6 +116,13 @@ def test_sweep_with_bad_rates_or_pair_is_one_line_and_writes_nothing(monkeypatch
                             "--reports", str(tmp_path / "r"), "--runs", str(tmp_path / "runs"))
     assert code == 2 and err.strip() == ("error: a noise sweep needs at least two rates, got 0.2 (give two or more, "
                                          "e.g. --rates 0,0.2,0.4; for one rate: bench run --bitext-noise RATE)")
+    code, _, err = run_main(monkeypatch, capsys, "sweep", "noise", "--pair", "sw-en",
+                            "--systems", "optical,mdense,bm25", "--reports", str(tmp_path / "r"),
+                            "--runs", str(tmp_path / "runs"))
+    assert code == 2 and err.strip() == (
+        "error: the noise rate changes nothing for mdense, bm25: it learns nothing from the bitext (sweep systems that "
+        "do (bm25-psq, sdistill, sdistill-maxsim, optical, optical-maxsim); the zero-shot encoder's lines are drawn as "
+        "references)")
     code, _, err = run_main(monkeypatch, capsys, "sweep", "noise", "--pair", "sw-n", "--reports", str(tmp_path / "r"))
     assert code == 2 and "unknown pair 'sw-n' (did you mean sw-en?)" in err and len(err.strip().splitlines()) == 1
     code, _, err = run_main(monkeypatch, capsys, "sweep", "noise", "--pair", "sw-en", "--systems", "optcal")

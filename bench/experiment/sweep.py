@@ -92,6 +92,11 @@ def plan_sweep(pair: str | Path | Pair, rates: Sequence[float], systems: str | S
         chosen, default_refs = list(systems), []
     refs = list(default_refs if references is None else references)
     options = RunOptions.from_mapping(options)
+    unmoved = [s.name for s in chosen if not s.learns_from_bitext(options)]
+    if unmoved:
+        raise BenchError(f"the noise rate changes nothing for {', '.join(unmoved)}: it learns nothing from the bitext",
+                         "sweep systems that do (" + ", ".join(s.name for s in all_systems() if swept(s))
+                         + "); the zero-shot encoder's lines are drawn as references")
     check_options(options, [*chosen, *refs])
     seeds = tuple(parse_seeds(list(seeds)))
     ref = pair_ref(pair)
