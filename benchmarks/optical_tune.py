@@ -83,6 +83,11 @@ STUDY = {
 }
 BUDGETS.update({f"optical-freeze3-e{STUDY_EPOCHS:g}+{name}": (replace(OPTICAL_300, freeze_layers=3, **change),
                                                                 STUDY_EPOCHS) for name, change in STUDY.items()})
+# issue 22's sweep confound (benchmarks/results/QUEUE.md item 2d): the final recipes, and each with the other's
+# frozen prefix, to train with --noise on a tuning pair; the OT term's share of `optical`'s robustness to misaligned
+# pairs is the difference between the freeze-matched rows
+FINAL = {"optical-final": OPTICAL, "optical-final-freeze0": replace(OPTICAL, freeze_layers=0),
+         "sdistill-final": SDISTILL, "sdistill-final-freeze3": replace(SDISTILL, freeze_layers=3)}
 FIELDS = ("pair", "variant", "scoring", "AP", "nDCG@10", "RR@10", "train_s", "peak_rss_mb", "checkpoint", "config")
 
 
@@ -105,7 +110,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("pair")
     parser.add_argument("--variants", default=",".join(VARIANTS),
-                        help="names of VARIANTS or BUDGETS (the budget rows and the variants study)")
+                        help="names of VARIANTS, BUDGETS (the budget rows and the variants study) or FINAL (the "
+                        "final recipes and their frozen-prefix swaps)")
+    parser.add_argument("--noise", type=float, default=0.0,
+                        help="train on the bitext with this fraction of its pairs misaligned (bench's seeded "
+                        "corruption, as `bench sweep noise`); rows are named <variant>+noise<rate>")
     parser.add_argument("--steps", type=int, help="override the step budget; rows are named <variant>@<steps>")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
@@ -113,6 +122,9 @@ def main() -> None:
     pair = get_pair(args.pair)
     if not pair.tuning:
         raise SystemExit(f"{pair.name} is a test collection: tune on ha-en-dev or yo-en-train")
+    unknown = sorted(set(args.variants.split(",")) - {*VARIANTS, *BUDGETS, *FINAL})
+    if unknown:
+        raise SystemExit(f"unknown variant(s) {', '.join(unknown)}: see VARIANTS, BUDGETS and FINAL in {__file__}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     new = not args.out.exists()
     with open(args.out, "a", newline="") as f:
@@ -120,24 +132,26 @@ def main() -> None:
         if new:
             writer.writeheader()
         for name in args.variants.split(","):
-            config = budgeted(pair, *BUDGETS[name]) if name in BUDGETS else VARIANTS[name]
+            config = budgeted(pair, *BUDGETS[name]) if name in BUDGETS else {**VARIANTS, **FINAL}[name]
             if config is not None and args.steps:
                 config = replace(config, steps=args.steps)
             started = time.perf_counter()
-            query_spec = DEFAULT_ENCODER if config is None else str(trained_student(pair, config)[0])
+            query_spec = DEFAULT_ENCODER if config is None else str(trained_student(pair, config, noise=args.noise)[0])
             seconds = time.perf_counter() - started
             if config is not None:
                 meta = json.loads((Path(query_spec) / "optical.json").read_text())
                 seconds = meta.get("seconds_last_session", seconds)
             # the documents are encoded by the teacher, as bench's distilled systems encode them
             doc_spec = DEFAULT_ENCODER if config is None else config.teacher
+            recipe = describe(replace(config, noise=args.noise)) if config else {}
             for scoring in ("mean", "maxsim"):
                 m = score(pair, query_spec, doc_spec, scoring)
                 label = f"{name}@{args.steps}" if config is not None and args.steps else name
+                label += f"+noise{args.noise:g}" if config is not None and args.noise else ""
                 row = {"pair": pair.name, "variant": label, "scoring": scoring, **{k: round(m[k], 4) for k in
                        ("AP", "nDCG@10", "RR@10")}, "train_s": round(seconds), "checkpoint": Path(query_spec).name,
                        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
-                       "config": json.dumps(describe(config) if config else {}, sort_keys=True)}
+                       "config": json.dumps(recipe, sort_keys=True)}
                 writer.writerow(row)
                 f.flush()
                 print("\t".join(str(row[k]) for k in FIELDS[:8]), flush=True)
