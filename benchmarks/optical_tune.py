@@ -122,7 +122,8 @@ def main() -> None:
     pair = get_pair(args.pair)
     if not pair.tuning:
         raise SystemExit(f"{pair.name} is a test collection: tune on ha-en-dev or yo-en-train")
-    unknown = sorted(set(args.variants.split(",")) - {*VARIANTS, *BUDGETS, *FINAL})
+    named = {**VARIANTS, **FINAL}  # a recipe each (None: the zero-shot encoder); BUDGETS are budgeted per pair
+    unknown = sorted(set(args.variants.split(",")) - {*named, *BUDGETS})
     if unknown:
         raise SystemExit(f"unknown variant(s) {', '.join(unknown)}: see VARIANTS, BUDGETS and FINAL in {__file__}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -132,7 +133,7 @@ def main() -> None:
         if new:
             writer.writeheader()
         for name in args.variants.split(","):
-            config = budgeted(pair, *BUDGETS[name]) if name in BUDGETS else {**VARIANTS, **FINAL}[name]
+            config = budgeted(pair, *BUDGETS[name]) if name in BUDGETS else named[name]
             if config is not None and args.steps:
                 config = replace(config, steps=args.steps)
             started = time.perf_counter()
@@ -144,10 +145,11 @@ def main() -> None:
             # the documents are encoded by the teacher, as bench's distilled systems encode them
             doc_spec = DEFAULT_ENCODER if config is None else config.teacher
             recipe = describe(replace(config, noise=args.noise)) if config else {}
+            label = name
+            if config is not None:  # the zero-shot encoder trains nothing: no steps, no noise
+                label += (f"@{args.steps}" if args.steps else "") + (f"+noise{args.noise:g}" if args.noise else "")
             for scoring in ("mean", "maxsim"):
                 m = score(pair, query_spec, doc_spec, scoring)
-                label = f"{name}@{args.steps}" if config is not None and args.steps else name
-                label += f"+noise{args.noise:g}" if config is not None and args.noise else ""
                 row = {"pair": pair.name, "variant": label, "scoring": scoring, **{k: round(m[k], 4) for k in
                        ("AP", "nDCG@10", "RR@10")}, "train_s": round(seconds), "checkpoint": Path(query_spec).name,
                        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
