@@ -127,6 +127,11 @@ def test_sweep_with_bad_rates_or_pair_is_one_line_and_writes_nothing(monkeypatch
     assert code == 2 and "unknown pair 'sw-n' (did you mean sw-en?)" in err and len(err.strip().splitlines()) == 1
     code, _, err = run_main(monkeypatch, capsys, "sweep", "noise", "--pair", "sw-en", "--systems", "optcal")
     assert code == 2 and "unknown system 'optcal'" in err
+    (tmp_path / "archive.json").write_text("{}")
+    code, _, err = run_main(monkeypatch, capsys, "sweep", "noise", "--pair", "sw-en", "--systems", "sdistill",
+                            "--archive", str(tmp_path / "archive.json"), "--reports", str(tmp_path / "r"))
+    assert code == 2 and err.strip() == (f"error: --archive {tmp_path / 'archive.json'} is a file, not a directory "
+                                         "(give a directory for --archive)")
     assert not (tmp_path / "r").exists() and not (tmp_path / "runs").exists()
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pandas as pd
 import pytest
 
 from bench.errors import BenchError
+from bench.experiment.plan import RunPlan
 from bench.experiment.sweep import noise_sweep, parse_rates, plan_sweep, recipe_pairs, write_sweep
 from bench.systems import parse_systems
 from test_dense import write_tiny_model
@@ -108,3 +110,39 @@ def test_sweep_retrains_at_each_rate(bench_home, tmp_path):
     assert manifests[0]["artifacts"]["student"]["checkpoint"] != manifests[1]["artifacts"]["student"]["checkpoint"]
     assert (tmp_path / "runs" / pair.name / "mdense" / "run.trec").exists()
     assert "mdense (reference)" in paths[1].read_text()
+
+
+def test_a_sweep_takes_archived_cells_instead_of_training_them(bench_home, tmp_path, monkeypatch, caplog):
+    model = write_tiny_model(tmp_path / "tiny")
+    pair = pair_with_bitext(tmp_path)
+    archive = tmp_path / "archive"
+    options = {"encoder": str(model), "distill_steps": 2}
+
+    def sweep(reports, **changed):
+        return noise_sweep(pair, [0.0, 0.5], parse_systems("sdistill"), parse_systems("mdense"), tmp_path / "runs",
+                           tmp_path / reports, options={**options, **changed}, archive=archive)
+
+    first = sweep("first")
+    assert sorted(p.name for p in (archive / pair.name).iterdir()) == ["mdense", "sdistill", "sdistill+noise0.5"]
+    assert not (archive / pair.name / "sdistill" / "run.trec").exists()
+    # the machine that ran them is gone: the archive alone gives the same table, and nothing runs
+    shutil.rmtree(tmp_path / "runs")
+    ran = []
+    real_execute = RunPlan.execute
+
+    def execute(plan):
+        ran.append([s.name for s in plan.systems])
+        return real_execute(plan)
+
+    monkeypatch.setattr(RunPlan, "execute", execute)
+    again = sweep("again")
+    assert ran == []
+    assert again[0].read_text() == first[0].read_text()
+    assert f"xx-en/sdistill+noise0.5: taking the archived run in {archive} (identical inputs)" in caplog.text
+    # other inputs (another step budget): the students are trained again and replace their archived runs; the
+    # reference, which reads no distillation option, is still taken from the archive
+    sweep("changed", distill_steps=3)
+    assert ran == [["sdistill"], ["sdistill"]]
+    assert "the archived run was made with other inputs (the run options, the system's spec): running it" in caplog.text
+    manifest = json.loads((archive / pair.name / "sdistill+noise0.5" / "manifest.json").read_text())
+    assert manifest["options"]["distill_steps"] == 3

@@ -67,16 +67,19 @@ def sweep_group() -> None:
               help="Where runs are stored (runs/<pair>/<system>/).")
 @click.option("--reports", "reports_dir", default="reports", show_default=True, type=click.Path(path_type=Path),
               help="Where reports are written.")
-def sweep_noise_cmd(pair_name, rates, systems_list, seeds, runs_root, reports_dir, **option_values) -> None:
+@click.option("--archive", type=click.Path(path_type=Path), help="A folder of archived runs (each run's manifest "
+              "and per-query values, not its ranking: small enough to commit): a cell whose inputs are identical to "
+              "an archived run's is taken from it, not run again; every run of the sweep is added to it.")
+def sweep_noise_cmd(pair_name, rates, systems_list, seeds, runs_root, reports_dir, archive, **option_values) -> None:
     """Retrain every trained system at each noise rate and seed; write <pair>.noise.{csv,md,png}."""
     from bench.experiment.plan import parse_seeds
     from bench.experiment.sweep import parse_rates, plan_sweep
 
     rate_list = parse_rates(rates)
     seed_list = parse_seeds(seeds)
-    check_dirs(("--runs", runs_root, True), ("--reports", reports_dir, True))
+    check_dirs(("--runs", runs_root, True), ("--reports", reports_dir, True), ("--archive", archive, True))
     sweep = plan_sweep(pair_name, rate_list, systems_list, option_values, seeds=seed_list, runs=runs_root)
     started = time.perf_counter()
-    for path in sweep.execute(reports_dir):
+    for path in sweep.execute(reports_dir, archive):
         click.echo(f"wrote {path}")
     click.echo(f"done in {time.perf_counter() - started:.1f} s")

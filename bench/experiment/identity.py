@@ -108,24 +108,26 @@ class Verdict:
     why: str | None = None
 
 
-def stored_verdict(runs_root: Path, pair: str, identity: dict) -> Verdict:
-    """The stored run of the cell ``identity`` names, under ``runs_root``, judged against ``identity``."""
+def stored_verdict(runs_root: Path, pair: str, identity: dict, *, archived: bool = False) -> Verdict:
+    """The stored run of the cell ``identity`` names, under ``runs_root``, judged against ``identity``;
+    ``archived``: ``runs_root`` is an archive (:mod:`bench.results.archive`: runs kept without their ranking)."""
     variant = identity["variant"]
     path = run_dir(Path(runs_root), pair, identity["system"], variant["seed"], variant["bitext_noise"])
+    what = "the archived run" if archived else "the stored run"
     if not path.exists():
         return Verdict(path)
     try:
-        stored = load_run(path)
+        stored = load_run(path, ranking=not archived)
     except BenchError as exc:
-        return Verdict(path, why=f"the stored run is refused ({exc.message})")
+        return Verdict(path, why=f"{what} is refused ({exc.message})")
     if stored is None:
-        return Verdict(path, why="the stored run is incomplete")
+        return Verdict(path, why=f"{what} is incomplete")
     recorded = stored.manifest.get(IDENTITY)
     if not isinstance(recorded, dict):
-        return Verdict(path, why="the stored run predates run identities")
+        return Verdict(path, why=f"{what} predates run identities")
     differs = [PARTS.get(k, k) for k in sorted(set(identity) | set(recorded)) if identity.get(k) != recorded.get(k)]
     if differs:
-        return Verdict(path, why=f"the stored run was made with other inputs ({', '.join(differs)})")
+        return Verdict(path, why=f"{what} was made with other inputs ({', '.join(differs)})")
     return Verdict(path, stored)
 
 
@@ -141,4 +143,16 @@ def reusable(runs_root: Path, pair: str, identity: dict, *, force: bool = False,
         log.log(level, "%s: reusing the stored run (identical inputs); --force recomputes", label)
     elif verdict.why is not None:
         log.warning("%s: %s: running it again", label, verdict.why)
+    return verdict.stored
+
+
+def archived(archive: Path, pair: str, identity: dict) -> StoredRun | None:
+    """The archived run to take for a run of ``identity`` (None: run it), by the rule of :func:`reusable`, saying
+    so in one line, or why an archived run is not taken (a warning)."""
+    verdict = stored_verdict(archive, pair, identity, archived=True)
+    label = f"{pair}/{verdict.path.name}"
+    if verdict.stored is not None:
+        log.warning("%s: taking the archived run in %s (identical inputs)", label, archive)
+    elif verdict.why is not None:
+        log.warning("%s: %s: running it", label, verdict.why)
     return verdict.stored

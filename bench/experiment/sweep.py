@@ -29,11 +29,13 @@ from bench.data.pairs import Pair
 from bench.errors import BenchError
 from bench.results.report import md_table, write_texts, label
 from bench.data.pair_ref import pair_ref, resolve_pair
+from bench.experiment.identity import archived, run_identity
 from bench.experiment.plan import RunPlan, check_options, noise_rates, parse_seeds
 from bench.infra.store import atomic_file
 from bench.methods.distill.recipes import RECIPES
 from bench.results.robustness import slope, slope_difference
-from bench.results.runs import load_run
+from bench.results.archive import archive_run
+from bench.results.runs import StoredRun, load_run
 from bench.results.stats import CONFIDENCE
 from bench.systems import System, all_systems, parse_systems
 from bench.systems.stages import Dense, Student
@@ -61,18 +63,42 @@ class Sweep:
     reference: RunPlan | None
     comparisons: tuple[tuple[str, str], ...] = ()
 
-    def execute(self, reports_dir: Path) -> list[Path]:
-        """Run every plan; write the table, Markdown and plot; return their paths."""
+    def execute(self, reports_dir: Path, archive: Path | None = None) -> list[Path]:
+        """Run every plan; write the table, Markdown and plot; return their paths. ``archive``: a folder of
+        archived runs (:mod:`bench.results.archive`) that cells with identical inputs are taken from, and that
+        every run of the sweep is added to."""
         rows = []
         for plan in self.plans:
             rate = plan.options.bitext_noise
             log.info("seed %d, noise rate %g: %s", plan.seed, rate, ", ".join(s.name for s in plan.systems))
-            for result in plan.execute():
-                stored = load_run(result.path)
-                rows.append(stored.per_query.assign(system=result.system, seed=plan.seed, rate=rate))
-        ref_means = {r.system: r.means for r in self.reference.execute()} if self.reference else {}
+            for stored in plan_runs(plan, archive):
+                rows.append(stored.per_query.assign(system=stored.system, seed=plan.seed, rate=rate))
+        refs = plan_runs(self.reference, archive) if self.reference else []
+        ref_means = {r.system: dict(r.manifest["measures"]) for r in refs}
         per_query = pd.concat(rows, ignore_index=True)[list(PER_QUERY_COLUMNS)]
         return write_sweep(self.pair.name, per_query, ref_means, reports_dir, self.comparisons)
+
+
+def plan_runs(plan: RunPlan, archive: Path | None = None) -> list[StoredRun]:
+    """The runs of ``plan``, in the order of its systems: a system's archived run where the run the plan makes
+    of it would have the same identity, the others run (or reused, as stored); with an ``archive``, each run
+    the plan makes or reuses is added to it."""
+    taken = {}
+    if archive is not None:
+        collection = plan.pair.collection()
+        for system in plan.systems:
+            # not probed: the models' fingerprints are part of the identity, so they are prepared as the run would
+            identity = run_identity(plan.pair, system, plan.options, depth=plan.depth, seed=plan.seed,
+                                    measures=plan.measures, collection=collection)
+            found = archived(archive, plan.pair.name, identity)
+            if found is not None:
+                taken[system.name] = found
+    rest = tuple(s for s in plan.systems if s.name not in taken)
+    made = {r.system: load_run(r.path) for r in replace(plan, systems=rest).execute()} if rest else {}
+    if archive is not None:
+        for stored in made.values():
+            archive_run(stored, archive)
+    return [taken[s.name] if s.name in taken else made[s.name] for s in plan.systems]
 
 
 def plan_sweep(pair: str | Path | Pair, rates: Sequence[float], systems: str | Sequence[System] | None = None,
@@ -112,10 +138,10 @@ def plan_sweep(pair: str | Path | Pair, rates: Sequence[float], systems: str | S
 
 def noise_sweep(pair: Pair, rates: Sequence[float], systems: Sequence[System], references: Sequence[System],
                 runs_root: Path, reports_dir: Path, *, seeds: Sequence[int] = (0,),
-                options: RunOptions | dict | None = None) -> list[Path]:
+                options: RunOptions | dict | None = None, archive: Path | None = None) -> list[Path]:
     """Plan and run a sweep (:func:`plan_sweep`); return the written table, Markdown and plot paths."""
     return plan_sweep(pair, rates, systems, options, references=references, seeds=seeds, runs=runs_root).execute(
-        reports_dir)
+        reports_dir, archive)
 
 
 def recipe_pairs(systems: Sequence[System]) -> list[tuple[str, str]]:

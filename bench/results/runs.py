@@ -227,10 +227,11 @@ class StoredRun:
         return (seed, noise) if system == self.system else (0, 0.0)
 
 
-def load_run(path: Path, qrels: QrelsOf | None = None) -> StoredRun | None:
+def load_run(path: Path, qrels: QrelsOf | None = None, *, ranking: bool = True) -> StoredRun | None:
     """A stored, verified run; None when it is incomplete (interrupted) or a file is gone (being
     deleted). A run whose files changed since it was written, or that scored no judged query, is an
-    error that names the run and how to redo it.
+    error that names the run and how to redo it. ``ranking`` False: an archived run
+    (:mod:`bench.results.archive`), which keeps of the files its manifest hashes only its per-query values.
 
     A run whose manifest lists no file hashes (written before bench recorded them, or a manifest edited to
     drop them) is accepted only when its per-query values are derived again from its ``run.trec`` on the
@@ -249,6 +250,8 @@ def load_run(path: Path, qrels: QrelsOf | None = None) -> StoredRun | None:
     _check_manifest(path, manifest)
     recorded = manifest.get("files")
     for name, want in (recorded.items() if isinstance(recorded, dict) else ()):
+        if not ranking and name != PER_QUERY_FILE:
+            continue
         try:
             got = sha256_file(path / name)
         except FileNotFoundError:
@@ -267,6 +270,8 @@ def load_run(path: Path, qrels: QrelsOf | None = None) -> StoredRun | None:
     if table.empty:
         raise _changed(path, manifest, "it scored no judged query", "delete it (bench no longer writes such runs)")
     stored = StoredRun(pair, system, path, manifest, table)
+    if not ranking and not (isinstance(recorded, dict) and PER_QUERY_FILE in recorded):
+        raise _changed(path, manifest, f"it is archived, but its {MANIFEST_FILE} holds no hash of {PER_QUERY_FILE}")
     if not (isinstance(recorded, dict) and recorded):
         _check_unhashed(stored, qrels)
     return stored
