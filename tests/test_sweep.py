@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 
 import pandas as pd
 import pytest
 
 from bench.errors import BenchError
 from bench.experiment.plan import RunPlan
-from bench.experiment.sweep import noise_sweep, parse_rates, plan_sweep, recipe_pairs, write_sweep
+from bench.experiment.sweep import noise_sweep, parse_rates, plan_runs, plan_sweep, recipe_pairs, write_sweep
+from bench.results.archive import load_archived
+from bench.results.runs import load_run
+from bench.systems.options import RunOptions
 from bench.systems import parse_systems
 from test_dense import write_tiny_model
 from test_distilled_systems import pair_with_bitext
@@ -130,9 +134,9 @@ def test_a_sweep_takes_archived_cells_instead_of_training_them(bench_home, tmp_p
     ran = []
     real_execute = RunPlan.execute
 
-    def execute(plan):
+    def execute(plan, stored=None):
         ran.append([s.name for s in plan.systems])
-        return real_execute(plan)
+        return real_execute(plan, stored)
 
     monkeypatch.setattr(RunPlan, "execute", execute)
     again = sweep("again")
@@ -146,3 +150,22 @@ def test_a_sweep_takes_archived_cells_instead_of_training_them(bench_home, tmp_p
     assert "the archived run was made with other inputs (the run options, the system's spec): running it" in caplog.text
     manifest = json.loads((archive / pair.name / "sdistill+noise0.5" / "manifest.json").read_text())
     assert manifest["options"]["distill_steps"] == 3
+
+
+def test_each_run_is_archived_as_soon_as_it_is_stored(bench_home, tmp_path):
+    # a plan whose second system fails: the first one's run is in the archive already
+    model = write_tiny_model(tmp_path / "tiny")
+    pair = pair_with_bitext(tmp_path)
+
+    def broken(ctx):
+        raise BenchError("the second system failed")
+
+    mdense, bm25 = parse_systems("mdense,bm25")
+    plan = RunPlan(pair, pair.name, (mdense, replace(bm25, run=broken)),
+                   RunOptions.from_mapping({"encoder": str(model)}), runs=tmp_path / "runs")
+    with pytest.raises(BenchError, match="the second system failed"):
+        plan_runs(plan, tmp_path / "archive")
+    assert [p.name for p in (tmp_path / "archive" / pair.name).iterdir()] == ["mdense"]
+    archived = load_archived(tmp_path / "archive" / pair.name / "mdense")
+    stored = load_run(tmp_path / "runs" / pair.name / "mdense")
+    pd.testing.assert_frame_equal(archived.per_query, stored.per_query)

@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from bench.data.pair_ref import pair_ref, resolve_pair
 from bench.data.pairs import Pair
@@ -52,16 +52,23 @@ class RunPlan:
     external: tuple = ()  # bench.experiment.external.ExternalRun
     force: bool = False  # run every system again, whatever is stored
 
-    def execute(self) -> list:
-        """Run the systems, then store the external runs (:class:`bench.experiment.runner.RunResult` each)."""
+    def execute(self, stored: Callable[[Any], None] | None = None) -> list:
+        """Run the systems, then store the external runs (:class:`bench.experiment.runner.RunResult` each).
+        ``stored``: called with each system's result as soon as its run is stored (or reused)."""
         from bench.experiment import external
         from bench.experiment.runner import run_systems
 
         pair = resolve_pair(self.ref) if self.ref != self.pair.name else self.pair
         measures = list(self.measures) if self.measures else None
         # with a report, it is rewritten after each system, so the first rows are readable while the rest run
-        progress = (lambda _: self.write_report(partial=True)) if self.reports is not None and len(self.systems) > 1 \
-            else None
+        partial_report = self.reports is not None and len(self.systems) > 1
+
+        def progress(result) -> None:
+            if stored is not None:
+                stored(result)
+            if partial_report:
+                self.write_report(partial=True)
+
         results = run_systems(pair, list(self.systems), self.runs, depth=self.depth, seed=self.seed,
                               options=self.options, measures=measures, stored=progress, force=self.force)
         if self.external:

@@ -93,11 +93,16 @@ def plan_runs(plan: RunPlan, archive: Path | None = None) -> list[StoredRun]:
             found = archived(archive, plan.pair.name, identity)
             if found is not None:
                 taken[system.name] = found
+    made = {}
+
+    def keep(result) -> None:  # each run archived as soon as it is stored, not when the plan ends
+        made[result.system] = load_run(result.path)
+        if archive is not None:
+            archive_run(made[result.system], archive)
+
     rest = tuple(s for s in plan.systems if s.name not in taken)
-    made = {r.system: load_run(r.path) for r in replace(plan, systems=rest).execute()} if rest else {}
-    if archive is not None:
-        for stored in made.values():
-            archive_run(stored, archive)
+    if rest:
+        replace(plan, systems=rest).execute(keep)
     return [taken[s.name] if s.name in taken else made[s.name] for s in plan.systems]
 
 
