@@ -144,7 +144,10 @@ def budget_speed(limit: int, seed: int, model_spec: str, rounds: int, budgets: l
               f"{best[base] / best[name]:.3f}  min cosine: {cos:.7f}")
 
 
-def backend_speed(limit: int, seed: int, model_spec: str, rounds: int) -> None:
+def backend_speed(limit: int, seed: int, model_spec: str, rounds: int, reference_tokens: int | None = None) -> None:
+    """The backends of the module docstring's item 3 at bench's padded-token budget; with ``reference_tokens``,
+    also bench's torch path at that budget (the issue's baseline, e.g. 8,192 before issue 23), every row then
+    given as a ratio to it as well."""
     import copy
 
     texts = sample_passages(limit, seed)
@@ -154,8 +157,12 @@ def backend_speed(limit: int, seed: int, model_spec: str, rounds: int) -> None:
     ids = tokenizer([encoder.prefix("doc") + t for t in texts], truncation=True, max_length=encoder.max_length,
                     return_attention_mask=False, return_token_type_ids=False)["input_ids"]
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    batches = [(rows, *batching.pad_batch(ids, rows, pad))
-               for rows in batching.length_batches([len(x) for x in ids], encoder.batch_tokens, encoder.max_batch)]
+
+    def batches_of(budget: int) -> list:
+        return [(rows, *batching.pad_batch(ids, rows, pad))
+                for rows in batching.length_batches([len(x) for x in ids], budget, encoder.max_batch)]
+
+    batches = batches_of(encoder.batch_tokens)
     eager = copy.deepcopy(model)
     eager.config._attn_implementation = "eager"  # the same weights, attention computed step by step
 
@@ -164,10 +171,10 @@ def backend_speed(limit: int, seed: int, model_spec: str, rounds: int) -> None:
         vectors = (hidden * weights).sum(1) / weights.sum(1)
         return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
-    def run_torch(net) -> np.ndarray:
+    def run_torch(net, cut: list = batches) -> np.ndarray:
         out = np.zeros((len(texts), net.config.hidden_size), dtype=np.float32)
         with torch.inference_mode():
-            for rows, input_ids, mask in batches:
+            for rows, input_ids, mask in cut:
                 out[rows] = pooled(net(input_ids=input_ids, attention_mask=mask).last_hidden_state.numpy(),
                                    mask.numpy())
         return out
@@ -176,13 +183,18 @@ def backend_speed(limit: int, seed: int, model_spec: str, rounds: int) -> None:
     backends.update(onnx_backends(model, batches, len(texts), pooled))
     backends.update(openvino_backend(model, batches, len(texts), pooled))
     backends["torch.compile (inductor)"] = compiled_runner(model, run_torch)
+    reference = f"torch sdpa, {reference_tokens} tokens"
+    if reference_tokens:
+        backends[reference] = lambda cut=batches_of(reference_tokens): run_torch(model, cut)
     best, vectors = best_of_rounds(backends, rounds)
     base = next(iter(backends))
-    print(f"passages: {len(texts)}  threads: {batching.threads()}  model: {model_spec}  rounds: {rounds}")
+    print(f"passages: {len(texts)}  threads: {batching.threads()}  model: {model_spec}  rounds: {rounds}  "
+          f"budget: {encoder.batch_tokens} tokens")
     for name in backends:
         cos = float(np.min(np.sum(vectors[base] * vectors[name], axis=1)))
-        print(f"{name:24s} {len(texts) / best[name]:6.2f} passages/s  ratio to {base}: {best[base] / best[name]:.3f}"
-              f"  min cosine: {cos:.7f}")
+        against = f"  ratio to {reference}: {best[reference] / best[name]:.3f}" if reference_tokens else ""
+        print(f"{name:26s} {len(texts) / best[name]:6.2f} passages/s  ratio to {base}: {best[base] / best[name]:.3f}"
+              f"{against}  min cosine: {cos:.7f}")
 
 
 def onnx_backends(model, batches, n: int, pooled) -> dict:
@@ -296,6 +308,8 @@ def main() -> None:
     parser.add_argument("--int8", action="store_true", help="also compare the fp32 and int8 encoders")
     parser.add_argument("--backends", action="store_true",
                         help="also compare torch SDPA, eager attention, ONNX Runtime, OpenVINO and torch.compile")
+    parser.add_argument("--reference-tokens", type=int,
+                        help="with --backends, also bench's torch path at this padded-token budget (e.g. 8192)")
     parser.add_argument("--budgets", help="also compare padded-token budgets per CPU batch, e.g. 512,1024,2048")
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds of --int8, --backends, --budgets")
     args = parser.parse_args()
@@ -305,7 +319,7 @@ def main() -> None:
     if args.int8:
         int8_speed(args.limit, args.seed, args.model, args.rounds)
     if args.backends:
-        backend_speed(args.limit, args.seed, args.model, args.rounds)
+        backend_speed(args.limit, args.seed, args.model, args.rounds, args.reference_tokens)
     if args.budgets:
         budget_speed(args.limit, args.seed, args.model, args.rounds, [int(b) for b in args.budgets.split(",")])
     if args.runs:
