@@ -16,11 +16,13 @@
    and cut into the same length-sorted batches bench uses, run through (a) the model as bench runs it
    (transformers' SDPA attention, its default), (b) the same weights with eager attention, (c) ONNX Runtime
    fp32 on the exported model with all graph optimisations, (d) ONNX Runtime after its BERT fusions
-   (``onnxruntime.transformers.optimizer``), (e) OpenVINO fp32 on the model converted from PyTorch (inference
-   precision pinned to f32), (f) ``torch.compile`` (inductor) of the same model, in alternating rounds (the best
-   of each kept, so (f)'s compilation in the first round does not count); prints passages/s, the ratio to (a)
-   and the smallest cosine to (a)'s vectors. Needs ``pip install onnx onnxruntime openvino`` (measurement
-   only: bench does not use them; a row whose package is absent is skipped with a line saying so).
+   (``onnxruntime.transformers.optimizer``), (e) OpenVINO fp32 as bench runs it with ``--cpu-runtime openvino``
+   (:mod:`bench.infra.openvino_runtime`: converted from PyTorch, inference precision pinned to f32), (f)
+   ``torch.compile`` (inductor) of the same model, in alternating rounds (the best of each kept, so (f)'s
+   compilation in the first round does not count); prints passages/s, the ratio to (a) and the smallest cosine
+   to (a)'s vectors. With ``--reference-tokens 8192``, also (a) at that budget, every row given against it too.
+   Needs ``pip install onnx onnxruntime openvino`` (bench uses OpenVINO only with ``--cpu-runtime openvino``,
+   never ONNX Runtime; a row whose package is absent is skipped with a line saying so).
 4. With ``--budgets 512,1024,...``: bench's fp32 ``Encoder`` on the CPU with each padded-token budget per
    batch (``--batch-tokens``) against the default budget, in alternating rounds (the best of each kept);
    prints passages/s, the ratio to the default and the smallest cosine to the default's vectors.
@@ -43,10 +45,11 @@ import time
 import numpy as np
 import torch
 
-from bench.infra import batching, devices
+from bench.infra import batching, devices, openvino_runtime
 
 from bench.data import models
 from bench.data.pairs import get_pair
+from bench.errors import BenchError
 from bench.methods.retrieve import dense
 
 
@@ -211,8 +214,9 @@ def onnx_backends(model, batches, n: int, pooled) -> dict:
     _, input_ids, mask = batches[0]
     dynamic = {"input_ids": {0: "batch", 1: "length"}, "attention_mask": {0: "batch", 1: "length"},
                "hidden": {0: "batch", 1: "length"}}
-    torch.onnx.export(LastHidden(model).eval(), (input_ids, mask), exported, opset_version=17, dynamo=False,
-                      input_names=["input_ids", "attention_mask"], output_names=["hidden"], dynamic_axes=dynamic)
+    torch.onnx.export(openvino_runtime.last_hidden(model), (input_ids, mask), exported, opset_version=17,
+                      dynamo=False, input_names=["input_ids", "attention_mask"], output_names=["hidden"],
+                      dynamic_axes=dynamic)
     files = {"onnxruntime fp32": exported}
     try:
         from onnxruntime.transformers.optimizer import optimize_model
@@ -242,35 +246,19 @@ def onnx_backends(model, batches, n: int, pooled) -> dict:
     return {name: session_runner(path) for name, path in files.items()}
 
 
-class LastHidden(torch.nn.Module):
-    """The encoder with tensor inputs and the last hidden states as its one output (for export)."""
-
-    def __init__(self, net):
-        super().__init__()
-        self.net = net
-
-    def forward(self, input_ids, attention_mask):
-        return self.net(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-
-
 def openvino_backend(model, batches, n: int, pooled) -> dict:
-    """OpenVINO fp32 (inference precision pinned to f32: on CPUs with bf16 it would otherwise pick bf16) of
-    ``model`` converted from PyTorch once with dynamic batch and length; empty when openvino is absent."""
+    """bench's OpenVINO path (:mod:`bench.infra.openvino_runtime`: fp32, converted from PyTorch once with dynamic
+    batch and length); empty when openvino is absent."""
     try:
-        import openvino as ov
-    except ImportError:
-        print("openvino is not installed: pip install openvino (its row is skipped)")
+        run_batch = openvino_runtime.forward(model, batching.threads())
+    except BenchError as exc:
+        print(f"{exc} (its row is skipped)")
         return {}
-    _, input_ids, mask = batches[0]
-    converted = ov.convert_model(LastHidden(model).eval(), example_input=(input_ids, mask))
-    compiled = ov.compile_model(converted, "CPU", {"INFERENCE_PRECISION_HINT": "f32",
-                                                   "INFERENCE_NUM_THREADS": batching.threads()})
 
     def run() -> np.ndarray:
         out = np.zeros((n, model.config.hidden_size), dtype=np.float32)
         for rows, ids, attention in batches:
-            hidden = compiled((ids.numpy(), attention.numpy()))[0]
-            out[rows] = pooled(hidden, attention.numpy())
+            out[rows] = pooled(run_batch(ids, attention).numpy(), attention.numpy())
         return out
 
     return {"openvino fp32": run}

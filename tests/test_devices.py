@@ -10,6 +10,7 @@ import json
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -183,6 +184,55 @@ def test_the_quantize_option(tiny_ref, monkeypatch):
     assert "quantize" not in get_system("bm25").reads
 
 
+# --- OpenVINO on the CPU (--cpu-runtime openvino) ----------------------------------------------------------
+
+
+def openvino_version() -> str:
+    import openvino
+
+    return openvino.get_version().split("-")[0]
+
+
+def test_the_cpu_runtime_setting(monkeypatch):
+    monkeypatch.delenv("BENCH_CPU_RUNTIME", raising=False)
+    assert devices.cpu_runtime("cpu") == "torch" and "runtime" not in devices.describe("cpu")
+    monkeypatch.setenv("BENCH_CPU_RUNTIME", "openvino")
+    assert devices.cpu_runtime("cpu") == "openvino"
+    assert devices.describe("cpu") == {"device": "cpu", "dtype": "fp32", "torch": torch.__version__,
+                                       "runtime": f"openvino {openvino_version()}"}
+    assert devices.cpu_runtime("cpu", "int8") == "torch"  # int8 is torch's dynamic quantisation
+    assert "runtime" not in devices.describe("cpu", "int8")
+    monkeypatch.setenv("BENCH_CPU_RUNTIME", "onnx")
+    with pytest.raises(BenchError) as err:
+        devices.cpu_runtime("cpu")
+    assert str(err.value) == ("BENCH_CPU_RUNTIME='onnx' is not valid: it must be torch or openvino (what runs the "
+                              "encoders on the CPU) (fix or unset BENCH_CPU_RUNTIME)")
+
+
+def test_openvino_encodes_as_torch_does(tiny_ref, monkeypatch):
+    """The same texts through torch and through OpenVINO fp32: vectors and token states equal to float rounding,
+    the same top 10 of every query, the same cache key (an execution setting shares the caches)."""
+    from bench.infra import batching, openvino_runtime
+
+    docs, queries = tiny_corpus()
+    monkeypatch.delenv("BENCH_CPU_RUNTIME", raising=False)
+    plain = top10(dense.Encoder(tiny_ref, device="cpu"), docs, queries)
+    monkeypatch.setenv("BENCH_CPU_RUNTIME", "openvino")
+    monkeypatch.setattr(openvino_runtime, "_COMPILED", {})
+    encoder = dense.Encoder(tiny_ref, device="cpu")
+    assert encoder.runtime == "openvino" and dense.Encoder(tiny_ref, quantize="int8").runtime == "torch"
+    through = top10(encoder, docs, queries)
+    assert list(openvino_runtime._COMPILED) == [(id(models.load(tiny_ref)[0]), batching.threads())]  # it ran there
+    for side in (0, 1):
+        assert through[side].vectors.dtype == np.float32
+        assert np.abs(plain[side].vectors - through[side].vectors).max() < 1e-5
+        assert cosines(plain[side].vectors, through[side].vectors).min() > 0.99999
+    assert np.array_equal(plain[0].offsets, through[0].offsets)
+    assert np.abs(plain[0].states.astype(np.float32) - through[0].states.astype(np.float32)).max() < 2e-3
+    assert through[2] == plain[2] and all(len(r) == 10 for r in plain[2].values())
+    assert encoder.key("doc") == dense.Encoder(tiny_ref).key("doc")
+
+
 # --- the command line and the manifest ---------------------------------------------------------------
 
 
@@ -232,3 +282,44 @@ def test_int8_is_recorded_for_a_dense_system(tiny_ref, tmp_path, monkeypatch, ca
     assert manifest["execution"] == {"device": "cpu", "dtype": "int8-dynamic", "torch": torch.__version__,
                                      "batch_tokens": 2048, "quantize": "int8"}
     assert manifest["spec"]["quantize"] == "int8" and manifest["options"]["quantize"] == "int8"
+
+
+def test_openvino_asked_for_and_absent_is_one_line_and_nothing_is_written(tmp_path, monkeypatch, capsys, bench_home):
+    import sys
+
+    from bench.infra import openvino_runtime
+
+    monkeypatch.setitem(sys.modules, "openvino", None)  # what an install without the extra sees: ImportError
+    runs = tmp_path / "runs"
+    code, out, err = run_main(monkeypatch, capsys, "run", "--pair-file", PAIR, "--systems", "mdense", "--runs",
+                              str(runs), "--reports", str(tmp_path / "rep"), "--cpu-runtime", "openvino")
+    assert code == 2 and out == ""
+    assert err.strip() == ("error: --cpu-runtime openvino asked for, but OpenVINO is not installed "
+                           f"({openvino_runtime.INSTALL_HINT})")
+    code, _, err = run_main(monkeypatch, capsys, "run", "--pair-file", PAIR, "--cpu-runtime", "onnx")
+    assert code == 2 and "Invalid value for '--cpu-runtime': 'onnx' is not one of 'torch', 'openvino'" in err
+    assert not runs.exists() and not (tmp_path / "rep").exists() and not bench_home.exists()
+
+
+def test_a_dense_run_through_openvino_scores_as_torch_and_records_it(tiny_ref, tmp_path, monkeypatch, capsys):
+    """mdense on the tiny pair, once in torch and once through OpenVINO, each from its own empty BENCH_HOME (so
+    nothing encoded is shared): the same AP for every query, and the runtime in the second run's manifest."""
+    monkeypatch.delenv("BENCH_DEVICE", raising=False)
+    monkeypatch.delenv("BENCH_CPU_RUNTIME", raising=False)
+    spec, ap = str(tiny_ref.path), {}
+    for runtime in ("torch", "openvino"):
+        monkeypatch.setenv("BENCH_HOME", str(tmp_path / f"home-{runtime}"))
+        monkeypatch.setattr(encoder_module, "_ENCODERS", {})
+        runs = tmp_path / f"runs-{runtime}"
+        code, out, err = run_main(monkeypatch, capsys, "-q", "run", "--pair-file", PAIR, "--systems", "mdense",
+                                  "--runs", str(runs), "--no-report", "--encoder", spec, "--cpu-runtime", runtime)
+        assert code == 0, err
+        manifest = json.loads((runs / "xx-en" / "mdense" / "manifest.json").read_text())
+        ap[runtime] = pd.read_csv(runs / "xx-en" / "mdense" / "perquery.csv").query("measure == 'AP'")
+        expected = {"device": "cpu", "dtype": "fp32", "torch": torch.__version__, "batch_tokens": 2048,
+                    "quantize": None}
+        if runtime == "openvino":
+            expected["runtime"] = f"openvino {openvino_version()}"
+        assert manifest["execution"] == expected
+    assert len(ap["torch"]) > 1 and ap["torch"]["query_id"].tolist() == ap["openvino"]["query_id"].tolist()
+    assert np.allclose(ap["torch"]["value"], ap["openvino"]["value"], atol=1e-9)

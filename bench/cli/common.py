@@ -6,10 +6,11 @@
 - :func:`option_flags`: a flag per run option (``--rerank-depth``), generated from the options'
   declarations (:class:`bench.systems.options.RunOptions`), passed as a keyword and validated there (a
   bad value is one line, not a usage screen).
-- :func:`execution_flags`: ``--device`` and ``--batch-tokens``, execution settings rather than run
-  options (no system's identity changes with them), carried in the environment (``BENCH_DEVICE``,
-  ``BENCH_BATCH_TOKENS``, read by :mod:`bench.infra.devices`) for the command and the processes it starts;
-  a device this machine lacks is one line before anything runs. :class:`BenchGroup` adds them to the
+- :func:`execution_flags`: ``--device``, ``--batch-tokens`` and ``--cpu-runtime``, execution settings rather than
+  run options (no system's identity changes with them), carried in the environment (``BENCH_DEVICE``,
+  ``BENCH_BATCH_TOKENS``, ``BENCH_CPU_RUNTIME``, read by :mod:`bench.infra.devices`) for the command and the
+  processes it starts; a device this machine lacks, or OpenVINO asked for and absent, is one line before anything
+  runs. :class:`BenchGroup` adds them to the
   commands that run models (:data:`DEVICE_COMMANDS`).
 - :func:`pair_given`: the pair of ``--pair`` or ``--pair-file``; :func:`echo_means`: the final table of the
   commands that store runs (``bench run``, ``bench eval``, ``bench fuse``).
@@ -25,7 +26,7 @@ from dataclasses import fields
 import click
 
 from bench.errors import BenchError
-from bench.infra import devices
+from bench.infra import devices, environment, openvino_runtime
 from bench.infra.store import bench_home, check_dir
 from bench.systems.options import HELP, RunOptions, flag
 
@@ -41,14 +42,17 @@ LOG_FLAGS = (
 
 
 # Commands that run models, as (group, command) when added to a BenchGroup (the root group is `cli`):
-# they take --device and --batch-tokens
+# they take --device, --batch-tokens and --cpu-runtime
 DEVICE_COMMANDS = {("cli", "run"), ("cli", "grid"), ("train", "mt"), ("train", "optical"), ("sweep", "noise")}
-_ENV = {"device": devices.DEVICE_ENV, "batch_tokens": devices.BATCH_TOKENS_ENV}
+_ENV = {"device": devices.DEVICE_ENV, "batch_tokens": devices.BATCH_TOKENS_ENV, "cpu_runtime": devices.CPU_RUNTIME_ENV}
 _EXECUTION_FLAGS = (
     (("--device",), dict(metavar="auto|cpu|cuda|cuda:N", help="Where the models run (default: BENCH_DEVICE, else "
                          "auto: CUDA when torch sees a GPU). Not part of any artifact's identity.")),
     (("--batch-tokens",), dict(type=click.IntRange(min=1), metavar="N", help="Padded tokens per inference batch "
                                "(default: BENCH_BATCH_TOKENS, else sized for the device).")),
+    (("--cpu-runtime",), dict(type=click.Choice(environment.CPU_RUNTIMES), help="What runs the encoders on the CPU "
+                              f"(default: BENCH_CPU_RUNTIME, else {environment.CPU_RUNTIMES[0]}; openvino: 1.26x "
+                              "faster at equal MAP, needs the openvino extra). Not part of any artifact's identity.")),
 )
 
 
@@ -65,13 +69,16 @@ def check_dirs(*options: tuple[str, Path | None, bool]) -> None:
 
 
 def execution_flag(ctx: click.Context, param: click.Parameter, value) -> None:
-    """--device / --batch-tokens: set for this command (and the processes it starts) in the environment,
-    restored when the command ends; a device asked for here or in BENCH_DEVICE is checked now."""
+    """--device / --batch-tokens / --cpu-runtime: set for this command (and the processes it starts) in the
+    environment, restored when the command ends; a device asked for here or in BENCH_DEVICE, and OpenVINO asked
+    for here, are checked now."""
     name = _ENV[param.name]
     if param.name == "device":
         spec = value or os.environ.get(name)
         if spec and spec.strip().lower() != "auto":
             devices.resolve(spec)  # no such GPU, a typo: one line, before anything is written
+    if param.name == "cpu_runtime" and value == "openvino":
+        openvino_runtime.require()  # not installed: one line, before anything is written
     if value is None:
         return
     before = os.environ.get(name)
@@ -80,7 +87,8 @@ def execution_flag(ctx: click.Context, param: click.Parameter, value) -> None:
 
 
 def execution_flags(fn):
-    """Decorator: ``--device`` and ``--batch-tokens`` (:func:`execution_flag`), not passed to the command."""
+    """Decorator: ``--device``, ``--batch-tokens`` and ``--cpu-runtime`` (:func:`execution_flag`), not passed to
+    the command."""
     for opts, kwargs in reversed(_EXECUTION_FLAGS):
         fn = click.option(*opts, expose_value=False, callback=execution_flag, **kwargs)(fn)
     return fn
@@ -105,7 +113,7 @@ def log_flag(ctx: click.Context, param: click.Parameter, value) -> None:
 
 class BenchGroup(click.Group):
     """A group whose every command (and sub-group) also takes -q/-v/--debug after its name, and whose
-    commands that run models (:data:`DEVICE_COMMANDS`) take --device and --batch-tokens."""
+    commands that run models (:data:`DEVICE_COMMANDS`) take --device, --batch-tokens and --cpu-runtime."""
 
     group_class = type  # sub-groups (train, sweep) are BenchGroups too
 

@@ -7,9 +7,13 @@ layer's forward and backward pass; and fp32 on every CPU keeps a CPU-trained art
 whichever CPU trained it. Artifacts are not keyed by device or precision, only recorded with them
 (:func:`describe`, in every run's manifest).
 
+On the CPU an encoder's forward pass runs in torch or, where OpenVINO is installed and asked for, in OpenVINO fp32
+(:func:`cpu_runtime`, :mod:`bench.infra.openvino_runtime`): 1.26x the passages/s of torch at equal vectors.
+
 These are execution settings, not a system's identity, so they travel in the environment:
-``BENCH_DEVICE`` (``--device``) and ``BENCH_BATCH_TOKENS`` (``--batch-tokens``), set by the command
-line for its process and inherited by the processes it starts (Ray workers), read here.
+``BENCH_DEVICE`` (``--device``), ``BENCH_BATCH_TOKENS`` (``--batch-tokens``) and ``BENCH_CPU_RUNTIME``
+(``--cpu-runtime``), set by the command line for its process and inherited by the processes it starts (Ray
+workers), read here.
 """
 
 from __future__ import annotations
@@ -17,9 +21,11 @@ from __future__ import annotations
 import os
 
 from bench.errors import BenchError
+from bench.infra import environment
 
 DEVICE_ENV = "BENCH_DEVICE"
 BATCH_TOKENS_ENV = "BENCH_BATCH_TOKENS"
+CPU_RUNTIME_ENV = "BENCH_CPU_RUNTIME"
 # padded tokens per inference pass on the CPU (length-sorted batches): a small batch's activations stay in the CPU's
 # caches, 1.25x the passages/s of 8,192 at two threads with equal MAP (benchmarks/results/encode_budget.txt)
 CPU_BATCH_TOKENS = 2048
@@ -83,6 +89,20 @@ def batch_tokens(device=None) -> int:
     return int(min(high, max(low, CUDA_TOKENS_PER_GIB * int(gib))))
 
 
+def cpu_runtime(device=None, quantize: str | None = None) -> str:
+    """What runs an encoder's forward pass on ``device``: ``BENCH_CPU_RUNTIME`` (``torch`` or ``openvino``) on
+    the CPU, torch on CUDA and for int8 encoders (torch's dynamic quantisation); OpenVINO asked for and not
+    installed is a one-line error."""
+    runtime = environment.read(CPU_RUNTIME_ENV) or environment.CPU_RUNTIMES[0]
+    if quantize or _device(device).type != "cpu":
+        return environment.CPU_RUNTIMES[0]
+    if runtime == "openvino":
+        from bench.infra import openvino_runtime
+
+        openvino_runtime.require()
+    return runtime
+
+
 def max_batch(device=None) -> int:
     """Texts per inference pass on ``device`` (the token budget is the other bound)."""
     return CUDA_MAX_BATCH if _device(device).type == "cuda" else CPU_MAX_BATCH
@@ -90,7 +110,8 @@ def max_batch(device=None) -> int:
 
 def describe(device=None, quantize: str | None = None) -> dict:
     """What a manifest records of the execution: ``{"device": "cpu" | "cuda:0 (NVIDIA H200)", "dtype":
-    "fp32" | "bf16-autocast" | "int8-dynamic", "torch": version}``. ``quantize`` is the int8 setting
+    "fp32" | "bf16-autocast" | "int8-dynamic", "torch": version}``, with ``"runtime": "openvino <version>"``
+    where the CPU encoders run through OpenVINO (:func:`cpu_runtime`). ``quantize`` is the int8 setting
     of the encoders (effective on the CPU only)."""
     import torch
 
@@ -103,7 +124,12 @@ def describe(device=None, quantize: str | None = None) -> dict:
         dtype = f"{quantize}-dynamic"
     else:
         dtype = "bf16-autocast" if bf16_autocast(device) else "fp32"
-    return {"device": name, "dtype": dtype, "torch": torch.__version__}
+    described = {"device": name, "dtype": dtype, "torch": torch.__version__}
+    if cpu_runtime(device, quantize) == "openvino":
+        from bench.infra import openvino_runtime
+
+        described["runtime"] = f"openvino {openvino_runtime.require()}"
+    return described
 
 
 def peak_memory(device=None) -> dict[str, int | None]:

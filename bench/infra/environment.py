@@ -15,6 +15,9 @@ from typing import Callable
 
 from bench.errors import BenchError
 
+# what may run the encoders on the CPU (BENCH_CPU_RUNTIME, read by bench.infra.devices); the first is the default
+CPU_RUNTIMES = ("torch", "openvino")
+
 
 @dataclass(frozen=True)
 class Variable:
@@ -57,6 +60,13 @@ def _device(text: str) -> str:
     return spec
 
 
+def _cpu_runtime(text: str) -> str:
+    runtime = text.strip().lower()
+    if runtime not in CPU_RUNTIMES:
+        raise ValueError(text)
+    return runtime
+
+
 VARIABLES = {v.name: v for v in (
     Variable("BENCH_HOME", "a directory bench may write (default ~/.cache/bench)", _any_path),
     Variable("BENCH_MIRROR", "an existing mirror directory (see the README's Offline use)", _directory),
@@ -65,6 +75,7 @@ VARIABLES = {v.name: v for v in (
     Variable("BENCH_STOP_GRACE_S", "a positive number of seconds", _positive_float),
     Variable("BENCH_DEVICE", "auto, cpu, cuda or cuda:N", _device),
     Variable("BENCH_BATCH_TOKENS", "a positive integer (padded tokens per inference batch)", _positive_int),
+    Variable("BENCH_CPU_RUNTIME", f"{' or '.join(CPU_RUNTIMES)} (what runs the encoders on the CPU)", _cpu_runtime),
 )}
 
 

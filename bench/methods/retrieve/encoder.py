@@ -9,7 +9,9 @@ The device is :func:`bench.infra.devices.resolve`'s (``--device``, ``BENCH_DEVIC
 and the batches are sized for it (:func:`bench.infra.devices.batch_tokens`, ``--batch-tokens``). On CUDA
 the forward pass runs under bfloat16 autocast (:func:`bench.infra.devices.bf16_autocast`); pooling and
 normalisation are computed in float32 whatever the device, and the vectors come back as float32
-numpy arrays. The model that :func:`bench.data.models.load` shares in the process is never moved: a CUDA
+numpy arrays. On the CPU the forward pass runs in torch, or in OpenVINO fp32 where ``--cpu-runtime openvino``
+asks for it (:func:`bench.infra.devices.cpu_runtime`): an execution setting like the device, so not in the key.
+The model that :func:`bench.data.models.load` shares in the process is never moved: a CUDA
 encoder uses a copy of it on the GPU (one per model and device).
 
 ``quantize="int8"``: torch dynamic quantisation (:func:`torch.ao.quantization.quantize_dynamic`)
@@ -111,6 +113,11 @@ class Encoder:
         return self._max_batch or devices.max_batch(self.device)
 
     @property
+    def runtime(self) -> str:
+        """What runs the forward pass: :func:`bench.infra.devices.cpu_runtime`'s (torch, or OpenVINO on the CPU)."""
+        return devices.cpu_runtime(self.device, self.quantize)
+
+    @property
     def autocast(self) -> bool:
         return devices.bf16_autocast(self.device) if self.bf16 is None else bool(self.bf16)
 
@@ -148,6 +155,7 @@ class Encoder:
         device, autocast = self.device, self.autocast
         model, tokenizer = self.loaded
         torch.set_num_threads(batching.threads())
+        forward = self._forward(model)
         prefix = self.prefix(side)
         drop_prefix = token_states and side == "query" and bool(prefix.strip())
         batch = tokenizer([prefix + t for t in texts], truncation=True, max_length=self.max_length,
@@ -166,7 +174,7 @@ class Encoder:
             for rows in batching.length_batches([len(x) for x in ids], self.batch_tokens, self.max_batch):
                 input_ids, mask = (t.to(device) for t in batching.pad_batch(ids, rows, pad_id))
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-                    hidden = model(input_ids=input_ids, attention_mask=mask).last_hidden_state
+                    hidden = forward(input_ids, mask)
                 hidden = hidden.float()  # pooling and normalisation in float32, whatever ran the model
                 vectors[rows] = self._pool(hidden, mask).cpu().numpy()
                 if token_states:
@@ -178,6 +186,14 @@ class Encoder:
             return Encoded(vectors)
         kept = TokenStates.join(states, vectors.shape[1], np.float16)
         return Encoded(vectors, kept.states, kept.offsets)
+
+    def _forward(self, model):
+        """``(input_ids, attention_mask) -> last hidden states`` of ``model`` in this encoder's runtime."""
+        if self.runtime == "openvino":
+            from bench.infra import openvino_runtime
+
+            return openvino_runtime.forward(model, batching.threads())
+        return lambda input_ids, mask: model(input_ids=input_ids, attention_mask=mask).last_hidden_state
 
     def _pool(self, hidden, mask):
         import torch
