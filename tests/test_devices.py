@@ -296,6 +296,11 @@ def test_openvino_asked_for_and_absent_is_one_line_and_nothing_is_written(tmp_pa
     assert code == 2 and out == ""
     assert err.strip() == ("error: --cpu-runtime openvino asked for, but OpenVINO is not installed "
                            f"({openvino_runtime.INSTALL_HINT})")
+    monkeypatch.setenv("BENCH_CPU_RUNTIME", "openvino")  # the variable alone: the same line, before anything runs
+    code, _, err2 = run_main(monkeypatch, capsys, "run", "--pair-file", PAIR, "--systems", "mdense",
+                             "--runs", str(runs))
+    assert code == 2 and err2 == err
+    monkeypatch.delenv("BENCH_CPU_RUNTIME")
     code, _, err = run_main(monkeypatch, capsys, "run", "--pair-file", PAIR, "--cpu-runtime", "onnx")
     assert code == 2 and "Invalid value for '--cpu-runtime': 'onnx' is not one of 'torch', 'openvino'" in err
     assert not runs.exists() and not (tmp_path / "rep").exists() and not bench_home.exists()

@@ -71,13 +71,13 @@ def check_dirs(*options: tuple[str, Path | None, bool]) -> None:
 def execution_flag(ctx: click.Context, param: click.Parameter, value) -> None:
     """--device / --batch-tokens / --cpu-runtime: set for this command (and the processes it starts) in the
     environment, restored when the command ends; a device asked for here or in BENCH_DEVICE, and OpenVINO asked
-    for here, are checked now."""
+    for here or in BENCH_CPU_RUNTIME, are checked now."""
     name = _ENV[param.name]
     if param.name == "device":
         spec = value or os.environ.get(name)
         if spec and spec.strip().lower() != "auto":
             devices.resolve(spec)  # no such GPU, a typo: one line, before anything is written
-    if param.name == "cpu_runtime" and value == "openvino":
+    if param.name == "cpu_runtime" and (value or os.environ.get(name, "")).strip().lower() == "openvino":
         openvino_runtime.require()  # not installed: one line, before anything is written
     if value is None:
         return
