@@ -77,7 +77,7 @@ def execution_flag(ctx: click.Context, param: click.Parameter, value) -> None:
         spec = value or os.environ.get(name)
         if spec and spec.strip().lower() != "auto":
             devices.resolve(spec)  # no such GPU, a typo: one line, before anything is written
-    if param.name == "cpu_runtime" and (value or os.environ.get(name, "")).strip().lower() == "openvino":
+    if param.name == "cpu_runtime" and (value or environment.read(name)) == "openvino":
         openvino_runtime.require()  # not installed: one line, before anything is written
     if value is None:
         return
