@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bench.experiment import runner
-from bench.infra import digests, rates, store
+from bench.infra import devices, digests, rates, store
 from cli_run import run_main
 
 TINY = Path(__file__).parent / "data" / "tiny-pair"
@@ -268,7 +268,44 @@ def test_rates_are_recorded_by_timed_builds_without_the_builds_nested_in_them(be
     with pytest.raises(ValueError):
         rates.timed("model", 1, lambda: int("x"))()  # a build that fails records nothing
     data = json.loads((bench_home / rates.RATES_FILE).read_text())
-    assert sorted(next(iter(data["hosts"].values()))) == ["mt-model", "mt-states"]
+    (settings,) = next(iter(data["hosts"].values())).values()
+    assert data["version"] == rates.VERSION and sorted(settings) == ["mt-model", "mt-states"]
+
+
+def test_a_rate_counts_only_for_the_execution_settings_it_was_measured_with(bench_home, monkeypatch):
+    """A one-thread training (a queue's) never stands for a two-thread run; OpenVINO's encoding never for torch's."""
+    monkeypatch.delenv("BENCH_DEVICE", raising=False)
+    monkeypatch.delenv("BENCH_CPU_RUNTIME", raising=False)
+    monkeypatch.setenv("BENCH_THREADS", "1")
+    assert rates.execution() == "cpu, 1 thread, torch"
+    rates.record("student", 100, 800.0)  # 8 s a step on one thread
+    monkeypatch.setenv("BENCH_THREADS", "2")
+    assert rates.execution() == "cpu, 2 threads, torch" and rates.measured("student") is None
+    rates.record("student", 100, 500.0)
+    rates.record("student", 50, 250.0)
+    assert rates.measured("student") == rates.Rate(150.0, 750.0)  # 5 s a step: the one-thread 800 s not in it
+    monkeypatch.setenv("BENCH_THREADS", "1")
+    assert rates.measured("student") == rates.Rate(100.0, 800.0)
+    monkeypatch.setattr(devices, "cpu_runtime", lambda device=None, quantize=None: "openvino")
+    assert rates.execution() == "cpu, 1 thread, openvino" and rates.measured("student") is None
+    monkeypatch.setenv("BENCH_DEVICE", "tpu")  # not a device a build could run on: nothing recorded, nothing read
+    rates.record("student", 10, 100.0)
+    assert rates.measured("student") is None
+    hosts = json.loads((bench_home / rates.RATES_FILE).read_text())["hosts"]
+    assert {k: v["student"]["seconds"] for k, v in next(iter(hosts.values())).items()} == {
+        "cpu, 1 thread, torch": 800.0, "cpu, 2 threads, torch": 750.0}
+
+
+def test_a_rates_file_of_the_first_version_is_no_measurement_and_is_replaced(bench_home):
+    """Version 1 kept one total per host whatever the settings: those rates cannot say what they ran with."""
+    path = bench_home / rates.RATES_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"hosts": {rates._HOST: {"student": {"items": 10.0, "seconds": 40.0}}}}))
+    assert rates.measured("student") is None
+    rates.record("student", 20, 100.0)
+    assert rates.measured("student") == rates.Rate(20.0, 100.0)
+    data = json.loads(path.read_text())
+    assert data["version"] == rates.VERSION and list(data["hosts"][rates._HOST]) == [rates.execution()]
 
 
 def test_a_resumed_build_records_only_the_items_it_did(bench_home, monkeypatch):

@@ -3,7 +3,10 @@
 A builder wraps the function that builds an artifact in :func:`timed`, with the name of the stage and
 the number of items the build processes (``cached_build("indexes", key, timed("lucene-index", docs,
 build))``): each time the artifact is built, those items and the seconds the build took are added to
-this host's totals under that name, so the rate is items per second over every build measured here.
+this host's totals under that name for the execution settings it ran with (:func:`execution`: the
+device, and on the CPU the threads and the encoders' runtime), so the rate is items per second over
+every build measured here with the same settings: a one-thread training of a queue never stands for a
+two-thread run, a GPU's for the CPU's, or OpenVINO's encoding for torch's.
 The names are the kinds of the needs a plan lists (:mod:`bench.systems.needs`), whose estimate reads
 the rates (:func:`measured`; :mod:`bench.experiment.estimate`). Time spent in a timed build nested in
 another (the MT model's source states, built by its training on first use) counts for the inner one
@@ -12,7 +15,8 @@ would pass for its rate. A training that resumes from a saved state says so (:fu
 the items it did in this process count, over this process's seconds.
 
 Recording is best effort: a BENCH_HOME that cannot be written never fails a build, and a file that
-cannot be read counts as no measurement. Two processes recording at once may lose one of the two
+cannot be read counts as no measurement (so does a file of an earlier version, whose rates did not say
+what they ran with: the next measurement replaces it). Two processes recording at once may lose one of the two
 measurements, never the file (it is replaced atomically).
 """
 
@@ -33,6 +37,7 @@ from bench.infra.store import atomic_file, bench_home
 log = logging.getLogger(__name__)
 
 RATES_FILE = "rates.json"
+VERSION = 2  # hosts -> execution settings -> stage; version 1 (no "version"): hosts -> stage
 MIN_SECONDS = 5.0  # shorter builds are not recorded
 _HOST = socket.gethostname()
 
@@ -62,6 +67,19 @@ class Rate:
 
 def rates_path() -> Path:
     return bench_home() / RATES_FILE
+
+
+def execution() -> str:
+    """The settings a build's speed depends on besides the host, in words: the device (a GPU by its name), and on
+    the CPU the threads and what runs the encoders (``"cpu, 2 threads, torch"``); read from the environment, as
+    the builders read them (:mod:`bench.infra.devices`, :mod:`bench.infra.batching`)."""
+    from bench.infra import batching, devices
+
+    device = devices.resolve()
+    if device.type != "cpu":
+        return devices.describe(device)["device"]
+    threads = batching.threads()
+    return f"cpu, {threads} thread{'' if threads == 1 else 's'}, {devices.cpu_runtime(device)}"
 
 
 def timed(name: str, items: int, build: Callable[..., Any]) -> Callable[..., Any]:
@@ -96,11 +114,19 @@ def record(name: str, items: float, seconds: float) -> None:
     """Add ``items`` built in ``seconds`` to this host's totals for ``name`` (nothing below :data:`MIN_SECONDS`)."""
     if seconds < MIN_SECONDS or items <= 0:
         return
+    try:
+        settings = execution()
+    except BenchError as exc:  # settings a build could not have run with: nothing to record them under
+        log.debug("not recording the rate of %s: %s", name, exc)
+        return
     data = _read()
+    data["version"] = VERSION
     hosts = data.setdefault("hosts", {})
     if not isinstance(hosts.get(_HOST), dict):
         hosts[_HOST] = {}
-    stages = hosts[_HOST]
+    if not isinstance(hosts[_HOST].get(settings), dict):
+        hosts[_HOST][settings] = {}
+    stages = hosts[_HOST][settings]
     old = stages.get(name) if isinstance(stages.get(name), dict) else {}
     before = _rate(old) or Rate(0.0, 0.0)
     stages[name] = {"items": before.items + float(items), "seconds": round(before.seconds + float(seconds), 3),
@@ -114,8 +140,13 @@ def record(name: str, items: float, seconds: float) -> None:
 
 
 def measured(name: str) -> Rate | None:
-    """The rate of ``name`` measured on this host, or None when none was."""
-    stages = _read().get("hosts", {}).get(_HOST, {})
+    """The rate of ``name`` measured on this host with this process's execution settings, or None when none was."""
+    try:
+        settings = execution()
+    except BenchError:
+        return None
+    host = _read().get("hosts", {}).get(_HOST)
+    stages = host.get(settings) if isinstance(host, dict) else None
     return _rate(stages.get(name)) if isinstance(stages, dict) else None
 
 
@@ -137,6 +168,6 @@ def _read() -> dict:
     except (OSError, ValueError) as exc:
         log.debug("ignoring %s: %s", path, exc)
         return {}
-    if not isinstance(data, dict) or not isinstance(data.get("hosts", {}), dict):
+    if not isinstance(data, dict) or data.get("version") != VERSION or not isinstance(data.get("hosts", {}), dict):
         return {}
     return data

@@ -49,7 +49,7 @@ from bench.methods.distill.prefix_cache import frozen_prefix
 from bench.methods.distill.teacher_cache import Teacher
 from bench.methods.distill.state_cache import forward
 from bench.errors import BenchError
-from bench.infra.rates import measured, resumed_at, timed
+from bench.infra.rates import execution, measured, resumed_at, timed
 from bench.infra.store import artifact_dir, bench_home, cached_build, fingerprint, is_complete, raise_if_probing
 from bench.infra.training import (STATE_FILE, BatchPlan, Every, Loop, Panel, curve_png, seed_all, warmup_then_decay,
                                   write_curve)
@@ -212,7 +212,8 @@ def train_specs(config: OpticalConfig, bitext_pairs: Sequence[tuple[str, str]], 
         return path
     raise_if_probing(f"{KIND} {path.name}")  # a plan asks whether it is built: not the models loaded
     rate = measured("student")
-    expected = f", about {config.steps / rate.per_second / 60:,.0f} min at this machine's rate" if rate else ""
+    expected = (f", about {config.steps / rate.per_second / 60:,.0f} min at the rate measured here ({execution()})"
+                if rate else "")
     log.warning("no finished %s student for this bitext: training one now (%d steps of %d pairs%s; cached "
                 "afterwards)", "OT" if config.w_ot else "sentence-distilled", config.steps, config.batch_size,
                 expected)
