@@ -152,7 +152,8 @@ def tiny_encoder(tmp_path):
 
 def test_tiny_training_overfits_and_copies_unseen_names(bench_home, tiny_encoder):
     from bench.methods.translate.mt_model import MODEL_FILE
-    from bench.methods.translate.mt_train import MtConfig, train_on_bitext
+    from bench.methods.translate.mt_config import MtConfig
+    from bench.methods.translate.mt_train import train_on_bitext
 
     config = MtConfig(encoder=str(tiny_encoder), encoder_layer=1, d_model=32, layers=1, heads=2,
                       ffn=64, dropout=0.0, label_smoothing=0.0, lr=3e-3, warmup=10, max_steps=400, min_count=1,
@@ -183,7 +184,8 @@ def test_a_stopped_mt_training_resumes_and_ends_with_the_uninterrupted_model(ben
                                                                             tiny_encoder):
     from bench.infra.store import fingerprint, is_complete
     from bench.infra import training
-    from bench.methods.translate.mt_train import MtConfig, model_key, train_on_bitext
+    from bench.methods.translate.mt_config import MtConfig
+    from bench.methods.translate.mt_train import model_key, train_on_bitext
     from bench.methods.translate.mt_model import MODEL_FILE
 
     class Stopped(Exception):
@@ -228,7 +230,7 @@ def test_a_stopped_mt_training_resumes_and_ends_with_the_uninterrupted_model(ben
 
 def test_config_rejects_unknown_options():
     from bench.errors import BenchError
-    from bench.methods.translate.mt_train import MtConfig
+    from bench.methods.translate.mt_config import MtConfig
 
     assert MtConfig.from_dict({"layers": 2}).layers == 2
     with pytest.raises(BenchError, match="unknown MT training option"):
@@ -237,7 +239,8 @@ def test_config_rejects_unknown_options():
 
 def test_config_refuses_bad_adaptive_softmax_cutoffs():
     from bench.errors import BenchError
-    from bench.methods.translate.mt_train import MtConfig, model_key
+    from bench.methods.translate.mt_config import MtConfig
+    from bench.methods.translate.mt_train import model_key
 
     assert MtConfig.from_dict({"output_clusters": [1000, 4000]}).output_clusters == (1000, 4000)
     with pytest.raises(BenchError, match="exclude each other"):
@@ -257,7 +260,8 @@ def test_an_adaptive_softmax_training_translates_and_is_another_model(bench_home
 
     from bench.infra.store import artifact_dir
     from bench.methods.translate.mt_model import EOS, MODEL_FILE
-    from bench.methods.translate.mt_train import MtConfig, model_key, train_on_bitext
+    from bench.methods.translate.mt_config import MtConfig
+    from bench.methods.translate.mt_train import model_key, train_on_bitext
 
     config = MtConfig(encoder=str(tiny_encoder), encoder_layer=1, d_model=32, layers=1, heads=2, ffn=64, dropout=0.0,
                       label_smoothing=0.0, lr=3e-3, warmup=10, max_steps=400, min_count=1, batch_tokens=200,
@@ -319,6 +323,11 @@ def test_nmt_systems_translate_with_the_model_bench_trains_when_none_is_given(be
     ctx = RunContext(pair, coll, seed=3, options={"profile": "ci", "bitext_noise": 0.2})
     translated = Nmt().texts(ctx)
     assert asked == [("sw-en", {"max_steps": 150}, 0.2, 3)]
+    # --mt-size small: its three settings, the profile's steps still over its own
+    Nmt().texts(RunContext(pair, coll, seed=0, options={"mt_size": "small"}))
+    Nmt().texts(RunContext(pair, coll, seed=0, options={"mt_size": "small", "profile": "ci"}))
+    assert asked[1:] == [("sw-en", {"layers": 2, "output_clusters": (1000, 4000), "max_steps": 2500}, 0.0, 0),
+                         ("sw-en", {"layers": 2, "output_clusters": (1000, 4000), "max_steps": 150}, 0.0, 0)]
     assert [qid for qid, _ in translated] == ["q1", "q2"] and ctx.artifacts["query_translations"] == dict(translated)
     again, info = translated_queries(pair, ctx.foreign_queries(), None, {"max_steps": 150}, 0.2, 3, NMT_DECODE)
     assert again == translated and info == ctx.artifacts["mt_model"]
@@ -349,7 +358,8 @@ def test_flores_devtest_from_the_mirror(real_data):
 
 def test_the_training_shortlist_holds_the_frequent_pieces_and_the_batch_labels_and_keys_only_when_set():
     from bench.methods.translate.mt_model import EOS, Vocabulary
-    from bench.methods.translate.mt_train import MtConfig, _Data, batch_shortlist, model_key
+    from bench.methods.translate.mt_config import MtConfig
+    from bench.methods.translate.mt_train import _Data, batch_shortlist, model_key
 
     vocab = Vocabulary([1, 0, 2, 3, *range(4, 10)], 40)  # local ids 0-9
     data = _Data.__new__(_Data)
@@ -369,7 +379,8 @@ def test_a_shortlist_training_learns_and_is_another_model(bench_home, tiny_encod
 
     from bench.infra.store import artifact_dir
     from bench.methods.translate.mt_model import MODEL_FILE
-    from bench.methods.translate.mt_train import MtConfig, model_key, train_on_bitext
+    from bench.methods.translate.mt_config import MtConfig
+    from bench.methods.translate.mt_train import model_key, train_on_bitext
 
     config = MtConfig(encoder=str(tiny_encoder), encoder_layer=1, d_model=32, layers=1, heads=2, ffn=64, dropout=0.0,
                       label_smoothing=0.1, lr=3e-3, warmup=10, max_steps=120, min_count=1, batch_tokens=200,

@@ -22,6 +22,7 @@ def test_a_typo_is_one_line_with_the_closest_option():
     ({"hybrid_weight": True}, "option hybrid_weight must be a float, not True"),
     ({"bm25_b": 2}, r"option bm25_b must be in \[0, 1\], not 2.0"),
     ({"bm25_k1": -1}, "option bm25_k1 must be a finite number >= 0, not -1.0"),
+    ({"mt_size": "tiny"}, "option mt_size must be one of base, small, not 'tiny'"),
 ])
 def test_bad_values_are_refused(values, message):
     with pytest.raises(BenchError, match=message):
@@ -58,6 +59,10 @@ def test_the_recorded_spec_names_the_options_a_system_used():
     hybrid = get_system("optical-hybrid")
     assert hybrid.spec_for(RunOptions(hybrid_weight=0.25))["hybrid_weight"] == 0.25
     assert {"hybrid_weight", "bitext_noise", "distill_steps", "encoder"} <= set(hybrid.reads)  # its components' too
+    nmt = get_system("bm25-nmt")
+    assert "mt_size" not in nmt.spec_for(RunOptions())  # the default size: the identity of the runs made before it
+    assert nmt.spec_for(RunOptions(mt_size="small"))["mt_size"] == "small"
+    assert "mt_size" not in mdense.spec_for(RunOptions(mt_size="small"))
 
 
 def test_every_system_reads_only_declared_options():

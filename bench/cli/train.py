@@ -9,6 +9,8 @@ import click
 
 from bench.cli.common import BenchGroup, option_flags
 from bench.cli.common import check_dirs
+from bench.methods.translate.mt_config import MT_SIZES
+from bench.systems.options import HELP, RunOptions
 
 
 @click.group("train", cls=BenchGroup)
@@ -19,14 +21,17 @@ def train_group() -> None:
 @train_group.command("mt")
 @click.option("--pair", "pair_name", required=True, help="e.g. sw-en")
 @click.option("--seed", default=0, show_default=True)
-@click.option("--steps", type=click.IntRange(1), help="Training steps (default: MtConfig.max_steps).")
+@click.option("--steps", type=click.IntRange(1), help="Training steps (default: the size's).")
+@click.option("--size", "mt_size", type=click.Choice(tuple(MT_SIZES)), default="base", show_default=True,
+              help=HELP["mt_size"][0].upper() + HELP["mt_size"][1:] + ".")
 @click.option("--bitext-noise", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.0, show_default=True)
-def train_mt_cmd(pair_name: str, seed: int, steps: int | None, bitext_noise: float) -> None:
+def train_mt_cmd(pair_name: str, seed: int, steps: int | None, mt_size: str, bitext_noise: float) -> None:
     """Train the pair's foreign→English translation model (used by bm25-nmt and nmt-dense)."""
     from bench.data.pairs import get_pair
     from bench.methods.translate.mt_train import train_mt
+    from bench.systems.stages.settings import mt_config
 
-    config = {"max_steps": steps} if steps else {}
+    config = mt_config(RunOptions(mt_size=mt_size, mt_steps=steps))
     click.echo(f"model: {train_mt(get_pair(pair_name), config=config, noise=bitext_noise, seed=seed)}")
 
 

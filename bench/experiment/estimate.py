@@ -230,6 +230,6 @@ class Counts:
 
 
 def _mt_steps(config: dict) -> int:
-    from bench.methods.translate.mt_train import MtConfig
+    from bench.methods.translate.mt_config import MtConfig
 
     return MtConfig.from_dict(config).max_steps

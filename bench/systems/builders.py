@@ -50,9 +50,10 @@ def build_mt_states(ref: str, config: dict, noise: float, seed: int) -> None:
     reads (``mt_train._train``): built once, before the trainings that share it run side by side."""
     from bench.data import models
     from bench.data.bitext import load_bitext
-    from bench.methods.translate import mt_data, mt_train
+    from bench.methods.translate import mt_data
+    from bench.methods.translate.mt_config import MtConfig
 
-    cfg = mt_train.MtConfig.from_dict(config)
+    cfg = MtConfig.from_dict(config)
     foreign = [f for f, _ in load_bitext(resolve_pair(ref), noise=noise, seed=seed).pairs]
     mt_data.source_states(models.resolve(cfg.encoder), cfg.encoder_layer, cfg.max_source_len, foreign,
                           mt_data.texts_fingerprint(foreign))

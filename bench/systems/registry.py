@@ -28,7 +28,7 @@ FAMILIES = ("lexical", "translation", "zero-shot", "distilled", "fusion", "plugi
 
 # A system that reads one of these options trains a model on the run's seed (plugins are judged by this;
 # a declared system says it itself, through its stages)
-TRAINING_OPTIONS = ("distill_steps", "mt_steps")
+TRAINING_OPTIONS = ("distill_steps", "mt_steps", "mt_size")
 
 
 @dataclass(frozen=True)

@@ -132,7 +132,7 @@ class Nmt(QuerySide):
         shares with the other trainings on the same bitext."""
         if job.options.mt_model:
             return []
-        from bench.methods.translate.mt_train import MtConfig
+        from bench.methods.translate.mt_config import MtConfig
 
         pair, config = job.pair, mt_config(job.options)
         encoder = MtConfig.from_dict(config).encoder

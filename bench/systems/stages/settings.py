@@ -20,7 +20,7 @@ PSQ_QUERY = {  # bench.methods.translate.psq.PsqConfig, chosen on ha-en-dev and 
     "drop_stopwords": True,
 }
 NMT_DECODE = {"num_beams": 4, "max_new_tokens": 128}  # bench.methods.translate.nmt.DecodeParams
-NMT_OPTIONS = ("mt_model", "mt_steps", "profile", "bitext_noise")
+NMT_OPTIONS = ("mt_model", "mt_size", "mt_steps", "profile", "bitext_noise")
 BM25_OPTIONS = ("bm25_k1", "bm25_b")  # what every BM25 system reads
 STUDENT_OPTIONS = ("bitext_noise", "distill_steps", "profile", "encoder", "teacher")
 # The `ci` profile's training budgets: the distilled students' steps and the MT model's (the pipeline, not its
@@ -62,9 +62,15 @@ def teacher_spec(options: RunOptions) -> str:
 
 
 def mt_config(options: RunOptions) -> dict:
-    """The settings of the MT model ``bench train mt`` trains for a run under ``options``."""
+    """The settings of the MT model ``bench train mt`` trains for a run under ``options``: its size's, and the
+    steps of ``mt_steps`` or of the ``ci`` profile where they are set."""
+    from bench.methods.translate.mt_config import MT_SIZES
+
+    config = dict(MT_SIZES[options.mt_size])
     steps = options.mt_steps or (CI_MT_STEPS if options.profile == "ci" else None)
-    return {"max_steps": steps} if steps else {}
+    if steps:
+        config["max_steps"] = steps
+    return config
 
 
 def student_config(recipe: str, options: RunOptions, pair: Pair):
