@@ -357,3 +357,29 @@ def test_the_api_reuses_by_the_same_rule_and_force_runs_it_again(bench_home, tmp
     with pytest.raises(BenchError, match="force must be True or False, not 'yes'"):
         bench.run(pair, "bm25", runs=runs, force="yes")
     assert writes == ["bm25", "bm25"]
+
+
+def test_the_small_mt_size_is_estimated_and_measured_apart_from_base(bench_home, tmp_path):
+    """A step of `--mt-size small` costs under half of base's: its rate has a name, a default and measurements of its
+    own, so neither size's estimate is made from the other's training."""
+    from bench.data.pair_ref import resolve_pair
+    from bench.experiment.estimate import estimate
+    from bench.systems.options import RunOptions
+    from bench.systems.stages import Nmt
+    from bench.systems.stages.settings import Job
+
+    pair_file = pair_copy(tmp_path)
+    pair = resolve_pair(pair_file)
+
+    def mt_line(size: str) -> tuple[str, str]:
+        job = Job(pair, str(pair_file), RunOptions(mt_size=size), 0)
+        (need,) = [n for n in Nmt().needs(job) if n.kind == "mt-model"]
+        return need.rate_name, estimate([need], {need.key: pair}).costs[0].line()
+
+    base = "2,000 steps at 1.8 s a step (default rate, not measured here), about 1 h 00 min"
+    assert mt_line("base") == ("mt-model", f"    train  MT model of xx-en (seed 0): {base}")
+    assert mt_line("small") == ("mt-model small", "    train  MT model of xx-en (seed 0): 2,500 steps at 0.8 s a step "
+                                                  "(default rate, not measured here), about 33 min")
+    rates.record("mt-model small", 100, 100.0)  # a second a step
+    assert mt_line("small")[1].endswith("2,500 steps at 1.0 s a step (measured here), about 42 min")
+    assert mt_line("base")[1].endswith(base)

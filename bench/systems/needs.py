@@ -41,6 +41,11 @@ class Need:
     after: tuple[Key, ...] = ()
     gpu: bool = False
     shares: tuple | None = None  # needs with the same value fill one inner cache: built one after the other
+    rate: str | None = None  # the name its build's speed is recorded under (bench.infra.rates), where not its kind
+
+    @property
+    def rate_name(self) -> str:
+        return self.rate or self.kind
 
     @property
     def key(self) -> Key:

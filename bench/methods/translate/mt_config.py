@@ -73,10 +73,18 @@ class MtConfig:
 
 
 # The named sizes (``--mt-size``): what each changes in MtConfig's defaults. ``small``: 2 decoder layers, the
-# adaptive softmax 1000/4000 and 2,500 steps, 0.33x the step (benchmarks/results/mt_step.txt), so 0.41x the
-# training; FLORES-200 devtest chrF sw→en 35.15 against base's 35.42, ha→en 23.98 against 24.54
-# (benchmarks/results/mt_small_decoder.txt; not the default by the rule of benchmarks/results/QUEUE.md item 23e).
+# adaptive softmax 1000/4000 and 2,500 steps, 0.33x the step (benchmarks/results/mt_step.txt); what it costs in
+# time and chrF is said in the option's help (bench.systems.options), measured in benchmarks/results/
+# mt_small_decoder.txt and mt_small_decoder_tuning.txt; not the default, by the rule of QUEUE.md item 23e.
 MT_SIZES: dict[str, dict] = {
     "base": {},
     "small": {"layers": 2, "output_clusters": (1000, 4000), "max_steps": 2500},
 }
+
+
+def rate_name(config: MtConfig) -> str:
+    """The name a training's speed is recorded under (:mod:`bench.infra.rates`): a step of the small size's
+    decoder and output layer costs about a third of base's, so each is measured apart."""
+    small = MtConfig.from_dict(MT_SIZES["small"])
+    shape = (config.layers, config.ffn, config.d_model, config.output_clusters)
+    return "mt-model small" if shape == (small.layers, small.ffn, small.d_model, small.output_clusters) else "mt-model"

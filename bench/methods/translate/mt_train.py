@@ -46,7 +46,7 @@ from bench.infra.store import artifact_dir, bench_home, cached_build, fingerprin
 from bench.infra.training import STATE_FILE, Every, Loop, Panel, curve_png, warmup_times_decay, write_curve
 from bench.methods.token_states import TokenStates
 from bench.methods.translate import mt_data
-from bench.methods.translate.mt_config import MtConfig
+from bench.methods.translate.mt_config import MtConfig, rate_name
 from bench.methods.translate.mt_model import (BOS, EOS, PAD, UNK, Architecture, CopyTranslator, Vocabulary, decode,
                                               pad_rows, token_loss)
 from bench.methods.translate.mt_model import save as save_model
@@ -105,7 +105,7 @@ def train_on_bitext(pairs: Sequence[tuple[str, str]], bitext_fp: str, config: Mt
     def build(tmp: Path) -> None:
         _train(tmp, list(pairs), ref, config, seed, Resume(work / STATE_FILE, fingerprint(key), save_every), callback)
 
-    path = cached_build("mt-models", key, timed("mt-model", config.max_steps, build))
+    path = cached_build("mt-models", key, timed(rate_name(config), config.max_steps, build))
     shutil.rmtree(work, ignore_errors=True)
     return path
 

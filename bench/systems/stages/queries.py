@@ -132,7 +132,7 @@ class Nmt(QuerySide):
         shares with the other trainings on the same bitext."""
         if job.options.mt_model:
             return []
-        from bench.methods.translate.mt_config import MtConfig
+        from bench.methods.translate.mt_config import MtConfig, rate_name
 
         pair, config = job.pair, mt_config(job.options)
         encoder = MtConfig.from_dict(config).encoder
@@ -142,7 +142,8 @@ class Nmt(QuerySide):
                       (job.ref, config, noise, seed), keys(model_needs(encoder)), gpu=True)
         trained = Need("mt-model", (pair.dataset_id, noise, seed, fingerprint(config)),
                        f"MT model of {pair.name} (seed {seed}{f', noise {noise:g}' if noise else ''})", b.build_mt,
-                       (job.ref, config, noise, seed), (states.key,), gpu=True)
+                       (job.ref, config, noise, seed), (states.key,), gpu=True,
+                       rate=rate_name(MtConfig.from_dict(config)))
         return [*model_needs(encoder), states, trained]
 
     def needs(self, job: Job) -> list[Need]:
