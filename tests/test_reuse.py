@@ -135,6 +135,36 @@ def test_the_grid_skips_by_the_same_rule(monkeypatch, capsys, caplog, bench_home
     assert code == 0 and writes == ["bm25", "bm25"]
 
 
+def test_a_run_recorded_before_an_option_existed_keeps_its_identity(monkeypatch, capsys, caplog, bench_home, tmp_path,
+                                                                   writes):
+    """Session 17 added mt_size (default base) to the run options: every run recorded before it lacks the key, and
+    was made as base makes it, so it is still reused; a recorded option off its default still tells runs apart."""
+    from bench.systems.options import RunOptions
+
+    pair, runs = pair_copy(tmp_path), tmp_path / "runs"
+    every_option = RunOptions.as_dict
+
+    def recorded_as(change):
+        monkeypatch.setattr(RunOptions, "as_dict", lambda self: change(every_option(self)))
+        assert bm25_run(monkeypatch, capsys, pair, runs, "--force")[0] == 0
+        monkeypatch.setattr(RunOptions, "as_dict", every_option)
+        return json.loads((runs / "xx-en" / "bm25" / "manifest.json").read_text())["identity"]["options"]
+
+    options = recorded_as(lambda d: {k: v for k, v in d.items() if k != "mt_size"})  # bench before the option
+    assert "mt_size" not in options and every_option(RunOptions())["mt_size"] == "base"
+    caplog.set_level(logging.WARNING)
+    assert bm25_run(monkeypatch, capsys, pair, runs)[0] == 0
+    assert writes == ["bm25"]
+    assert identity_lines(caplog) == ["xx-en/bm25: reusing the stored run (identical inputs); --force recomputes"]
+
+    assert recorded_as(lambda d: {**d, "retired_option": 3})["retired_option"] == 3  # removed since, off a default
+    caplog.clear()
+    assert bm25_run(monkeypatch, capsys, pair, runs)[0] == 0
+    assert writes == ["bm25", "bm25", "bm25"]
+    assert identity_lines(caplog) == ["xx-en/bm25: the stored run was made with other inputs (the run options): "
+                                      "running it again"]
+
+
 def test_a_run_stored_before_identities_is_run_again(bench_home, tmp_path):
     import pandas as pd
 

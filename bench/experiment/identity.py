@@ -125,10 +125,22 @@ def stored_verdict(runs_root: Path, pair: str, identity: dict, *, archived: bool
     recorded = stored.manifest.get(IDENTITY)
     if not isinstance(recorded, dict):
         return Verdict(path, why=f"{what} predates run identities")
-    differs = [PARTS.get(k, k) for k in sorted(set(identity) | set(recorded)) if identity.get(k) != recorded.get(k)]
+    asked, recorded = comparable(identity), comparable(recorded)
+    differs = [PARTS.get(k, k) for k in sorted(set(asked) | set(recorded)) if asked.get(k) != recorded.get(k)]
     if differs:
         return Verdict(path, why=f"{what} was made with other inputs ({', '.join(differs)})")
     return Verdict(path, stored)
+
+
+def comparable(identity: dict) -> dict:
+    """An identity as two are compared: its run options at their defaults left out. A run recorded before an
+    option existed was made as the option's default makes it (a new option's default keeps what bench did), so
+    it keeps its identity when the option is added (``mt_size``: every run before it was made at ``base``)."""
+    options = identity.get("options")
+    if not isinstance(options, dict):
+        return identity
+    defaults = RunOptions().as_dict()
+    return {**identity, "options": {k: v for k, v in options.items() if k not in defaults or v != defaults[k]}}
 
 
 def reusable(runs_root: Path, pair: str, identity: dict, *, force: bool = False,
