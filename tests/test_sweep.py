@@ -16,6 +16,7 @@ from bench.results.archive import load_archived
 from bench.results.runs import load_run
 from bench.systems.options import RunOptions
 from bench.systems import parse_systems
+from cli_run import run_main
 from test_dense import write_tiny_model
 from test_distilled_systems import pair_with_bitext
 
@@ -152,6 +153,49 @@ def test_a_sweep_takes_archived_cells_instead_of_training_them(bench_home, tmp_p
     assert manifest["options"]["distill_steps"] == 3
 
 
+def test_a_dry_run_says_where_each_run_comes_from_and_runs_nothing(monkeypatch, capsys, bench_home, tmp_path):
+    model = write_tiny_model(tmp_path / "tiny")
+    pair = pair_with_bitext(tmp_path)
+    archive, runs = tmp_path / "archive", tmp_path / "runs"
+    noise_sweep(pair, [0.0, 0.5], parse_systems("sdistill"), parse_systems("mdense"), runs, tmp_path / "first",
+                options={"encoder": str(model), "distill_steps": 2}, archive=archive)
+    for where in (archive, runs):
+        shutil.rmtree(where / pair.name / "sdistill+noise0.5")  # in neither: to run (its student is trained)
+    shutil.rmtree(archive / pair.name / "mdense")  # only stored: reused
+    checkpoints = sorted((bench_home / "checkpoints").iterdir())
+    ran = []
+    monkeypatch.setattr(RunPlan, "execute", lambda plan, stored=None: ran.append(plan))
+
+    def dry_run(*flags):
+        code, out, err = run_main(monkeypatch, capsys, "sweep", "noise", "--pair", str(tmp_path / "pair" / "pair.yaml"),
+                                  "--rates", "0,0.5", "--systems", "sdistill", "--encoder", str(model), "--runs",
+                                  str(runs), "--reports", str(tmp_path / "r"), "--archive", str(archive), "--dry-run",
+                                  *flags)
+        assert code == 0, err
+        return out.splitlines()
+
+    out = dry_run("--steps", "2")
+    assert out[:5] == [
+        "sweep: sdistill on xx-en at rates 0, 0.5, seeds 0; references (run once): mdense, mdense-maxsim",
+        "  seed 0, rate 0: from the archive: sdistill",
+        "  seed 0, rate 0.5: to run: sdistill",
+        "  references: stored (reused): mdense; to run: mdense-maxsim",
+        "  runs: 1 from the archive, 1 stored (reused), 2 to run"]
+    assert "    built  sdistill student of xx-en (seed 0, noise 0.5): no cost" in out  # kept in BENCH_HOME
+    assert out[-1] == "nothing was run (--dry-run)"
+    # another step budget: the archived student's run is not taken, and says why; both students would train
+    out = dry_run("--steps", "3")
+    assert out[1:4] == ["  seed 0, rate 0: to run: sdistill",
+                        "    sdistill: the archived run was made with other inputs (the run options, the system's spec)"
+                        "; the stored run was made with other inputs (the run options, the system's spec)",
+                        "  seed 0, rate 0.5: to run: sdistill"]
+    trainings = [line.split(":")[0].strip() for line in out if line.startswith("    train ")]
+    assert trainings == ["train  sdistill student of xx-en (seed 0)",
+                         "train  sdistill student of xx-en (seed 0, noise 0.5)"]
+    assert ran == [] and sorted((bench_home / "checkpoints").iterdir()) == checkpoints
+    assert not (tmp_path / "r").exists()
+
+
 def test_each_run_is_archived_as_soon_as_it_is_stored(bench_home, tmp_path):
     # a plan whose second system fails: the first one's run is in the archive already
     model = write_tiny_model(tmp_path / "tiny")
@@ -169,3 +213,13 @@ def test_each_run_is_archived_as_soon_as_it_is_stored(bench_home, tmp_path):
     archived = load_archived(tmp_path / "archive" / pair.name / "mdense")
     stored = load_run(tmp_path / "runs" / pair.name / "mdense")
     pd.testing.assert_frame_equal(archived.per_query, stored.per_query)
+
+
+def test_a_dry_run_before_the_encoder_is_prepared_says_its_runs_cannot_be_matched_yet(bench_home, tmp_path):
+    pair = pair_with_bitext(tmp_path)  # the packaged encoder, not converted in this empty BENCH_HOME
+    lines = plan_sweep(pair, [0.0, 0.5], "sdistill", runs=tmp_path / "runs").describe(tmp_path / "archive")
+    assert lines[4:6] == [
+        "  runs: 0 from the archive, 0 stored (reused), 4 to run",
+        "  4 of them counted as to run because their encoder is not prepared yet (the run converts or downloads it "
+        "first): only then can they be matched to a stored or archived run"]
+    assert not (bench_home / "models").exists() and not (tmp_path / "runs").exists()

@@ -75,7 +75,10 @@ def sweep_group() -> None:
 @click.option("--archive", type=click.Path(path_type=Path), help="A folder of archived runs (each run's manifest "
               "and per-query values, not its ranking: small enough to commit): a cell whose inputs are identical to "
               "an archived run's is taken from it, not run again; every run of the sweep is added to it.")
-def sweep_noise_cmd(pair_name, rates, systems_list, seeds, runs_root, reports_dir, archive, **option_values) -> None:
+@click.option("--dry-run", is_flag=True, help="Check everything, print where each run would come from (the archive, a "
+              "stored run, or run now) and what the runs to make build or train, for about how long, and stop.")
+def sweep_noise_cmd(pair_name, rates, systems_list, seeds, runs_root, reports_dir, archive, dry_run=False,
+                    **option_values) -> None:
     """Retrain every trained system at each noise rate and seed; write <pair>.noise.{csv,md,png}."""
     from bench.experiment.plan import parse_seeds
     from bench.experiment.sweep import parse_rates, plan_sweep
@@ -84,6 +87,12 @@ def sweep_noise_cmd(pair_name, rates, systems_list, seeds, runs_root, reports_di
     seed_list = parse_seeds(seeds)
     check_dirs(("--runs", runs_root, True), ("--reports", reports_dir, True), ("--archive", archive, True))
     sweep = plan_sweep(pair_name, rate_list, systems_list, option_values, seeds=seed_list, runs=runs_root)
+    if dry_run:
+        for line in sweep.describe(archive):
+            click.echo(line)
+        click.echo(f"  reports in {reports_dir}")
+        click.echo("nothing was run (--dry-run)")
+        return
     started = time.perf_counter()
     for path in sweep.execute(reports_dir, archive):
         click.echo(f"wrote {path}")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from dataclasses import dataclass, replace
 from itertools import combinations
 from pathlib import Path
@@ -29,7 +30,7 @@ from bench.data.pairs import Pair
 from bench.errors import BenchError
 from bench.results.report import md_table, write_texts, label
 from bench.data.pair_ref import pair_ref, resolve_pair
-from bench.experiment.identity import archived, run_identity
+from bench.experiment.identity import archived, planned_identity, run_identity, stored_verdict
 from bench.experiment.plan import RunPlan, check_options, noise_rates, parse_seeds
 from bench.infra.store import atomic_file
 from bench.methods.distill.recipes import RECIPES
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 
 PRIMARY = "AP"
 PER_QUERY_COLUMNS = ("system", "seed", "rate", "query_id", "measure", "value")
+ARCHIVED, STORED, TO_RUN = "from the archive", "stored (reused)", "to run"  # where a sweep's run comes from
 
 
 def parse_rates(value: str) -> list[float]:
@@ -77,6 +79,83 @@ class Sweep:
         ref_means = {r.system: dict(r.manifest["measures"]) for r in refs}
         per_query = pd.concat(rows, ignore_index=True)[list(PER_QUERY_COLUMNS)]
         return write_sweep(self.pair.name, per_query, ref_means, reports_dir, self.comparisons)
+
+    def sources(self, archive: Path | None = None) -> list[tuple[RunPlan, dict[str, Source]]]:
+        """Each plan (the references' last) with where :meth:`execute` would take each of its systems' runs
+        from, asked without building anything (:func:`planned_identity`), by the rule :func:`plan_runs`
+        follows: the archived run of identical inputs, else the stored one, else the system runs."""
+        found = []
+        for plan in (*self.plans, *([self.reference] if self.reference else [])):
+            collection = plan.pair.collection()
+            where = {}
+            for system in plan.systems:
+                identity = planned_identity(plan.pair, system, plan.options, depth=plan.depth, seed=plan.seed,
+                                            measures=plan.measures, collection=collection)
+                where[system.name] = _source(identity, plan, archive)
+            found.append((plan, where))
+        return found
+
+    def describe(self, archive: Path | None = None) -> list[str]:
+        """The sweep in words: what ``bench sweep noise --dry-run`` prints (each seed and rate with where its
+        runs come from, and what the runs still to make build or train, for about how long)."""
+        from bench.experiment.estimate import estimate
+        from bench.systems.needs import combine
+
+        swept_names = ", ".join(s.name for s in self.plans[0].systems)
+        lines = [f"sweep: {swept_names} on {self.pair.name} at rates {', '.join(f'{r:g}' for r in self.rates)}, "
+                 f"seeds {', '.join(map(str, self.seeds))}"
+                 + (f"; references (run once): {', '.join(s.name for s in self.reference.systems)}"
+                    if self.reference else "")]
+        counts: Counter = Counter()
+        to_run, unmatched = [], 0
+        for plan, where in self.sources(archive):
+            label = "references" if plan is self.reference else f"seed {plan.seed}, rate {plan.options.bitext_noise:g}"
+            groups: dict[str, list[str]] = {}
+            for name, source in where.items():
+                groups.setdefault(source.where, []).append(name)
+                counts[source.where] += 1
+                unmatched += source.unmatched
+            lines.append(f"  {label}: " + "; ".join(f"{w}: {', '.join(n)}" for w, n in groups.items()))
+            lines += [f"    {name}: {source.why}" for name, source in where.items() if source.why]
+            running = tuple(s for s in plan.systems if where[s.name].where == TO_RUN)
+            if running:  # a plan of exactly the systems that run (force: none of them is reused)
+                to_run.append(replace(plan, systems=running, force=True))
+        lines.append("  runs: " + ", ".join(f"{counts[w]} {w}" for w in (ARCHIVED, STORED, TO_RUN)))
+        if unmatched:
+            lines.append(f"  {unmatched} of them counted as to run because their encoder is not prepared yet (the run "
+                         "converts or downloads it first): only then can they be matched to a stored or archived run")
+        needs = combine(need for plan in to_run for need in plan.needs())
+        lines += estimate(needs, dict.fromkeys((n.key for n in needs), self.pair)).lines()
+        lines.append(f"  runs in {self.plans[0].runs / self.pair.name}"
+                     + (f", archive {archive / self.pair.name}" if archive is not None else ""))
+        return lines
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a sweep's run comes from (:data:`ARCHIVED`, :data:`STORED` or :data:`TO_RUN`); ``why``: why an
+    archived or stored run is not taken; ``unmatched``: no identity could be asked yet (its models are not
+    prepared), so none could be matched."""
+
+    where: str
+    why: str | None = None
+    unmatched: bool = False
+
+
+def _source(identity: dict | None, plan: RunPlan, archive: Path | None) -> Source:
+    if identity is None:
+        return Source(TO_RUN, unmatched=True)
+    whys = []
+    if archive is not None:
+        verdict = stored_verdict(archive, plan.pair.name, identity, archived=True)
+        if verdict.stored is not None:
+            return Source(ARCHIVED)
+        whys.append(verdict.why)
+    verdict = stored_verdict(plan.runs, plan.pair.name, identity)
+    if verdict.stored is not None:
+        return Source(STORED)
+    whys.append(verdict.why)
+    return Source(TO_RUN, "; ".join(w for w in whys if w) or None)
 
 
 def plan_runs(plan: RunPlan, archive: Path | None = None) -> list[StoredRun]:
