@@ -217,9 +217,33 @@ def test_each_run_is_archived_as_soon_as_it_is_stored(bench_home, tmp_path):
 
 def test_a_dry_run_before_the_encoder_is_prepared_says_its_runs_cannot_be_matched_yet(bench_home, tmp_path):
     pair = pair_with_bitext(tmp_path)  # the packaged encoder, not converted in this empty BENCH_HOME
-    lines = plan_sweep(pair, [0.0, 0.5], "sdistill", runs=tmp_path / "runs").describe(tmp_path / "archive")
+    lines = plan_sweep(pair, [0.0, 0.5], "sdistill", runs=tmp_path / "runs").survey(tmp_path / "archive").lines()
     assert lines[4:6] == [
         "  runs: 0 from the archive, 0 stored (reused), 4 to run",
         "  4 of them counted as to run because their encoder is not prepared yet (the run converts or downloads it "
         "first): only then can they be matched to a stored or archived run"]
     assert not (bench_home / "models").exists() and not (tmp_path / "runs").exists()
+
+
+def test_a_long_sweep_prints_its_survey_first(monkeypatch, capsys, bench_home, tmp_path):
+    from bench.infra import rates
+
+    model = write_tiny_model(tmp_path / "tiny")
+    pair_with_bitext(tmp_path)
+    rates.record("student", 1, 1000.0)  # 1,000 s a step: two students of 2 steps, about 67 min
+
+    def sweep(steps, *flags):
+        code, out, err = run_main(monkeypatch, capsys, *flags, "sweep", "noise", "--pair",
+                                  str(tmp_path / "pair" / "pair.yaml"), "--rates", "0,0.5", "--systems", "sdistill",
+                                  "--encoder", str(model), "--steps", steps, "--runs", str(tmp_path / "runs"),
+                                  "--reports", str(tmp_path / "r"))
+        assert code == 0, err
+        return out, err
+
+    out, err = sweep("2")
+    survey = err.splitlines()
+    assert survey[0].startswith("sweep: sdistill on xx-en at rates 0, 0.5, seeds 0")
+    assert "  estimated time to build and train: about 1 h 07 min (retrieval and scoring not included)" in survey
+    assert "sweep:" not in out and (tmp_path / "r" / "xx-en.noise.md").is_file()
+    _, err = sweep("3", "-q")  # never under -q (two students to train again)
+    assert "sweep:" not in err

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from bench.cli.common import BenchGroup, option_flags
+from bench.cli.common import LOG_STATE, LONG_RUN_S, BenchGroup, option_flags
 from bench.cli.common import check_dirs
 from bench.methods.translate.mt_config import MT_SIZES
 from bench.systems.options import HELP, RunOptions
@@ -87,12 +87,17 @@ def sweep_noise_cmd(pair_name, rates, systems_list, seeds, runs_root, reports_di
     seed_list = parse_seeds(seeds)
     check_dirs(("--runs", runs_root, True), ("--reports", reports_dir, True), ("--archive", archive, True))
     sweep = plan_sweep(pair_name, rate_list, systems_list, option_values, seeds=seed_list, runs=runs_root)
+    quiet = click.get_current_context().meta.get(LOG_STATE, {}).get("quiet", False)
+    survey = sweep.survey(archive) if dry_run or not quiet else None
     if dry_run:
-        for line in sweep.describe(archive):
+        for line in survey.lines():
             click.echo(line)
         click.echo(f"  reports in {reports_dir}")
         click.echo("nothing was run (--dry-run)")
         return
+    if survey is not None and survey.estimate.seconds > LONG_RUN_S:  # hours ahead: say what they are spent on first
+        for line in survey.lines():
+            click.echo(line, err=True)
     started = time.perf_counter()
     for path in sweep.execute(reports_dir, archive):
         click.echo(f"wrote {path}")

@@ -30,6 +30,7 @@ from bench.data.pairs import Pair
 from bench.errors import BenchError
 from bench.results.report import md_table, write_texts, label
 from bench.data.pair_ref import pair_ref, resolve_pair
+from bench.experiment.estimate import Estimate, estimate
 from bench.experiment.identity import archived, planned_identity, run_identity, stored_verdict
 from bench.experiment.plan import RunPlan, check_options, noise_rates, parse_seeds
 from bench.infra.store import atomic_file
@@ -39,6 +40,7 @@ from bench.results.archive import archive_run
 from bench.results.runs import StoredRun, load_run
 from bench.results.stats import CONFIDENCE
 from bench.systems import System, all_systems, parse_systems
+from bench.systems.needs import combine
 from bench.systems.stages import Dense, Student
 
 log = logging.getLogger(__name__)
@@ -95,21 +97,41 @@ class Sweep:
             found.append((plan, where))
         return found
 
-    def describe(self, archive: Path | None = None) -> list[str]:
-        """The sweep in words: what ``bench sweep noise --dry-run`` prints (each seed and rate with where its
-        runs come from, and what the runs still to make build or train, for about how long)."""
-        from bench.experiment.estimate import estimate
-        from bench.systems.needs import combine
+    def survey(self, archive: Path | None = None) -> Survey:
+        """What the sweep would do, asked before it runs (:meth:`sources`), with the estimate of what its runs still
+        to make build or train: what ``bench sweep noise --dry-run`` prints, and a long sweep first."""
+        sources = self.sources(archive)
+        to_run = []
+        for plan, where in sources:
+            running = tuple(s for s in plan.systems if where[s.name].where == TO_RUN)
+            if running:  # a plan of exactly the systems that run (force: none of them is reused)
+                to_run.append(replace(plan, systems=running, force=True))
+        needs = combine(need for plan in to_run for need in plan.needs())
+        return Survey(self, archive, sources, estimate(needs, dict.fromkeys((n.key for n in needs), self.pair)))
 
-        swept_names = ", ".join(s.name for s in self.plans[0].systems)
-        lines = [f"sweep: {swept_names} on {self.pair.name} at rates {', '.join(f'{r:g}' for r in self.rates)}, "
-                 f"seeds {', '.join(map(str, self.seeds))}"
-                 + (f"; references (run once): {', '.join(s.name for s in self.reference.systems)}"
-                    if self.reference else "")]
+
+@dataclass(frozen=True)
+class Survey:
+    """A sweep before it runs: where each of its runs would come from (``sources``: each plan with a
+    :class:`Source` per system) and the :class:`bench.experiment.estimate.Estimate` of the runs to make."""
+
+    sweep: Sweep
+    archive: Path | None
+    sources: list[tuple[RunPlan, dict[str, Source]]]
+    estimate: Estimate
+
+    def lines(self) -> list[str]:
+        """The survey in words: the sweep, each seed and rate with where its runs come from (and why an archived or
+        stored run is not taken), the counts, then the estimate."""
+        sweep = self.sweep
+        reference = sweep.reference
+        lines = [f"sweep: {', '.join(s.name for s in sweep.plans[0].systems)} on {sweep.pair.name} at rates "
+                 f"{', '.join(f'{r:g}' for r in sweep.rates)}, seeds {', '.join(map(str, sweep.seeds))}"
+                 + (f"; references (run once): {', '.join(s.name for s in reference.systems)}" if reference else "")]
         counts: Counter = Counter()
-        to_run, unmatched = [], 0
-        for plan, where in self.sources(archive):
-            label = "references" if plan is self.reference else f"seed {plan.seed}, rate {plan.options.bitext_noise:g}"
+        unmatched = 0
+        for plan, where in self.sources:
+            label = "references" if plan is reference else f"seed {plan.seed}, rate {plan.options.bitext_noise:g}"
             groups: dict[str, list[str]] = {}
             for name, source in where.items():
                 groups.setdefault(source.where, []).append(name)
@@ -117,17 +139,13 @@ class Sweep:
                 unmatched += source.unmatched
             lines.append(f"  {label}: " + "; ".join(f"{w}: {', '.join(n)}" for w, n in groups.items()))
             lines += [f"    {name}: {source.why}" for name, source in where.items() if source.why]
-            running = tuple(s for s in plan.systems if where[s.name].where == TO_RUN)
-            if running:  # a plan of exactly the systems that run (force: none of them is reused)
-                to_run.append(replace(plan, systems=running, force=True))
         lines.append("  runs: " + ", ".join(f"{counts[w]} {w}" for w in (ARCHIVED, STORED, TO_RUN)))
         if unmatched:
             lines.append(f"  {unmatched} of them counted as to run because their encoder is not prepared yet (the run "
                          "converts or downloads it first): only then can they be matched to a stored or archived run")
-        needs = combine(need for plan in to_run for need in plan.needs())
-        lines += estimate(needs, dict.fromkeys((n.key for n in needs), self.pair)).lines()
-        lines.append(f"  runs in {self.plans[0].runs / self.pair.name}"
-                     + (f", archive {archive / self.pair.name}" if archive is not None else ""))
+        lines += self.estimate.lines()
+        lines.append(f"  runs in {sweep.plans[0].runs / sweep.pair.name}"
+                     + (f", archive {self.archive / sweep.pair.name}" if self.archive is not None else ""))
         return lines
 
 
