@@ -163,6 +163,33 @@ def test_clean_counts_each_step_and_fingerprints_content():
     assert b.counts["noised"] == 3 and b.fingerprint != a.fingerprint
 
 
+def test_each_noise_rate_and_seed_misaligns_one_cleaning_of_the_files(tmp_path, monkeypatch):
+    """The noise is cleaning's last step: a pair's files are read and cleaned once for every rate and seed, and
+    each noised bitext is exactly what cleaning with that noise gives (pairs, counts, fingerprint)."""
+    import bench.data.bitext as bitext_module
+
+    lines = [f"{f}\t{e}" for f, e in TEN] + ["Mji mkuu wa Kenya ni upi?\tWhat is the capital of Kenya?"]
+    pair = _user_pair(tmp_path, lines)
+    read = []
+    real_read = bitext_module._read_bitext
+
+    def reading(*args):
+        read.append(args)
+        return real_read(*args)
+
+    monkeypatch.setattr(bitext_module, "_read_bitext", reading)
+    raw = [tuple(line.split("\t")) for line in lines]
+    for noise, seed in ((0.3, 1), (0.5, 0), (0.5, 7), (0.0, 3)):
+        got = load_bitext(pair, noise=noise, seed=seed)
+        expected = bitext_from_pairs(raw, sources={"bitext.tsv": 11}, queries=["Mji mkuu wa Kenya ni upi?"],
+                                     translations=["What is the capital of Kenya?"], noise=noise, seed=seed)
+        assert (got.pairs, got.counts, got.sources, got.fingerprint) == (
+            expected.pairs, expected.counts, expected.sources, expected.fingerprint)
+    assert load_bitext(pair, noise=0.5, seed=7).counts["noised"] == 5  # half of the ten left after the guard
+    assert len(read) == 1
+    assert load_bitext(pair, seed=3) is load_bitext(pair)  # without noise the seed changes nothing
+
+
 # --- user pair files ----------------------------------------------------------------------------
 
 

@@ -4,8 +4,9 @@
 ``bitext`` TSV of a user pair file (``foreign<TAB>english``, one pair a line), and cleans the union
 (:func:`bench.data.bitext.clean.clean`): normalise, deduplicate, length and ratio filters, the leakage
 guard against the pair's own evaluation queries, and optional seeded noise. Reading and cleaning
-takes a few seconds, so the result is not cached on disk (a process keeps the last few it read); its
-:attr:`Bitext.fingerprint` (a hash of the cleaned content) keys the artifacts trained on it.
+takes a few seconds, so the result is not cached on disk (a process keeps the last few it read, and cleans a
+pair's files once for every noise rate and seed: the noise is the last step); its :attr:`Bitext.fingerprint`
+(a hash of the cleaned content) keys the artifacts trained on it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bench.data.bitext.clean import CleanConfig, clean
+from bench.data.bitext.clean import CleanConfig, add_noise, clean
 from bench.data.bitext.sources import CORPORA, Corpus, read_corpus, read_eval_corpus, training_corpus
 from bench.errors import BenchError
 from bench.infra.digests import cached_sha256
@@ -101,17 +102,29 @@ _kept: OrderedDict[tuple, Bitext] = OrderedDict()
 
 def load_bitext(pair: "Pair", *, noise: float = 0.0, seed: int = 0, config: CleanConfig = CleanConfig()) -> Bitext:
     """The cleaned training bitext of ``pair``, with its evaluation queries guarded out: read once per process
-    for a version of its files, noise, seed and cleaning (the systems of a run, a plan's estimate, share it)."""
+    for a version of its files, noise, seed and cleaning (the systems of a run, a plan's estimate, share it).
+    With noise, the bitext cleaned without it, misaligned (:func:`misaligned`): what :func:`clean` gives with
+    that noise, as its last step, from one reading and cleaning however many rates and seeds ask."""
+    noise = float(noise)
+    seed = int(seed) if noise else 0  # without noise the bitext does not depend on the seed
     tsv = pair.files.get("bitext") if pair.files else None
-    key = (pair.name, pair.dataset_id, tuple(pair.bitext), _stamp(tsv), float(noise), int(seed), config)
+    key = (pair.name, pair.dataset_id, tuple(pair.bitext), _stamp(tsv), noise, seed, config)
     if key in _kept:
         _kept.move_to_end(key)
         return _kept[key]
-    bitext = _read_bitext(pair, noise, seed, config)
+    bitext = misaligned(load_bitext(pair, config=config), noise, seed) if noise else _read_bitext(pair, config)
     _kept[key] = bitext
     while len(_kept) > _KEPT:
         _kept.popitem(last=False)
     return bitext
+
+
+def misaligned(bitext: Bitext, noise: float, seed: int) -> Bitext:
+    """``bitext`` with ``round(noise * n)`` of its pairs misaligned (:func:`bench.data.bitext.clean.add_noise`,
+    seeded), its counts' ``noised`` step saying how many."""
+    pairs, changed = add_noise(bitext.pairs, noise, seed)
+    log.info("bitext: %d of %d pairs misaligned (noise %.2f, seed %d)", len(changed), len(pairs), noise, seed)
+    return Bitext(pairs, {**bitext.counts, "noised": len(changed)}, dict(bitext.sources), content_fingerprint(pairs))
 
 
 def _stamp(path: Path | None) -> tuple | None:
@@ -123,7 +136,7 @@ def _stamp(path: Path | None) -> tuple | None:
     return None if st is None else (str(path), st.st_size, st.st_mtime_ns)
 
 
-def _read_bitext(pair: "Pair", noise: float, seed: int, config: CleanConfig) -> Bitext:
+def _read_bitext(pair: "Pair", config: CleanConfig) -> Bitext:
     raw: list[tuple[str, str]] = []
     sources: dict[str, int] = {}
     tsv = pair.files.get("bitext") if pair.files else None
@@ -148,7 +161,7 @@ def _read_bitext(pair: "Pair", noise: float, seed: int, config: CleanConfig) -> 
     else:
         foreign = [q.text for q in queries]
     bitext = bitext_from_pairs(
-        raw, sources=sources, queries=foreign, translations=english, noise=noise, seed=seed, config=config,
+        raw, sources=sources, queries=foreign, translations=english, config=config,
     )
     if not bitext.pairs:
         steps = ", ".join(f"{k} {v}" for k, v in bitext.counts.items())
