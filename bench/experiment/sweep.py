@@ -131,13 +131,13 @@ class Survey:
         counts: Counter = Counter()
         unmatched = 0
         for plan, where in self.sources:
-            label = "references" if plan is reference else f"seed {plan.seed}, rate {plan.options.bitext_noise:g}"
+            cell = "references" if plan is reference else f"seed {plan.seed}, rate {plan.options.bitext_noise:g}"
             groups: dict[str, list[str]] = {}
             for name, source in where.items():
                 groups.setdefault(source.where, []).append(name)
                 counts[source.where] += 1
                 unmatched += source.unmatched
-            lines.append(f"  {label}: " + "; ".join(f"{w}: {', '.join(n)}" for w, n in groups.items()))
+            lines.append(f"  {cell}: " + "; ".join(f"{w}: {', '.join(n)}" for w, n in groups.items()))
             lines += [f"    {name}: {source.why}" for name, source in where.items() if source.why]
         lines.append("  runs: " + ", ".join(f"{counts[w]} {w}" for w in (ARCHIVED, STORED, TO_RUN)))
         if unmatched:
