@@ -44,7 +44,8 @@ STAGES = {  # by the name a need's rate is recorded under (its kind, unless it n
     "query-encoding": Stage("query", "queries", 30.0),
     "ibm1-table": Stage("bitext pair", "bitext pairs", 1000.0),
     "mt-states": Stage("bitext pair", "bitext pairs", 30.0),
-    "mt-model": Stage("step", "steps", 1 / 1.8),  # 1.8 s a step in fp32 on a 2-core AVX2 CPU
+    # fp32 on a 2-core AVX2 CPU alone (measured: 2.4 s a step beside a one-thread process, cold_run_sw-en.txt)
+    "mt-model": Stage("step", "steps", 1 / 1.8),
     # --mt-size small: 0.45x base's training on sw-en, in 1.25x its steps (0.65 s a step), 0.6-0.7x on small bitexts
     "mt-model small": Stage("step", "steps", 1 / 0.8),
     "nmt-translations": Stage("query", "queries", 2.0),

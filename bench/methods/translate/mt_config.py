@@ -8,6 +8,7 @@ from dataclasses import dataclass, fields, replace
 
 from bench.errors import BenchError
 
+
 @dataclass(frozen=True)
 class MtConfig:
     encoder: str = "multilingual-e5-small"  # frozen; any BERT-like model spec
@@ -42,8 +43,8 @@ class MtConfig:
     # training runs max_steps steps (the learning rate decays linearly to 0 over them), so a rerun gives
     # the same model on any machine; max_minutes is only a safety stop (bench-mt.json records which
     # bound ended it, and a time-stopped model depends on the machine's speed). 180, not 60: in fp32 on a
-    # 2-core AVX2 CPU a step takes 1.8 s, so 2,000 steps need an hour, and the 60-minute stop ended
-    # sw-en's default model at step 1,501 when the machine was shared (2026-12-02)
+    # 2-core AVX2 CPU a step took 2.4 s with a one-thread process beside it, so the 60-minute stop ended sw-en's
+    # default model at step 1,501 (2026-12-02, benchmarks/results/cold_run_sw-en.txt)
     max_minutes: float = 180.0
     dev_size: int = 500  # held-out bitext pairs (the training curve; FLORES is never seen)
     eval_every: int = 250
