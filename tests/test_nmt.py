@@ -150,6 +150,34 @@ def tiny_encoder(tmp_path):
     return path
 
 
+def test_source_states_are_the_full_encoders_layer_states_from_the_truncated_encoder(bench_home, tmp_path,
+                                                                                    monkeypatch):
+    from transformers import BertConfig, BertModel
+
+    from bench.methods.translate import mt_data
+
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(WORDS), hidden_size=16, num_hidden_layers=3, num_attention_heads=2,
+                        intermediate_size=32, max_position_embeddings=64, pad_token_id=0)
+    path = tmp_path / "three-layer-encoder"
+    BertModel(config, add_pooling_layer=False).save_pretrained(path)
+    tiny_tokenizer().save_pretrained(path)
+    ref = models.resolve(str(path))
+    texts = ["habari yako", "mbwa wangu ni mkubwa sana", "a", "jina langu ni rehema"]
+    full, tokenizer = models.load(ref)
+
+    with monkeypatch.context() as patch:  # the layer above the states is never run
+        patch.setattr(full.encoder.layer[2], "forward", lambda *a, **k: pytest.fail("layer 3 ran"))
+        got = mt_data.encode_states(ref, 2, 16, texts)
+
+    with torch.inference_mode():
+        for i, text in enumerate(texts):
+            ids = tokenizer([text], return_tensors="pt")
+            expected = full(**ids, output_hidden_states=True).hidden_states[2][0].to(torch.float16).numpy()
+            assert got.get(i).shape == (len(ids["input_ids"][0]), 16)
+            assert (abs(got.get(i).astype("float32") - expected.astype("float32")) <= 1e-3).all()
+
+
 def test_tiny_training_overfits_and_copies_unseen_names(bench_home, tiny_encoder):
     from bench.methods.translate.mt_model import MODEL_FILE
     from bench.methods.translate.mt_config import MtConfig

@@ -4,14 +4,13 @@ The trained model (:mod:`bench.methods.translate.mt_model`) keeps the packaged m
 its token states for every foreign sentence of the bitext are computed once, stored as float16
 (``states.npy``, one row per token, ``offsets.npy`` delimiting sentences) and cached under
 ``BENCH_HOME/mt-states/<fingerprint>`` (key: encoder fingerprint, layer, maximum length, bitext
-fingerprint). Training then only runs the decoder. They are encoded on :func:`bench.infra.devices.resolve`'s
-device (a copy of the shared model on a GPU), in fp32 on every device: they are stored as float16,
-whose mantissa bf16 would not fill.
+fingerprint). Training then only runs the decoder. They are encoded by the encoder truncated to that layer
+(:func:`truncated_encoder`, what the trained model translates with) on :func:`bench.infra.devices.resolve`'s
+device, in fp32 on every device: they are stored as float16, whose mantissa bf16 would not fill.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 from pathlib import Path
@@ -45,12 +44,14 @@ def source_states(encoder_ref: models.ModelRef, layer: int, max_length: int, tex
 
 def encode_states(encoder_ref: models.ModelRef, layer: int, max_length: int, texts: Sequence[str],
                   batch_tokens: int | None = None) -> TokenStates:
+    """Layer-``layer`` token states of ``texts`` from :func:`truncated_encoder`, the encoder the MT model translates
+    with: the layers above ``layer`` are never run (a third of a 12-layer encoder's cost at layer 8)."""
     import torch
     from bench.infra import progress
 
-    model, tokenizer = models.load(encoder_ref)
+    _, tokenizer = models.load(encoder_ref)
     device = devices.resolve()
-    model = model if device.type == "cpu" else copy.deepcopy(model).to(device)  # the shared model never moves
+    encoder = truncated_encoder(encoder_ref, layer).eval().to(device)
     batch_tokens = batch_tokens or devices.batch_tokens(device)
     torch.set_num_threads(batching.threads())
     ids = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
@@ -61,18 +62,12 @@ def encode_states(encoder_ref: models.ModelRef, layer: int, max_length: int, tex
                                       disable=len(texts) < 256) as bar:
         for rows in batching.length_batches([len(x) for x in ids], batch_tokens, 2 * devices.max_batch(device)):
             input_ids, mask = (t.to(device) for t in batching.pad_batch(ids, rows, pad))
-            hidden = _layer_output(model, input_ids, mask, layer)
+            hidden = encoder(input_ids=input_ids, attention_mask=mask).last_hidden_state
             hidden = hidden.to(torch.float16).cpu().numpy()
             for j, i in enumerate(rows):
                 out[i] = hidden[j, :len(ids[i])]
             bar.update(len(rows))
-    return TokenStates.join(out, model.config.hidden_size, np.float16)
-
-
-def _layer_output(model, input_ids, mask, layer: int):
-    if layer == model.config.num_hidden_layers:
-        return model(input_ids=input_ids, attention_mask=mask).last_hidden_state
-    return model(input_ids=input_ids, attention_mask=mask, output_hidden_states=True).hidden_states[layer]
+    return TokenStates.join(out, encoder.config.hidden_size, np.float16)
 
 
 def truncated_encoder(encoder_ref: models.ModelRef, layer: int):
