@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from dataclasses import replace
 
@@ -140,9 +141,15 @@ def test_a_sweep_takes_archived_cells_instead_of_training_them(bench_home, tmp_p
         return real_execute(plan, stored)
 
     monkeypatch.setattr(RunPlan, "execute", execute)
-    again = sweep("again")
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        again = sweep("again")
     assert ran == []
     assert again[0].read_text() == first[0].read_text()
+    # one line says how many came from the archive; -v (INFO) names each
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    summary = f"3 of the sweep's 3 runs taken from the archive in {archive} (identical inputs; -v names each)"
+    assert warnings == [summary]
     assert f"xx-en/sdistill+noise0.5: taking the archived run in {archive} (identical inputs)" in caplog.text
     # other inputs (another step budget): the students are trained again and replace their archived runs; the
     # reference, which reads no distillation option, is still taken from the archive

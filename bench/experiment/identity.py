@@ -158,13 +158,13 @@ def reusable(runs_root: Path, pair: str, identity: dict, *, force: bool = False,
     return verdict.stored
 
 
-def archived(archive: Path, pair: str, identity: dict) -> StoredRun | None:
+def archived(archive: Path, pair: str, identity: dict, *, level: int = logging.WARNING) -> StoredRun | None:
     """The archived run to take for a run of ``identity`` (None: run it), by the rule of :func:`reusable`, saying
-    so in one line, or why an archived run is not taken (a warning)."""
+    so in one line (at ``level``), or why an archived run is not taken (a warning)."""
     verdict = stored_verdict(archive, pair, identity, archived=True)
     label = f"{pair}/{verdict.path.name}"
     if verdict.stored is not None:
-        log.warning("%s: taking the archived run in %s (identical inputs)", label, archive)
+        log.log(level, "%s: taking the archived run in %s (identical inputs)", label, archive)
     elif verdict.why is not None:
         log.warning("%s: %s: running it", label, verdict.why)
     return verdict.stored

@@ -72,12 +72,19 @@ class Sweep:
         archived runs (:mod:`bench.results.archive`) that cells with identical inputs are taken from, and that
         every run of the sweep is added to."""
         rows = []
+        used = []
         for plan in self.plans:
             rate = plan.options.bitext_noise
             log.info("seed %d, noise rate %g: %s", plan.seed, rate, ", ".join(s.name for s in plan.systems))
             for stored in plan_runs(plan, archive):
                 rows.append(stored.per_query.assign(system=stored.system, seed=plan.seed, rate=rate))
+                used.append(stored)
         refs = plan_runs(self.reference, archive) if self.reference else []
+        used += refs
+        taken = sum(archive is not None and archive.resolve() in stored.path.resolve().parents for stored in used)
+        if taken:
+            log.warning("%d of the sweep's %d runs taken from the archive in %s (identical inputs; -v names each)",
+                        taken, len(used), archive)
         ref_means = {r.system: dict(r.manifest["measures"]) for r in refs}
         per_query = pd.concat(rows, ignore_index=True)[list(PER_QUERY_COLUMNS)]
         return write_sweep(self.pair.name, per_query, ref_means, reports_dir, self.comparisons)
@@ -187,7 +194,7 @@ def plan_runs(plan: RunPlan, archive: Path | None = None) -> list[StoredRun]:
             # not probed: the models' fingerprints are part of the identity, so they are prepared as the run would
             identity = run_identity(plan.pair, system, plan.options, depth=plan.depth, seed=plan.seed,
                                     measures=plan.measures, collection=collection)
-            found = archived(archive, plan.pair.name, identity)
+            found = archived(archive, plan.pair.name, identity, level=logging.INFO)  # execute counts them
             if found is not None:
                 taken[system.name] = found
     made = {}
