@@ -58,7 +58,8 @@ def test_batch_sizes_and_description_on_the_cpu(monkeypatch):
     monkeypatch.setenv("BENCH_BATCH_TOKENS", "lots")
     with pytest.raises(BenchError, match="BENCH_BATCH_TOKENS must be a positive integer, not 'lots'"):
         devices.batch_tokens("cpu")
-    assert devices.describe("cpu") == {"device": "cpu", "dtype": "fp32", "torch": torch.__version__}
+    monkeypatch.setenv("BENCH_THREADS", "3")
+    assert devices.describe("cpu") == {"device": "cpu", "dtype": "fp32", "torch": torch.__version__, "threads": 3}
     assert devices.describe("cpu", "int8")["dtype"] == "int8-dynamic"
 
 
@@ -198,7 +199,8 @@ def test_the_cpu_runtime_setting(monkeypatch):
     assert devices.cpu_runtime("cpu") == "torch" and "runtime" not in devices.describe("cpu")
     monkeypatch.setenv("BENCH_CPU_RUNTIME", "openvino")
     assert devices.cpu_runtime("cpu") == "openvino"
-    assert devices.describe("cpu") == {"device": "cpu", "dtype": "fp32", "torch": torch.__version__,
+    monkeypatch.setenv("BENCH_THREADS", "1")
+    assert devices.describe("cpu") == {"device": "cpu", "dtype": "fp32", "torch": torch.__version__, "threads": 1,
                                        "runtime": f"openvino {openvino_version()}"}
     assert devices.cpu_runtime("cpu", "int8") == "torch"  # int8 is torch's dynamic quantisation
     assert "runtime" not in devices.describe("cpu", "int8")
@@ -259,11 +261,12 @@ def test_a_device_this_machine_lacks_is_one_line_and_nothing_is_written(tmp_path
 def test_device_flags_are_set_for_the_command_and_recorded_in_the_manifest(tmp_path, monkeypatch, capsys, bench_home):
     monkeypatch.delenv("BENCH_DEVICE", raising=False)
     monkeypatch.delenv("BENCH_BATCH_TOKENS", raising=False)
+    monkeypatch.setenv("BENCH_THREADS", "2")
     code, out, err = run_main(monkeypatch, capsys, "-q", "run", "--pair-file", PAIR, "--systems", "bm25", "--runs",
                               str(tmp_path / "runs"), "--no-report", "--device", "cpu", "--batch-tokens", "4096")
     assert code == 0, err
     manifest = json.loads((tmp_path / "runs" / "xx-en" / "bm25" / "manifest.json").read_text())
-    assert manifest["execution"] == {"device": "cpu", "dtype": "fp32", "torch": torch.__version__,
+    assert manifest["execution"] == {"device": "cpu", "dtype": "fp32", "torch": torch.__version__, "threads": 2,
                                      "batch_tokens": 4096, "quantize": None}
     import os
 
@@ -273,6 +276,7 @@ def test_device_flags_are_set_for_the_command_and_recorded_in_the_manifest(tmp_p
 def test_int8_is_recorded_for_a_dense_system(tiny_ref, tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("BENCH_DEVICE", raising=False)
     monkeypatch.setattr(encoder_module, "_ENCODERS", {})
+    monkeypatch.setenv("BENCH_THREADS", "1")
     spec = str(tiny_ref.path)
     monkeypatch.setitem(encoder_module._ENCODERS, (spec, None, "int8"), dense.Encoder(tiny_ref, quantize="int8"))
     code, out, err = run_main(monkeypatch, capsys, "-q", "run", "--pair-file", PAIR, "--systems", "mdense", "--runs",
@@ -280,7 +284,7 @@ def test_int8_is_recorded_for_a_dense_system(tiny_ref, tmp_path, monkeypatch, ca
     assert code == 0, err
     manifest = json.loads((tmp_path / "runs" / "xx-en" / "mdense" / "manifest.json").read_text())
     assert manifest["execution"] == {"device": "cpu", "dtype": "int8-dynamic", "torch": torch.__version__,
-                                     "batch_tokens": 2048, "quantize": "int8"}
+                                     "threads": 1, "batch_tokens": 2048, "quantize": "int8"}
     assert manifest["spec"]["quantize"] == "int8" and manifest["options"]["quantize"] == "int8"
 
 
@@ -311,6 +315,7 @@ def test_a_dense_run_through_openvino_scores_as_torch_and_records_it(tiny_ref, t
     nothing encoded is shared): the same AP for every query, and the runtime in the second run's manifest."""
     monkeypatch.delenv("BENCH_DEVICE", raising=False)
     monkeypatch.delenv("BENCH_CPU_RUNTIME", raising=False)
+    monkeypatch.setenv("BENCH_THREADS", "1")
     spec, ap = str(tiny_ref.path), {}
     for runtime in ("torch", "openvino"):
         monkeypatch.setenv("BENCH_HOME", str(tmp_path / f"home-{runtime}"))
@@ -321,7 +326,7 @@ def test_a_dense_run_through_openvino_scores_as_torch_and_records_it(tiny_ref, t
         assert code == 0, err
         manifest = json.loads((runs / "xx-en" / "mdense" / "manifest.json").read_text())
         ap[runtime] = pd.read_csv(runs / "xx-en" / "mdense" / "perquery.csv").query("measure == 'AP'")
-        expected = {"device": "cpu", "dtype": "fp32", "torch": torch.__version__, "batch_tokens": 2048,
+        expected = {"device": "cpu", "dtype": "fp32", "torch": torch.__version__, "threads": 1, "batch_tokens": 2048,
                     "quantize": None}
         if runtime == "openvino":
             expected["runtime"] = f"openvino {openvino_version()}"

@@ -11,6 +11,7 @@ import pytest
 from bench.data.collection.local import load_pair_file
 from bench.errors import BenchError
 from bench.experiment.runner import run_systems
+from bench.infra import batching
 from bench.systems import parse_systems
 from test_dense import write_tiny_model
 
@@ -71,6 +72,7 @@ def test_distilled_systems_train_once_share_checkpoints_and_rerun_identically(be
     assert len(list((bench_home / "checkpoints").iterdir())) == 2
     assert students["sdistill"]["config"]["w_ot"] == 0.0 and students["optical"]["config"]["steps"] == 3
     assert students["optical"]["training"]["steps"] == 3 and students["optical"]["training"]["pairs"] == len(BITEXT)
+    assert students["optical"]["training"]["threads"] == batching.threads()  # on the CPU, another count: another model
     assert by_name["optical"]["artifacts"]["bitext"]["sources"] == {"bitext.tsv": len(BITEXT)}
     # the student encodes the foreign queries, the teacher (here the same tiny encoder) the documents
     models = by_name["optical"]["models"]

@@ -15,6 +15,7 @@ transformers = pytest.importorskip("transformers")
 
 from bench.errors import BenchError  # noqa: E402
 from bench.data import models  # noqa: E402
+from bench.infra import batching  # noqa: E402
 from bench.methods.translate import flores, nmt  # noqa: E402
 
 SENTENCES = ["a b c", "d e", "f", "a a b b c c d", "e f a", "c"]
@@ -168,7 +169,10 @@ def test_source_states_are_the_full_encoders_layer_states_from_the_truncated_enc
 
     with monkeypatch.context() as patch:  # the layer above the states is never run
         patch.setattr(full.encoder.layer[2], "forward", lambda *a, **k: pytest.fail("layer 3 ran"))
+        generator = torch.get_rng_state()
         got = mt_data.encode_states(ref, 2, 16, texts)
+    # nothing drawn from torch's generator: the MT training seeds it just before it builds the states
+    assert torch.equal(torch.get_rng_state(), generator)
 
     with torch.inference_mode():
         for i, text in enumerate(texts):
@@ -196,6 +200,7 @@ def test_tiny_training_overfits_and_copies_unseen_names(bench_home, tiny_encoder
     assert (path / "curve.png").exists()
     record = json.loads((path / "bench-mt.json").read_text())
     assert record["steps"] == 400 and record["stopped_by"] == "max_steps" and record["peak_rss_mb"] > 0
+    assert record["threads"] == batching.threads()
 
     greedy = nmt.DecodeParams(num_beams=1, max_new_tokens=40)
     sources = ["habari yako", "mbwa wangu ni mkubwa", "kwaheri rafiki", "jina langu ni rehema"]

@@ -729,7 +729,8 @@ def test_the_training_table_lists_each_student_once_with_its_time_and_memory(tmp
     make_run(root, "sw-en", "sdistill-maxsim", values,  # resumed, with its total over both processes
              artifacts={"student": {"recipe": "sdistill", "checkpoint": "031715ae84000e81",
                                     "training": {"pairs": 35568, "steps": 1112, "seconds": 4321.4,
-                                                 "seconds_last_session": 3549.8, "resumed": True}}})
+                                                 "seconds_last_session": 3549.8, "resumed": True, "device": "cpu",
+                                                 "threads": 1}}})
     md = (tmp_path / "reports" / "sw-en.md")
     report.write_pair_report("sw-en", root, tmp_path / "reports", n_resamples=100)
     lines = md.read_text().splitlines()
@@ -739,7 +740,7 @@ def test_the_training_table_lists_each_student_once_with_its_time_and_memory(tmp
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
         "| sdistill | sdistill | c648be280872 | 35,568 | 30 | 157 | — | — |",  # the report's order of systems
         "| sdistill | sdistill-maxsim | 031715ae8400 | 35,568 | 1,112 | 4321 (resumed; 3550 in its last process) | — "
-        "| — |",
+        "| cpu, 1 thread |",  # the threads it trained with, where recorded
         "| optical | optical, optical-maxsim | f4f1c86f136f | 35,568 | 1,112 | 1835 in its last process (resumed; the "
         "earlier ones unrecorded) | 7,616 | cpu |"]
     assert "<h2>Training</h2>" in (tmp_path / "reports" / "sw-en.html").read_text()

@@ -247,6 +247,13 @@ def test_the_estimate_from_the_rates_measured_here(bench_home, tmp_path):
         "  estimated time to build and train: about 20 min (retrieval and scoring not included)"]
 
 
+def test_a_long_build_says_how_long_at_the_rate_measured_here_and_nothing_without_one(bench_home):
+    assert rates.expected("mt-model small", 2500) == ""
+    rates.record("mt-model small", 100, 60.0)  # 0.6 s a step
+    assert rates.expected("mt-model small", 2500) == f", about 25 min at the rate measured here ({rates.execution()})"
+    assert rates.expected("mt-model", 2000) == ""  # the base size is measured apart
+
+
 def test_the_estimate_without_rates_uses_the_defaults_and_says_so(bench_home, tmp_path):
     from bench.data.pair_ref import resolve_pair
     from bench.experiment.estimate import STAGES, estimate

@@ -110,9 +110,11 @@ def max_batch(device=None) -> int:
 
 def describe(device=None, quantize: str | None = None) -> dict:
     """What a manifest records of the execution: ``{"device": "cpu" | "cuda:0 (NVIDIA H200)", "dtype":
-    "fp32" | "bf16-autocast" | "int8-dynamic", "torch": version}``, with ``"runtime": "openvino <version>"``
-    where the CPU encoders run through OpenVINO (:func:`cpu_runtime`). ``quantize`` is the int8 setting
-    of the encoders (effective on the CPU only)."""
+    "fp32" | "bf16-autocast" | "int8-dynamic", "torch": version}``, on the CPU with ``"threads"``
+    (:func:`bench.infra.batching.threads`: torch splits a step's sums by thread, so a training at another thread
+    count is another model, `benchmarks/results/thread_counts.txt`) and ``"runtime": "openvino <version>"`` where the
+    CPU encoders run through OpenVINO (:func:`cpu_runtime`). ``quantize`` is the int8 setting of the encoders
+    (effective on the CPU only)."""
     import torch
 
     device = _device(device)
@@ -125,6 +127,10 @@ def describe(device=None, quantize: str | None = None) -> dict:
     else:
         dtype = "bf16-autocast" if bf16_autocast(device) else "fp32"
     described = {"device": name, "dtype": dtype, "torch": torch.__version__}
+    if device.type == "cpu":
+        from bench.infra import batching
+
+        described["threads"] = batching.threads()
     if cpu_runtime(device, quantize) == "openvino":
         from bench.infra import openvino_runtime
 

@@ -150,6 +150,15 @@ def measured(name: str) -> Rate | None:
     return _rate(stages.get(name)) if isinstance(stages, dict) else None
 
 
+def expected(name: str, items: float) -> str:
+    """``", about N min at the rate measured here (cpu, 2 threads, torch)"``: how long ``items`` of ``name`` take at
+    its :func:`measured` rate, as a clause a warning about a long build ends with; ``""`` where none is measured."""
+    rate = measured(name)
+    if rate is None:
+        return ""
+    return f", about {items / rate.per_second / 60:,.0f} min at the rate measured here ({execution()})"
+
+
 def _rate(entry: Any) -> Rate | None:
     if not isinstance(entry, dict):
         return None

@@ -80,5 +80,5 @@ def training_summary(checkpoint: Path) -> dict:
     """What a run manifest records of how its student was trained (from the checkpoint's optical.json)."""
     meta = json.loads((Path(checkpoint) / "optical.json").read_text())
     keys = ("pairs", "steps", "final_loss", "seconds", "seconds_last_session", "resumed", "peak_rss_mb", "peak_cuda_mb",
-            "device")
+            "device", "threads")
     return {k: meta.get(k) for k in keys}

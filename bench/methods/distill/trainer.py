@@ -49,7 +49,7 @@ from bench.methods.distill.prefix_cache import frozen_prefix
 from bench.methods.distill.teacher_cache import Teacher
 from bench.methods.distill.state_cache import forward
 from bench.errors import BenchError
-from bench.infra.rates import execution, measured, resumed_at, timed
+from bench.infra.rates import expected, resumed_at, timed
 from bench.infra.store import artifact_dir, bench_home, cached_build, fingerprint, is_complete, raise_if_probing
 from bench.infra.training import (STATE_FILE, BatchPlan, Every, Loop, Panel, curve_png, seed_all, warmup_then_decay,
                                   write_curve)
@@ -211,12 +211,9 @@ def train_specs(config: OpticalConfig, bitext_pairs: Sequence[tuple[str, str]], 
     if is_complete(path):
         return path
     raise_if_probing(f"{KIND} {path.name}")  # a plan asks whether it is built: not the models loaded
-    rate = measured("student")
-    expected = (f", about {config.steps / rate.per_second / 60:,.0f} min at the rate measured here ({execution()})"
-                if rate else "")
     log.warning("no finished %s student for this bitext: training one now (%d steps of %d pairs%s; cached "
                 "afterwards)", "OT" if config.w_ot else "sentence-distilled", config.steps, config.batch_size,
-                expected)
+                expected("student", config.steps))
     return train(config, bitext_pairs, bitext_fingerprint, Net.from_ref(teacher), Net.from_ref(student), **kwargs)
 
 
@@ -395,7 +392,8 @@ class TrainingRun:
             "seconds_last_session": round(seconds, 1), "resumed": resumed,
             "seconds": round(loop.seconds_total, 1) if loop.seconds_total is not None else None,
             "projection": self.projection is not None, "conventions": asdict(conventions),
-            "device": execution["device"], "precision": execution["dtype"], **devices.peak_memory(self.device),
+            "device": execution["device"], "precision": execution["dtype"], "threads": execution.get("threads"),
+            **devices.peak_memory(self.device),
             "teacher_cache": self.teacher_side.path.name if self.teacher_side.path is not None else None,
             "prefix_cache": self.frozen_prefix.path.name if self.frozen_prefix is not None else None,
             "versions": {"torch": torch.__version__, "transformers": _version("transformers")},

@@ -78,7 +78,7 @@ def provenance(ref: nmt.MtModel, source_lang: str, target_lang: str, decode: dic
     meta = ref.path / "bench-mt.json"
     if meta.exists():
         trained = json.loads(meta.read_text())
-        info["trained"] = {k: trained.get(k) for k in ("steps", "epochs", "train_minutes", "peak_rss_mb")}
+        info["trained"] = {k: trained.get(k) for k in ("steps", "epochs", "train_minutes", "peak_rss_mb", "threads")}
         info["trained"]["heldout_chrF"] = (trained.get("final") or {}).get("dev_chrf")
     if target_lang == "en":
         try:

@@ -11,6 +11,7 @@ device, in fp32 on every device: they are stored as float16, whose mantissa bf16
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 from pathlib import Path
@@ -71,17 +72,18 @@ def encode_states(encoder_ref: models.ModelRef, layer: int, max_length: int, tex
 
 
 def truncated_encoder(encoder_ref: models.ModelRef, layer: int):
-    """A frozen copy of the encoder keeping its first ``layer`` layers (what the decoder attends to)."""
-    from transformers import AutoConfig, AutoModel
+    """A frozen copy of the encoder keeping its first ``layer`` layers (what the decoder attends to). Copied, not
+    built afresh: a new model's random initialisation would draw from torch's generator, which the MT training
+    has seeded just before it builds the source states with this."""
+    from bench.errors import BenchError
 
     model, _ = models.load(encoder_ref)
-    config = AutoConfig.from_pretrained(str(encoder_ref.path))
-    config.num_hidden_layers = min(layer, config.num_hidden_layers)
-    enc = AutoModel.from_config(config)
-    missing, unexpected = enc.load_state_dict(model.state_dict(), strict=False)
-    unexpected_layers = [k for k in unexpected if not k.startswith("encoder.layer.")]
-    if [k for k in missing if not k.startswith("pooler.")] or unexpected_layers:
-        raise RuntimeError(f"encoder copy: missing {missing}, unexpected {unexpected}")
+    if not hasattr(getattr(model, "encoder", None), "layer"):
+        raise BenchError(f"the MT model's encoder {encoder_ref.name} has no BERT-like layer stack (encoder.layer)",
+                         "give MtConfig.encoder a BERT-like model (multilingual-e5-small, XLM-R, mBERT)")
+    enc = copy.deepcopy(model)
+    enc.encoder.layer = enc.encoder.layer[:layer]
+    enc.config.num_hidden_layers = len(enc.encoder.layer)
     for p in enc.parameters():
         p.requires_grad_(False)
     return enc

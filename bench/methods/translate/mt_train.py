@@ -41,7 +41,7 @@ import numpy as np
 from bench.data import models
 from bench.errors import BenchError
 from bench.infra import batching, devices
-from bench.infra.rates import resumed_at, timed
+from bench.infra.rates import expected, resumed_at, timed
 from bench.infra.store import artifact_dir, bench_home, cached_build, fingerprint, is_complete
 from bench.infra.training import STATE_FILE, Every, Loop, Panel, curve_png, warmup_times_decay, write_curve
 from bench.methods.token_states import TokenStates
@@ -99,8 +99,9 @@ def train_on_bitext(pairs: Sequence[tuple[str, str]], bitext_fp: str, config: Mt
     path = artifact_dir("mt-models", key)
     work = bench_home() / "mt-models-work" / fingerprint(key)
     if not is_complete(path):
-        log.warning("training an MT model on %d sentence pairs: about an hour on 2 CPU cores, at most %.0f "
-                    "minutes (cached afterwards in %s)", len(pairs), config.max_minutes, path)
+        log.warning("training an MT model on %d sentence pairs (%d steps%s, at most %.0f minutes; cached afterwards "
+                    "in %s)", len(pairs), config.max_steps, expected(rate_name(config), config.max_steps),
+                    config.max_minutes, path)
 
     def build(tmp: Path) -> None:
         _train(tmp, list(pairs), ref, config, seed, Resume(work / STATE_FILE, fingerprint(key), save_every), callback)
@@ -328,7 +329,8 @@ def _train(out: Path, pairs: list[tuple[str, str]], ref: models.ModelRef, config
         "config": asdict(config), "seed": seed, "encoder": ref.describe(), "pairs": len(pairs),
         "train_pairs": len(train_rows), "dev_pairs": len(dev_rows), "target_pieces": len(vocab), "steps": loop.step,
         "epochs": loop.curve[-1]["epoch"] if loop.curve else 0, "stopped_by": loop.stopped_by,
-        "device": devices.describe(device)["device"], "precision": "bf16-autocast" if bf16 else "fp32",
+        "device": devices.describe(device)["device"], "threads": devices.describe(device).get("threads"),
+        "precision": "bf16-autocast" if bf16 else "fp32",
         "train_minutes": round(loop.seconds / 60, 2), "total_minutes": round((time.time() - t0) / 60, 2),
         "resumed_at_step": int(state["step"]) if state is not None else None,
         "train_minutes_total": round(loop.seconds_total / 60, 2) if loop.seconds_total is not None else None,

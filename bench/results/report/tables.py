@@ -444,7 +444,7 @@ def training(report: PairReport) -> Table | None:
             memory += f" (GPU {done['peak_cuda_mb']:,})"
         rows.append([str(row["student"].get("recipe") or "—"), ", ".join(row["runs"]), checkpoint[:12],
                      _number_or_dash(done.get("pairs")), _number_or_dash(done.get("steps")), seconds, memory,
-                     str(done.get("device") or "—")])
+                     _trained_on(done)])
     header = ["recipe", "runs", "checkpoint", "bitext pairs", "steps", "training (s)", "peak memory (MB)", "device"]
     return Table(header, [[Cell(c) for c in row] for row in rows], text_cols=3)
 
@@ -457,6 +457,15 @@ def training_seconds(done: dict) -> str:
     if done.get("seconds") is not None:
         return f"{fmt(done['seconds'], 0)} (resumed; {fmt(done.get('seconds_last_session'), 0)} in its last process)"
     return f"{fmt(done.get('seconds_last_session'), 0)} in its last process (resumed; the earlier ones unrecorded)"
+
+
+def _trained_on(done: dict) -> str:
+    """The device a student trained on, with its CPU threads where recorded (``cpu, 1 thread``): on the CPU a
+    training at another thread count is another model."""
+    threads = done.get("threads")
+    if not done.get("device"):
+        return "—"
+    return f"{done['device']}, {threads} thread{'' if threads == 1 else 's'}" if threads else str(done["device"])
 
 
 def _number_or_dash(value) -> str:
