@@ -138,32 +138,28 @@ BITEXT = [
 ] * 4 + [(f"jina langu ni {name}", f"my name is {name}") for name in NAMES] * 3
 
 
-@pytest.fixture
-def tiny_encoder(tmp_path):
+def write_tiny_encoder(path: Path, layers: int = 1) -> Path:
+    """A randomly initialised (seeded) BERT of ``layers`` layers, 16 wide, over :data:`WORDS`, saved at ``path``."""
     from transformers import BertConfig, BertModel
 
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=len(WORDS), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+    config = BertConfig(vocab_size=len(WORDS), hidden_size=16, num_hidden_layers=layers, num_attention_heads=2,
                         intermediate_size=32, max_position_embeddings=64, pad_token_id=0)
-    path = tmp_path / "tiny-encoder"
     BertModel(config, add_pooling_layer=False).save_pretrained(path)
     tiny_tokenizer().save_pretrained(path)
     return path
 
 
+@pytest.fixture
+def tiny_encoder(tmp_path):
+    return write_tiny_encoder(tmp_path / "tiny-encoder")
+
+
 def test_source_states_are_the_full_encoders_layer_states_from_the_truncated_encoder(bench_home, tmp_path,
                                                                                     monkeypatch):
-    from transformers import BertConfig, BertModel
-
     from bench.methods.translate import mt_data
 
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=len(WORDS), hidden_size=16, num_hidden_layers=3, num_attention_heads=2,
-                        intermediate_size=32, max_position_embeddings=64, pad_token_id=0)
-    path = tmp_path / "three-layer-encoder"
-    BertModel(config, add_pooling_layer=False).save_pretrained(path)
-    tiny_tokenizer().save_pretrained(path)
-    ref = models.resolve(str(path))
+    ref = models.resolve(str(write_tiny_encoder(tmp_path / "three-layer-encoder", layers=3)))
     texts = ["habari yako", "mbwa wangu ni mkubwa sana", "a", "jina langu ni rehema"]
     full, tokenizer = models.load(ref)
 
