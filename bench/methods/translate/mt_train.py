@@ -325,11 +325,12 @@ def _train(out: Path, pairs: list[tuple[str, str]], ref: models.ModelRef, config
     save_model(model, tokenizer, out)
     if curve:
         (out / "curve.png").write_bytes(curve_png(curve, CURVE_PANELS, figsize=(10, 4)))
+    execution = devices.describe(device)
     mt_data.write_json(out / "bench-mt.json", {
         "config": asdict(config), "seed": seed, "encoder": ref.describe(), "pairs": len(pairs),
         "train_pairs": len(train_rows), "dev_pairs": len(dev_rows), "target_pieces": len(vocab), "steps": loop.step,
         "epochs": loop.curve[-1]["epoch"] if loop.curve else 0, "stopped_by": loop.stopped_by,
-        "device": devices.describe(device)["device"], "threads": devices.describe(device).get("threads"),
+        "device": execution["device"], "threads": execution.get("threads"),
         "precision": "bf16-autocast" if bf16 else "fp32",
         "train_minutes": round(loop.seconds / 60, 2), "total_minutes": round((time.time() - t0) / 60, 2),
         "resumed_at_step": int(state["step"]) if state is not None else None,
