@@ -462,10 +462,12 @@ def training_seconds(done: dict) -> str:
 def _trained_on(done: dict) -> str:
     """The device a student trained on, with its CPU threads where recorded (``cpu, 1 thread``): on the CPU a
     training at another thread count is another model."""
-    threads = done.get("threads")
-    if not done.get("device"):
+    device, threads = done.get("device"), done.get("threads")
+    if not device:
         return "—"
-    return f"{done['device']}, {threads} thread{'' if threads == 1 else 's'}" if threads else str(done["device"])
+    if not threads:
+        return str(device)
+    return f"{device}, {threads} thread{'' if threads == 1 else 's'}"
 
 
 def _number_or_dash(value) -> str:
